@@ -1,0 +1,1 @@
+"""Faust agents: router, connectors and status tracker."""

@@ -1,0 +1,1 @@
+"""gRPC API server and its services."""

@@ -1,0 +1,1 @@
+"""Chat4All core: settings, CLI, local stack and shared clients."""

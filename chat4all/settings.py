@@ -1,0 +1,114 @@
+"""The one settings object every Chat4All process reads (env vars prefixed CHAT4ALL_)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+class Settings(BaseSettings):
+    """Chat4All settings. Each field is read from ``CHAT4ALL_<FIELD_NAME>`` (upper case).
+
+    The README's settings table is generated from this class (``chat4all settings``):
+    keep the field descriptions short and true.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="CHAT4ALL_", extra="ignore")
+
+    # --- general -------------------------------------------------------------
+    dev_mode: bool = Field(True, description="Dev mode: allows a generated JWT secret. Set false in production.")
+    log_level: str = Field("INFO", description="Log level of every process.")
+    log_format: Literal["text", "json"] = Field("text", description="Log line format.")
+
+    # --- local stack -----------------------------------------------------------
+    stack_dir: Path = Field(REPO_ROOT / ".stack", description="Folder for the local stack's jars, data, logs and pid files.")
+    kafka_heap: str = Field("512m", description="Kafka JVM heap (-Xmx and -Xms).")
+    cassandra_heap: str = Field("1024m", description="Cassandra JVM heap (-Xmx and -Xms).")
+    s3_heap: str = Field("256m", description="S3Proxy JVM heap.")
+    stack_start_timeout: float = Field(240.0, description="Seconds `stack up` waits for each server to answer.")
+
+    # --- Kafka -----------------------------------------------------------------
+    kafka_host: str = Field("127.0.0.1", description="Kafka broker host.")
+    kafka_port: int = Field(9092, description="Kafka broker port.")
+    kafka_controller_port: int = Field(9093, description="Kafka KRaft controller port.")
+    topic_partitions: int = Field(12, description="Partitions of every keyed topic; the Faust app uses the same number.")
+    replication_factor: int = Field(1, description="Replication factor of topics (and changelogs).")
+    messages_retention_hours: int = Field(24 * 7, description="Retention of `messages` and `status-updates`.")
+    outbound_retention_hours: int = Field(24 * 3, description="Retention of the `<channel>-outbound` topics.")
+
+    # --- Cassandra -------------------------------------------------------------
+    cassandra_host: str = Field("127.0.0.1", description="Cassandra contact point.")
+    cassandra_port: int = Field(9042, description="Cassandra native protocol port.")
+    cassandra_storage_port: int = Field(7000, description="Cassandra inter-node storage port (local stack).")
+    cassandra_keyspace: str = Field("chat4all", description="Keyspace name.")
+    cassandra_replication_factor: int = Field(1, description="Keyspace replication factor.")
+
+    # --- S3 --------------------------------------------------------------------
+    s3_host: str = Field("127.0.0.1", description="S3 endpoint host.")
+    s3_port: int = Field(9000, description="S3 endpoint port.")
+    s3_secure: bool = Field(False, description="Use https for S3.")
+    s3_access_key: str = Field("chat4all", description="S3 access key.")
+    s3_secret_key: SecretStr = Field(SecretStr("chat4all-local-secret"), description="S3 secret key (local stack default; set it in production).")
+    s3_region: str = Field("us-east-1", description="S3 region used for signing.")
+    s3_bucket: str = Field("chat4all-files", description="Bucket for uploaded files.")
+
+    # --- Redis -----------------------------------------------------------------
+    redis_host: str = Field("127.0.0.1", description="Redis host.")
+    redis_port: int = Field(6379, description="Redis port.")
+    redis_db: int = Field(0, description="Redis database number.")
+
+    # --- Faust workers ---------------------------------------------------------
+    app_id: str = Field("chat4all", description="Faust application id (consumer group and changelog prefix).")
+    web_port: int = Field(6066, description="Faust web port of a worker (/health, /metrics, tables).")
+    data_dir: Path = Field(REPO_ROOT / ".stack" / "worker-data", description="Faust data dir (RocksDB); one per worker.")
+    processing_guarantee: Literal["at_least_once", "exactly_once"] = Field("at_least_once", description="Faust processing guarantee.")
+    broker_session_timeout: float = Field(10.0, description="Kafka consumer session timeout (s): how fast a dead worker's partitions move.")
+    broker_heartbeat_interval: float = Field(3.0, description="Kafka consumer heartbeat interval (s).")
+    rocksdb_block_cache_mb: int = Field(8, description="RocksDB block cache per table partition (MiB).")
+    dedup_retention_hours: int = Field(24, description="How long the router remembers a message id.")
+    connector_send_error_rate: float = Field(0.0, description="Failure injection: share of connector sends that fail (0..1).")
+    connector_outage: bool = Field(False, description="Failure injection: every connector send fails (an outage).")
+    connector_max_attempts: int = Field(5, description="Connector send attempts before the recipient is FAILED.")
+    breaker_failure_threshold: int = Field(5, description="Consecutive failures that open a connector's circuit breaker.")
+    breaker_reset_timeout: float = Field(5.0, description="Seconds an open breaker waits before HALF_OPEN.")
+    delivered_delay_ms: tuple[int, int] = Field((100, 500), description="Simulated delay to DELIVERED (min,max ms).")
+    read_delay_ms: tuple[int, int] = Field((2000, 5000), description="Simulated delay from DELIVERED to READ (min,max ms).")
+
+    # --- API -------------------------------------------------------------------
+    api_host: str = Field("127.0.0.1", description="gRPC API bind host.")
+    api_port: int = Field(50051, description="gRPC API port.")
+    api_metrics_port: int = Field(9464, description="Prometheus port of the API.")
+    jwt_secret: SecretStr | None = Field(None, description="JWT signing secret; required unless dev_mode.")
+    jwt_issuer: str = Field("chat4all", description="JWT issuer claim.")
+    jwt_ttl_seconds: int = Field(3600, description="Access token lifetime.")
+    rate_limit_per_second: float = Field(20.0, description="SendMessage token-bucket refill rate per user.")
+    rate_limit_burst: int = Field(100, description="SendMessage token-bucket size per user.")
+    max_content_chars: int = Field(4096, description="Longest message content accepted.")
+
+    # --- files -----------------------------------------------------------------
+    max_file_bytes: int = Field(2 * 1024**3, description="Largest file accepted (bytes).")
+    upload_session_ttl_seconds: int = Field(24 * 3600, description="How long an unfinished upload can be resumed.")
+    presigned_url_ttl_seconds: int = Field(3600, description="Lifetime of a presigned download URL.")
+
+    # --- realtime --------------------------------------------------------------
+    websocket_port: int = Field(8765, description="WebSocket gateway port.")
+
+    @property
+    def kafka_bootstrap(self) -> str:
+        return f"{self.kafka_host}:{self.kafka_port}"
+
+    @property
+    def s3_endpoint(self) -> str:
+        return f"{self.s3_host}:{self.s3_port}"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once from the environment."""
+    return Settings()

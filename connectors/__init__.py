@@ -1,0 +1,1 @@
+"""Channel connectors: base template, breaker, WhatsApp, Instagram and native."""

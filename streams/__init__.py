@@ -1,0 +1,1 @@
+"""Faust app, topics and the records that travel on them."""

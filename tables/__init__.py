@@ -1,0 +1,1 @@
+"""Changelog-backed Faust tables and the pure logic they hold."""
