@@ -1,0 +1,46 @@
+"""Logging set-up shared by every process: text or JSON lines, ids carried as `extra` fields."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+
+from chat4all.settings import get_settings
+
+# Fields that callers pass in `extra=` and that every line should show when present.
+CONTEXT_FIELDS = ("message_id", "conversation_id", "user_id", "recipient_id", "channel", "upload_id")
+
+
+class _ContextFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        line = super().format(record)
+        ctx = " ".join(f"{k}={getattr(record, k)}" for k in CONTEXT_FIELDS if hasattr(record, k))
+        return f"{line} {ctx}" if ctx else line
+
+
+class _JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        out = {
+            "ts": self.formatTime(record),
+            "level": record.levelname,
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        out.update({k: str(getattr(record, k)) for k in CONTEXT_FIELDS if hasattr(record, k)})
+        if record.exc_info:
+            out["exc"] = self.formatException(record.exc_info)
+        return json.dumps(out)
+
+
+def setup_logging(level: str | None = None) -> None:
+    """Configure the root logger once, from settings (CHAT4ALL_LOG_LEVEL, CHAT4ALL_LOG_FORMAT)."""
+    settings = get_settings()
+    handler = logging.StreamHandler(sys.stderr)
+    if settings.log_format == "json":
+        handler.setFormatter(_JsonFormatter())
+    else:
+        handler.setFormatter(_ContextFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level or settings.log_level)
