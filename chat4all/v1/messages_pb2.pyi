@@ -1,0 +1,121 @@
+import datetime
+from collections.abc import Iterable as _Iterable
+from collections.abc import Mapping as _Mapping
+from typing import ClassVar as _ClassVar
+
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+
+from chat4all.v1 import common_pb2 as _common_pb2
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class MessageStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    MESSAGE_STATUS_UNSPECIFIED: _ClassVar[MessageStatus]
+    MESSAGE_STATUS_SENT: _ClassVar[MessageStatus]
+    MESSAGE_STATUS_DELIVERED: _ClassVar[MessageStatus]
+    MESSAGE_STATUS_READ: _ClassVar[MessageStatus]
+    MESSAGE_STATUS_FAILED: _ClassVar[MessageStatus]
+MESSAGE_STATUS_UNSPECIFIED: MessageStatus
+MESSAGE_STATUS_SENT: MessageStatus
+MESSAGE_STATUS_DELIVERED: MessageStatus
+MESSAGE_STATUS_READ: MessageStatus
+MESSAGE_STATUS_FAILED: MessageStatus
+
+class Receipt(_message.Message):
+    __slots__ = ("recipient_id", "channel", "status", "delivered_at", "read_at")
+    RECIPIENT_ID_FIELD_NUMBER: _ClassVar[int]
+    CHANNEL_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    DELIVERED_AT_FIELD_NUMBER: _ClassVar[int]
+    READ_AT_FIELD_NUMBER: _ClassVar[int]
+    recipient_id: str
+    channel: str
+    status: MessageStatus
+    delivered_at: _timestamp_pb2.Timestamp
+    read_at: _timestamp_pb2.Timestamp
+    def __init__(self, recipient_id: str | None = ..., channel: str | None = ..., status: MessageStatus | str | None = ..., delivered_at: datetime.datetime | _timestamp_pb2.Timestamp | _Mapping | None = ..., read_at: datetime.datetime | _timestamp_pb2.Timestamp | _Mapping | None = ...) -> None: ...
+
+class Message(_message.Message):
+    __slots__ = ("message_id", "conversation_id", "sender_id", "content", "timestamp", "status", "delivered_at", "read_at", "file_id", "file", "receipts")
+    MESSAGE_ID_FIELD_NUMBER: _ClassVar[int]
+    CONVERSATION_ID_FIELD_NUMBER: _ClassVar[int]
+    SENDER_ID_FIELD_NUMBER: _ClassVar[int]
+    CONTENT_FIELD_NUMBER: _ClassVar[int]
+    TIMESTAMP_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    DELIVERED_AT_FIELD_NUMBER: _ClassVar[int]
+    READ_AT_FIELD_NUMBER: _ClassVar[int]
+    FILE_ID_FIELD_NUMBER: _ClassVar[int]
+    FILE_FIELD_NUMBER: _ClassVar[int]
+    RECEIPTS_FIELD_NUMBER: _ClassVar[int]
+    message_id: str
+    conversation_id: str
+    sender_id: str
+    content: str
+    timestamp: _timestamp_pb2.Timestamp
+    status: MessageStatus
+    delivered_at: _timestamp_pb2.Timestamp
+    read_at: _timestamp_pb2.Timestamp
+    file_id: str
+    file: _common_pb2.FileMetadata
+    receipts: _containers.RepeatedCompositeFieldContainer[Receipt]
+    def __init__(self, message_id: str | None = ..., conversation_id: str | None = ..., sender_id: str | None = ..., content: str | None = ..., timestamp: datetime.datetime | _timestamp_pb2.Timestamp | _Mapping | None = ..., status: MessageStatus | str | None = ..., delivered_at: datetime.datetime | _timestamp_pb2.Timestamp | _Mapping | None = ..., read_at: datetime.datetime | _timestamp_pb2.Timestamp | _Mapping | None = ..., file_id: str | None = ..., file: _common_pb2.FileMetadata | _Mapping | None = ..., receipts: _Iterable[Receipt | _Mapping] | None = ...) -> None: ...
+
+class SendMessageRequest(_message.Message):
+    __slots__ = ("conversation_id", "content", "client_message_id", "file_id", "channels")
+    CONVERSATION_ID_FIELD_NUMBER: _ClassVar[int]
+    CONTENT_FIELD_NUMBER: _ClassVar[int]
+    CLIENT_MESSAGE_ID_FIELD_NUMBER: _ClassVar[int]
+    FILE_ID_FIELD_NUMBER: _ClassVar[int]
+    CHANNELS_FIELD_NUMBER: _ClassVar[int]
+    conversation_id: str
+    content: str
+    client_message_id: str
+    file_id: str
+    channels: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, conversation_id: str | None = ..., content: str | None = ..., client_message_id: str | None = ..., file_id: str | None = ..., channels: _Iterable[str] | None = ...) -> None: ...
+
+class SendMessageResponse(_message.Message):
+    __slots__ = ("message_id", "timestamp", "status")
+    MESSAGE_ID_FIELD_NUMBER: _ClassVar[int]
+    TIMESTAMP_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    message_id: str
+    timestamp: _timestamp_pb2.Timestamp
+    status: MessageStatus
+    def __init__(self, message_id: str | None = ..., timestamp: datetime.datetime | _timestamp_pb2.Timestamp | _Mapping | None = ..., status: MessageStatus | str | None = ...) -> None: ...
+
+class GetMessagesRequest(_message.Message):
+    __slots__ = ("conversation_id", "page_size", "page_token")
+    CONVERSATION_ID_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    conversation_id: str
+    page_size: int
+    page_token: str
+    def __init__(self, conversation_id: str | None = ..., page_size: int | None = ..., page_token: str | None = ...) -> None: ...
+
+class GetMessagesResponse(_message.Message):
+    __slots__ = ("messages", "next_page_token")
+    MESSAGES_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    messages: _containers.RepeatedCompositeFieldContainer[Message]
+    next_page_token: str
+    def __init__(self, messages: _Iterable[Message | _Mapping] | None = ..., next_page_token: str | None = ...) -> None: ...
+
+class MarkReadRequest(_message.Message):
+    __slots__ = ("conversation_id", "message_ids")
+    CONVERSATION_ID_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_IDS_FIELD_NUMBER: _ClassVar[int]
+    conversation_id: str
+    message_ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, conversation_id: str | None = ..., message_ids: _Iterable[str] | None = ...) -> None: ...
+
+class MarkReadResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
