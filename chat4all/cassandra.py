@@ -6,7 +6,7 @@ import asyncio
 import logging
 from typing import Any
 
-from cassandra.cluster import Cluster, ResponseFuture, Session
+from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile, ResponseFuture, Session
 from cassandra.policies import DCAwareRoundRobinPolicy
 
 from chat4all.settings import Settings
@@ -14,20 +14,21 @@ from chat4all.settings import Settings
 logger = logging.getLogger(__name__)
 
 
-def connect(settings: Settings, *, keyspace: str | None = None, connect_timeout: float = 10.0) -> Session:
-    """A session on the configured cluster, in the Chat4All keyspace unless ``keyspace`` says otherwise.
-
-    Blocking: call it from a thread (``asyncio.to_thread``) inside an event loop.
-    """
-    cluster = Cluster(
+def cluster(settings: Settings, *, connect_timeout: float = 10.0) -> Cluster:
+    """A driver Cluster for the configured contact point (not yet connected)."""
+    profile = ExecutionProfile(load_balancing_policy=DCAwareRoundRobinPolicy(local_dc=settings.cassandra_local_dc))
+    return Cluster(
         contact_points=[settings.cassandra_host],
         port=settings.cassandra_port,
         protocol_version=5,
-        load_balancing_policy=DCAwareRoundRobinPolicy(local_dc="datacenter1"),
+        execution_profiles={EXEC_PROFILE_DEFAULT: profile},
         connect_timeout=connect_timeout,
     )
-    session = cluster.connect(keyspace if keyspace is not None else settings.cassandra_keyspace)
-    return session
+
+
+def connect(settings: Settings, *, connect_timeout: float = 10.0) -> Session:
+    """A session in the Chat4All keyspace. Blocking: call it through ``asyncio.to_thread`` in a loop."""
+    return cluster(settings, connect_timeout=connect_timeout).connect(settings.cassandra_keyspace)
 
 
 def aexecute(session: Session, query: Any, params: Any = None, *, timeout: float = 10.0) -> asyncio.Future:

@@ -28,6 +28,7 @@ class Settings(BaseSettings):
 
     # --- local stack -----------------------------------------------------------
     stack_dir: Path = Field(REPO_ROOT / ".stack", description="Folder for the local stack's jars, data, logs and pid files.")
+    stack_lib_dir: Path = Field(REPO_ROOT / ".stack" / "lib", description="Folder of the stack's jars (shared by stack instances).")
     kafka_heap: str = Field("512m", description="Kafka JVM heap (-Xmx and -Xms).")
     cassandra_heap: str = Field("1024m", description="Cassandra JVM heap (-Xmx and -Xms).")
     s3_heap: str = Field("256m", description="S3Proxy JVM heap.")
@@ -46,6 +47,7 @@ class Settings(BaseSettings):
     cassandra_host: str = Field("127.0.0.1", description="Cassandra contact point.")
     cassandra_port: int = Field(9042, description="Cassandra native protocol port.")
     cassandra_storage_port: int = Field(7000, description="Cassandra inter-node storage port (local stack).")
+    cassandra_local_dc: str = Field("datacenter1", description="Cassandra local datacenter name.")
     cassandra_keyspace: str = Field("chat4all", description="Keyspace name.")
     cassandra_replication_factor: int = Field(1, description="Keyspace replication factor.")
 
@@ -90,11 +92,19 @@ class Settings(BaseSettings):
     rate_limit_per_second: float = Field(20.0, description="SendMessage token-bucket refill rate per user.")
     rate_limit_burst: int = Field(100, description="SendMessage token-bucket size per user.")
     max_content_chars: int = Field(4096, description="Longest message content accepted.")
+    api_max_message_bytes: int = Field(8 * 1024**2, description="Largest gRPC message the API receives or sends (fits 4 MiB file chunks).")
+    api_storage_timeout_seconds: float = Field(5.0, description="Longest wait for one Cassandra statement or Redis call in the API (s).")
+    api_publish_timeout_seconds: float = Field(5.0, description="Longest wait for Kafka to acknowledge an event the API publishes (s).")
+    api_grace_seconds: float = Field(5.0, description="On SIGTERM, seconds the API lets in-flight calls finish.")
 
     # --- files -----------------------------------------------------------------
     max_file_bytes: int = Field(2 * 1024**3, description="Largest file accepted (bytes).")
     upload_session_ttl_seconds: int = Field(24 * 3600, description="How long an unfinished upload can be resumed.")
     presigned_url_ttl_seconds: int = Field(3600, description="Lifetime of a presigned download URL.")
+    upload_part_bytes: int = Field(8 * 1024**2, description="S3 multipart part size the API buffers before writing a part (>= 5 MiB).")
+    upload_max_chunk_bytes: int = Field(4 * 1024**2, description="Largest chunk accepted in one UploadFile message.")
+    upload_cleanup_interval_seconds: float = Field(60.0, description="How often the API aborts expired upload sessions.")
+    s3_public_endpoint: str | None = Field(None, description="host:port put in presigned URLs, if clients reach S3 elsewhere than s3_host:s3_port.")
 
     # --- realtime --------------------------------------------------------------
     websocket_port: int = Field(8765, description="WebSocket gateway port.")

@@ -1,0 +1,76 @@
+"""Apache Kafka 4.1 in KRaft mode (broker and controller in one JVM)."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+import subprocess
+import uuid
+
+from chat4all.stack.exceptions import StackError
+from chat4all.stack.server import Server, classpath, java, lib_dir, maven_install
+
+logger = logging.getLogger(__name__)
+
+
+class Kafka(Server):
+    name = "kafka"
+
+    @property
+    def port(self) -> int:
+        return self.settings.kafka_port
+
+    def install(self) -> None:
+        maven_install(self.settings, "kafka")
+
+    @property
+    def _config(self):
+        return self.home / "conf" / "server.properties"
+
+    def prepare(self) -> None:
+        self.render(
+            "kafka/server.properties", self._config,
+            port=self.settings.kafka_port, controller_port=self.settings.kafka_controller_port,
+            data_dir=self.data_dir,
+        )
+        self.render("kafka/log4j2.xml", self.home / "conf" / "log4j2.xml")
+        if (self.data_dir / "meta.properties").exists():
+            return
+        # KRaft storage is formatted once with a fresh cluster id; later starts reuse it.
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        result = subprocess.run(
+            [java(), "-Xmx256m", *self._log_opts(), "-cp", classpath(lib_dir(self.settings, "kafka")),
+             "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(self._config)],
+            capture_output=True, text=True,
+        )
+        if result.returncode != 0:
+            raise StackError(f"kafka storage format failed:\n{result.stdout}\n{result.stderr}")
+
+    def _log_opts(self) -> list[str]:
+        return [f"-Dlog4j2.configurationFile={self.home / 'conf' / 'log4j2.xml'}"]
+
+    def command(self) -> list[str]:
+        heap = self.settings.kafka_heap
+        return [
+            java(), f"-Xmx{heap}", f"-Xms{heap}", "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20",
+            "-Djava.awt.headless=true", *self._log_opts(),
+            "-cp", classpath(lib_dir(self.settings, "kafka")), "kafka.Kafka", str(self._config),
+        ]
+
+    def healthy(self) -> bool:
+        return asyncio.run(_describe_cluster(self.settings.kafka_bootstrap))
+
+
+async def _describe_cluster(bootstrap: str) -> bool:
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=3000)
+    try:
+        await asyncio.wait_for(admin.start(), 5)
+        await asyncio.wait_for(admin.list_topics(), 5)
+        return True
+    except Exception:  # any failure to answer means "not healthy yet"
+        return False
+    finally:
+        await admin.close()

@@ -1,0 +1,51 @@
+"""Redis from Debian's redis-server package, persisting to its data dir."""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import subprocess
+
+import redis
+
+from chat4all.stack.exceptions import StackError
+from chat4all.stack.server import Server
+
+logger = logging.getLogger(__name__)
+
+
+class Redis(Server):
+    name = "redis"
+
+    @property
+    def port(self) -> int:
+        return self.settings.redis_port
+
+    def install(self) -> None:
+        if shutil.which("redis-server"):
+            return
+        if os.geteuid() != 0 or shutil.which("apt-get") is None:
+            raise StackError("redis-server is missing: install Debian's redis-server package")
+        logger.info("installing redis-server with apt-get")
+        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+        for cmd in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", "redis-server"]):
+            result = subprocess.run(cmd, capture_output=True, text=True, env=env)
+            if result.returncode != 0:
+                raise StackError(f"{' '.join(cmd)} failed:\n{result.stderr[-2000:]}")
+
+    def prepare(self) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.render("redis/redis.conf", self.home / "conf" / "redis.conf", port=self.port, data_dir=self.data_dir)
+
+    def command(self) -> list[str]:
+        return [shutil.which("redis-server") or "redis-server", str(self.home / "conf" / "redis.conf")]
+
+    def healthy(self) -> bool:
+        client = redis.Redis(host=self.settings.redis_host, port=self.port, socket_timeout=2, socket_connect_timeout=2)
+        try:
+            return bool(client.ping())
+        except redis.RedisError:
+            return False
+        finally:
+            client.close()

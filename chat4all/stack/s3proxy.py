@@ -1,0 +1,47 @@
+"""S3Proxy with its filesystem backend: an S3-compatible server that checks v4 signatures."""
+
+from __future__ import annotations
+
+import logging
+
+from chat4all.s3 import s3_client
+from chat4all.stack.process import port_in_use
+from chat4all.stack.server import Server, classpath, java, lib_dir, maven_install
+
+logger = logging.getLogger(__name__)
+
+
+class S3Proxy(Server):
+    name = "s3proxy"
+
+    @property
+    def port(self) -> int:
+        return self.settings.s3_port
+
+    def install(self) -> None:
+        maven_install(self.settings, "s3proxy")
+
+    def prepare(self) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.render(
+            "s3proxy/s3proxy.conf", self.home / "conf" / "s3proxy.conf",
+            port=self.port, access_key=self.settings.s3_access_key,
+            secret_key=self.settings.s3_secret_key.get_secret_value(), data_dir=self.data_dir,
+        )
+        (self.home / "conf" / "s3proxy.conf").chmod(0o600)  # it holds the secret key
+
+    def command(self) -> list[str]:
+        heap = self.settings.s3_heap
+        return [
+            java(), f"-Xmx{heap}", f"-Xms{heap}", "-cp", classpath(lib_dir(self.settings, "s3proxy")),
+            "org.gaul.s3proxy.Main", "--properties", str(self.home / "conf" / "s3proxy.conf"),
+        ]
+
+    def healthy(self) -> bool:
+        if not port_in_use(self.port):
+            return False
+        try:
+            s3_client(self.settings).list_buckets()
+            return True
+        except Exception:  # not answering signed requests yet
+            return False
