@@ -1,0 +1,185 @@
+"""FileService: resumable uploads into S3, upload status, presigned download URLs (registered by api.server)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import grpc
+
+from api.access import require_participant
+from api.auth import current_user_uuid
+from api.convert import parse_uuid, ts_from_datetime
+from api.deps import ApiDeps
+from api.errors import ApiError, invalid, not_found
+from api.file_records import FileRecordStore
+from api.upload_sessions import SessionConflict, UploadSessionStore
+from api.uploads import InvalidUpload, Uploader, UploadError, UploadRequest
+from chat4all.objectstore import ObjectStore, build_object_store
+from chat4all.v1 import files_pb2, files_pb2_grpc
+
+logger = logging.getLogger(__name__)
+
+
+def _api_error(exc: UploadError | SessionConflict) -> ApiError:
+    if isinstance(exc, SessionConflict):
+        return ApiError(grpc.StatusCode.ABORTED, f"another stream is writing upload {exc}; check GetUploadStatus and resume")
+    trailers: tuple[tuple[str, str], ...] = ()
+    if exc.bytes_received is not None:
+        trailers = (("bytes-received", str(exc.bytes_received)),)
+    return ApiError(getattr(grpc.StatusCode, exc.code), exc.message, trailers=trailers)
+
+
+class FileServicer(files_pb2_grpc.FileServiceServicer):
+    """Uploads (see api.uploads), their status, and download URLs; participants only."""
+
+    def __init__(self, *, deps: ApiDeps, object_store: ObjectStore | None = None) -> None:
+        self._deps = deps
+        self._settings = deps.settings
+        self._objects = object_store or build_object_store(deps.settings)
+        self._uploader: Uploader | None = None
+        self._files: FileRecordStore | None = None
+        self._ready = asyncio.Lock()
+        self._bucket_ok = False
+        self._cleaner: asyncio.Task | None = None
+
+    # --- lifecycle (called by api.server) --------------------------------------------------
+
+    async def start(self) -> None:
+        """Create the bucket if missing and start the periodic clean-up of expired sessions."""
+        try:
+            await self._objects.ensure_bucket()
+            self._bucket_ok = True
+        except Exception as exc:  # S3 down at start: retried on first use
+            logger.warning("bucket %s not checked at start: %s", self._objects.bucket, exc)
+        self._cleaner = asyncio.create_task(self._clean_periodically())
+
+    async def stop(self) -> None:
+        if self._cleaner is not None:
+            self._cleaner.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._cleaner
+        if self._uploader is not None:
+            # Streams cut by the shutdown are saving their tails: let them finish first.
+            await self._uploader.drain()
+
+    async def _clean_periodically(self) -> None:
+        interval = self._settings.upload_cleanup_interval_seconds
+        while True:
+            try:
+                uploader = await self._get_uploader()
+            except Exception as exc:
+                logger.warning("upload clean-up waits for Cassandra: %s", exc)
+                await asyncio.sleep(interval)
+                continue
+            await uploader.run_cleaner(interval)
+
+    async def _get_uploader(self) -> Uploader:
+        if self._uploader is not None:
+            return self._uploader
+        async with self._ready:
+            if self._uploader is None:
+                session = await self._deps.store.session(self._settings.api_storage_timeout_seconds)
+                timeout = self._settings.api_storage_timeout_seconds
+
+                def build() -> tuple[UploadSessionStore, FileRecordStore]:
+                    # Preparing statements blocks: off the loop.
+                    return UploadSessionStore(session=session, timeout=timeout), FileRecordStore(session=session, timeout=timeout)
+
+                sessions, files = await asyncio.to_thread(build)
+                self._files = files
+                self._uploader = Uploader(
+                    sessions=sessions,
+                    files=files,
+                    store=self._objects,
+                    max_file_bytes=self._settings.max_file_bytes,
+                    part_bytes=self._settings.upload_part_bytes,
+                    max_chunk_bytes=self._settings.upload_max_chunk_bytes,
+                    session_ttl_seconds=self._settings.upload_session_ttl_seconds,
+                )
+        if not self._bucket_ok:
+            await self._objects.ensure_bucket()
+            self._bucket_ok = True
+        return self._uploader
+
+    # --- RPCs ------------------------------------------------------------------------------
+
+    async def UploadFile(
+        self, request_iterator: AsyncIterator[files_pb2.UploadFileRequest], context: grpc.aio.ServicerContext
+    ) -> files_pb2.UploadFileResponse:
+        caller = current_user_uuid(context)
+        try:
+            first = await anext(request_iterator)
+        except StopAsyncIteration:
+            raise invalid("empty stream: the first message must be info") from None
+        if first.WhichOneof("payload") != "info":
+            raise invalid("the first message of UploadFile must be info (FileInfo), then chunks")
+        info = first.info
+        conversation = await require_participant(self._deps.store, info.conversation_id, caller, context=context)
+        uploader = await self._get_uploader()
+        req = UploadRequest(
+            uploader_id=caller,
+            conversation_id=conversation.conversation_id,
+            filename=info.filename,
+            mime_type=info.mime_type,
+            size=info.size,
+            sha256=info.sha256,
+            upload_id=info.upload_id,
+            offset=info.offset if info.HasField("offset") else None,
+        )
+
+        async def chunks() -> AsyncIterator[bytes]:
+            async for message in request_iterator:
+                if message.WhichOneof("payload") != "chunk":
+                    raise InvalidUpload("only chunks may follow the first message (info)")
+                yield message.chunk
+
+        try:
+            stored = await uploader.upload(req, chunks())
+        except (UploadError, SessionConflict) as exc:
+            raise _api_error(exc) from None
+        return files_pb2.UploadFileResponse(file_id=str(stored.file_id), size=stored.size, sha256=stored.sha256)
+
+    async def GetUploadStatus(
+        self, request: files_pb2.GetUploadStatusRequest, context: grpc.aio.ServicerContext
+    ) -> files_pb2.GetUploadStatusResponse:
+        if not request.upload_id:
+            raise invalid("upload_id is required")
+        uploader = await self._get_uploader()
+        try:
+            session = await uploader.status(upload_id=request.upload_id, caller_id=current_user_uuid(context))
+        except UploadError as exc:
+            raise _api_error(exc) from None
+        return files_pb2.GetUploadStatusResponse(
+            bytes_received=session.bytes_received, size=session.size, expires_at=ts_from_datetime(session.expires_at)
+        )
+
+    async def GetDownloadUrl(
+        self, request: files_pb2.GetDownloadUrlRequest, context: grpc.aio.ServicerContext
+    ) -> files_pb2.GetDownloadUrlResponse:
+        file_id = parse_uuid(request.file_id, "file_id")
+        await self._get_uploader()
+        assert self._files is not None
+        record = await self._files.get(file_id)
+        if record is None:
+            raise not_found(f"file {file_id} not found")
+        await require_participant(self._deps.store, str(record.conversation_id), current_user_uuid(context), context=context)
+        ttl = self._settings.presigned_url_ttl_seconds
+        expires_at = datetime.now(UTC) + timedelta(seconds=ttl)
+        url = self._objects.presigned_get(record.object_key, ttl_seconds=ttl, filename=record.filename)
+        return files_pb2.GetDownloadUrlResponse(url=url, expires_at=ts_from_datetime(expires_at))
+
+
+def registration(deps: ApiDeps) -> Any:
+    """The FileService registration api.server picks up (EXTRA_SERVICES)."""
+    from api.server import ServiceRegistration
+
+    return ServiceRegistration(
+        add_fn=files_pb2_grpc.add_FileServiceServicer_to_server,
+        servicer=FileServicer(deps=deps),
+        name=files_pb2.DESCRIPTOR.services_by_name["FileService"].full_name,
+    )

@@ -1,0 +1,544 @@
+"""Receives upload streams into S3 multipart uploads: resumable, checksummed, in bounded memory.
+
+Where an upload's bytes are, at any time (offsets in the file):
+
+    [0, parts_bytes)                 S3 parts of the multipart upload, recorded in the session row
+    [parts_bytes, bytes_received)    the tail, in the staging object staging/<file_id>/<parts_bytes>
+    [bytes_received, received)       memory of the API process handling the stream (not durable)
+
+A part (``upload_part_bytes``, 8 MiB by default) is written as soon as that much is buffered,
+while the next chunks keep arriving; so memory per stream stays near two parts. When a stream
+is cut or ends early, the buffered bytes (below S3's 5 MiB minimum part size or not) go to the
+staging object, so every received byte stays; a resumed stream reads the tail back and goes on.
+A process that dies without that chance (SIGKILL) loses only what was in its memory:
+``bytes_received`` never counts such bytes.
+
+The SHA-256 is computed while streaming. Python's hash state cannot be serialized, so a stream
+resumed in the process that saw the earlier bytes continues the same hash object; a stream
+resumed elsewhere (after an API restart, or on another replica) re-reads the stored object once
+it is assembled and hashes that. A mismatch either way fails with DATA_LOSS and leaves no
+object, no staging data and no metadata.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import re
+import uuid
+import weakref
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import timedelta
+
+from minio.error import S3Error
+
+from api.file_records import FileRecord, FileRecordStore
+from api.upload_sessions import (
+    COMPLETE,
+    EXPIRED,
+    SessionConflict,
+    UploadSession,
+    UploadSessionStore,
+    now_ms,
+)
+from chat4all.objectstore import ObjectStore, is_missing
+
+logger = logging.getLogger(__name__)
+
+MAX_UPLOAD_ID = 128
+MAX_FILENAME = 255
+MAX_MIME_TYPE = 255
+_SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
+# Chunks this large are hashed in a thread: hashlib releases the GIL, so the loop keeps
+# receiving while the digest runs.
+_THREAD_HASH_BYTES = 256 * 1024
+
+
+class UploadError(Exception):
+    """An upload refused; ``code`` names the gRPC status (the servicer maps it)."""
+
+    code = "INTERNAL"
+
+    def __init__(self, message: str, *, bytes_received: int | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.bytes_received = bytes_received
+
+
+class InvalidUpload(UploadError):
+    code = "INVALID_ARGUMENT"
+
+
+class ChecksumMismatch(UploadError):
+    code = "DATA_LOSS"
+
+
+class UploadIncomplete(UploadError):
+    code = "ABORTED"
+
+
+class UploadBusy(UploadError):
+    code = "ABORTED"
+
+
+class OffsetMismatch(UploadError):
+    code = "FAILED_PRECONDITION"
+
+
+class SessionExpired(UploadError):
+    code = "FAILED_PRECONDITION"
+
+
+class NotUploader(UploadError):
+    code = "PERMISSION_DENIED"
+
+
+class SessionNotFound(UploadError):
+    code = "NOT_FOUND"
+
+
+@dataclass(frozen=True, kw_only=True)
+class UploadRequest:
+    """The first message of an upload stream, with the authenticated caller."""
+
+    uploader_id: uuid.UUID
+    conversation_id: uuid.UUID
+    filename: str
+    mime_type: str
+    size: int
+    sha256: str
+    upload_id: str
+    offset: int | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class StoredFile:
+    file_id: uuid.UUID
+    size: int
+    sha256: str
+
+
+class Uploader:
+    """Drives upload streams into S3 and keeps their sessions; one per API process.
+
+    Defaults come from settings: ``part_bytes`` 8 MiB (at least 5 MiB, S3's minimum),
+    ``max_chunk_bytes`` 4 MiB, ``max_file_bytes`` 2 GiB, ``session_ttl_seconds`` one day,
+    counted from the last durable byte.
+    """
+
+    def __init__(
+        self,
+        *,
+        sessions: UploadSessionStore,
+        files: FileRecordStore,
+        store: ObjectStore,
+        max_file_bytes: int,
+        part_bytes: int,
+        max_chunk_bytes: int,
+        session_ttl_seconds: int,
+        lock_wait_seconds: float = 30.0,
+    ) -> None:
+        if part_bytes < 5 * 1024 * 1024:
+            raise ValueError("part_bytes must be at least 5 MiB (S3's minimum part size)")
+        self.sessions = sessions
+        self.files = files
+        self.store = store
+        self.max_file_bytes = max_file_bytes
+        self.part_bytes = part_bytes
+        self.max_chunk_bytes = max_chunk_bytes
+        self.session_ttl = timedelta(seconds=session_ttl_seconds)
+        self._lock_wait = lock_wait_seconds
+        # One stream at a time per upload_id in this process; a resumed stream waits until the
+        # cut one has saved its tail. Across processes the session row's conditional writes fence.
+        self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
+        # upload_id -> (offset, hash of bytes [0, offset)) of streams cut in this process.
+        self._hashes: dict[str, tuple[int, object]] = {}
+        self._background: set[asyncio.Task] = set()
+
+    # --- public --------------------------------------------------------------------------
+
+    def validate(self, req: UploadRequest) -> None:
+        """INVALID_ARGUMENT for a FileInfo that cannot be uploaded, before anything is written."""
+        if not req.upload_id or len(req.upload_id) > MAX_UPLOAD_ID:
+            raise InvalidUpload(f"upload_id must be 1 to {MAX_UPLOAD_ID} characters")
+        if req.size < 0:
+            raise InvalidUpload("size must not be negative")
+        if req.size > self.max_file_bytes:
+            raise InvalidUpload(f"size {req.size} is over the limit of {self.max_file_bytes} bytes")
+        if not _SHA256_HEX.match(req.sha256):
+            raise InvalidUpload("sha256 must be 64 lowercase hex characters")
+        if not req.filename.strip() or len(req.filename) > MAX_FILENAME or "/" in req.filename or "\x00" in req.filename:
+            raise InvalidUpload(f"filename must be 1 to {MAX_FILENAME} characters, without '/'")
+        if len(req.mime_type) > MAX_MIME_TYPE:
+            raise InvalidUpload(f"mime_type must be at most {MAX_MIME_TYPE} characters")
+        if req.offset is not None and req.offset < 0:
+            raise InvalidUpload("offset must not be negative")
+
+    async def upload(self, req: UploadRequest, chunks: AsyncIterator[bytes]) -> StoredFile:
+        """Receive one stream of an upload (new or resumed) and, once all bytes are in, store the file.
+
+        Raises UploadIncomplete (bytes kept, resume later) if the stream ends early; on
+        cancellation (the client went away) the received bytes are saved in the background.
+        """
+        self.validate(req)
+        lock = self._locks.get(req.upload_id)
+        if lock is None:
+            lock = self._locks[req.upload_id] = asyncio.Lock()
+        try:
+            await asyncio.wait_for(lock.acquire(), self._lock_wait)
+        except TimeoutError:
+            raise UploadBusy(f"another stream is still writing upload {req.upload_id}; try again") from None
+        release_here = True
+        try:
+            session = await self._open(req)
+            if session.state == COMPLETE:
+                return StoredFile(file_id=session.file_id, size=session.size, sha256=session.sha256)
+            rx = _Receiver(uploader=self, session=session, sha=self._take_hash(session))
+            await rx.load_tail()
+            try:
+                async for chunk in chunks:
+                    await rx.feed(chunk)
+            except asyncio.CancelledError:
+                # The call was cancelled (client gone, deadline, shutdown): save what arrived in a
+                # task of its own, which a second cancellation cannot interrupt.
+                release_here = False
+                self._spawn(rx.save(), lock, f"save {req.upload_id}")
+                raise
+            except TooManyBytes:
+                await rx.abandon()
+                await self.discard(session)
+                raise
+            except Exception:
+                # A refused chunk, a lost race or an outage: keep what arrived, then answer.
+                release_here = False
+                await asyncio.shield(self._spawn(rx.save(), lock, f"save {req.upload_id}"))
+                raise
+            release_here = False
+            if rx.received < session.size:
+                durable = await asyncio.shield(self._spawn(rx.save(), lock, f"save {req.upload_id}"))
+                raise UploadIncomplete(
+                    f"stream ended after {durable} of {session.size} bytes; resume with the same upload_id",
+                    bytes_received=durable,
+                )
+            # Assembling a large object takes a while; a client that gives up meanwhile must not
+            # leave an object without its metadata, so this too runs in its own task.
+            return await asyncio.shield(self._spawn(rx.finish(), lock, f"finish {req.upload_id}"))
+        finally:
+            if release_here:
+                lock.release()
+
+    async def status(self, *, upload_id: str, caller_id: uuid.UUID) -> UploadSession:
+        """The session for GetUploadStatus: NOT_FOUND if unknown or expired, PERMISSION_DENIED if not the caller's."""
+        session = await self.sessions.get(upload_id)
+        if session is None or session.state == EXPIRED or (session.state != COMPLETE and session.expired()):
+            raise SessionNotFound(f"no upload session {upload_id!r} (unknown or expired)")
+        if session.uploader_id != caller_id:
+            raise NotUploader(f"upload {upload_id!r} belongs to another user")
+        return session
+
+    async def discard(self, session: UploadSession) -> None:
+        """Drop everything an unfinished upload wrote: multipart parts, staging objects, the session."""
+        if session.s3_upload_id:
+            await self.store.abort_multipart(session.object_key, s3_upload_id=session.s3_upload_id)
+        await self.store.delete_prefix(session.staging_prefix)
+        await self.sessions.delete(session.upload_id)
+        self._hashes.pop(session.upload_id, None)
+        logger.info("discarded upload %s (%d bytes received)", session.upload_id, session.bytes_received)
+
+    async def cleanup_expired(self) -> int:
+        """Abort expired sessions' multipart uploads, delete their staging data and rows; returns how many."""
+        now = now_ms()
+        cleaned = 0
+        for session in await self.sessions.scan():
+            if session.state == COMPLETE:
+                if session.expired(now):
+                    await self.sessions.delete(session.upload_id)
+                    cleaned += 1
+                continue
+            if session.state != EXPIRED:
+                if not session.expired(now):
+                    continue
+                lock = self._locks.get(session.upload_id)
+                if lock is not None and lock.locked():
+                    continue  # a stream is on it right now
+                # The conditional write loses if a stream extended the session meanwhile.
+                if not await self.sessions.mark_expired(session):
+                    continue
+            await self.discard(session)
+            cleaned += 1
+        return cleaned
+
+    async def run_cleaner(self, interval_seconds: float) -> None:
+        """Run ``cleanup_expired`` every ``interval_seconds`` until cancelled; errors are logged, not fatal."""
+        while True:
+            try:
+                cleaned = await self.cleanup_expired()
+                if cleaned:
+                    logger.info("cleaned up %d expired upload sessions", cleaned)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # an outage: try again next round
+                logger.warning("upload clean-up failed: %s: %s", type(exc).__name__, exc)
+            await asyncio.sleep(interval_seconds)
+
+    async def drain(self) -> None:
+        """Wait for background saves and finishes (graceful shutdown)."""
+        if self._background:
+            await asyncio.gather(*self._background, return_exceptions=True)
+
+    # --- internals -----------------------------------------------------------------------
+
+    def _spawn(self, coro, lock: asyncio.Lock, what: str) -> asyncio.Task:  # noqa: ANN001 - a coroutine
+        task = asyncio.create_task(coro)
+        self._background.add(task)
+
+        def done(t: asyncio.Task) -> None:
+            self._background.discard(t)
+            lock.release()
+            if not t.cancelled() and t.exception() is not None and not isinstance(t.exception(), UploadError):
+                logger.warning("%s failed: %s: %s", what, type(t.exception()).__name__, t.exception())
+
+        task.add_done_callback(done)
+        return task
+
+    def _take_hash(self, session: UploadSession):  # noqa: ANN202 - hashlib object
+        cached = self._hashes.pop(session.upload_id, None)
+        if session.bytes_received == 0:
+            return hashlib.sha256()
+        if cached is not None and cached[0] == session.bytes_received:
+            return cached[1]
+        return None  # verified by reading the assembled object back
+
+    async def _open(self, req: UploadRequest) -> UploadSession:
+        now = now_ms()
+        session = await self.sessions.get(req.upload_id)
+        if session is not None and session.state == COMPLETE and session.expired(now):
+            await self.sessions.delete(session.upload_id)
+            session = None
+        if session is not None and (session.state == EXPIRED or session.expired(now)):
+            if session.uploader_id == req.uploader_id:
+                if session.state == EXPIRED or await self.sessions.mark_expired(session):
+                    await self.discard(session)
+                raise SessionExpired(f"upload session {req.upload_id!r} expired; start again with a new upload_id")
+            raise NotUploader(f"upload {req.upload_id!r} belongs to another user")
+        if session is None:
+            file_id = uuid.uuid4()
+            candidate = UploadSession(
+                upload_id=req.upload_id,
+                uploader_id=req.uploader_id,
+                conversation_id=req.conversation_id,
+                file_id=file_id,
+                filename=req.filename,
+                mime_type=req.mime_type or "application/octet-stream",
+                size=req.size,
+                sha256=req.sha256,
+                object_key=f"{now:%Y/%m/%d}/{file_id}",
+                created_at=now,
+                expires_at=now + self.session_ttl,
+            )
+            if await self.sessions.create(candidate):
+                logger.info("upload %s started: file %s, %d bytes", req.upload_id, file_id, req.size)
+                session = candidate
+            else:
+                session = await self.sessions.get(req.upload_id)
+                if session is None:
+                    raise UploadBusy(f"upload {req.upload_id!r} changed meanwhile; try again")
+        if session.uploader_id != req.uploader_id:
+            raise NotUploader(f"upload {req.upload_id!r} belongs to another user")
+        if (session.conversation_id, session.size, session.sha256) != (req.conversation_id, req.size, req.sha256):
+            raise InvalidUpload(
+                f"upload_id {req.upload_id!r} was started for another file (conversation, size or sha256 differ)"
+            )
+        if session.state != COMPLETE and req.offset is not None and req.offset != session.bytes_received:
+            raise OffsetMismatch(
+                f"the server holds {session.bytes_received} bytes of this upload; send chunks from there, not {req.offset}",
+                bytes_received=session.bytes_received,
+            )
+        return session
+
+
+class TooManyBytes(InvalidUpload):
+    """More bytes than the declared size: the file cannot be the declared one."""
+
+
+class _Receiver:
+    """One stream's bytes on their way to S3 (see the module docstring for where they are)."""
+
+    def __init__(self, *, uploader: Uploader, session: UploadSession, sha) -> None:  # noqa: ANN001
+        self.up = uploader
+        self.s = session
+        self.sha = sha
+        self.buf: list[bytes] = []
+        self.buf_len = 0
+        self.received = session.bytes_received
+        self.pending: asyncio.Task | None = None
+        self.pending_data: bytes | None = None
+
+    async def load_tail(self) -> None:
+        """Put the staged tail back in front of the buffer, so that it ends up in the next part."""
+        if self.s.tail_bytes:
+            data = await self.up.store.read(self.s.tail_key, length=self.s.tail_bytes)
+            self.buf, self.buf_len = [data], len(data)
+
+    async def feed(self, chunk: bytes) -> None:
+        n = len(chunk)
+        if n > self.up.max_chunk_bytes:
+            raise InvalidUpload(f"chunk of {n} bytes is over the limit of {self.up.max_chunk_bytes}")
+        if self.received + n > self.s.size:
+            raise TooManyBytes(f"more bytes than the declared size {self.s.size}; upload discarded")
+        if n == 0:
+            return
+        if self.sha is not None:
+            if n >= _THREAD_HASH_BYTES:
+                await asyncio.to_thread(self.sha.update, chunk)
+            else:
+                self.sha.update(chunk)
+        self.buf.append(chunk)
+        self.buf_len += n
+        self.received += n
+        if self.buf_len >= self.up.part_bytes:
+            await self._start_part()
+
+    async def _start_part(self) -> None:
+        # At most one part in flight: it uploads while the next one fills.
+        if self.pending is not None:
+            try:
+                # Shielded: if this call is cancelled, save() still finds the part in flight.
+                await asyncio.shield(self.pending)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                pass  # _settle() puts the bytes back and raises
+            await self._settle()
+        data = b"".join(self.buf)
+        self.buf, self.buf_len = [], 0
+        self.pending_data = data
+        self.pending = asyncio.create_task(self._write_part(data))
+
+    async def _write_part(self, data: bytes) -> None:
+        s, store = self.s, self.up.store
+        if s.s3_upload_id is None:
+            s3_upload_id = await store.create_multipart(s.object_key, content_type=s.mime_type)
+            try:
+                await self.up.sessions.set_s3_upload(s, s3_upload_id)
+            except BaseException:
+                await store.abort_multipart(s.object_key, s3_upload_id=s3_upload_id)
+                raise
+        number = len(s.parts) + 1
+        etag = await store.upload_part(s.object_key, s3_upload_id=s.s3_upload_id, part_number=number, data=data)
+        await self.up.sessions.commit_part(s, (number, etag, len(data)), expires_at=now_ms() + self.up.session_ttl)
+        self.pending_data = None
+
+    async def _settle(self) -> None:
+        """Wait for the part in flight. If it failed, its bytes go back in front of the buffer."""
+        task, self.pending = self.pending, None
+        if task is None:
+            return
+        try:
+            await task
+        except BaseException:
+            if self.pending_data is not None:
+                self.buf.insert(0, self.pending_data)
+                self.buf_len += len(self.pending_data)
+            raise
+        finally:
+            self.pending_data = None
+
+    async def abandon(self) -> None:
+        """Wait for the part in flight, ignoring its outcome (the upload is being discarded)."""
+        try:
+            await self._settle()
+        except Exception as exc:
+            logger.debug("upload %s: part in flight failed while discarding: %s", self.s.upload_id, exc)
+
+    async def save(self) -> int:
+        """Make every received byte durable (parts, then the staging tail); returns bytes_received."""
+        s = self.s
+        try:
+            await self._settle()
+        except SessionConflict:
+            return s.bytes_received  # another stream owns the session now: write nothing
+        except Exception as exc:
+            logger.warning("upload %s: part write failed (%s); staging its bytes instead", s.upload_id, exc)
+        if self.buf_len > s.tail_bytes:
+            data = b"".join(self.buf)
+            # Same key as the tail read back at the start: the new tail extends it, and the
+            # row's tail_bytes says how much of it counts, so a crash between the two writes is safe.
+            await self.up.store.put(s.tail_key, data)
+            await self.up.sessions.commit_tail(s, len(data), expires_at=now_ms() + self.up.session_ttl)
+            logger.info("upload %s: %d bytes durable (%d in the staged tail)", s.upload_id, s.bytes_received, len(data))
+        if self.sha is not None and self.received == s.bytes_received:
+            self.up._hashes[s.upload_id] = (s.bytes_received, self.sha)
+        return s.bytes_received
+
+    async def _assemble(self) -> None:
+        s, store = self.s, self.up.store
+        data = b"".join(self.buf)
+        if s.s3_upload_id is None:
+            # Smaller than one part: a single PUT, no multipart needed.
+            await store.put(s.object_key, data, content_type=s.mime_type)
+            return
+        parts = [(n, etag) for n, etag, _ in s.parts]
+        if data:
+            number = len(parts) + 1
+            etag = await store.upload_part(s.object_key, s3_upload_id=s.s3_upload_id, part_number=number, data=data)
+            parts.append((number, etag))
+        await store.complete_multipart(s.object_key, s3_upload_id=s.s3_upload_id, parts=parts)
+
+    async def finish(self) -> StoredFile:
+        """All bytes are in: check the checksum, assemble the object, write the metadata."""
+        s, store = self.s, self.up.store
+        try:
+            await self._settle()
+        except SessionConflict:
+            raise UploadBusy(f"another stream took over upload {s.upload_id}") from None
+        except Exception:
+            await self.save()
+            raise
+        if self.sha is not None and self.sha.hexdigest() != s.sha256:
+            await self.up.discard(s)
+            raise ChecksumMismatch(f"SHA-256 of the received bytes is {self.sha.hexdigest()}, not {s.sha256}; upload discarded")
+        try:
+            await self._assemble()
+        except S3Error as exc:
+            # An earlier finish may have assembled the object and died before its metadata.
+            if not (is_missing(exc) and await store.size_of(s.object_key) == s.size):
+                await self.save()
+                raise
+            self.sha = None  # so verify what is stored
+        except Exception:
+            await self.save()
+            raise
+        self.buf, self.buf_len = [], 0
+        if self.sha is None:
+            digest = await store.sha256_of(s.object_key)
+            if digest != s.sha256:
+                await store.delete(s.object_key)
+                s.s3_upload_id = None  # completed: nothing left to abort
+                await self.up.discard(s)
+                raise ChecksumMismatch(f"SHA-256 of the stored object is {digest}, not {s.sha256}; upload discarded")
+        created = now_ms()
+        await self.up.files.insert(
+            FileRecord(
+                file_id=s.file_id,
+                conversation_id=s.conversation_id,
+                uploader_id=s.uploader_id,
+                filename=s.filename,
+                mime_type=s.mime_type,
+                size=s.size,
+                sha256=s.sha256,
+                bucket=store.bucket,
+                object_key=s.object_key,
+                created_at=created,
+            )
+        )
+        await self.up.sessions.mark_complete(s)
+        self.up._hashes.pop(s.upload_id, None)
+        try:
+            await store.delete_prefix(s.staging_prefix)
+        except Exception as exc:  # only garbage left behind; the cleaner does not need it
+            logger.warning("upload %s: staging clean-up failed: %s", s.upload_id, exc)
+        logger.info("upload %s complete: file %s, %d bytes", s.upload_id, s.file_id, s.size)
+        return StoredFile(file_id=s.file_id, size=s.size, sha256=s.sha256)
