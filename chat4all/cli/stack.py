@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import click
 from rich.console import Console
@@ -21,14 +22,36 @@ def stack() -> None:
 
 
 @stack.command()
-def up() -> None:
+def install() -> None:
+    """Fetch the servers' jars (Maven) and redis-server (apt) into the cache, if missing."""
+    try:
+        manager.install(get_settings())
+    except StackError as exc:
+        console.print(f"[red]stack install failed:[/] {exc}")
+        sys.exit(1)
+
+
+@stack.command()
+@click.option("--started-file", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write the names of the servers this call started (for `down --only-file`).")
+def up(started_file: Path | None) -> None:
     """Start what is not running, wait until every server answers, apply schema, topics and bucket."""
     settings = get_settings()
+    started: list[str] = []
+
+    def on_start(name: str) -> None:
+        started.append(name)
+        if started_file:  # written as we go, so a failed `up` can still be cleaned up
+            started_file.write_text("\n".join(started) + "\n")
+
     try:
-        manager.up(settings, on_event=lambda msg: console.print(f"[green]•[/] {msg}"))
+        manager.up(settings, on_event=lambda msg: console.print(f"[green]•[/] {msg}"), on_start=on_start)
     except StackError as exc:
         console.print(f"[red]stack up failed:[/] {exc}")
         sys.exit(1)
+    finally:
+        if started_file and not started:
+            started_file.write_text("")
     _print_status()
 
 
@@ -41,9 +64,14 @@ def status() -> None:
 
 @stack.command()
 @click.option("--wipe", is_flag=True, help="Also delete the servers' data (jars are kept).")
-def down(wipe: bool) -> None:
+@click.option("--only-file", type=click.Path(dir_okay=False, path_type=Path),
+              help="Stop only the servers named in this file (written by `up --started-file`).")
+def down(wipe: bool, only_file: Path | None) -> None:
     """Stop exactly the processes `up` started (by pid file); data is kept unless --wipe."""
-    for name, pid in manager.down(get_settings(), wipe=wipe).items():
+    only = set(only_file.read_text().split()) if only_file and only_file.exists() else None
+    if only_file and only is None:
+        only = set()
+    for name, pid in manager.down(get_settings(), wipe=wipe, only=only).items():
         console.print(f"{name}: {'stopped pid ' + str(pid) if pid else 'was not running'}")
 
 

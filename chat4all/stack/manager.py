@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -40,6 +41,14 @@ def servers(settings: Settings) -> list[Server]:
     return [cls(settings=settings) for cls in SERVER_TYPES]
 
 
+def install(settings: Settings) -> list[Server]:
+    """Fetch every server's binaries that are not cached yet (in parallel); returns the servers."""
+    all_servers = servers(settings)
+    with ThreadPoolExecutor(max_workers=len(all_servers)) as pool:
+        list(pool.map(lambda s: s.install(), all_servers))
+    return all_servers
+
+
 def status(settings: Settings) -> list[ServerState]:
     """Each server's port, pid (from its pid file) and whether it answers a real request."""
     out = []
@@ -49,14 +58,17 @@ def status(settings: Settings) -> list[ServerState]:
     return out
 
 
-def up(settings: Settings, *, on_event=lambda msg: None) -> dict[str, str]:
+def up(
+    settings: Settings,
+    *,
+    on_event: Callable[[str], None] = lambda msg: None,
+    on_start: Callable[[str], None] = lambda name: None,
+) -> dict[str, str]:
     """Start every server that is not running, wait until each answers, then bootstrap.
 
     Idempotent: a running, healthy server is left alone. Returns name -> what was done.
     """
-    all_servers = servers(settings)
-    with ThreadPoolExecutor(max_workers=len(all_servers)) as pool:
-        list(pool.map(lambda s: s.install(), all_servers))
+    all_servers = install(settings)
 
     actions: dict[str, str] = {}
     started: list[tuple[Server, int]] = []
@@ -65,6 +77,7 @@ def up(settings: Settings, *, on_event=lambda msg: None) -> dict[str, str]:
         pid = server.pid()
         if pid is not None:
             actions[server.name] = f"already running (pid {pid})"
+            on_event(f"{server.name} already running (pid {pid})")
             started.append((server, pid))
             continue
         if port_in_use(server.port):
@@ -74,6 +87,7 @@ def up(settings: Settings, *, on_event=lambda msg: None) -> dict[str, str]:
             )
         server.prepare()
         new_pid = spawn(command=server.command(), log_file=server.log_file, pid_file=server.pid_file, cwd=server.home)
+        on_start(server.name)
         on_event(f"started {server.name} (pid {new_pid}, log {server.log_file})")
         actions[server.name] = f"started (pid {new_pid})"
         started.append((server, new_pid))
@@ -108,13 +122,17 @@ def _wait_healthy(server: Server, pid: int, *, timeout: float) -> None:
     )
 
 
-def down(settings: Settings, *, wipe: bool = False) -> dict[str, int | None]:
-    """Stop exactly the processes `up` started (by pid file); with ``wipe`` also delete their data."""
+def down(settings: Settings, *, wipe: bool = False, only: set[str] | None = None) -> dict[str, int | None]:
+    """Stop exactly the processes `up` started (by pid file); with ``wipe`` also delete their data.
+
+    ``only`` limits it to those server names (what one `up` started, for `make test`).
+    """
     import shutil
 
     stopped: dict[str, int | None] = {}
-    # Reverse order: clients of Cassandra/Kafka (none here) first, the slowest to stop last.
     for server in reversed(servers(settings)):
+        if only is not None and server.name not in only:
+            continue
         stopped[server.name] = stop(server.pid_file, timeout=60)
         if wipe and server.home.exists():
             shutil.rmtree(server.home)
