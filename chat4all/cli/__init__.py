@@ -13,6 +13,15 @@ from chat4all.logs import setup_logging
 COMMANDS: dict[str, str] = {
     "stack": "chat4all.cli.stack:stack",
     "settings": "chat4all.cli.settings_table:settings_table",
+    "api": "chat4all.cli.api:api",
+    "register": "chat4all.cli.client:register",
+    "login": "chat4all.cli.client:login",
+    "logout": "chat4all.cli.client:logout",
+    "me": "chat4all.cli.client:me",
+    "conversation": "chat4all.cli.client:conversation",
+    "send": "chat4all.cli.client:send",
+    "history": "chat4all.cli.client:history",
+    "read": "chat4all.cli.client:read",
 }
 
 

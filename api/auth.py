@@ -1,0 +1,81 @@
+"""Authentication: the interceptor that checks `authorization: Bearer <jwt>` on every call that needs it,
+and `current_user_id(context)` for servicers."""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+import uuid
+from collections.abc import Awaitable, Callable
+
+import grpc
+
+from api.deadline import budget
+from api.errors import ApiError, unauthenticated
+from api.interceptors import wrap_handler
+from api.tokens import Claims, TokenService
+
+logger = logging.getLogger(__name__)
+
+# Methods that need no token: account creation, login, health checks and reflection.
+PUBLIC_METHODS = frozenset({"/chat4all.v1.AuthService/Register", "/chat4all.v1.AuthService/Login"})
+PUBLIC_SERVICE_PREFIXES = ("/grpc.health.v1.Health/", "/grpc.reflection.")
+
+_claims: contextvars.ContextVar[Claims | None] = contextvars.ContextVar("chat4all_api_claims", default=None)
+
+
+def current_claims(context: grpc.aio.ServicerContext | None = None) -> Claims:
+    """The verified token of the call being handled (set by AuthInterceptor)."""
+    claims = _claims.get()
+    if claims is None:
+        # Only reachable from a public method or outside a call: a programming error, not the client's.
+        raise ApiError(grpc.StatusCode.INTERNAL, "no authenticated user for this call")
+    return claims
+
+
+def current_user_id(context: grpc.aio.ServicerContext | None = None) -> str:
+    """The authenticated caller's user id (a UUID string)."""
+    return current_claims(context).user_id
+
+
+def current_user_uuid(context: grpc.aio.ServicerContext | None = None) -> uuid.UUID:
+    return uuid.UUID(current_user_id(context))
+
+
+def bearer_token(metadata: tuple | None) -> str:
+    """The token of an `authorization: Bearer <jwt>` header; UNAUTHENTICATED if absent or malformed."""
+    for key, value in metadata or ():
+        if key == "authorization":
+            scheme, _, token = str(value).partition(" ")
+            if scheme.lower() != "bearer" or not token.strip():
+                raise unauthenticated("authorization metadata must be 'Bearer <token>'")
+            return token.strip()
+    raise unauthenticated("missing access token: send metadata 'authorization: Bearer <token>' (see Login)")
+
+
+class AuthInterceptor(grpc.aio.ServerInterceptor):
+    """Rejects calls without a valid, unrevoked token (UNAUTHENTICATED) before the servicer runs."""
+
+    def __init__(self, *, tokens: TokenService, timeout: float) -> None:
+        self._tokens = tokens
+        self._timeout = timeout
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        handler = await continuation(handler_call_details)
+        method = handler_call_details.method
+        if handler is None or method in PUBLIC_METHODS or method.startswith(PUBLIC_SERVICE_PREFIXES):
+            return handler
+
+        async def before(context: grpc.aio.ServicerContext) -> contextvars.Token:
+            token = bearer_token(context.invocation_metadata())
+            claims = await self._tokens.verify(token, timeout=budget(context, self._timeout))
+            return _claims.set(claims)
+
+        def after(reset: contextvars.Token) -> None:
+            _claims.reset(reset)
+
+        return wrap_handler(handler, before=before, after=after)

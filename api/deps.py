@@ -1,0 +1,58 @@
+"""Everything a servicer needs, built once per API process: settings, Cassandra, Kafka, Redis, tokens."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from redis.asyncio import Redis
+
+from api.publisher import Publisher
+from api.ratelimit import RateLimiter
+from api.store import Store
+from api.tokens import TokenService, resolve_secret
+from chat4all.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(kw_only=True)
+class ApiDeps:
+    """Shared clients of one API process. Servicers receive it in their constructor."""
+
+    settings: Settings
+    store: Store
+    publisher: Publisher
+    redis: Redis
+    tokens: TokenService
+    send_limiter: RateLimiter
+
+    async def close(self) -> None:
+        await self.publisher.close()
+        await self.store.close()
+        await self.redis.aclose()
+
+
+def build_deps(settings: Settings) -> ApiDeps:
+    """Clients for the configured stack. Nothing connects yet: Cassandra and Kafka connect on first
+    use (and again after an outage), so the API starts while a dependency is down.
+
+    Raises MissingSecret outside dev mode without CHAT4ALL_JWT_SECRET."""
+    secret = resolve_secret(settings)
+    timeout = settings.api_storage_timeout_seconds
+    redis = Redis(
+        host=settings.redis_host,
+        port=settings.redis_port,
+        db=settings.redis_db,
+        decode_responses=True,
+        socket_timeout=timeout,
+        socket_connect_timeout=timeout,
+    )
+    return ApiDeps(
+        settings=settings,
+        store=Store(settings=settings),
+        publisher=Publisher(settings=settings),
+        redis=redis,
+        tokens=TokenService(secret=secret, issuer=settings.jwt_issuer, ttl_seconds=settings.jwt_ttl_seconds, redis=redis),
+        send_limiter=RateLimiter(redis=redis, rate=settings.rate_limit_per_second, burst=settings.rate_limit_burst),
+    )

@@ -1,0 +1,69 @@
+"""Errors a handler raises to answer with a gRPC status, and the outages that mean UNAVAILABLE."""
+
+from __future__ import annotations
+
+import asyncio
+
+import grpc
+from aiokafka.errors import KafkaError
+from cassandra import DriverException, RequestExecutionException
+from cassandra.cluster import NoHostAvailable
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+
+class ApiError(Exception):
+    """A call's answer as a gRPC status code and a message that says what is wrong."""
+
+    def __init__(self, code: grpc.StatusCode, message: str, *, trailers: tuple[tuple[str, str], ...] = ()) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.trailers = trailers
+
+
+class DependencyUnavailable(Exception):
+    """Kafka, Cassandra or Redis did not answer in time; the call gets UNAVAILABLE."""
+
+
+def invalid(message: str) -> ApiError:
+    return ApiError(grpc.StatusCode.INVALID_ARGUMENT, message)
+
+
+def not_found(message: str) -> ApiError:
+    return ApiError(grpc.StatusCode.NOT_FOUND, message)
+
+
+def denied(message: str) -> ApiError:
+    return ApiError(grpc.StatusCode.PERMISSION_DENIED, message)
+
+
+def unauthenticated(message: str) -> ApiError:
+    return ApiError(grpc.StatusCode.UNAUTHENTICATED, message)
+
+
+# Exceptions that mean a dependency is down or slow, never that the request was bad.
+OUTAGE_ERRORS: tuple[type[BaseException], ...] = (
+    DependencyUnavailable,
+    NoHostAvailable,
+    RequestExecutionException,  # Unavailable, ReadTimeout, WriteTimeout, ...
+    DriverException,  # OperationTimedOut, connection errors
+    KafkaError,
+    RedisConnectionError,
+    RedisTimeoutError,
+    asyncio.TimeoutError,
+    ConnectionError,
+)
+
+
+def describe_outage(exc: BaseException) -> str:
+    """A short, secret-free description of an outage for the client."""
+    if isinstance(exc, DependencyUnavailable):
+        return str(exc)
+    if isinstance(exc, KafkaError):
+        return "Kafka is unavailable; try again"
+    if isinstance(exc, RedisConnectionError | RedisTimeoutError):
+        return "Redis is unavailable; try again"
+    if isinstance(exc, asyncio.TimeoutError):
+        return "a dependency did not answer in time; try again"
+    return "Cassandra is unavailable; try again"

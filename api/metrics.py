@@ -1,0 +1,30 @@
+"""Prometheus metrics of the API: requests, latency and errors per method and status code."""
+
+from __future__ import annotations
+
+import grpc
+from prometheus_client import Counter, Histogram, start_http_server
+
+REQUESTS = Counter("chat4all_api_requests_total", "gRPC calls handled, by method and status code.", ["method", "code"])
+ERRORS = Counter("chat4all_api_errors_total", "gRPC calls that did not end OK, by method and status code.", ["method", "code"])
+LATENCY = Histogram(
+    "chat4all_api_request_seconds",
+    "Time to handle a gRPC call, by method.",
+    ["method"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+)
+MESSAGES_SENT = Counter("chat4all_api_messages_published_total", "MessageEvents published to Kafka (acknowledged).")
+RATE_LIMITED = Counter("chat4all_api_rate_limited_total", "SendMessage calls refused by the rate limit.")
+
+
+def observe(method: str, code: grpc.StatusCode, seconds: float) -> None:
+    name = method.rsplit("/", 2)[-2].rsplit(".", 1)[-1] + "/" + method.rsplit("/", 1)[-1] if method.count("/") >= 2 else method
+    REQUESTS.labels(name, code.name).inc()
+    LATENCY.labels(name).observe(seconds)
+    if code is not grpc.StatusCode.OK:
+        ERRORS.labels(name, code.name).inc()
+
+
+def serve_metrics(port: int, host: str = "127.0.0.1") -> None:
+    """Expose /metrics on ``port`` (a daemon thread of prometheus_client)."""
+    start_http_server(port, addr=host)

@@ -1,0 +1,103 @@
+"""The API's Kafka producer (plain aiokafka, acks=all): started lazily, restarted after a failure."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import grpc
+from aiokafka import AIOKafkaProducer
+
+from api.deadline import budget
+from api.errors import DependencyUnavailable
+from chat4all.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+
+class NotPublished(DependencyUnavailable):
+    """Kafka never took the event: it is certainly not on the topic."""
+
+
+class OutcomeUnknown(DependencyUnavailable):
+    """The event reached the producer's buffer but was not acknowledged in time: it may still land."""
+
+
+class Publisher:
+    """Publishes wire records; ``publish`` returns once every in-sync replica has the event."""
+
+    def __init__(self, *, settings: Settings) -> None:
+        self._settings = settings
+        self._producer: AIOKafkaProducer | None = None
+        self._starting: asyncio.Task | None = None
+
+    @property
+    def connected(self) -> bool:
+        return self._producer is not None
+
+    async def _start(self) -> None:
+        timeout_ms = int(self._settings.api_publish_timeout_seconds * 1000)
+        producer = AIOKafkaProducer(
+            bootstrap_servers=self._settings.kafka_bootstrap,
+            client_id="chat4all-api",
+            acks="all",
+            linger_ms=2,  # a little batching under load, no visible latency
+            request_timeout_ms=timeout_ms,
+            retry_backoff_ms=100,
+        )
+        try:
+            await producer.start()
+        except Exception:
+            await producer.stop()
+            raise
+        self._producer = producer
+        logger.info("Kafka producer connected to %s", self._settings.kafka_bootstrap)
+
+    async def producer(self, timeout: float) -> AIOKafkaProducer:
+        if self._producer is not None:
+            return self._producer
+        task = self._starting
+        if task is None or (task.done() and task.exception() is not None):
+            task = self._starting = asyncio.ensure_future(self._start())
+        try:
+            await asyncio.wait_for(asyncio.shield(task), timeout)
+        except TimeoutError:
+            raise NotPublished("Kafka is unavailable (no connection yet); try again") from None
+        except Exception as exc:
+            logger.warning("Kafka producer could not start: %s", exc)
+            raise NotPublished("Kafka is unavailable; try again") from None
+        assert self._producer is not None
+        return self._producer
+
+    async def publish(
+        self, topic: str, *, key: str, value: bytes, context: grpc.aio.ServicerContext | None = None
+    ) -> None:
+        """Publish and wait for acks=all. NotPublished if Kafka never took it, OutcomeUnknown if unsure."""
+        cap = self._settings.api_publish_timeout_seconds
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + budget(context, cap)
+        producer = await self.producer(max(0.05, deadline - loop.time()))
+        try:
+            # send() waits for the topic's metadata and buffer space; cancelled here, nothing was buffered.
+            delivery = await asyncio.wait_for(
+                producer.send(topic, value=value, key=key.encode()), max(0.05, deadline - loop.time())
+            )
+        except (TimeoutError, Exception) as exc:
+            logger.warning("Kafka did not take an event for %s: %s", topic, exc)
+            raise NotPublished("Kafka is unavailable; try again") from None
+        try:
+            await asyncio.wait_for(asyncio.shield(delivery), max(0.05, deadline - loop.time()))
+        except (TimeoutError, Exception) as exc:
+            logger.warning("Kafka did not acknowledge an event for %s: %s", topic, exc)
+            raise OutcomeUnknown("Kafka did not acknowledge the event in time; try again") from None
+
+    async def send_nowait(self, topic: str, *, key: str, value: bytes) -> asyncio.Future | None:
+        """Buffer an event without waiting for its ack; None if Kafka is not connected (a best effort)."""
+        if self._producer is None:
+            return None
+        return await self._producer.send(topic, value=value, key=key.encode())
+
+    async def close(self) -> None:
+        if self._producer is not None:
+            await self._producer.stop()
+            self._producer = None

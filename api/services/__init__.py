@@ -1,0 +1,1 @@
+"""The servicers of the API's core services (auth, users, conversations, messages)."""

@@ -1,0 +1,149 @@
+"""ConversationService: CreateConversation, GetConversation, ListConversations."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import datetime as dt
+import logging
+import uuid
+
+import grpc
+import uuid6
+from cassandra.query import BatchStatement, BatchType
+
+from api.access import ConversationRow, load_conversation, remember, require_participant
+from api.auth import current_user_uuid
+from api.convert import parse_uuid, ts_from_datetime
+from api.deps import ApiDeps
+from api.errors import invalid, not_found
+from api.pagination import decode_token, encode_token, page_size
+from chat4all.v1 import conversations_pb2 as pb
+from chat4all.v1 import conversations_pb2_grpc
+
+logger = logging.getLogger(__name__)
+
+MAX_TITLE = 200
+MAX_PARTICIPANTS = 500
+_TYPES = {pb.CONVERSATION_TYPE_PRIVATE: "PRIVATE", pb.CONVERSATION_TYPE_GROUP: "GROUP"}
+_TYPE_ENUM = {v: k for k, v in _TYPES.items()}
+
+
+def to_proto(conversation: ConversationRow) -> pb.Conversation:
+    return pb.Conversation(
+        conversation_id=str(conversation.conversation_id),
+        type=_TYPE_ENUM.get(conversation.type, pb.CONVERSATION_TYPE_UNSPECIFIED),
+        title=conversation.title,
+        participant_ids=sorted(str(p) for p in conversation.participant_ids),
+        created_by=str(conversation.created_by) if conversation.created_by else "",
+        created_at=ts_from_datetime(conversation.created_at),
+    )
+
+
+class ConversationServicer(conversations_pb2_grpc.ConversationServiceServicer):
+    """Private and group conversations of the caller."""
+
+    def __init__(self, *, deps: ApiDeps) -> None:
+        self._deps = deps
+
+    async def _write(self, conversation: ConversationRow, context: grpc.aio.ServicerContext) -> None:
+        """The conversation row and every participant's index row, all or nothing (logged batch)."""
+        store = self._deps.store
+        batch = BatchStatement(batch_type=BatchType.LOGGED)
+        batch.add(
+            store.prepared("insert_conversation"),
+            (
+                conversation.conversation_id,
+                conversation.type,
+                conversation.title,
+                set(conversation.participant_ids),
+                conversation.created_by,
+                conversation.created_at,
+            ),
+        )
+        for participant in conversation.participant_ids:
+            batch.add(store.prepared("insert_conversation_by_user"), (participant, conversation.conversation_id))
+        await store.execute_statement(batch, context=context)
+
+    async def CreateConversation(
+        self, request: pb.CreateConversationRequest, context: grpc.aio.ServicerContext
+    ) -> pb.CreateConversationResponse:
+        caller = current_user_uuid(context)
+        kind = _TYPES.get(request.type)
+        if kind is None:
+            raise invalid("type must be CONVERSATION_TYPE_PRIVATE or CONVERSATION_TYPE_GROUP")
+        if len(request.title) > MAX_TITLE:
+            raise invalid(f"title is longer than {MAX_TITLE} characters")
+        if len(request.participant_ids) > MAX_PARTICIPANTS:
+            raise invalid(f"a conversation has at most {MAX_PARTICIPANTS} participants")
+        participants = {parse_uuid(p, "participant_ids") for p in request.participant_ids} | {caller}
+        if kind == "PRIVATE" and len(participants) != 2:
+            raise invalid(f"a PRIVATE conversation has exactly two participants (you and one other), got {len(participants)}")
+        if kind == "GROUP" and len(participants) < 2:
+            raise invalid("a GROUP conversation needs at least one participant besides you")
+        store = self._deps.store
+        others = sorted(participants - {caller})
+        rows = await asyncio.gather(*(store.execute("user_exists", (p,), context=context) for p in others))
+        missing = [str(p) for p, rs in zip(others, rows, strict=True) if rs.one() is None]
+        if missing:
+            raise not_found(f"unknown participant(s): {', '.join(missing)}")
+
+        conversation = ConversationRow(
+            conversation_id=uuid6.uuid7(),
+            type=kind,
+            title=request.title,
+            participant_ids=frozenset(participants),
+            created_by=caller,
+            created_at=dt.datetime.now(dt.UTC).replace(microsecond=0),
+        )
+        created = True
+        if kind == "PRIVATE":
+            low, high = sorted(participants)
+            # One per pair: claim the pair first. If a previous attempt claimed it but died before
+            # writing the rows, the rows are written now under the claimed id (self-repair).
+            claim = (await store.execute("claim_private", (low, high, conversation.conversation_id), context=context)).one()
+            if not claim.applied:
+                existing = await load_conversation(store, claim.conversation_id, context=context)
+                if existing is not None:
+                    return pb.CreateConversationResponse(
+                        conversation_id=str(existing.conversation_id), conversation=to_proto(existing), created=False
+                    )
+                conversation = dataclasses.replace(conversation, conversation_id=claim.conversation_id)
+                created = False
+        await self._write(conversation, context)
+        remember(conversation)
+        logger.info("created %s conversation", kind, extra={"conversation_id": str(conversation.conversation_id)})
+        return pb.CreateConversationResponse(
+            conversation_id=str(conversation.conversation_id), conversation=to_proto(conversation), created=created
+        )
+
+    async def GetConversation(
+        self, request: pb.GetConversationRequest, context: grpc.aio.ServicerContext
+    ) -> pb.GetConversationResponse:
+        conversation = await require_participant(
+            self._deps.store, request.conversation_id, current_user_uuid(context), context=context
+        )
+        return pb.GetConversationResponse(conversation=to_proto(conversation))
+
+    async def ListConversations(
+        self, request: pb.ListConversationsRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ListConversationsResponse:
+        caller = current_user_uuid(context)
+        size = page_size(request.page_size)
+        cursor = decode_token("conversations", request.page_token)
+        store = self._deps.store
+        if cursor is None:
+            rs = await store.execute("list_conversations_first", (caller, size + 1), context=context)
+        else:
+            try:
+                after = uuid.UUID(cursor["after"])
+            except (KeyError, ValueError, TypeError):
+                raise invalid("page_token is malformed") from None
+            rs = await store.execute("list_conversations_after", (caller, after, size + 1), context=context)
+        ids = [row.conversation_id for row in rs]
+        more = len(ids) > size
+        ids = ids[:size]
+        loaded = await asyncio.gather(*(load_conversation(store, cid, context=context) for cid in ids))
+        conversations = [to_proto(c) for c in loaded if c is not None]
+        token = encode_token("conversations", {"after": str(ids[-1])}) if more else ""
+        return pb.ListConversationsResponse(conversations=conversations, next_page_token=token)

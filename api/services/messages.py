@@ -1,0 +1,288 @@
+"""MessageService: SendMessage (idempotent, rate limited, acked by Kafka), GetMessages, MarkRead."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from typing import Any
+
+import grpc
+import uuid6
+
+from api import metrics
+from api.access import require_participant
+from api.auth import current_user_uuid
+from api.convert import datetime_from_ms, ms_from_datetime, now_ms, parse_uuid, ts_from_datetime, ts_from_ms
+from api.deadline import budget
+from api.deps import ApiDeps
+from api.errors import ApiError, denied, invalid, not_found
+from api.pagination import MAX_PAGE_SIZE, decode_token, encode_token, page_size
+from api.publisher import NotPublished
+from chat4all.topics import CHANNELS, MESSAGES, STATUS_UPDATES
+from chat4all.v1 import common_pb2, messages_pb2_grpc
+from chat4all.v1 import messages_pb2 as pb
+from streams.records import MessageEvent, StatusUpdate
+
+logger = logging.getLogger(__name__)
+
+MAX_CLIENT_MESSAGE_ID = 128
+NATIVE = "native"
+_STATUS = {
+    "SENT": pb.MESSAGE_STATUS_SENT,
+    "DELIVERED": pb.MESSAGE_STATUS_DELIVERED,
+    "READ": pb.MESSAGE_STATUS_READ,
+    "FAILED": pb.MESSAGE_STATUS_FAILED,
+}
+
+
+def status_enum(value: str | None) -> int:
+    return _STATUS.get(value or "", pb.MESSAGE_STATUS_UNSPECIFIED)
+
+
+def validate_send_channels(channels: list[str]) -> list[str]:
+    """The channels SendMessage may be restricted to, without duplicates, in the given order."""
+    out: list[str] = []
+    for channel in channels:
+        if channel not in CHANNELS:
+            raise invalid(f"channels: unknown channel {channel[:32]!r}; use {', '.join(CHANNELS)}")
+        if channel not in out:
+            out.append(channel)
+    return out
+
+
+def file_metadata(row: Any) -> common_pb2.FileMetadata:
+    return common_pb2.FileMetadata(
+        file_id=str(row.file_id),
+        filename=row.filename or "",
+        mime_type=row.mime_type or "",
+        size=row.size or 0,
+        sha256=row.sha256 or "",
+        created_at=ts_from_datetime(row.created_at),
+    )
+
+
+def message_proto(row: Any, files: dict[uuid.UUID, common_pb2.FileMetadata]) -> pb.Message:
+    receipts = [
+        pb.Receipt(
+            recipient_id=str(r.recipient_id),
+            channel=r.channel or key.partition(":")[2],
+            status=status_enum(r.status),
+            delivered_at=ts_from_datetime(r.delivered_at),
+            read_at=ts_from_datetime(r.read_at),
+        )
+        for key, r in sorted((row.receipts or {}).items())
+    ]
+    return pb.Message(
+        message_id=str(row.message_id),
+        conversation_id=str(row.conversation_id),
+        sender_id=str(row.sender_id),
+        content=row.content or "",
+        timestamp=ts_from_datetime(row.ts),
+        status=status_enum(row.status),
+        delivered_at=ts_from_datetime(row.delivered_at),
+        read_at=ts_from_datetime(row.read_at),
+        file_id=str(row.file_id) if row.file_id else "",
+        file=files.get(row.file_id) if row.file_id else None,
+        receipts=receipts,
+    )
+
+
+class MessageServicer(messages_pb2_grpc.MessageServiceServicer):
+    """Messages of conversations the caller takes part in."""
+
+    def __init__(self, *, deps: ApiDeps) -> None:
+        self._deps = deps
+
+    async def _rate_limit(self, user_id: uuid.UUID) -> None:
+        decision = await self._deps.send_limiter.acquire(str(user_id))
+        if not decision.allowed:
+            metrics.RATE_LIMITED.inc()
+            wait = f"{decision.retry_after_seconds:.3f}"
+            settings = self._deps.settings
+            raise ApiError(
+                grpc.StatusCode.RESOURCE_EXHAUSTED,
+                f"rate limit of {settings.rate_limit_per_second:g} messages/s (bursts of {settings.rate_limit_burst})"
+                f" reached; retry in {wait} s",
+                trailers=(("retry-after", wait),),
+            )
+
+    async def SendMessage(self, request: pb.SendMessageRequest, context: grpc.aio.ServicerContext) -> pb.SendMessageResponse:
+        caller = current_user_uuid(context)
+        await self._rate_limit(caller)
+        store, settings = self._deps.store, self._deps.settings
+        conversation = await require_participant(store, request.conversation_id, caller, context=context)
+        content, cmid = request.content, request.client_message_id
+        if not content and not request.file_id:
+            raise invalid("a message needs content or a file_id")
+        if len(content) > settings.max_content_chars:
+            raise invalid(f"content is {len(content)} characters; the limit is {settings.max_content_chars}")
+        if len(cmid) > MAX_CLIENT_MESSAGE_ID:
+            raise invalid(f"client_message_id is longer than {MAX_CLIENT_MESSAGE_ID} characters")
+        channels = validate_send_channels(list(request.channels))
+        file_id = None
+        if request.file_id:
+            file_id = parse_uuid(request.file_id, "file_id")
+            file_row = (await store.execute("get_file", (file_id,), context=context)).one()
+            if file_row is None:
+                raise not_found(f"file {file_id} not found (is its upload complete?)")
+            if file_row.conversation_id != conversation.conversation_id:
+                raise denied(f"file {file_id} was uploaded to another conversation")
+
+        # The id and timestamp are fixed here, once: every later step (router, tracker) is idempotent on them.
+        message_id = uuid6.uuid7()
+        ts_ms = message_id.time  # UUIDv7's own millisecond timestamp, so id order = time order
+        claimed = replay = False
+        if cmid:
+            claim = (
+                await store.execute(
+                    "claim_client_message",
+                    (caller, cmid, message_id, conversation.conversation_id, datetime_from_ms(ts_ms)),
+                    context=context,
+                )
+            ).one()
+            if claim.applied:
+                claimed = True
+            else:
+                if claim.conversation_id != conversation.conversation_id:
+                    raise invalid("client_message_id was already used for a message in another conversation")
+                message_id, ts_ms, replay = claim.message_id, ms_from_datetime(claim.ts), True
+
+        response = pb.SendMessageResponse(
+            message_id=str(message_id), timestamp=ts_from_ms(ts_ms), status=pb.MESSAGE_STATUS_SENT
+        )
+        if replay and (await store.execute("message_by_id", (message_id,), context=context)).one() is not None:
+            return response  # stored already: nothing to publish again
+        event = MessageEvent(
+            message_id=str(message_id),
+            conversation_id=str(conversation.conversation_id),
+            sender_id=str(caller),
+            ts_ms=ts_ms,
+            content=content,
+            file_id=str(file_id) if file_id else None,
+            channels=channels,
+            client_message_id=cmid or None,
+        )
+        try:
+            # A replay that is not stored yet is published again: the router dedups by message_id.
+            await self._deps.publisher.publish(MESSAGES, key=str(conversation.conversation_id), value=event.dumps(), context=context)
+        except NotPublished:
+            if claimed:
+                await self._release_claim(caller, cmid, message_id)
+            raise
+        metrics.MESSAGES_SENT.inc()
+        return response
+
+    async def _release_claim(self, caller: uuid.UUID, cmid: str, message_id: uuid.UUID) -> None:
+        """Kafka never took the event: free the client_message_id so that nothing half-written stays."""
+        try:
+            await self._deps.store.execute("release_client_message", (caller, cmid, message_id))
+        except Exception as exc:
+            # Harmless if it stays: a retry with the same client_message_id publishes under this id.
+            logger.warning("could not release client_message_id claim: %s", exc, extra={"message_id": str(message_id)})
+
+    async def GetMessages(self, request: pb.GetMessagesRequest, context: grpc.aio.ServicerContext) -> pb.GetMessagesResponse:
+        caller = current_user_uuid(context)
+        store = self._deps.store
+        conversation = await require_participant(store, request.conversation_id, caller, context=context)
+        size = page_size(request.page_size)
+        cursor = decode_token("messages", request.page_token)
+        cid = conversation.conversation_id
+        if cursor is None:
+            rs = await store.execute("messages_first", (cid, size + 1), context=context)
+        else:
+            try:
+                after_ts, after_id = datetime_from_ms(int(cursor["ts"])), uuid.UUID(cursor["id"])
+            except (KeyError, ValueError, TypeError):
+                raise invalid("page_token is malformed") from None
+            rs = await store.execute("messages_after", (cid, after_ts, after_id, size + 1), context=context)
+        rows = list(rs)
+        more = len(rows) > size
+        rows = rows[:size]
+
+        file_ids = sorted({row.file_id for row in rows if row.file_id})
+        file_rows = await asyncio.gather(*(store.execute("get_file", (f,), context=context) for f in file_ids))
+        files = {f: file_metadata(r) for f, rs_ in zip(file_ids, file_rows, strict=True) if (r := rs_.one()) is not None}
+        messages = [message_proto(row, files) for row in rows]
+        await self._acknowledge_delivery(caller, rows, context)
+        token = ""
+        if more:
+            last = rows[-1]
+            token = encode_token("messages", {"ts": ms_from_datetime(last.ts), "id": str(last.message_id)})
+        return pb.GetMessagesResponse(messages=messages, next_page_token=token)
+
+    async def _acknowledge_delivery(self, caller: uuid.UUID, rows: list[Any], context: grpc.aio.ServicerContext) -> None:
+        """Native channel: a message fetched by its recipient is DELIVERED to that recipient.
+
+        Best effort: if Kafka is down the history is still returned, and the next fetch tries again
+        (the receipt is still SENT)."""
+        key = f"{caller}:{NATIVE}"
+        at_ms = now_ms()
+        futures = []
+        try:
+            for row in rows:
+                receipt = (row.receipts or {}).get(key)
+                if row.sender_id == caller or receipt is None or receipt.status != "SENT":
+                    continue
+                update = StatusUpdate(
+                    message_id=str(row.message_id),
+                    conversation_id=str(row.conversation_id),
+                    ts_ms=ms_from_datetime(row.ts),
+                    recipient_id=str(caller),
+                    channel=NATIVE,
+                    status="DELIVERED",
+                    at_ms=at_ms,
+                    receipt_keys=sorted(row.receipts),
+                    source="api.get_messages",
+                )
+                fut = await self._deps.publisher.send_nowait(STATUS_UPDATES, key=str(row.message_id), value=update.dumps())
+                if fut is not None:
+                    futures.append(fut)
+            if futures:
+                await asyncio.wait_for(asyncio.gather(*futures), budget(context, 2.0))
+        except Exception as exc:
+            logger.warning("could not publish DELIVERED receipts: %s: %s", type(exc).__name__, exc)
+
+    async def MarkRead(self, request: pb.MarkReadRequest, context: grpc.aio.ServicerContext) -> pb.MarkReadResponse:
+        caller = current_user_uuid(context)
+        store = self._deps.store
+        conversation = await require_participant(store, request.conversation_id, caller, context=context)
+        if not request.message_ids:
+            raise invalid("message_ids is empty")
+        if len(request.message_ids) > MAX_PAGE_SIZE:
+            raise invalid(f"at most {MAX_PAGE_SIZE} message_ids per call")
+        ids = list(dict.fromkeys(parse_uuid(m, "message_ids") for m in request.message_ids))
+        results = await asyncio.gather(*(store.execute("message_by_id", (m,), context=context) for m in ids))
+        updates = []
+        at_ms = now_ms()
+        for message_id, rs in zip(ids, results, strict=True):
+            row = rs.one()
+            # A message of another conversation is NOT_FOUND here, like an unknown one: the caller
+            # learns nothing about conversations it is not part of.
+            if row is None or row.conversation_id != conversation.conversation_id:
+                raise not_found(f"message {message_id} not found in conversation {conversation.conversation_id}")
+            if row.sender_id == caller:
+                continue  # one's own message has no receipt for oneself
+            updates.append(
+                StatusUpdate(
+                    message_id=str(message_id),
+                    conversation_id=str(row.conversation_id),
+                    ts_ms=ms_from_datetime(row.ts),
+                    recipient_id=str(caller),
+                    channel="*",
+                    status="READ",
+                    at_ms=at_ms,
+                    source="api.mark_read",
+                )
+            )
+        # Every id was checked before anything is published. READ is idempotent, so a retry after
+        # a partial failure (UNAVAILABLE) is safe.
+        await asyncio.gather(
+            *(
+                self._deps.publisher.publish(STATUS_UPDATES, key=u.message_id, value=u.dumps(), context=context)
+                for u in updates
+            )
+        )
+        return pb.MarkReadResponse()
+
+

@@ -1,0 +1,67 @@
+"""UserService: GetMe, LinkChannel, UnlinkChannel."""
+
+from __future__ import annotations
+
+import logging
+
+import grpc
+
+from api.auth import current_user_uuid
+from api.deps import ApiDeps
+from api.errors import invalid, not_found
+from chat4all.v1 import users_pb2, users_pb2_grpc
+
+logger = logging.getLogger(__name__)
+
+# Channels a user can link an identity on; "native" needs none (it is Chat4All itself).
+LINKABLE_CHANNELS = ("whatsapp", "instagram")
+MAX_HANDLE = 128
+
+
+def validate_channel(channel: str) -> str:
+    if channel not in LINKABLE_CHANNELS:
+        raise invalid(f"channel must be one of {', '.join(LINKABLE_CHANNELS)}, got {channel[:32]!r}")
+    return channel
+
+
+def validate_handle(channel: str, handle: str) -> str:
+    if not handle.strip() or len(handle) > MAX_HANDLE:
+        raise invalid(f"handle for {channel} must be 1 to {MAX_HANDLE} characters")
+    return handle
+
+
+def validate_channels(channels: dict[str, str]) -> dict[str, str]:
+    return {validate_channel(c): validate_handle(c, h) for c, h in channels.items()}
+
+
+class UserServicer(users_pb2_grpc.UserServiceServicer):
+    """The caller's profile and linked channels."""
+
+    def __init__(self, *, deps: ApiDeps) -> None:
+        self._deps = deps
+
+    async def _channels(self, context: grpc.aio.ServicerContext) -> dict[str, str]:
+        row = (await self._deps.store.execute("get_channels", (current_user_uuid(context),), context=context)).one()
+        return dict(row.channels or {}) if row else {}
+
+    async def GetMe(self, request: users_pb2.GetMeRequest, context: grpc.aio.ServicerContext) -> users_pb2.GetMeResponse:
+        user_id = current_user_uuid(context)
+        row = (await self._deps.store.execute("get_user", (user_id,), context=context)).one()
+        if row is None:
+            raise not_found(f"user {user_id} not found")
+        return users_pb2.GetMeResponse(user_id=str(user_id), username=row.username, channels=dict(row.channels or {}))
+
+    async def LinkChannel(
+        self, request: users_pb2.LinkChannelRequest, context: grpc.aio.ServicerContext
+    ) -> users_pb2.LinkChannelResponse:
+        channel = validate_channel(request.channel)
+        handle = validate_handle(channel, request.handle)
+        await self._deps.store.execute("link_channel", (channel, handle, current_user_uuid(context)), context=context)
+        return users_pb2.LinkChannelResponse(channels=await self._channels(context))
+
+    async def UnlinkChannel(
+        self, request: users_pb2.UnlinkChannelRequest, context: grpc.aio.ServicerContext
+    ) -> users_pb2.UnlinkChannelResponse:
+        channel = validate_channel(request.channel)
+        await self._deps.store.execute("unlink_channel", (channel, current_user_uuid(context)), context=context)
+        return users_pb2.UnlinkChannelResponse(channels=await self._channels(context))

@@ -1,0 +1,102 @@
+"""JWT access tokens (PyJWT, HS256): issue, verify, revoke (revocations kept in Redis until expiry)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import jwt
+from redis.asyncio import Redis
+
+from api.errors import unauthenticated
+from chat4all.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+ALGORITHM = "HS256"
+_REVOKED_PREFIX = "chat4all:revoked:"
+MIN_SECRET_BYTES = 32
+
+
+class MissingSecret(RuntimeError):
+    """No JWT secret is configured and dev mode is off: the API must not start."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Claims:
+    user_id: str
+    jti: str
+    expires_at: int  # epoch seconds
+
+
+def resolve_secret(settings: Settings) -> str:
+    """The signing secret: CHAT4ALL_JWT_SECRET, or in dev mode one generated once and kept
+    (mode 0600) under the stack dir so that tokens survive an API restart."""
+    if settings.jwt_secret is not None and settings.jwt_secret.get_secret_value():
+        secret = settings.jwt_secret.get_secret_value()
+        if len(secret.encode()) < MIN_SECRET_BYTES and not settings.dev_mode:
+            raise MissingSecret(f"CHAT4ALL_JWT_SECRET is shorter than {MIN_SECRET_BYTES} bytes (HS256 needs 32): refusing to start")
+        return secret
+    if not settings.dev_mode:
+        raise MissingSecret("CHAT4ALL_JWT_SECRET is not set and CHAT4ALL_DEV_MODE is false: refusing to start")
+    path = Path(settings.stack_dir) / "api-dev-jwt-secret"
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        pass
+    path.parent.mkdir(parents=True, exist_ok=True)
+    secret = secrets.token_urlsafe(48)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(secret)
+    logger.warning("dev mode: no CHAT4ALL_JWT_SECRET, generated one in %s (never do this in production)", path)
+    return secret
+
+
+class TokenService:
+    """Issues and checks access tokens for one issuer and secret."""
+
+    def __init__(self, *, secret: str, issuer: str, ttl_seconds: int, redis: Redis) -> None:
+        self._secret = secret
+        self._issuer = issuer
+        self._ttl = ttl_seconds
+        self._redis = redis
+
+    def issue(self, user_id: str) -> tuple[str, int]:
+        """A signed token for ``user_id`` and its expiry (epoch seconds)."""
+        now = int(time.time())
+        exp = now + self._ttl
+        claims = {"sub": user_id, "iss": self._issuer, "iat": now, "exp": exp, "jti": uuid.uuid4().hex}
+        return jwt.encode(claims, self._secret, algorithm=ALGORITHM), exp
+
+    async def verify(self, token: str, *, timeout: float) -> Claims:
+        """The token's claims; UNAUTHENTICATED if it is forged, expired, malformed or revoked."""
+        try:
+            claims = jwt.decode(
+                token,
+                self._secret,
+                algorithms=[ALGORITHM],
+                issuer=self._issuer,
+                options={"require": ["exp", "iss", "sub", "jti"]},
+            )
+        except jwt.ExpiredSignatureError:
+            raise unauthenticated("access token expired; log in again") from None
+        except jwt.InvalidTokenError:
+            raise unauthenticated("access token is invalid") from None
+        try:
+            uuid.UUID(claims["sub"])
+        except (ValueError, TypeError):
+            raise unauthenticated("access token is invalid") from None
+        if await self._redis.exists(_REVOKED_PREFIX + claims["jti"]):
+            raise unauthenticated("access token was revoked; log in again")
+        return Claims(user_id=claims["sub"], jti=claims["jti"], expires_at=int(claims["exp"]))
+
+    async def revoke(self, claims: Claims) -> None:
+        """Refuse this token from now until it would have expired anyway."""
+        ttl = max(1, claims.expires_at - int(time.time()) + 1)
+        await self._redis.set(_REVOKED_PREFIX + claims.jti, "1", ex=ttl)
