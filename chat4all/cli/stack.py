@@ -21,6 +21,12 @@ def stack() -> None:
     """Run Kafka, Cassandra, S3Proxy and Redis on 127.0.0.1 (jars and data under CHAT4ALL_STACK_DIR)."""
 
 
+@stack.command("bootstrap")
+def bootstrap_cmd() -> None:
+    """Apply schema, topics and bucket on already running servers (e.g. in docker-compose)."""
+    manager.prepare_platform(get_settings(), on_event=lambda msg: console.print(f"[green]•[/] {msg}"))
+
+
 @stack.command()
 def install() -> None:
     """Fetch the servers' jars (Maven) and redis-server (apt) into the cache, if missing."""

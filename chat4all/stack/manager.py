@@ -97,13 +97,18 @@ def up(
         _wait_healthy(server, pid, timeout=settings.stack_start_timeout)
         on_event(f"{server.name} healthy on 127.0.0.1:{server.port} ({time.monotonic() - t0:.1f}s wait)")
 
+    prepare_platform(settings, on_event=on_event)
+    return actions
+
+
+def prepare_platform(settings: Settings, *, on_event: Callable[[str], None] = lambda msg: None) -> None:
+    """Apply the CQL schema, create missing topics and the files bucket (all idempotent)."""
     n = bootstrap.apply_schema(settings)
     on_event(f"schema applied ({n} statements, keyspace {settings.cassandra_keyspace})")
     created = bootstrap.create_topics(settings)
     on_event(f"topics created: {', '.join(created) if created else 'none (all exist)'}")
     if bootstrap.create_bucket(settings):
         on_event(f"bucket {settings.s3_bucket} created")
-    return actions
 
 
 def _wait_healthy(server: Server, pid: int, *, timeout: float) -> None:
