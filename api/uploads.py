@@ -513,6 +513,8 @@ class _Receiver:
             raise
         self.buf, self.buf_len = [], 0
         if self.sha is None:
+            # This process did not see every byte (resumed after a restart): hash what is stored.
+            logger.info("upload %s: verifying the checksum by re-reading the stored object", s.upload_id)
             digest = await store.sha256_of(s.object_key)
             if digest != s.sha256:
                 await store.delete(s.object_key)

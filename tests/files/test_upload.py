@@ -14,31 +14,9 @@ from minio.error import S3Error
 
 from chat4all.cli.files import upload_file
 from chat4all.v1 import files_pb2
-from tests.files.conftest import MiB, cut_upload, status_code, write_random
+from tests.files.helpers import MiB, cut_upload, info_for, session_row, status_code, wait_status, write_random
 
 pytestmark = pytest.mark.integration
-
-
-def info_for(room, data: bytes, **overrides) -> files_pb2.FileInfo:  # noqa: ANN001
-    fields = dict(
-        conversation_id=room.conversation_id, filename="blob.bin", mime_type="application/octet-stream",
-        size=len(data), sha256=hashlib.sha256(data).hexdigest(), upload_id=f"test-{uuid.uuid4()}",
-    )
-    fields.update(overrides)
-    return files_pb2.FileInfo(**fields)
-
-
-def wait_status(files, md, upload_id: str, expected: int, timeout: float = 15.0) -> int:  # noqa: ANN001
-    deadline = time.monotonic() + timeout
-    while True:
-        got = files.GetUploadStatus(files_pb2.GetUploadStatusRequest(upload_id=upload_id), metadata=md, timeout=10)
-        if got.bytes_received == expected or time.monotonic() > deadline:
-            return got.bytes_received
-        time.sleep(0.2)
-
-
-def session_row(cql, upload_id: str):  # noqa: ANN001, ANN201
-    return cql.execute("SELECT * FROM uploads WHERE upload_id = %s", (upload_id,)).one()
 
 
 def test_64mib_cut_at_30mib_then_resumed_and_downloaded(api, files, room, cql, s3, settings, tmp_path: Path) -> None:
