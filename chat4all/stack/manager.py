@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from chat4all.settings import Settings
@@ -42,10 +41,14 @@ def servers(settings: Settings) -> list[Server]:
 
 
 def install(settings: Settings) -> list[Server]:
-    """Fetch every server's binaries that are not cached yet (in parallel); returns the servers."""
+    """Fetch every server's binaries that are not cached yet; returns the servers.
+
+    One after the other: Maven 3.8 does not lock its local repository, and parallel runs
+    that download the same artifacts can leave corrupt files behind.
+    """
     all_servers = servers(settings)
-    with ThreadPoolExecutor(max_workers=len(all_servers)) as pool:
-        list(pool.map(lambda s: s.install(), all_servers))
+    for server in all_servers:
+        server.install()
     return all_servers
 
 
