@@ -49,7 +49,7 @@ def test_grpcurl_lists_describes_and_calls(api: ApiClient) -> None:
     registered = json.loads(grpcurl(api, "chat4all.v1.AuthService/Register", data={"username": username, "password": password}))
     login = json.loads(grpcurl(api, "chat4all.v1.AuthService/Login", data={"username": username, "password": password}))
     assert login["user_id"] == registered["user_id"]
-    me = json.loads(grpcurl(api, "chat4all.v1.UserService/GetMe", headers=(f"authorization: Bearer {login["access_token"]}",)))
+    me = json.loads(grpcurl(api, "chat4all.v1.UserService/GetMe", headers=(f"authorization: Bearer {login['access_token']}",)))
     assert me == {"user_id": registered["user_id"], "username": username}
     health = json.loads(grpcurl(api, "grpc.health.v1.Health/Check"))
     assert health == {"status": "SERVING"}
