@@ -22,6 +22,8 @@ COMMANDS: dict[str, str] = {
     "send": "chat4all.cli.client:send",
     "history": "chat4all.cli.client:history",
     "read": "chat4all.cli.client:read",
+    "upload": "chat4all.cli.files:upload",
+    "download": "chat4all.cli.files:download",
 }
 
 
