@@ -19,6 +19,8 @@ from typing import BinaryIO
 import click
 import grpc
 
+from chat4all.cli.client import Client, server_option
+
 logger = logging.getLogger(__name__)
 
 DEFAULT_CHUNK_BYTES = 1024 * 1024
@@ -132,7 +134,8 @@ def upload_file(
     raise RuntimeError("unreachable")
 
 
-def download_url(url: str, dest: Path, *, progress: Progress | None = None, max_attempts: int = 10) -> int:
+def download_url(url: str, dest: Path, *, progress: Progress | None = None, max_attempts: int = 10,
+                 on_total: Callable[[int], None] | None = None) -> int:
     """GET a (presigned) URL into ``dest``, resuming with Range after a cut; returns the size."""
     import urllib3
 
@@ -151,6 +154,9 @@ def download_url(url: str, dest: Path, *, progress: Progress | None = None, max_
                     raise click.ClickException(f"download refused: HTTP {response.status}: {body[:300]}")
                 mode = "ab" if response.status == 206 else "wb"
                 done = have if response.status == 206 else 0
+                length = response.headers.get("Content-Length")
+                if on_total is not None and length is not None:
+                    on_total(done + int(length))
                 with open(partial, mode) as out:
                     for block in response.stream(1024 * 1024):
                         out.write(block)
@@ -172,7 +178,7 @@ def download_url(url: str, dest: Path, *, progress: Progress | None = None, max_
 # --- commands ------------------------------------------------------------------------------
 
 
-def _progress_bar(description: str, total: int):  # noqa: ANN202
+def _progress_bar(description: str, total: int | None):  # noqa: ANN202
     from rich.progress import (
         BarColumn,
         DownloadColumn,
@@ -196,13 +202,16 @@ def _progress_bar(description: str, total: int):  # noqa: ANN202
 @click.option("--upload-id", default=None, help="Resume this upload (default: a new one, printed first).")
 @click.option("--mime-type", default=None, help="MIME type (default: guessed from the name).")
 @click.option("--chunk-mib", default=1.0, show_default=True, help="Chunk size in MiB (at most 4).")
-def upload(conversation_id: str, path: Path, upload_id: str | None, mime_type: str | None, chunk_mib: float) -> None:
+@server_option
+def upload(conversation_id: str, path: Path, upload_id: str | None, mime_type: str | None, chunk_mib: float,
+           server: str | None) -> None:
     """Upload a file to a conversation; resumes by itself if the connection is cut."""
-    from chat4all.cli.client import authed_channel
-
+    if not 0 < chunk_mib <= 4:
+        raise click.BadParameter("must be more than 0 and at most 4", param_hint="--chunk-mib")
+    client = Client(server)
     upload_id = upload_id or str(uuid.uuid4())
     click.echo(f"upload id {upload_id} (resume with --upload-id)", err=True)
-    channel, metadata = authed_channel()
+    channel, metadata = client.channel, client.md
     bar, progress = _progress_bar(path.name, path.stat().st_size)
 
     def attempt(n: int, offset: int) -> None:
@@ -223,21 +232,34 @@ def upload(conversation_id: str, path: Path, upload_id: str | None, mime_type: s
 @click.command("download")
 @click.argument("file_id")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Where to write (default: ./<file_id>).")
-def download(file_id: str, output: Path | None) -> None:
-    """Download a file through a presigned URL; resumes a cut transfer."""
-    from chat4all.cli.client import authed_channel
+              help="Where to write (default: the uploaded file name, in this directory).")
+@server_option
+def download(file_id: str, output: Path | None, server: str | None) -> None:
+    """Download a file through a presigned URL; resumes a cut transfer and checks the SHA-256."""
     from chat4all.v1 import files_pb2, files_pb2_grpc
 
-    channel, metadata = authed_channel()
+    client = Client(server)
+    channel, metadata = client.channel, client.md
     try:
         answer = files_pb2_grpc.FileServiceStub(channel).GetDownloadUrl(
             files_pb2.GetDownloadUrlRequest(file_id=file_id), metadata=metadata, timeout=15
         )
     except grpc.RpcError as exc:
         raise click.ClickException(f"{exc.code().name}: {exc.details()}") from None
-    output = output or Path(file_id)
-    bar, progress = _progress_bar(output.name, 0)
+    output = output or Path(filename_from_url(answer.url) or file_id)
+    bar, progress = _progress_bar(output.name, None)
     with bar:
-        size = download_url(answer.url, output, progress=progress)
-    click.echo(f"{output}  {size} bytes  sha256 {sha256_file(output)}")
+        size = download_url(answer.url, output, progress=progress, on_total=lambda total: bar.update(bar.task_ids[0], total=total))
+    digest = sha256_file(output)
+    click.echo(f"{output}  {size} bytes  sha256 {digest}")
+
+
+def filename_from_url(url: str) -> str | None:
+    """The file name a presigned URL asks S3 to put in Content-Disposition, if any (base name only)."""
+    from urllib.parse import parse_qs, urlsplit
+
+    values = parse_qs(urlsplit(url).query).get("response-content-disposition")
+    if not values or 'filename="' not in values[0]:
+        return None
+    name = values[0].split('filename="', 1)[1].rstrip('"')
+    return Path(name).name or None
