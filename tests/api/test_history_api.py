@@ -1,0 +1,131 @@
+"""History through the whole pipeline: the API publishes, a real worker's router stores, GetMessages
+reads; pagination, idempotent sends stored once, DELIVERED on fetch (native) and READ by MarkRead."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+
+import grpc
+import pytest
+
+from chat4all.v1 import conversations_pb2 as cpb
+from chat4all.v1 import messages_pb2 as pb
+from tests.fixtures.api import ApiClient, TestUser, expect_status
+
+pytestmark = pytest.mark.integration
+CODE = grpc.StatusCode
+
+
+def private(api: ApiClient, a: TestUser, b: TestUser) -> str:
+    return api.conversations.CreateConversation(
+        cpb.CreateConversationRequest(type=cpb.CONVERSATION_TYPE_PRIVATE, participant_ids=[b.user_id]), metadata=a.md, timeout=10
+    ).conversation_id
+
+
+def all_messages(api: ApiClient, user: TestUser, cid: str) -> list[pb.Message]:
+    out, token = [], ""
+    while True:
+        page = api.messages.GetMessages(
+            pb.GetMessagesRequest(conversation_id=cid, page_size=500, page_token=token), metadata=user.md, timeout=10
+        )
+        out += page.messages
+        token = page.next_page_token
+        if not token:
+            return out
+
+
+def wait_for(check: Callable[[], object], what: str, timeout: float = 30.0) -> object:
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.2)
+
+
+@pytest.fixture
+def pair(api: ApiClient, pipeline_worker) -> tuple[TestUser, TestUser, str]:
+    alice, bob = api.register_and_login("alice"), api.register_and_login("bob")
+    return alice, bob, private(api, alice, bob)
+
+
+def test_history_pages_through_three_pages_in_send_order(api: ApiClient, pair) -> None:
+    alice, bob, cid = pair
+    sent = [
+        api.messages.SendMessage(pb.SendMessageRequest(conversation_id=cid, content=f"m{i}"), metadata=alice.md, timeout=10)
+        for i in range(7)
+    ]
+    wait_for(lambda: len(all_messages(api, alice, cid)) == 7, "the router to store 7 messages")
+    pages, token = [], ""
+    while True:
+        page = api.messages.GetMessages(
+            pb.GetMessagesRequest(conversation_id=cid, page_size=3, page_token=token), metadata=alice.md, timeout=10
+        )
+        pages.append(page.messages)
+        token = page.next_page_token
+        if not token:
+            break
+    assert [len(p) for p in pages] == [3, 3, 1]
+    history = [m for p in pages for m in p]
+    assert [m.message_id for m in history] == [s.message_id for s in sent]
+    assert [m.content for m in history] == [f"m{i}" for i in range(7)]
+    first = history[0]
+    assert first.sender_id == alice.user_id and first.conversation_id == cid
+    assert first.timestamp == sent[0].timestamp
+    assert first.status == pb.MESSAGE_STATUS_SENT
+    assert [(r.recipient_id, r.channel) for r in first.receipts] == [(bob.user_id, "native")]
+    assert not first.HasField("file") and first.file_id == ""
+
+
+def test_idempotent_send_is_stored_once(api: ApiClient, pair) -> None:
+    alice, _bob, cid = pair
+    request = pb.SendMessageRequest(conversation_id=cid, content="exactly once", client_message_id=f"cm-{uuid.uuid4()}")
+    replies = [api.messages.SendMessage(request, metadata=alice.md, timeout=10)]
+    wait_for(lambda: all_messages(api, alice, cid), "the first copy to be stored")
+    replies += [api.messages.SendMessage(request, metadata=alice.md, timeout=10) for _ in range(3)]
+    api.messages.SendMessage(pb.SendMessageRequest(conversation_id=cid, content="marker"), metadata=alice.md, timeout=10)
+    history = wait_for(
+        lambda: (h := all_messages(api, alice, cid)) and h[-1].content == "marker" and h, "the marker message"
+    )
+    assert [m.content for m in history] == ["exactly once", "marker"]
+    assert {r.message_id for r in replies} == {history[0].message_id}
+
+
+def test_fetch_marks_delivered_and_mark_read_marks_read(api: ApiClient, pair) -> None:
+    alice, bob, cid = pair
+    sent = api.messages.SendMessage(pb.SendMessageRequest(conversation_id=cid, content="see me"), metadata=alice.md, timeout=10)
+    wait_for(lambda: all_messages(api, alice, cid), "the message to be stored")
+    # Alice (the sender) fetching changes nothing; Bob fetching makes it DELIVERED to him (native).
+    assert all_messages(api, alice, cid)[0].status == pb.MESSAGE_STATUS_SENT
+    all_messages(api, bob, cid)
+
+    def status() -> pb.Message:
+        return all_messages(api, alice, cid)[0]
+
+    delivered = wait_for(lambda: (m := status()).status == pb.MESSAGE_STATUS_DELIVERED and m, "DELIVERED")
+    assert delivered.delivered_at.seconds > 0 and not delivered.HasField("read_at")
+    assert delivered.receipts[0].status == pb.MESSAGE_STATUS_DELIVERED
+    api.messages.MarkRead(pb.MarkReadRequest(conversation_id=cid, message_ids=[sent.message_id]), metadata=bob.md, timeout=10)
+    read = wait_for(lambda: (m := status()).status == pb.MESSAGE_STATUS_READ and m, "READ")
+    assert read.read_at.ToMilliseconds() >= read.delivered_at.ToMilliseconds() > 0
+    assert read.receipts[0].status == pb.MESSAGE_STATUS_READ and read.receipts[0].read_at.seconds > 0
+
+
+def test_mark_read_of_another_conversations_message_is_not_found(api: ApiClient, pair) -> None:
+    alice, bob, cid = pair
+    carol = api.register_and_login("carol")
+    other = private(api, alice, carol)
+    foreign = api.messages.SendMessage(pb.SendMessageRequest(conversation_id=other, content="not yours"), metadata=alice.md, timeout=10)
+    wait_for(lambda: all_messages(api, carol, other), "the foreign message to be stored")
+    err = expect_status(
+        CODE.NOT_FOUND,
+        api.messages.MarkRead,
+        pb.MarkReadRequest(conversation_id=cid, message_ids=[foreign.message_id]),
+        metadata=bob.md,
+        timeout=10,
+    )
+    assert foreign.message_id in err.details()
