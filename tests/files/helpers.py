@@ -89,3 +89,68 @@ def cut_upload(files: files_pb2_grpc.FileServiceStub, md, info: files_pb2.FileIn
 
 def status_code(exc_info: pytest.ExceptionInfo) -> grpc.StatusCode:
     return exc_info.value.code()
+
+
+class CuttingProxy:
+    """A TCP proxy to ``target`` that drops the connection on which the upstream bytes (over all
+    connections) pass ``cut_after``, once; then it passes everything, so a client that
+    reconnects and resumes gets through.
+    """
+
+    def __init__(self, target: str, *, cut_after: int) -> None:
+        import socket
+
+        host, port = target.rsplit(":", 1)
+        self.upstream = (host, int(port))
+        self.cut_after = cut_after
+        self.cuts = 0
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self._listener.getsockname()[1]
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._upstream_bytes = 0
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    @property
+    def target(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def _accept(self) -> None:
+        import socket
+
+        while not self._stop.is_set():
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return
+            server = socket.create_connection(self.upstream)
+            pair = (client, server)
+            threading.Thread(target=self._pump, args=(client, server, pair, True), daemon=True).start()
+            threading.Thread(target=self._pump, args=(server, client, pair, False), daemon=True).start()
+
+    def _pump(self, src, dst, pair, upstream: bool) -> None:  # noqa: ANN001
+        import socket
+
+        try:
+            while data := src.recv(256 * 1024):
+                dst.sendall(data)
+                if upstream:
+                    with self._lock:
+                        self._upstream_bytes += len(data)
+                        cut = self.cuts == 0 and self._upstream_bytes >= self.cut_after
+                        if cut:
+                            self.cuts += 1
+                    if cut:
+                        break
+        except OSError:
+            pass
+        for s in pair:  # one side ended or the cut came: drop both, like a broken link
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            s.close()
+
+    def close(self) -> None:
+        self._stop.set()
+        self._listener.close()
