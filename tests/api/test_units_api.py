@@ -1,0 +1,152 @@
+"""Pure unit tests of the API's building blocks: cursors, page sizes, tokens, passwords, ids, CLI session file."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import stat
+import time
+import uuid
+
+import grpc
+import jwt
+import pytest
+
+from api.convert import parse_uuid
+from api.errors import ApiError
+from api.pagination import decode_token, encode_token, page_size
+from api.passwords import hash_password, verify_password
+from api.tokens import MissingSecret, TokenService, resolve_secret
+from chat4all.settings import Settings
+
+
+class FakeRedis:
+    """Just enough of redis.asyncio for TokenService (a pure unit test: no server)."""
+
+    def __init__(self) -> None:
+        self.data: dict[str, tuple[str, int]] = {}
+
+    async def exists(self, key: str) -> int:
+        return int(key in self.data)
+
+    async def set(self, key: str, value: str, ex: int) -> None:
+        self.data[key] = (value, ex)
+
+
+def code_of(exc: pytest.ExceptionInfo) -> grpc.StatusCode:
+    assert isinstance(exc.value, ApiError)
+    return exc.value.code
+
+
+def test_page_size_default_bounds_and_rejection() -> None:
+    assert page_size(0) == 50
+    assert page_size(1) == 1 and page_size(500) == 500
+    for bad in (-1, 501, 10_000):
+        with pytest.raises(ApiError) as exc:
+            page_size(bad)
+        assert code_of(exc) == grpc.StatusCode.INVALID_ARGUMENT
+
+
+def test_cursor_round_trip_and_kind_check() -> None:
+    token = encode_token("messages", {"ts": 1700000000123, "id": "abc"})
+    assert decode_token("messages", token) == {"k": "messages", "ts": 1700000000123, "id": "abc"}
+    assert decode_token("messages", "") is None
+    for bad_kind, bad_token in (("conversations", token), ("messages", "%%%"), ("messages", "bm90LWpzb24")):
+        with pytest.raises(ApiError) as exc:
+            decode_token(bad_kind, bad_token)
+        assert code_of(exc) == grpc.StatusCode.INVALID_ARGUMENT
+
+
+def test_parse_uuid_names_the_field() -> None:
+    value = uuid.uuid4()
+    assert parse_uuid(str(value), "x") == value
+    with pytest.raises(ApiError, match="conversation_id is not a valid UUID"):
+        parse_uuid("nope", "conversation_id")
+    with pytest.raises(ApiError, match="file_id is required"):
+        parse_uuid("", "file_id")
+
+
+async def test_tokens_issue_verify_revoke() -> None:
+    redis = FakeRedis()
+    tokens = TokenService(secret="s" * 40, issuer="chat4all", ttl_seconds=60, redis=redis)
+    user_id = str(uuid.uuid4())
+    token, exp = tokens.issue(user_id)
+    assert exp - time.time() == pytest.approx(60, abs=2)
+    claims = await tokens.verify(token, timeout=1)
+    assert claims.user_id == user_id and claims.expires_at == exp
+    await tokens.revoke(claims)
+    (key, (_, ttl)), = redis.data.items()
+    assert claims.jti in key and 55 <= ttl <= 62  # kept only until the token would expire
+    with pytest.raises(ApiError, match="revoked"):
+        await tokens.verify(token, timeout=1)
+
+
+async def test_tokens_refuse_expired_forged_and_incomplete() -> None:
+    tokens = TokenService(secret="s" * 40, issuer="chat4all", ttl_seconds=60, redis=FakeRedis())
+    now = int(time.time())
+    base = {"sub": str(uuid.uuid4()), "iss": "chat4all", "iat": now, "exp": now + 60, "jti": "j"}
+    cases = {
+        "expired": jwt.encode({**base, "exp": now - 1}, "s" * 40, algorithm="HS256"),
+        "invalid": jwt.encode(base, "t" * 40, algorithm="HS256"),
+    }
+    with pytest.raises(ApiError, match="expired"):
+        await tokens.verify(cases["expired"], timeout=1)
+    with pytest.raises(ApiError, match="invalid"):
+        await tokens.verify(cases["invalid"], timeout=1)
+    for missing in ("exp", "iss", "sub", "jti"):
+        token = jwt.encode({k: v for k, v in base.items() if k != missing}, "s" * 40, algorithm="HS256")
+        with pytest.raises(ApiError) as exc:
+            await tokens.verify(token, timeout=1)
+        assert code_of(exc) == grpc.StatusCode.UNAUTHENTICATED
+    none_alg = jwt.encode(base, None, algorithm="none")
+    with pytest.raises(ApiError, match="invalid"):
+        await tokens.verify(none_alg, timeout=1)
+
+
+def test_secret_required_outside_dev_mode(tmp_path) -> None:
+    with pytest.raises(MissingSecret):
+        resolve_secret(Settings(dev_mode=False, jwt_secret=None, stack_dir=tmp_path))
+    with pytest.raises(MissingSecret):
+        resolve_secret(Settings(dev_mode=False, jwt_secret="too-short", stack_dir=tmp_path))
+    assert resolve_secret(Settings(dev_mode=False, jwt_secret="x" * 32, stack_dir=tmp_path)) == "x" * 32
+    # Dev mode generates one, keeps it private, and reuses it.
+    generated = resolve_secret(Settings(dev_mode=True, jwt_secret=None, stack_dir=tmp_path))
+    assert len(generated) >= 32
+    assert stat.S_IMODE(os.stat(tmp_path / "api-dev-jwt-secret").st_mode) == 0o600
+    assert resolve_secret(Settings(dev_mode=True, jwt_secret=None, stack_dir=tmp_path)) == generated
+
+
+async def test_passwords_are_hashed_and_verified_off_the_loop() -> None:
+    hashed = await hash_password("correct horse")
+    assert hashed.startswith("$argon2") and "correct horse" not in hashed
+    assert await verify_password(hashed, "correct horse")
+    assert not await verify_password(hashed, "wrong horse")
+    assert not await verify_password(None, "anything")  # unknown user: still costs a verification
+
+    # The loop keeps running while a hash is computed.
+    ticks = 0
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while True:
+            ticks += 1
+            await asyncio.sleep(0.001)
+
+    task = asyncio.create_task(ticker())
+    await hash_password("another one")
+    task.cancel()
+    assert ticks >= 3
+
+
+def test_cli_session_file_is_private(tmp_path, monkeypatch) -> None:
+    from chat4all.cli import client
+
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path))
+    path = client.save_session({"access_token": "t", "user_id": "u"})
+    assert path.parent == tmp_path / "chat4all"
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    assert stat.S_IMODE(os.stat(path.parent).st_mode) == 0o700
+    os.chmod(path, 0o644)
+    client.save_session({"access_token": "t2"})
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    assert client.load_session() == {"access_token": "t2"}
