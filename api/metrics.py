@@ -18,7 +18,9 @@ RATE_LIMITED = Counter("chat4all_api_rate_limited_total", "SendMessage calls ref
 
 
 def observe(method: str, code: grpc.StatusCode, seconds: float) -> None:
-    name = method.rsplit("/", 2)[-2].rsplit(".", 1)[-1] + "/" + method.rsplit("/", 1)[-1] if method.count("/") >= 2 else method
+    """Count one call; ``method`` is gRPC's full name, labelled short: ``/chat4all.v1.X/Y`` -> ``X/Y``."""
+    service, _, rpc = method.lstrip("/").partition("/")
+    name = f"{service.rsplit('.', 1)[-1]}/{rpc}"
     REQUESTS.labels(name, code.name).inc()
     LATENCY.labels(name).observe(seconds)
     if code is not grpc.StatusCode.OK:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 from dataclasses import dataclass
 
 from redis.asyncio import Redis
+
+from api.errors import DependencyUnavailable
 
 logger = logging.getLogger(__name__)
 
@@ -56,6 +59,12 @@ class RateLimiter:
         self._prefix = prefix
         self._script = redis.register_script(_TOKEN_BUCKET)
 
-    async def acquire(self, key: str, cost: int = 1) -> Decision:
-        allowed, wait_ms = await self._script(keys=[self._prefix + key], args=[self._rate, self._burst, cost])
+    async def acquire(self, key: str, *, cost: int = 1, timeout: float = 5.0) -> Decision:
+        """Take ``cost`` tokens if there are enough; else say how long until there are."""
+        try:
+            allowed, wait_ms = await asyncio.wait_for(
+                self._script(keys=[self._prefix + key], args=[self._rate, self._burst, cost]), timeout
+            )
+        except TimeoutError:
+            raise DependencyUnavailable("Redis is unavailable (rate limit); try again") from None
         return Decision(allowed=bool(int(allowed)), retry_after_seconds=math.ceil(int(wait_ms)) / 1000)

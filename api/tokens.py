@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import secrets
@@ -13,7 +14,7 @@ from pathlib import Path
 import jwt
 from redis.asyncio import Redis
 
-from api.errors import unauthenticated
+from api.errors import DependencyUnavailable, unauthenticated
 from chat4all.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -92,7 +93,11 @@ class TokenService:
             uuid.UUID(claims["sub"])
         except (ValueError, TypeError):
             raise unauthenticated("access token is invalid") from None
-        if await self._redis.exists(_REVOKED_PREFIX + claims["jti"]):
+        try:
+            revoked = await asyncio.wait_for(self._redis.exists(_REVOKED_PREFIX + claims["jti"]), timeout)
+        except TimeoutError:
+            raise DependencyUnavailable("Redis is unavailable (token revocation list); try again") from None
+        if revoked:
             raise unauthenticated("access token was revoked; log in again")
         return Claims(user_id=claims["sub"], jti=claims["jti"], expires_at=int(claims["exp"]))
 

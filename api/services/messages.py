@@ -94,8 +94,9 @@ class MessageServicer(messages_pb2_grpc.MessageServiceServicer):
     def __init__(self, *, deps: ApiDeps) -> None:
         self._deps = deps
 
-    async def _rate_limit(self, user_id: uuid.UUID) -> None:
-        decision = await self._deps.send_limiter.acquire(str(user_id))
+    async def _rate_limit(self, user_id: uuid.UUID, context: grpc.aio.ServicerContext) -> None:
+        timeout = budget(context, self._deps.settings.api_storage_timeout_seconds)
+        decision = await self._deps.send_limiter.acquire(str(user_id), timeout=timeout)
         if not decision.allowed:
             metrics.RATE_LIMITED.inc()
             wait = f"{decision.retry_after_seconds:.3f}"
@@ -109,7 +110,7 @@ class MessageServicer(messages_pb2_grpc.MessageServiceServicer):
 
     async def SendMessage(self, request: pb.SendMessageRequest, context: grpc.aio.ServicerContext) -> pb.SendMessageResponse:
         caller = current_user_uuid(context)
-        await self._rate_limit(caller)
+        await self._rate_limit(caller, context)
         store, settings = self._deps.store, self._deps.settings
         conversation = await require_participant(store, request.conversation_id, caller, context=context)
         content, cmid = request.content, request.client_message_id

@@ -100,6 +100,14 @@ def test_cassandra_down_gives_unavailable_within_deadline(api_factory) -> None:
         assert "Cassandra" in err.details()
 
 
+def test_redis_down_gives_unavailable_within_deadline(api_factory) -> None:
+    no_redis = api_factory({"CHAT4ALL_REDIS_PORT": str(free_port())}, wait_serving=False)
+    start = time.monotonic()
+    err = expect_status(CODE.UNAVAILABLE, no_redis.users.GetMe, users_pb2.GetMeRequest(), metadata=_token_for(str(uuid.uuid4())), timeout=2)
+    assert time.monotonic() - start < 2
+    assert "Redis" in err.details()
+
+
 def test_health_reports_serving(api: ApiClient) -> None:
     for service in ("", "chat4all.v1.MessageService"):
         reply = api.health.Check(health_pb2.HealthCheckRequest(service=service), timeout=5)
