@@ -68,6 +68,7 @@ class StatusUpdate(_Wire):
     receipt_keys: list[str] = []
     reason: str | None = None
     source: str | None = None
+    sender_id: str | None = None  # lets the tracker notify the sender without a lookup
     v: int = SCHEMA_VERSION
 
 

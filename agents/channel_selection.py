@@ -1,0 +1,53 @@
+"""Who gets a message and on which channels: participants minus the sender, each on their linked channels."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+NATIVE = "native"
+
+
+@dataclass(frozen=True)
+class Target:
+    """One outbound delivery: a recipient on a channel, with their handle there (None for native)."""
+
+    recipient_id: str
+    channel: str
+    handle: str | None
+
+    @property
+    def key(self) -> str:
+        return f"{self.recipient_id}:{self.channel}"
+
+
+def select_targets(
+    *,
+    sender_id: str,
+    participant_ids: Iterable[str],
+    linked_channels: Mapping[str, Mapping[str, str]],
+    requested: Iterable[str] = (),
+    known_channels: Iterable[str] = ("whatsapp", "instagram", NATIVE),
+) -> list[Target]:
+    """Targets of a message, recipients and channels in a stable (sorted) order.
+
+    - recipients are the participants other than the sender;
+    - a recipient goes on each linked channel that has a connector, or only on those
+      named in ``requested`` when it is not empty (``native`` may be named too);
+    - a recipient with no usable channel gets the native channel: never silently dropped.
+    """
+    known = set(known_channels)
+    wanted = {c for c in requested if c in known}
+    targets: list[Target] = []
+    for recipient in sorted(set(participant_ids) - {sender_id}):
+        linked = {name: handle for name, handle in (linked_channels.get(recipient) or {}).items() if name in known and name != NATIVE}
+        if wanted:
+            chosen = [(name, linked[name]) for name in sorted(linked) if name in wanted]
+            if NATIVE in wanted:
+                chosen.append((NATIVE, None))
+        else:
+            chosen = sorted(linked.items())
+        if not chosen:
+            chosen = [(NATIVE, None)]
+        targets.extend(Target(recipient_id=recipient, channel=name, handle=handle) for name, handle in chosen)
+    return targets

@@ -1,0 +1,242 @@
+"""Connector agents, one per channel: send through the channel's connector, then schedule DELIVERED/READ durably."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from typing import Any
+
+from faust.web import Request, Response, View
+
+from chat4all import topics as names
+from chat4all.settings import get_settings
+from connectors.base import BaseConnector, ConnectorConfig
+from connectors.breaker import BreakerState
+from connectors.faults import FaultInjector
+from connectors.native import NativeConnector
+from connectors.registry import CONNECTORS
+from connectors.simulators import SimulatedNetworkConnector
+from streams import metrics
+from streams.app import app
+from streams.dead_letters import dead_letter
+from streams.parsing import InvalidRecord, decode
+from streams.records import Notification, OutboundEvent, StatusUpdate
+from streams.topics import notifications_topic, outbound_topics, status_updates_topic
+from tables.schedule import DurableSchedule
+from tables.schedules import schedule_table
+
+logger = logging.getLogger(__name__)
+
+settings = get_settings()
+
+TICK_FIELD = "__tick__"
+_NEVER = 2**62
+
+# One injector for the simulated providers, changed at run time through /connectors/faults.
+faults = FaultInjector(error_rate=settings.connector_send_error_rate, outage=settings.connector_outage)
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def _config() -> ConnectorConfig:
+    first, largest = settings.connector_backoff_ms
+    return ConnectorConfig(
+        max_attempts=settings.connector_max_attempts,
+        backoff_first=first / 1000,
+        backoff_largest=largest / 1000,
+        breaker_failure_threshold=settings.breaker_failure_threshold,
+        breaker_reset_timeout=settings.breaker_reset_timeout,
+        delivered_delay_ms=settings.delivered_delay_ms,
+        read_delay_ms=settings.read_delay_ms,
+    )
+
+
+def _on_attempt(channel: str, outcome: str) -> None:
+    metrics.connector_sends.labels(channel, outcome).inc()
+
+
+def _on_breaker_change(channel: str, state: BreakerState) -> None:
+    metrics.breaker_state.labels(channel).set(state.value)
+
+
+async def _publish_native(event: OutboundEvent) -> None:
+    note = Notification(
+        user_id=event.recipient_id, kind="message.new", message_id=event.message_id,
+        conversation_id=event.conversation_id, at_ms=_now_ms(), sender_id=event.sender_id,
+        content=event.content, channel=event.channel,
+    )
+    await notifications_topic.send(key=event.recipient_id.encode(), value=note.dumps())
+
+
+def _make_connector(channel: str) -> BaseConnector:
+    cls = CONNECTORS[channel]
+    common: dict[str, Any] = {"config": _config(), "on_attempt": _on_attempt, "on_breaker_change": _on_breaker_change}
+    if issubclass(cls, NativeConnector):
+        return cls(publish=_publish_native, faults=FaultInjector(), **common)
+    return cls(faults=faults, **common)
+
+
+class ChannelWorker:
+    """One channel's connector, its schedule table and the partitions' next-due hints for the tick timer."""
+
+    def __init__(self, *, channel: str) -> None:
+        self.channel = channel
+        self.topic_name = names.outbound_topic(channel)
+        self.connector = _make_connector(channel)
+        self.scheduled = isinstance(self.connector, SimulatedNetworkConnector)
+        self.table = schedule_table(channel) if self.scheduled else None
+        # partition -> when its schedule next needs a tick (ms). In memory only: a newly
+        # owned partition is ticked at once and its real hint comes back from the table.
+        self.next_due: dict[int, int] = {}
+        self.owned: set[int] = set()
+
+    def schedule(self) -> DurableSchedule:
+        assert self.table is not None
+        return DurableSchedule(table=self.table)
+
+    async def handle(self, partition: int, key: bytes | None, raw: bytes | None) -> None:
+        """Process one record of `<channel>-outbound` in its partition's event context."""
+        if raw is not None and TICK_FIELD.encode() in raw[:32]:
+            await self.fire_due(partition)
+            return
+        try:
+            event = decode(OutboundEvent, raw, uuid_fields=("message_id", "conversation_id", "recipient_id"))
+        except InvalidRecord as exc:
+            await dead_letter(source=f"{self.channel}-connector", topic=self.topic_name, key=key, payload=raw or b"", reason=str(exc))
+            return
+        result = await self.connector.deliver(event)
+        if result.sent:
+            if self.scheduled:
+                now = _now_ms()
+                entries = [self._entry(event, s.status, s.due_ms) for s in self.connector.after_send(event, now_ms=now)]
+                self.schedule().add_many(entries)
+                due = min(e["due"] for e in entries)
+                self.next_due[partition] = min(self.next_due.get(partition, _NEVER), due)
+            return
+        # Given up on: the recipient's receipt becomes FAILED and the record goes to dead-letters.
+        failed = StatusUpdate(
+            message_id=event.message_id, conversation_id=event.conversation_id, ts_ms=event.ts_ms,
+            recipient_id=event.recipient_id, channel=self.channel, status="FAILED", at_ms=_now_ms(),
+            receipt_keys=event.receipt_keys, reason=result.reason, source=self.channel, sender_id=event.sender_id,
+        )
+        await status_updates_topic.send(key=event.message_id.encode(), value=failed.dumps())
+        await dead_letter(
+            source=f"{self.channel}-connector", topic=self.topic_name, key=key, payload=raw or b"",
+            reason=result.reason or "failed", attempts=result.attempts,
+            message_id=event.message_id, conversation_id=event.conversation_id,
+        )
+
+    @staticmethod
+    def _entry(event: OutboundEvent, status: str, due_ms: int) -> dict[str, Any]:
+        return {
+            "due": due_ms, "st": status, "m": event.message_id, "c": event.conversation_id, "t": event.ts_ms,
+            "r": event.recipient_id, "s": event.sender_id, "k": event.receipt_keys,
+        }
+
+    async def fire_due(self, partition: int) -> None:
+        """Publish every due receipt of this partition, schedule READ after DELIVERED, forget what fired."""
+        schedule = self.schedule()
+        now = _now_ms()
+        due = schedule.due(now)
+        pending = []
+        follow_ups = []
+        for _bucket, entries in due:
+            for e in entries:
+                update = StatusUpdate(
+                    message_id=e["m"], conversation_id=e["c"], ts_ms=e["t"], recipient_id=e["r"], channel=self.channel,
+                    status=e["st"], at_ms=now, receipt_keys=e["k"], source=self.channel, sender_id=e["s"],
+                )
+                pending.append(await status_updates_topic.send(key=e["m"].encode(), value=update.dumps()))
+                if e["st"] == "DELIVERED":
+                    assert isinstance(self.connector, SimulatedNetworkConnector)
+                    follow_ups.append({**e, "st": "READ", "due": now + self.connector.read_delay_ms()})
+        if pending and app.conf.processing_guarantee.value == "at_least_once":
+            # Only forget an entry once its receipt is safely on the broker.
+            for fut in pending:
+                await fut
+        schedule.remove([bucket for bucket, _ in due])
+        schedule.add_many(follow_ups)
+        nxt = schedule.next_due_ms()
+        self.next_due[partition] = _NEVER if nxt is None else nxt
+        metrics.scheduled_pending.labels(self.channel).set(sum(1 for d in self.next_due.values() if d < _NEVER))
+
+    async def send_ticks(self, assignment: set[Any], now: int) -> None:
+        """Tick every owned partition whose schedule is due (or unknown since it was assigned)."""
+        owned = {tp.partition for tp in assignment if tp.topic == self.topic_name}
+        for partition in owned - self.owned:
+            self.next_due[partition] = 0
+        self.owned = owned
+        topic = outbound_topics[self.channel]
+        for partition in owned:
+            if self.next_due.get(partition, 0) <= now:
+                # Until the agent handles this tick and sets the real hint, do not tick again.
+                self.next_due[partition] = now + 2000
+                await topic.send(key=None, value=json.dumps({TICK_FIELD: now}).encode(), partition=partition)
+
+
+channel_workers: dict[str, ChannelWorker] = {c: ChannelWorker(channel=c) for c in CONNECTORS if c in outbound_topics}
+
+
+def _make_agent(worker: ChannelWorker) -> None:
+    async def connector_agent(stream: Any) -> None:
+        async for event in stream.events():
+            await worker.handle(event.message.partition, event.key, event.value)
+
+    connector_agent.__doc__ = f"Consume {worker.topic_name}: send, then schedule receipts."
+    app.agent(outbound_topics[worker.channel], name=f"{worker.channel}-connector")(connector_agent)
+
+
+for _worker in channel_workers.values():
+    _make_agent(_worker)
+
+
+@app.timer(interval=settings.schedule_tick_ms / 1000)
+async def schedule_ticks() -> None:
+    """Punctuation: a timer may not write tables, so it asks the agent (via a tick record) to fire due entries."""
+    try:
+        assignment = app.consumer.assignment()
+    except Exception:  # consumer not started yet
+        return
+    now = _now_ms()
+    for worker in channel_workers.values():
+        if worker.scheduled:
+            await worker.send_ticks(assignment, now)
+
+
+@app.page("/connectors")
+class ConnectorsView(View):
+    """Breaker state of each channel and the fault injection in force."""
+
+    async def get(self, request: Request) -> Response:
+        return self.json(_connectors_state())
+
+
+@app.page("/connectors/faults")
+class FaultsView(View):
+    """GET the injected faults; POST {"outage": bool, "error_rate": float} to change them (demos, tests)."""
+
+    async def get(self, request: Request) -> Response:
+        return self.json(_connectors_state())
+
+    async def post(self, request: Request) -> Response:
+        body = await request.json()
+        faults.update(error_rate=body.get("error_rate"), outage=body.get("outage"))
+        return self.json(_connectors_state())
+
+
+def _connectors_state() -> dict[str, Any]:
+    return {
+        "faults": {"error_rate": faults.error_rate, "outage": faults.outage},
+        "channels": {
+            c: {
+                "breaker": w.connector.breaker.state.name,
+                "consecutive_failures": w.connector.breaker.consecutive_failures,
+                "opened_count": w.connector.breaker.opened_count,
+                "owned_partitions": sorted(w.owned),
+            }
+            for c, w in channel_workers.items()
+        },
+    }

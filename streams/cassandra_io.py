@@ -1,0 +1,266 @@
+"""Cassandra reads and writes of the pipeline: prepared statements, outage retries, short-lived lookups cache."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from cassandra import DriverException, OperationTimedOut, ReadTimeout, Unavailable, WriteTimeout
+from cassandra.cluster import NoHostAvailable, Session
+from cassandra.query import UNSET_VALUE, BatchStatement, BatchType
+
+from chat4all.cassandra import aexecute, connect
+from chat4all.settings import Settings
+from streams import metrics
+from streams.health import health
+from streams.retry import retry_forever
+from tables.state_machine import Aggregate, Change, split_key
+
+logger = logging.getLogger(__name__)
+
+# Errors that mean "Cassandra is not reachable or overloaded right now", not "this record is bad".
+_OUTAGE_ERRORS = (NoHostAvailable, OperationTimedOut, Unavailable, WriteTimeout, ReadTimeout, ConnectionError, OSError)
+
+
+def is_outage(exc: BaseException) -> bool:
+    """True for errors an agent should wait out (retry with backoff), never dead-letter."""
+    if isinstance(exc, _OUTAGE_ERRORS):
+        return True
+    # The driver reports a lost connection pool as a bare DriverException.
+    return type(exc) is DriverException
+
+
+@dataclass(frozen=True)
+class Conversation:
+    """The part of a conversations row the router needs."""
+
+    conversation_id: str
+    participant_ids: frozenset[str]
+
+
+def _ms(value: int | None) -> Any:
+    # None means "not reached yet": leave the column untouched instead of writing a tombstone.
+    return UNSET_VALUE if value is None else value
+
+
+class PipelineStore:
+    """Everything the agents read from and write to Cassandra; every call waits out outages."""
+
+    def __init__(self, *, session: Session, settings: Settings) -> None:
+        self._session = session
+        self._settings = settings
+        self._cache_ttl = settings.router_cache_seconds
+        self._conversations: dict[str, tuple[float, Conversation]] = {}
+        self._users: dict[str, tuple[float, dict[str, str]]] = {}
+        self._limit = asyncio.Semaphore(settings.cassandra_concurrency)
+        prep = session.prepare
+        self._get_conversation = prep("SELECT conversation_id, participant_ids FROM conversations WHERE conversation_id = ?")
+        self._get_user = prep("SELECT user_id, channels FROM users WHERE user_id = ?")
+        self._insert_message = prep(
+            "INSERT INTO messages (conversation_id, ts, message_id, sender_id, content, file_id, status, receipts)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?) USING TIMESTAMP ?"
+        )
+        self._insert_by_id = prep(
+            "INSERT INTO messages_by_id (message_id, conversation_id, ts, sender_id) VALUES (?, ?, ?, ?) USING TIMESTAMP ?"
+        )
+        self._insert_receipt = prep(
+            "INSERT INTO receipts (message_id, recipient_id, channel, conversation_id, status, updated_at)"
+            " VALUES (?, ?, ?, ?, ?, ?) USING TIMESTAMP ?"
+        )
+        self._update_receipt = prep(
+            "UPDATE receipts USING TIMESTAMP ? SET conversation_id = ?, status = ?, delivered_at = ?, read_at = ?,"
+            " reason = ?, updated_at = ? WHERE message_id = ? AND recipient_id = ? AND channel = ?"
+        )
+        self._update_message = prep(
+            "UPDATE messages USING TIMESTAMP ? SET receipts = receipts + ?, status = ?, delivered_at = ?, read_at = ?"
+            " WHERE conversation_id = ? AND ts = ? AND message_id = ?"
+        )
+        self._get_message = prep(
+            "SELECT sender_id, receipts FROM messages WHERE conversation_id = ? AND ts = ? AND message_id = ?"
+        )
+        self._ping = prep("SELECT release_version FROM system.local")
+
+    async def _run(self, name: str, statement: Any, params: Any = None) -> Any:
+        async def attempt() -> Any:
+            async with self._limit:
+                return await aexecute(self._session, statement, params)
+
+        def on_retry(exc: BaseException, attempt_no: int) -> None:
+            health.cassandra_down(exc)
+            metrics.cassandra_retries.labels(name).inc()
+            if attempt_no == 1 or attempt_no % 10 == 0:
+                logger.warning("Cassandra %s failed (attempt %d), retrying: %s", name, attempt_no, exc)
+
+        return await retry_forever(
+            attempt,
+            is_outage=is_outage,
+            largest=self._settings.cassandra_retry_max_seconds,
+            on_retry=on_retry,
+            on_success=health.cassandra_up,
+        )
+
+    async def ping(self) -> bool:
+        """One cheap query; updates the health state either way."""
+        try:
+            async with self._limit:
+                await aexecute(self._session, self._ping, timeout=3.0)
+        except Exception as exc:
+            health.cassandra_down(exc)
+            return False
+        health.cassandra_up()
+        return True
+
+    # --- router lookups ------------------------------------------------------
+
+    async def conversation(self, conversation_id: str, *, fresh: bool = False) -> Conversation | None:
+        """The conversation's participants, cached for ``router_cache_seconds``; misses are never cached."""
+        now = time.monotonic()
+        cached = self._conversations.get(conversation_id)
+        if cached and not fresh and now - cached[0] < self._cache_ttl:
+            return cached[1]
+        rows = await self._run("read_conversation", self._get_conversation, (uuid.UUID(conversation_id),))
+        row = rows.one()
+        if row is None:
+            self._conversations.pop(conversation_id, None)
+            return None
+        conv = Conversation(
+            conversation_id=conversation_id, participant_ids=frozenset(str(p) for p in (row.participant_ids or ()))
+        )
+        self._conversations[conversation_id] = (now, conv)
+        if len(self._conversations) > 100_000:  # a crude bound: drop the oldest half
+            for key in sorted(self._conversations, key=lambda k: self._conversations[k][0])[:50_000]:
+                self._conversations.pop(key, None)
+        return conv
+
+    async def user_channels(self, user_ids: list[str]) -> dict[str, dict[str, str]]:
+        """Linked channels (name -> handle) of each user, read concurrently, cached briefly."""
+        now = time.monotonic()
+        out: dict[str, dict[str, str]] = {}
+        missing = []
+        for uid in user_ids:
+            cached = self._users.get(uid)
+            if cached and now - cached[0] < self._cache_ttl:
+                out[uid] = cached[1]
+            else:
+                missing.append(uid)
+        if missing:
+            results = await asyncio.gather(*(self._run("read_user", self._get_user, (uuid.UUID(u),)) for u in missing))
+            for uid, rows in zip(missing, results, strict=True):
+                row = rows.one()
+                channels = dict(row.channels or {}) if row is not None else {}
+                self._users[uid] = (now, channels)
+                out[uid] = channels
+            if len(self._users) > 200_000:
+                self._users.clear()
+        return out
+
+    # --- writes --------------------------------------------------------------
+
+    async def persist_message(
+        self,
+        *,
+        message_id: str,
+        conversation_id: str,
+        sender_id: str,
+        ts_ms: int,
+        content: str,
+        file_id: str | None,
+        receipt_keys: list[str],
+    ) -> None:
+        """Write the message as SENT: messages row (receipts map all SENT), messages_by_id, receipts rows.
+
+        Written at ``USING TIMESTAMP ts_ms*1000`` so that any later receipt update of the
+        status tracker (written above it) wins, whatever order the writes land in.
+        """
+        mid, cid, sid = uuid.UUID(message_id), uuid.UUID(conversation_id), uuid.UUID(sender_id)
+        fid = uuid.UUID(file_id) if file_id else None
+        write_ts = ts_ms * 1000
+        receipts = {}
+        for key in receipt_keys:
+            rid, channel = split_key(key)
+            receipts[key] = (uuid.UUID(rid), channel, "SENT", None, None)
+        batch = BatchStatement(batch_type=BatchType.UNLOGGED)  # one partition (message_id): a single mutation
+        for key in receipt_keys:
+            rid, channel = split_key(key)
+            batch.add(self._insert_receipt, (mid, uuid.UUID(rid), channel, cid, "SENT", ts_ms, write_ts))
+        ops = [
+            self._run("insert_message", self._insert_message, (cid, ts_ms, mid, sid, content, fid, "SENT", receipts, write_ts)),
+            self._run("insert_message_by_id", self._insert_by_id, (mid, cid, ts_ms, sid, write_ts)),
+        ]
+        if receipt_keys:
+            ops.append(self._run("insert_receipts", batch))
+        await asyncio.gather(*ops)
+
+    async def persist_receipts(
+        self,
+        *,
+        message_id: str,
+        conversation_id: str,
+        ts_ms: int,
+        changes: list[Change],
+        overall: Aggregate,
+        version: int,
+        now_ms: int,
+    ) -> None:
+        """Write changed receipts: their receipts rows and messages.receipts entries, plus the aggregate."""
+        mid, cid = uuid.UUID(message_id), uuid.UUID(conversation_id)
+        write_ts = ts_ms * 1000 + 1 + version
+        batch = BatchStatement(batch_type=BatchType.UNLOGGED)
+        entries = {}
+        for change in changes:
+            rid, channel = split_key(change.key)
+            ruid = uuid.UUID(rid)
+            entries[change.key] = (ruid, channel, change.status, change.delivered_ms, change.read_ms)
+            batch.add(
+                self._update_receipt,
+                (write_ts, cid, change.status, _ms(change.delivered_ms), _ms(change.read_ms),
+                 change.reason if change.reason else UNSET_VALUE, now_ms, mid, ruid, channel),
+            )
+        await asyncio.gather(
+            self._run("update_receipts", batch),
+            self._run(
+                "update_message",
+                self._update_message,
+                (write_ts, entries, overall.status, _ms(overall.delivered_ms), _ms(overall.read_ms), cid, ts_ms, mid),
+            ),
+        )
+
+    async def message_receipts(self, *, message_id: str, conversation_id: str, ts_ms: int) -> tuple[str, dict[str, Any]] | None:
+        """Sender and receipts map of a message row (for updates that arrive without the receipt set)."""
+        rows = await self._run(
+            "read_message", self._get_message, (uuid.UUID(conversation_id), ts_ms, uuid.UUID(message_id))
+        )
+        row = rows.one()
+        if row is None or row.sender_id is None:
+            return None
+        return str(row.sender_id), dict(row.receipts or {})
+
+
+_store: PipelineStore | None = None
+_store_lock = asyncio.Lock()
+
+
+async def get_store(settings: Settings) -> PipelineStore:
+    """The worker's PipelineStore, connecting (and waiting out an outage) on first use."""
+    global _store
+    if _store is not None:
+        return _store
+    async with _store_lock:
+        if _store is None:
+
+            def open_store() -> PipelineStore:
+                # Blocking (connect, prepare): runs in a thread.
+                return PipelineStore(session=connect(settings), settings=settings)
+
+            _store = await retry_forever(
+                lambda: asyncio.to_thread(open_store),
+                is_outage=lambda exc: True,
+                largest=settings.cassandra_retry_max_seconds,
+                on_retry=lambda exc, n: health.cassandra_down(exc),
+                on_success=health.cassandra_up,
+            )
+    return _store

@@ -1,0 +1,43 @@
+"""Publishing to the dead-letters topic: the original record, why it was given up on, and its ids."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from streams import metrics
+from streams.records import DeadLetter
+from streams.topics import dead_letters_topic
+
+logger = logging.getLogger(__name__)
+
+
+async def dead_letter(
+    *,
+    source: str,
+    topic: str,
+    key: bytes | str | None,
+    payload: bytes | str,
+    reason: str,
+    attempts: int = 0,
+    message_id: str | None = None,
+    conversation_id: str | None = None,
+) -> None:
+    """Send a DeadLetter for a record of ``topic``; ``reason`` is a short human-readable cause."""
+    key_text = key.decode("utf-8", "replace") if isinstance(key, bytes) else key
+    payload_text = payload.decode("utf-8", "replace") if isinstance(payload, bytes) else payload
+    record = DeadLetter(
+        topic=topic,
+        key=key_text,
+        payload=payload_text,
+        reason=reason,
+        at_ms=int(time.time() * 1000),
+        attempts=attempts,
+        message_id=message_id,
+        conversation_id=conversation_id,
+    )
+    await dead_letters_topic.send(key=key_text.encode() if key_text else None, value=record.dumps())
+    metrics.dead_letters.labels(source, reason.split(":")[0][:40]).inc()
+    logger.warning(
+        "dead-lettered a %s record: %s", topic, reason, extra={"message_id": message_id, "conversation_id": conversation_id}
+    )

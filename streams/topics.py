@@ -1,0 +1,25 @@
+"""Faust topic handles for the pipeline, named and sized by chat4all.topics (one list for stack and app)."""
+
+from __future__ import annotations
+
+import faust
+
+from chat4all import topics as names
+from chat4all.settings import get_settings
+from streams.app import app
+
+_partitions = get_settings().topic_partitions
+
+
+def _topic(name: str) -> faust.TopicT:
+    # Values are read raw and decoded by the agents: a record that does not parse is
+    # dead-lettered with its reason instead of crashing the stream, and connector topics
+    # also carry the scheduler's tick records.
+    return app.topic(name, key_serializer="raw", value_serializer="raw", partitions=_partitions)
+
+
+messages_topic = _topic(names.MESSAGES)
+status_updates_topic = _topic(names.STATUS_UPDATES)
+notifications_topic = _topic(names.NOTIFICATIONS)
+dead_letters_topic = _topic(names.DEAD_LETTERS)
+outbound_topics: dict[str, faust.TopicT] = {c: _topic(names.outbound_topic(c)) for c in names.CHANNELS}

@@ -1,0 +1,81 @@
+"""A durable schedule kept in a changelog-backed table: entries in time buckets plus a bucket index.
+
+Used by connectors for simulated DELIVERED/READ (DESIGN.md section 4, "punctuation"):
+entries are added while handling an outbound record and fired while handling a tick
+record, both in the event context of one partition. The RocksDB store reads and writes
+the current event's partition, so the same keys ("idx", "b:<bucket>") exist once per
+partition and a worker only ever touches partitions it owns.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import MutableMapping
+from typing import Any
+
+INDEX_KEY = "idx"
+
+
+class DurableSchedule:
+    """Due-time ordered entries of one partition, stored in ``table`` (a faust Table in an event context).
+
+    ``bucket_ms`` (default 100) is the time resolution: an entry fires at the first tick at
+    or after the end of its bucket's start, so up to one bucket plus one tick late.
+    """
+
+    def __init__(self, *, table: MutableMapping[str, Any], bucket_ms: int = 100) -> None:
+        self._table = table
+        self._bucket_ms = bucket_ms
+
+    def _index(self) -> list[int]:
+        return list(self._table.get(INDEX_KEY) or [])
+
+    def add_many(self, entries: list[dict[str, Any]]) -> None:
+        """Schedule entries, each a JSON-able dict with an integer ``due`` (ms since the epoch)."""
+        if not entries:
+            return
+        by_bucket: dict[int, list[dict[str, Any]]] = {}
+        for entry in entries:
+            by_bucket.setdefault(int(entry["due"]) // self._bucket_ms, []).append(entry)
+        index = self._index()
+        index_changed = False
+        for bucket, new in by_bucket.items():
+            key = f"b:{bucket}"
+            self._table[key] = list(self._table.get(key) or []) + new
+            pos = bisect.bisect_left(index, bucket)
+            if pos == len(index) or index[pos] != bucket:
+                index.insert(pos, bucket)
+                index_changed = True
+        if index_changed:
+            self._table[INDEX_KEY] = index
+
+    def due(self, now_ms: int) -> list[tuple[int, list[dict[str, Any]]]]:
+        """Buckets whose entries are all due at ``now_ms``, oldest first, without removing them."""
+        index = self._index()
+        limit = now_ms // self._bucket_ms  # a bucket is due once its last millisecond has passed
+        out = []
+        for bucket in index:
+            if bucket >= limit:
+                break
+            out.append((bucket, list(self._table.get(f"b:{bucket}") or [])))
+        return out
+
+    def remove(self, buckets: list[int]) -> None:
+        """Forget fired buckets (after their events were published)."""
+        if not buckets:
+            return
+        gone = set(buckets)
+        for bucket in buckets:
+            key = f"b:{bucket}"
+            if key in self._table:
+                del self._table[key]
+        self._table[INDEX_KEY] = [b for b in self._index() if b not in gone]
+
+    def next_due_ms(self) -> int | None:
+        """When the earliest bucket becomes due, or None when nothing is scheduled."""
+        index = self._index()
+        return (index[0] + 1) * self._bucket_ms if index else None
+
+    def pending(self) -> int:
+        """Number of buckets waiting (cheap; entries are not counted)."""
+        return len(self._index())

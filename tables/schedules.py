@@ -1,0 +1,21 @@
+"""Per-channel schedule tables of the simulated connectors: due DELIVERED/READ receipts (tables/schedule.py layout)."""
+
+from __future__ import annotations
+
+import faust
+
+from chat4all.settings import get_settings
+from streams.app import app
+from tables.options import rocksdb_options
+
+
+def schedule_table(channel: str) -> faust.Table:
+    """The changelog-backed schedule of one channel's connector (same partitions as its outbound topic)."""
+    return app.Table(
+        f"{channel}-schedule",
+        default=None,
+        key_type=str,
+        partitions=get_settings().topic_partitions,
+        options=rocksdb_options(),
+        help=f"{channel} connector: scheduled DELIVERED/READ receipts by 100 ms bucket ('idx' = bucket index).",
+    )

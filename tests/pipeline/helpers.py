@@ -1,0 +1,106 @@
+"""Test data for pipeline tests, written the way the API would: rows in Cassandra, MessageEvents on Kafka."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from cassandra.cluster import Session
+from uuid6 import uuid7
+
+from chat4all import topics as names
+from chat4all.settings import Settings
+
+
+@dataclass
+class Sent:
+    """A message the test published: its Cassandra key."""
+
+    message_id: str
+    conversation_id: str
+    ts_ms: int
+    seq: int
+
+
+def create_user(session: Session, *, channels: dict[str, str] | None = None) -> str:
+    user_id = uuid.uuid4()
+    session.execute(
+        "INSERT INTO users (user_id, username, channels, created_at) VALUES (%s, %s, %s, toTimestamp(now()))",
+        (user_id, f"pipe-{user_id.hex[:12]}", channels or {}),
+    )
+    return str(user_id)
+
+
+def create_conversation(session: Session, participants: Iterable[str], *, kind: str = "GROUP") -> str:
+    conversation_id = uuid7()
+    session.execute(
+        "INSERT INTO conversations (conversation_id, type, title, participant_ids, created_at)"
+        " VALUES (%s, %s, %s, %s, toTimestamp(now()))",
+        (conversation_id, kind, "pipeline test", {uuid.UUID(p) for p in participants}),
+    )
+    return str(conversation_id)
+
+
+def message_event(conversation_id: str, sender_id: str, *, content: str = "hello", ts_ms: int | None = None,
+                  channels: list[str] | None = None) -> dict[str, Any]:
+    return {
+        "message_id": str(uuid7()),
+        "conversation_id": conversation_id,
+        "sender_id": sender_id,
+        "ts_ms": ts_ms if ts_ms is not None else int(time.time() * 1000),
+        "content": content,
+        "channels": channels or [],
+        "v": 1,
+    }
+
+
+async def publish(settings: Settings, topic: str, records: list[tuple[str, dict[str, Any]]]) -> None:
+    """Produce JSON records (key, value) like the API does: aiokafka, acks=all, utf-8 keys."""
+    from aiokafka import AIOKafkaProducer
+
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all", linger_ms=5)
+    await producer.start()
+    try:
+        futures = [await producer.send(topic, key=k.encode(), value=json.dumps(v).encode()) for k, v in records]
+        await asyncio.gather(*futures)
+    finally:
+        await producer.stop()
+
+
+def publish_messages(settings: Settings, events: list[dict[str, Any]]) -> None:
+    asyncio.run(publish(settings, names.MESSAGES, [(e["conversation_id"], e) for e in events]))
+
+
+def message_rows(session: Session, conversation_ids: Iterable[str]) -> dict[str, list[Any]]:
+    """Every messages row of each conversation, in clustering order."""
+    out = {}
+    for cid in conversation_ids:
+        out[cid] = list(session.execute(
+            "SELECT message_id, ts, content, status, delivered_at, read_at, receipts FROM messages WHERE conversation_id = %s",
+            (uuid.UUID(cid),),
+        ))
+    return out
+
+
+def wait_until(predicate, *, timeout: float, interval: float = 0.5, what: str = "condition") -> Any:  # type: ignore[no-untyped-def]
+    """Poll ``predicate`` until it returns a truthy value; fail with ``what`` after ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = predicate()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}; last: {last!r}"[:2000])
+
+
+def statuses(session: Session, sent: list[Sent]) -> dict[str, str]:
+    """message_id -> aggregate status for the given messages (rows missing are absent)."""
+    rows = message_rows(session, {s.conversation_id for s in sent})
+    wanted = {s.message_id for s in sent}
+    return {str(r.message_id): r.status for rs in rows.values() for r in rs if str(r.message_id) in wanted}
