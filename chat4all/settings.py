@@ -81,6 +81,11 @@ class Settings(BaseSettings):
     breaker_reset_timeout: float = Field(5.0, description="Seconds an open breaker waits before HALF_OPEN.")
     delivered_delay_ms: tuple[int, int] = Field((100, 500), description="Simulated delay to DELIVERED (min,max ms).")
     read_delay_ms: tuple[int, int] = Field((2000, 5000), description="Simulated delay from DELIVERED to READ (min,max ms).")
+    connector_backoff_ms: tuple[int, int] = Field((20, 1000), description="Connector retry backoff: first and largest delay (ms), exponential with jitter.")
+    schedule_tick_ms: int = Field(100, description="How often a connector checks its durable schedule for due DELIVERED/READ events (ms).")
+    router_cache_seconds: float = Field(2.0, description="How long the router caches a conversation's participants and a user's channels (s).")
+    cassandra_concurrency: int = Field(64, description="Most Cassandra writes a worker keeps in flight at once.")
+    cassandra_retry_max_seconds: float = Field(5.0, description="Longest pause between retries while Cassandra is unreachable (s); retries never stop.")
 
     # --- API -------------------------------------------------------------------
     api_host: str = Field("127.0.0.1", description="gRPC API bind host.")
