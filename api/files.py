@@ -25,6 +25,28 @@ from chat4all.v1 import files_pb2, files_pb2_grpc
 logger = logging.getLogger(__name__)
 
 
+_M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter number
+
+
+def set_mmap_threshold(threshold_bytes: int) -> bool:
+    """Serve allocations of at least ``threshold_bytes`` with mmap, so that freed ones go back to the OS.
+
+    glibc raises its mmap threshold dynamically (up to 32 MiB) once large blocks are freed; after
+    that, the 1-8 MiB chunk and part buffers of uploads come from the heap and stay resident
+    after use (the 2 GiB benchmark grew the API by 59 MiB instead of about 30). A fixed
+    threshold turns that off. Process-wide, glibc only; returns whether it was applied.
+    """
+    if threshold_bytes <= 0:
+        return False
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6")
+        return bool(libc.mallopt(_M_MMAP_THRESHOLD, threshold_bytes))
+    except (OSError, AttributeError):
+        return False
+
+
 def _api_error(exc: UploadError | SessionConflict) -> ApiError:
     if isinstance(exc, SessionConflict):
         return ApiError(grpc.StatusCode.ABORTED, f"another stream is writing upload {exc}; check GetUploadStatus and resume")
@@ -51,6 +73,8 @@ class FileServicer(files_pb2_grpc.FileServiceServicer):
 
     async def start(self) -> None:
         """Create the bucket if missing and start the periodic clean-up of expired sessions."""
+        if set_mmap_threshold(self._settings.upload_mmap_threshold_bytes):
+            logger.debug("malloc mmap threshold fixed at %d bytes", self._settings.upload_mmap_threshold_bytes)
         try:
             await self._objects.ensure_bucket()
             self._bucket_ok = True
