@@ -72,15 +72,22 @@ async def route_message(key: bytes | None, raw: bytes | None, *, store: Pipeline
         known_channels=outbound_topics.keys(),
     )
     receipt_keys = [t.key for t in targets]
-    await store.persist_message(
-        message_id=msg.message_id,
-        conversation_id=msg.conversation_id,
-        sender_id=msg.sender_id,
-        ts_ms=msg.ts_ms,
-        content=msg.content,
-        file_id=msg.file_id,
-        receipt_keys=receipt_keys,
-    )
+    try:
+        await store.persist_message(
+            message_id=msg.message_id,
+            conversation_id=msg.conversation_id,
+            sender_id=msg.sender_id,
+            ts_ms=msg.ts_ms,
+            content=msg.content,
+            file_id=msg.file_id,
+            receipt_keys=receipt_keys,
+        )
+    except Exception as exc:  # outages are retried inside; this is Cassandra refusing the record itself
+        await dead_letter(
+            source="router", topic=names.MESSAGES, key=key, payload=raw or b"", reason=f"cassandra rejected: {exc}"[:300],
+            message_id=msg.message_id, conversation_id=msg.conversation_id,
+        )
+        return DEAD_LETTERED
     pending: list[Any] = []
     for target in targets:
         outbound = OutboundEvent(

@@ -17,9 +17,10 @@ from streams.dead_letters import dead_letter
 from streams.parsing import InvalidRecord, decode
 from streams.records import Notification, StatusUpdate
 from streams.topics import notifications_topic, status_updates_topic
-from tables.receipt_states import receipt_states
+from tables.receipt_states import mark_settled, receipt_states, recently_settled
 from tables.state_machine import (
     RANK,
+    STALE,
     aggregate,
     apply_update,
     is_settled,
@@ -79,6 +80,9 @@ async def track_status(key: bytes | None, raw: bytes | None, *, store: PipelineS
     entry = receipt_states.get(update.message_id)
     stored = entry is not None
     if entry is None:
+        if update.receipt_keys and recently_settled(update.message_id):
+            metrics.transitions.labels(update.status, STALE).inc()
+            return [STALE]
         if update.receipt_keys:
             entry = new_entry(
                 conversation_id=update.conversation_id, ts_ms=update.ts_ms, sender_id=update.sender_id,
@@ -108,18 +112,26 @@ async def track_status(key: bytes | None, raw: bytes | None, *, store: PipelineS
     now_ms = int(time.time() * 1000)
     # Cassandra first: if it is down we wait here, and the table (and the offset) stay behind
     # until the write went through. A replay after a crash rewrites the same values.
-    await store.persist_receipts(
-        message_id=update.message_id,
-        conversation_id=entry["cid"],
-        ts_ms=entry["ts"],
-        changes=outcome.changes,
-        overall=aggregate(entry),
-        version=write_version(entry),
-        now_ms=now_ms,
-    )
+    try:
+        await store.persist_receipts(
+            message_id=update.message_id,
+            conversation_id=entry["cid"],
+            ts_ms=entry["ts"],
+            changes=outcome.changes,
+            overall=aggregate(entry),
+            version=write_version(entry),
+            now_ms=now_ms,
+        )
+    except Exception as exc:  # outages are retried inside; this is Cassandra refusing the record itself
+        await dead_letter(
+            source="status-tracker", topic=names.STATUS_UPDATES, key=key, payload=raw or b"",
+            reason=f"cassandra rejected: {exc}"[:300], **ids,
+        )
+        return ["dead-lettered"]
     if is_settled(entry):
         if stored:
             del receipt_states[update.message_id]
+        mark_settled(update.message_id)
     else:
         receipt_states[update.message_id] = entry
 

@@ -39,3 +39,47 @@ class MemoryStore:
 
 def new_id() -> str:
     return str(uuid.uuid4())
+
+
+class RecordedSends:
+    """Stands in for faust Topic.send on the pipeline topics: records instead of producing to Kafka."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, bytes | None, dict[str, Any]]] = []
+
+    def install(self, monkeypatch: Any) -> RecordedSends:
+        import asyncio
+        import json
+
+        from streams import topics
+
+        all_topics = [topics.messages_topic, topics.status_updates_topic, topics.notifications_topic,
+                      topics.dead_letters_topic, *topics.outbound_topics.values()]
+        for topic in all_topics:
+            name = topic.get_topic_name()
+
+            async def send(*, key=None, value=None, partition=None, _name=name, **kw):  # type: ignore[no-untyped-def]
+                self.sent.append((_name, key, json.loads(value)))
+                fut = asyncio.get_running_loop().create_future()
+                fut.set_result(None)
+                return fut
+
+            monkeypatch.setattr(topic, "send", send)
+        return self
+
+    def on(self, topic: str) -> list[dict[str, Any]]:
+        return [v for t, _k, v in self.sent if t == topic]
+
+
+_DATADIR: list[str] = []
+
+
+def use_tmp_datadir() -> None:
+    """Point the Faust app's RocksDB data dir at a temp folder, once per test process."""
+    import tempfile
+
+    from streams.app import app
+
+    if not _DATADIR:
+        _DATADIR.append(tempfile.mkdtemp(prefix="c4a-unit-"))
+        app.conf.datadir = _DATADIR[0]

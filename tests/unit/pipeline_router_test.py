@@ -3,20 +3,15 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 
 import pytest
 
-from tests.unit.pipeline_helpers import MemoryStore, new_id
+from tests.unit.pipeline_helpers import MemoryStore, RecordedSends, new_id, use_tmp_datadir
 
 
-@pytest.fixture(scope="module")
-def router_env():
-    from streams.app import app
-
-    app.conf.datadir = tempfile.mkdtemp(prefix="c4a-unit-")
-    os.makedirs(app.conf.datadir, exist_ok=True)
+@pytest.fixture
+def router_env(monkeypatch):
+    use_tmp_datadir()
     import agents.router as router_module
 
     store = MemoryStore()
@@ -24,8 +19,17 @@ def router_env():
     async def provider(_settings):
         return store
 
-    router_module.store_provider = provider
-    return router_module, store
+    monkeypatch.setattr(router_module, "store_provider", provider)
+    outcomes: list[str] = []
+    original = router_module.route_message
+
+    async def recording(key, value, *, store):
+        outcomes.append(await original(key, value, store=store))
+        return outcomes[-1]
+
+    monkeypatch.setattr(router_module, "route_message", recording)
+    sends = RecordedSends().install(monkeypatch)
+    return router_module, store, sends, outcomes
 
 
 def _message(conversation_id: str, sender_id: str, **extra) -> bytes:
@@ -36,25 +40,46 @@ def _message(conversation_id: str, sender_id: str, **extra) -> bytes:
 
 
 async def test_a_redelivered_message_is_routed_once(router_env):
-    router_module, store = router_env
+    router_module, store, sends, outcomes = router_env
     alice, bob, conv = new_id(), new_id(), new_id()
     store.conversations[conv] = {alice, bob}
     raw = _message(conv, alice)
-    outcomes = []
     async with router_module.router.test_context() as agent:
-        original = router_module.route_message
-
-        async def recording(key, value, *, store):
-            outcomes.append(await original(key, value, store=store))
-            return outcomes[-1]
-
-        router_module.route_message = recording
-        try:
-            await agent.put(raw, key=conv.encode())
-            await agent.put(raw, key=conv.encode())
-        finally:
-            router_module.route_message = original
+        await agent.put(raw, key=conv.encode())
+        await agent.put(raw, key=conv.encode())
     assert outcomes == ["routed", "duplicate"]
     mid = json.loads(raw)["message_id"]
     assert store.messages[mid]["writes"] == 1
     assert store.messages[mid]["receipt_keys"] == [f"{bob}:native"]
+    assert len(sends.on("native-outbound")) == 1
+
+
+async def test_fan_out_one_record_per_recipient_and_channel_with_the_full_key(router_env):
+    router_module, store, sends, outcomes = router_env
+    alice, bob, carol, conv = new_id(), new_id(), new_id(), new_id()
+    store.conversations[conv] = {alice, bob, carol}
+    store.channels[bob] = {"whatsapp": "+55", "instagram": "@bob"}
+    store.channels[carol] = {"instagram": "@carol"}
+    async with router_module.router.test_context() as agent:
+        await agent.put(_message(conv, alice), key=conv.encode())
+    out = sends.on("whatsapp-outbound") + sends.on("instagram-outbound")
+    assert sorted((o["recipient_id"], o["channel"], o["handle"]) for o in out) == sorted(
+        [(bob, "whatsapp", "+55"), (bob, "instagram", "@bob"), (carol, "instagram", "@carol")])
+    keys = sorted([f"{bob}:instagram", f"{bob}:whatsapp", f"{carol}:instagram"])
+    assert all(sorted(o["receipt_keys"]) == keys and o["conversation_id"] == conv and o["ts_ms"] for o in out)
+
+
+async def test_bad_messages_go_to_dead_letters_with_their_reason(router_env):
+    router_module, store, sends, outcomes = router_env
+    alice, mallory, conv = new_id(), new_id(), new_id()
+    store.conversations[conv] = {alice}
+    async with router_module.router.test_context() as agent:
+        await agent.put(b"{not json", key=b"k")
+        await agent.put(_message(new_id(), alice), key=b"k")
+        await agent.put(_message(conv, mallory), key=conv.encode())
+        await agent.put(_message(conv, "not-a-uuid"), key=conv.encode())
+    reasons = [d["reason"] for d in sends.on("dead-letters")]
+    assert outcomes == ["dead-lettered"] * 4
+    assert reasons[0].startswith("not JSON") and reasons[1] == "conversation not found"
+    assert reasons[2] == "sender not a participant" and reasons[3].startswith("invalid sender_id")
+    assert not store.messages
