@@ -2,7 +2,7 @@
 # SendMessage benchmark with ghz: a dedicated API server (127.0.0.1, rate limit raised) on the
 # running local stack, then fixed request rates, each a bounded number of calls.
 #
-#   bench/api_bench.sh                  # rates 250 500 1000 msg/s, 10 s each, 50 connections' worth of concurrency
+#   bench/api_bench.sh                  # rates 250 500 1000 2000 msg/s, 10 s each, 50 concurrent workers over 4 connections
 #   RATES="500" DURATION=20 bench/api_bench.sh
 #
 # Results (ghz summaries and JSON) go to bench/results/api-<time>/.
@@ -11,7 +11,7 @@ cd "$(dirname "$0")/.."
 PY=.venv/bin/python
 GHZ="$(command -v ghz || echo "$(go env GOPATH)/bin/ghz")"
 [ -x "$GHZ" ] || { echo "ghz not found: run scripts/install_go_tools.sh" >&2; exit 1; }
-RATES="${RATES:-250 500 1000}"
+RATES="${RATES:-250 500 1000 2000}"
 DURATION="${DURATION:-10}"          # seconds per rate
 CONCURRENCY="${CONCURRENCY:-50}"    # ghz workers
 OUT="bench/results/api-$(date -u +%Y%m%dT%H%M%SZ)"
@@ -28,7 +28,7 @@ export CHAT4ALL_LOG_LEVEL=WARNING
 API_PID=$!
 trap 'kill -TERM $API_PID 2>/dev/null; wait $API_PID 2>/dev/null || true' EXIT
 for _ in $(seq 1 100); do
-  "$PY" - "$PORT" <<'PY' && break || sleep 0.3
+  "$PY" - "$PORT" 2>/dev/null <<'PY' && break || sleep 0.3
 import sys, grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 ch = grpc.insecure_channel(f"127.0.0.1:{sys.argv[1]}")

@@ -129,3 +129,48 @@ def test_mark_read_of_another_conversations_message_is_not_found(api: ApiClient,
         timeout=10,
     )
     assert foreign.message_id in err.details()
+
+
+def test_attachment_rules_and_metadata_in_history(api: ApiClient, pair, settings) -> None:
+    """A file row as the FileService leaves it after a complete upload (written here directly: the
+    upload path itself is tested in tests/files)."""
+    import datetime as dt
+
+    from chat4all.cassandra import connect
+
+    alice, bob, cid = pair
+    carol = api.register_and_login("carol")
+    elsewhere = private(api, alice, carol)
+    own, foreign = uuid.uuid4(), uuid.uuid4()
+    session = connect(settings)
+    try:
+        insert = session.prepare(
+            "INSERT INTO files (file_id, conversation_id, uploader_id, filename, mime_type, size, sha256, bucket, object_key, created_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        )
+        now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+        for file_id, conversation in ((own, cid), (foreign, elsewhere)):
+            session.execute(
+                insert,
+                (file_id, uuid.UUID(conversation), uuid.UUID(alice.user_id), "cat.png", "image/png", 1234, "ab" * 32,
+                 "chat4all-files", f"test/{file_id}", now),
+            )
+    finally:
+        session.cluster.shutdown()
+    err = expect_status(
+        CODE.PERMISSION_DENIED,
+        api.messages.SendMessage,
+        pb.SendMessageRequest(conversation_id=cid, file_id=str(foreign)),
+        metadata=alice.md,
+        timeout=10,
+    )
+    assert "another conversation" in err.details()
+    sent = api.messages.SendMessage(pb.SendMessageRequest(conversation_id=cid, file_id=str(own)), metadata=alice.md, timeout=10)
+    history = wait_for(lambda: all_messages(api, bob, cid), "the attachment message")
+    assert [m.message_id for m in history] == [sent.message_id]
+    message = history[0]
+    assert message.content == "" and message.file_id == str(own)
+    assert (message.file.file_id, message.file.filename, message.file.mime_type, message.file.size, message.file.sha256) == (
+        str(own), "cat.png", "image/png", 1234, "ab" * 32
+    )
+    assert message.file.created_at.seconds == int(now.timestamp())
