@@ -5,7 +5,7 @@
 #   bench/api_bench.sh                  # rates 250 500 1000 2000 msg/s, 10 s each, 50 concurrent workers over 4 connections
 #   RATES="500" DURATION=20 bench/api_bench.sh
 #
-# Results (ghz summaries and JSON) go to bench/results/api-<time>/.
+# Results (ghz summaries, the API log) go to bench/results/api-<time>/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=.venv/bin/python

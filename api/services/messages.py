@@ -235,6 +235,7 @@ class MessageServicer(messages_pb2_grpc.MessageServiceServicer):
                     at_ms=at_ms,
                     receipt_keys=sorted(row.receipts),
                     source="api.get_messages",
+                    sender_id=str(row.sender_id),
                 )
                 fut = await self._deps.publisher.send_nowait(STATUS_UPDATES, key=str(row.message_id), value=update.dumps())
                 if fut is not None:
@@ -274,6 +275,7 @@ class MessageServicer(messages_pb2_grpc.MessageServiceServicer):
                     status="READ",
                     at_ms=at_ms,
                     source="api.mark_read",
+                    sender_id=str(row.sender_id),
                 )
             )
         # Every id was checked before anything is published. READ is idempotent, so a retry after

@@ -174,3 +174,27 @@ def test_attachment_rules_and_metadata_in_history(api: ApiClient, pair, settings
         str(own), "cat.png", "image/png", 1234, "ab" * 32
     )
     assert message.file.created_at.seconds == int(now.timestamp())
+
+
+async def test_status_updates_follow_the_wire_contract(api: ApiClient, pair, settings) -> None:
+    from tests.api.kafka_probe import TopicProbe
+
+    alice, bob, cid = pair
+    sent = api.messages.SendMessage(pb.SendMessageRequest(conversation_id=cid, content="contract"), metadata=alice.md, timeout=10)
+    wait_for(lambda: all_messages(api, alice, cid), "the message to be stored")
+    async with TopicProbe(settings=settings, topic="status-updates") as probe:
+        all_messages(api, bob, cid)  # DELIVERED on the native channel
+        api.messages.MarkRead(pb.MarkReadRequest(conversation_id=cid, message_ids=[sent.message_id]), metadata=bob.md, timeout=10)
+        found = await probe.collect(
+            lambda v: v.get("message_id") == sent.message_id and v.get("source", "").startswith("api."), count=2
+        )
+    by_status = {v["status"]: (k, v) for k, v in found}
+    assert set(by_status) == {"DELIVERED", "READ"}
+    for key, update in by_status.values():
+        assert key == sent.message_id
+        assert update["recipient_id"] == bob.user_id and update["conversation_id"] == cid
+        assert update["sender_id"] == alice.user_id
+        assert update["ts_ms"] == sent.timestamp.ToMilliseconds()
+    assert by_status["DELIVERED"][1]["channel"] == "native"
+    assert by_status["DELIVERED"][1]["receipt_keys"] == [f"{bob.user_id}:native"]
+    assert by_status["READ"][1]["channel"] == "*"
