@@ -104,3 +104,50 @@ def statuses(session: Session, sent: list[Sent]) -> dict[str, str]:
     rows = message_rows(session, {s.conversation_id for s in sent})
     wanted = {s.message_id for s in sent}
     return {str(r.message_id): r.status for rs in rows.values() for r in rs if str(r.message_id) in wanted}
+
+
+def metric_value(text: str, name: str, **labels: str) -> float:
+    """Sum of a Prometheus metric's samples whose labels include ``labels`` (0 when absent)."""
+    total = 0.0
+    for line in text.splitlines():
+        if not line.startswith(name + "{") and not line.startswith(name + " "):
+            continue
+        head, _, value = line.rpartition(" ")
+        if all(f'{k}="{v}"' in head for k, v in labels.items()):
+            total += float(value)
+    return total
+
+
+def worker_metrics(worker: Any) -> str:
+    import urllib.request
+
+    with urllib.request.urlopen(worker.url + "/metrics", timeout=5) as resp:
+        return resp.read().decode()
+
+
+def wait_all_status(session: Session, conversations: Iterable[str], count: int, status: str, *, timeout: float) -> dict[str, list[Any]]:
+    """Wait until ``count`` messages of these conversations have aggregate ``status``; returns the rows."""
+    conversations = list(conversations)
+
+    def check():  # type: ignore[no-untyped-def]
+        rows = message_rows(session, conversations)
+        done = sum(1 for rs in rows.values() for r in rs if r.status == status)
+        return rows if done >= count else None
+
+    return wait_until(check, timeout=timeout, interval=1, what=f"{count} messages {status}")
+
+
+def setup_conversations(session: Session, n: int, *, channels: dict[str, str] | None = None, size: int = 2) -> dict[str, list[str]]:
+    """``n`` conversations of ``size`` users, every user linked to ``channels`` (default WhatsApp)."""
+    out = {}
+    for _ in range(n):
+        users = [create_user(session, channels=channels if channels is not None else {"whatsapp": "+5511999990000"})
+                 for _ in range(size)]
+        out[create_conversation(session, users)] = users
+    return out
+
+
+def events_for(conversations: dict[str, list[str]], count: int, *, prefix: str = "m") -> list[dict[str, Any]]:
+    cids = list(conversations)
+    return [message_event(cids[i % len(cids)], conversations[cids[i % len(cids)]][0], content=f"{prefix}{i}")
+            for i in range(count)]
