@@ -89,11 +89,14 @@ class Store:
     def _connect_blocking(self) -> tuple[Session, dict[str, PreparedStatement]]:
         # The session keeps the keyspace (other servicers prepare unqualified statements on it);
         # ours name it anyway.
-        session = cluster(self._settings, connect_timeout=self._settings.api_storage_timeout_seconds).connect(
-            self._settings.cassandra_keyspace
-        )
+        driver_cluster = cluster(self._settings, connect_timeout=self._settings.api_storage_timeout_seconds)
         ks = self._settings.cassandra_keyspace
-        prepared = {name: session.prepare(cql.replace("{ks}", ks)) for name, cql in STATEMENTS.items()}
+        try:
+            session = driver_cluster.connect(ks)
+            prepared = {name: session.prepare(cql.replace("{ks}", ks)) for name, cql in STATEMENTS.items()}
+        except Exception:
+            driver_cluster.shutdown()  # a failed attempt must not leave the driver's threads behind
+            raise
         return session, prepared
 
     async def _connect(self) -> None:
