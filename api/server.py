@@ -44,6 +44,10 @@ logger = logging.getLogger(__name__)
 EXTRA_SERVICES: tuple[str, ...] = ("api.files:registration",)
 
 
+class PortInUse(RuntimeError):
+    """The API's port could not be bound."""
+
+
 @dataclass(frozen=True, kw_only=True)
 class ServiceRegistration:
     """One gRPC service: its generated `add_XServicer_to_server`, the servicer and its full name."""
@@ -115,6 +119,9 @@ def build_server(deps: ApiDeps, registrations: list[ServiceRegistration]) -> tup
             # gRPC's default 4 MiB is less than a 4 MiB file chunk plus framing.
             ("grpc.max_receive_message_length", settings.api_max_message_bytes),
             ("grpc.max_send_message_length", settings.api_max_message_bytes),
+            # gRPC sets SO_REUSEPORT by default: a second API on the same port would silently
+            # share its traffic. Fail to bind instead.
+            ("grpc.so_reuseport", 0),
         ],
     )
     for reg in registrations:
@@ -132,8 +139,14 @@ async def serve(settings: Settings, *, ready: Callable[[int], None] | None = Non
     registrations = service_registrations(deps)
     server, health_servicer = build_server(deps, registrations)
     address = f"{settings.api_host}:{settings.api_port}"
-    port = server.add_insecure_port(address)
-    metrics.serve_metrics(settings.api_metrics_port, settings.api_host)
+    try:
+        port = server.add_insecure_port(address)
+    except RuntimeError:
+        raise PortInUse(f"cannot listen on {address}: is another API running there?") from None
+    try:
+        metrics.serve_metrics(settings.api_metrics_port, settings.api_host)
+    except OSError:
+        raise PortInUse(f"cannot serve metrics on {settings.api_host}:{settings.api_metrics_port}: port in use") from None
     for reg in registrations:
         if hasattr(reg.servicer, "start"):
             await reg.servicer.start()

@@ -16,7 +16,7 @@ logger = logging.getLogger(__name__)
 @click.option("--metrics-port", type=int, default=None, help="Prometheus port (default: CHAT4ALL_API_METRICS_PORT).")
 def api(host: str | None, port: int | None, metrics_port: int | None) -> None:
     """Run the gRPC API (auth, users, conversations, messages, files) until SIGTERM."""
-    from api.server import serve
+    from api.server import PortInUse, serve
     from api.tokens import MissingSecret
     from chat4all.settings import get_settings
 
@@ -24,5 +24,5 @@ def api(host: str | None, port: int | None, metrics_port: int | None) -> None:
     settings = get_settings().model_copy(update=overrides)
     try:
         asyncio.run(serve(settings))
-    except MissingSecret as exc:
+    except (MissingSecret, PortInUse) as exc:
         raise click.ClickException(str(exc)) from None

@@ -122,3 +122,17 @@ def test_metrics_count_requests_latency_and_errors(api: ApiClient) -> None:
     assert 'chat4all_api_requests_total{code="OK",method="UserService/GetMe"}' in body
     assert 'chat4all_api_errors_total{code="UNAUTHENTICATED",method="UserService/GetMe"}' in body
     assert 'chat4all_api_request_seconds_bucket{le="0.005",method="AuthService/Login"}' in body
+
+
+def test_second_api_on_a_taken_port_refuses_to_start(api: ApiClient) -> None:
+    import os
+    import subprocess
+
+    from tests.fixtures.api import chat4all_executable
+
+    env = {**api.server.env, "CHAT4ALL_API_METRICS_PORT": str(free_port())}
+    done = subprocess.run([chat4all_executable(), "api"], env=env, capture_output=True, text=True, timeout=30)
+    assert done.returncode != 0
+    assert f"cannot listen on 127.0.0.1:{api.server.port}" in done.stderr
+    assert os.environ.get("CHAT4ALL_API_PORT") != str(api.server.port)  # the fixture's server is untouched
+    api.health.Check(health_pb2.HealthCheckRequest(), timeout=5)
