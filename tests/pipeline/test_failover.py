@@ -1,0 +1,94 @@
+"""Operators' guarantees: a SIGKILLed worker loses nothing; a restarted worker recovers its tables from changelogs."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from tests.fixtures.worker import WorkerProcess, new_app_id, seed_group_at_end
+from tests.pipeline.helpers import (
+    events_for,
+    message_rows,
+    metric_value,
+    publish_messages,
+    setup_conversations,
+    wait_all_status,
+    wait_until,
+    worker_metrics,
+)
+
+pytestmark = pytest.mark.integration
+
+
+def _assert_each_stored_once_in_order(rows, events):
+    for cid, rs in rows.items():
+        sent = [e["message_id"] for e in events if e["conversation_id"] == cid]
+        assert [str(r.message_id) for r in rs] == sent
+        assert all(v.status == "READ" for r in rs for v in r.receipts.values())
+
+
+def test_sigkill_of_one_of_two_workers_loses_and_duplicates_nothing(stack, cql):
+    app_id = new_app_id("c4a-failover")
+    seed_group_at_end(stack, app_id)
+    # READ 1-2 s after DELIVERED: when the kill comes, the victim holds scheduled READs.
+    env = {"CHAT4ALL_DELIVERED_DELAY_MS": "[100,300]", "CHAT4ALL_READ_DELAY_MS": "[1000,2000]"}
+    survivor = WorkerProcess(app_id=app_id, env=env).start()
+    victim = WorkerProcess(app_id=app_id, env=env).start()
+    try:
+        survivor.wait_ready()
+        victim.wait_ready()
+        wait_until(lambda: (h := victim.health()) and h["kafka"]["assigned_partitions"] > 0
+                   and not h["kafka"]["rebalancing"] and (s := survivor.health()) and not s["kafka"]["rebalancing"],
+                   timeout=60, what="both workers assigned")
+        before = survivor.health()["kafka"]["assigned_partitions"]
+        conversations = setup_conversations(cql, 30, channels={"whatsapp": "+55", "instagram": "@x"})
+        events = events_for(conversations, 600, prefix="kill")
+
+        def produce():
+            for i in range(0, 600, 100):  # a steady flow while the victim dies
+                publish_messages(stack, events[i:i + 100])
+                time.sleep(0.5)
+
+        producer = threading.Thread(target=produce)
+        producer.start()
+        wait_until(lambda: metric_value(worker_metrics(victim), "chat4all_messages_routed_total") > 20,
+                   timeout=60, interval=0.2, what="victim routing")
+        victim.kill()
+        producer.join()
+        rows = wait_all_status(cql, conversations, 600, "READ", timeout=120)
+        _assert_each_stored_once_in_order(rows, events)
+        assert survivor.health()["kafka"]["assigned_partitions"] > before  # took over the victim's partitions
+    finally:
+        victim.kill()
+        survivor.stop()
+
+
+def test_a_worker_restarted_alone_recovers_pending_reads_from_the_changelogs(stack, cql):
+    app_id = new_app_id("c4a-restart")
+    seed_group_at_end(stack, app_id)
+    env = {"CHAT4ALL_DELIVERED_DELAY_MS": "[50,100]", "CHAT4ALL_READ_DELAY_MS": "[7000,9000]"}
+    first = WorkerProcess(app_id=app_id, env=env).start()
+    try:
+        first.wait_ready()
+        conversations = setup_conversations(cql, 10)
+        events = events_for(conversations, 100, prefix="restart")
+        publish_messages(stack, events)
+        wait_all_status(cql, conversations, 100, "DELIVERED", timeout=40)
+        time.sleep(4)  # offsets of the outbound records committed (every 2.8 s); READs still pending
+        assert not any(r.status == "READ" for rs in message_rows(cql, conversations).values() for r in rs)
+    finally:
+        first.kill()
+    # A new worker with an empty data dir: its tables can only come from the changelog topics.
+    second = WorkerProcess(app_id=app_id, env=env).start()
+    try:
+        second.wait_ready()
+        rows = wait_all_status(cql, conversations, 100, "READ", timeout=60)
+        _assert_each_stored_once_in_order(rows, events)
+        text = worker_metrics(second)
+        # The READs came from the recovered schedule: nothing was sent again.
+        assert metric_value(text, "chat4all_connector_sends_total", outcome="sent") == 0
+        assert metric_value(text, "chat4all_receipt_transitions_total", status="READ", outcome="applied") == 100
+    finally:
+        second.stop()
