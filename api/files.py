@@ -160,7 +160,10 @@ class FileServicer(files_pb2_grpc.FileServiceServicer):
             async for message in request_iterator:
                 if message.WhichOneof("payload") != "chunk":
                     raise InvalidUpload("only chunks may follow the first message (info)")
-                yield message.chunk
+                data = message.chunk
+                # The parsed message holds its own copy of the chunk: let it go before waiting.
+                del message
+                yield data
 
         try:
             stored = await uploader.upload(req, chunks())

@@ -370,17 +370,21 @@ class _Receiver:
         self.up = uploader
         self.s = session
         self.sha = sha
-        self.buf: list[bytes] = []
-        self.buf_len = 0
+        # Chunks are appended to one growing buffer as they arrive (and freed), and that buffer
+        # itself is handed to the S3 call: no join, so memory is the filling part plus the one
+        # in flight. It grows with what arrives, so a small upload holds little.
+        self.part = bytearray()
+        self.fill = 0
         self.received = session.bytes_received
         self.pending: asyncio.Task | None = None
-        self.pending_data: bytes | None = None
+        self.pending_data: bytearray | None = None
 
     async def load_tail(self) -> None:
         """Put the staged tail back in front of the buffer, so that it ends up in the next part."""
         if self.s.tail_bytes:
             data = await self.up.store.read(self.s.tail_key, length=self.s.tail_bytes)
-            self.buf, self.buf_len = [data], len(data)
+            self.part = bytearray(data)
+            self.fill = len(data)
 
     async def feed(self, chunk: bytes) -> None:
         n = len(chunk)
@@ -395,10 +399,10 @@ class _Receiver:
                 await asyncio.to_thread(self.sha.update, chunk)
             else:
                 self.sha.update(chunk)
-        self.buf.append(chunk)
-        self.buf_len += n
+        self.part += chunk
+        self.fill += n
         self.received += n
-        if self.buf_len >= self.up.part_bytes:
+        if self.fill >= self.up.part_bytes:
             await self._start_part()
 
     async def _start_part(self) -> None:
@@ -412,12 +416,12 @@ class _Receiver:
             except Exception:
                 pass  # _settle() puts the bytes back and raises
             await self._settle()
-        data = b"".join(self.buf)
-        self.buf, self.buf_len = [], 0
+        data = self.part
+        self.part, self.fill = bytearray(), 0
         self.pending_data = data
         self.pending = asyncio.create_task(self._write_part(data))
 
-    async def _write_part(self, data: bytes) -> None:
+    async def _write_part(self, data: bytearray) -> None:
         s, store = self.s, self.up.store
         if s.s3_upload_id is None:
             s3_upload_id = await store.create_multipart(s.object_key, content_type=s.mime_type)
@@ -440,8 +444,8 @@ class _Receiver:
             await task
         except BaseException:
             if self.pending_data is not None:
-                self.buf.insert(0, self.pending_data)
-                self.buf_len += len(self.pending_data)
+                self.part = self.pending_data + self.part
+                self.fill = len(self.part)
             raise
         finally:
             self.pending_data = None
@@ -462,8 +466,8 @@ class _Receiver:
             return s.bytes_received  # another stream owns the session now: write nothing
         except Exception as exc:
             logger.warning("upload %s: part write failed (%s); staging its bytes instead", s.upload_id, exc)
-        if self.buf_len > s.tail_bytes:
-            data = b"".join(self.buf)
+        if self.fill > s.tail_bytes:
+            data = self.part
             # Same key as the tail read back at the start: the new tail extends it, and the
             # row's tail_bytes says how much of it counts, so a crash between the two writes is safe.
             await self.up.store.put(s.tail_key, data)
@@ -475,7 +479,7 @@ class _Receiver:
 
     async def _assemble(self) -> None:
         s, store = self.s, self.up.store
-        data = b"".join(self.buf)
+        data = self.part
         if s.s3_upload_id is None:
             # Smaller than one part: a single PUT, no multipart needed.
             await store.put(s.object_key, data, content_type=s.mime_type)
@@ -511,7 +515,7 @@ class _Receiver:
         except Exception:
             await self.save()
             raise
-        self.buf, self.buf_len = [], 0
+        self.part, self.fill = bytearray(), 0
         if self.sha is None:
             # This process did not see every byte (resumed after a restart): hash what is stored.
             logger.info("upload %s: verifying the checksum by re-reading the stored object", s.upload_id)

@@ -104,8 +104,11 @@ class ObjectStore:
         headers = {"Content-Type": content_type or "application/octet-stream"}
         return await asyncio.to_thread(self._client._create_multipart_upload, self.bucket, key, headers)
 
-    async def upload_part(self, key: str, *, s3_upload_id: str, part_number: int, data: bytes) -> str:
-        """Upload one part (>= 5 MiB unless it is the last); returns its ETag. Re-uploading a number replaces it."""
+    async def upload_part(self, key: str, *, s3_upload_id: str, part_number: int, data: bytes | bytearray) -> str:
+        """Upload one part (>= 5 MiB unless it is the last); returns its ETag. Re-uploading a number replaces it.
+
+        A bytearray is sent as it is (urllib3 takes any buffer; minio only hashes and measures
+        it), which spares a copy of every part."""
         return await asyncio.to_thread(
             self._client._upload_part, self.bucket, key, data, None, s3_upload_id, part_number
         )
@@ -125,7 +128,7 @@ class ObjectStore:
 
     # --- plain objects -----------------------------------------------------------------------
 
-    async def put(self, key: str, data: bytes, *, content_type: str = "application/octet-stream") -> None:
+    async def put(self, key: str, data: bytes | bytearray, *, content_type: str = "application/octet-stream") -> None:
         """Write a whole (small) object."""
         await asyncio.to_thread(
             self._client.put_object, self.bucket, key, io.BytesIO(data), len(data), content_type=content_type

@@ -40,7 +40,7 @@ async def test_multipart_calls_on_the_real_server(settings) -> None:  # noqa: AN
     upload_id = await store.create_multipart(key, content_type="application/x-test")
     etag_1 = await store.upload_part(key, s3_upload_id=upload_id, part_number=1, data=os.urandom(5 * 1024 * 1024))
     # Re-uploading a part number replaces it (a resumed stream re-sends a part it could not record).
-    etag_1 = await store.upload_part(key, s3_upload_id=upload_id, part_number=1, data=first)
+    etag_1 = await store.upload_part(key, s3_upload_id=upload_id, part_number=1, data=bytearray(first))
     etag_2 = await store.upload_part(key, s3_upload_id=upload_id, part_number=2, data=last)
     await store.complete_multipart(key, s3_upload_id=upload_id, parts=[(1, etag_1), (2, etag_2)])
     assert await store.size_of(key) == len(first) + len(last)
