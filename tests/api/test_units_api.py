@@ -18,19 +18,7 @@ from api.pagination import decode_token, encode_token, page_size
 from api.passwords import hash_password, verify_password
 from api.tokens import MissingSecret, TokenService, resolve_secret
 from chat4all.settings import Settings
-
-
-class FakeRedis:
-    """Just enough of redis.asyncio for TokenService (a pure unit test: no server)."""
-
-    def __init__(self) -> None:
-        self.data: dict[str, tuple[str, int]] = {}
-
-    async def exists(self, key: str) -> int:
-        return int(key in self.data)
-
-    async def set(self, key: str, value: str, ex: int) -> None:
-        self.data[key] = (value, ex)
+from tests.api.fakes import FakeRedis
 
 
 def code_of(exc: pytest.ExceptionInfo) -> grpc.StatusCode:
