@@ -1,0 +1,106 @@
+"""Reads `notifications` from its end and hands each event to the clients connected here.
+
+Every gateway instance reads every partition (no consumer group): a user may be connected to
+any instance. A new message handed to at least one client of its recipient is that recipient's
+native DELIVERED receipt, published to `status-updates` like GetMessages does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from api.publisher import Publisher
+from chat4all.settings import Settings
+from chat4all.topics import NOTIFICATIONS, STATUS_UPDATES
+from gateway import metrics
+from gateway.events import MESSAGE_NEW, LiveEvent
+from gateway.hub import Hub
+from streams.records import StatusUpdate
+
+logger = logging.getLogger(__name__)
+
+NATIVE = "native"
+
+
+class NotificationFeed:
+    """The background task of one gateway: consume, dispatch, acknowledge delivery."""
+
+    def __init__(self, *, settings: Settings, hub: Hub, publisher: Publisher) -> None:
+        self._settings = settings
+        self._hub = hub
+        self._publisher = publisher
+        self._task: asyncio.Task | None = None
+        self._pending: set[asyncio.Task] = set()
+        self.ready = asyncio.Event()  # set once positioned at the end of every partition
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="notification-feed")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        if self._pending:
+            await asyncio.wait(self._pending, timeout=5)
+
+    async def _run(self) -> None:
+        # Kafka may be down when the API starts: keep trying, the API serves meanwhile.
+        while True:
+            consumer = AIOKafkaConsumer(bootstrap_servers=self._settings.kafka_bootstrap, enable_auto_commit=False)
+            try:
+                await consumer.start()
+                parts = await consumer.partitions_for_topic(NOTIFICATIONS) or set()
+                if not parts:
+                    parts = set(range(self._settings.topic_partitions))
+                consumer.assign([TopicPartition(NOTIFICATIONS, p) for p in sorted(parts)])
+                await consumer.seek_to_end()
+                # Resolve the end offsets now, so that "ready" means events from here on arrive.
+                for tp in consumer.assignment():
+                    await consumer.position(tp)
+                self.ready.set()
+                await self._consume(consumer)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                logger.warning("notification feed interrupted (%s: %s); retrying in 2 s", type(exc).__name__, exc)
+                await asyncio.sleep(2)
+            finally:
+                await consumer.stop()
+
+    async def _consume(self, consumer: AIOKafkaConsumer) -> None:
+        while True:
+            batch = await consumer.getmany(timeout_ms=500, max_records=500)
+            for records in batch.values():
+                for record in records:
+                    self._handle(record.value)
+
+    def _handle(self, raw: bytes) -> None:
+        try:
+            event = LiveEvent.from_record(raw)
+        except Exception as exc:  # a record we cannot read is not ours to fix: count and move on
+            metrics.EVENTS.labels("unreadable").inc()
+            logger.warning("unreadable notification skipped: %s", exc)
+            return
+        delivered = self._hub.dispatch(event)
+        metrics.EVENTS.labels("delivered" if delivered else "no_client").inc()
+        if delivered and event.kind == MESSAGE_NEW and event.channel == NATIVE and event.ts_ms is not None:
+            task = asyncio.create_task(self._ack_delivery(event))
+            self._pending.add(task)
+            task.add_done_callback(self._pending.discard)
+
+    async def _ack_delivery(self, event: LiveEvent) -> None:
+        update = StatusUpdate(
+            message_id=event.message_id, conversation_id=event.conversation_id, ts_ms=event.ts_ms,
+            recipient_id=event.user_id, channel=NATIVE, status="DELIVERED", at_ms=int(time.time() * 1000),
+            receipt_keys=list(event.receipt_keys), source="gateway", sender_id=event.sender_id,
+        )
+        try:
+            await self._publisher.publish(STATUS_UPDATES, key=event.message_id, value=update.dumps())
+        except Exception as exc:
+            # Not lost: the receipt stays SENT and becomes DELIVERED when the user fetches history.
+            logger.warning("DELIVERED receipt not published (%s); GetMessages will publish it",
+                           exc, extra={"message_id": event.message_id, "conversation_id": event.conversation_id})

@@ -1,0 +1,44 @@
+"""Hub fan-out and the slow-client rule, without any server."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from gateway.events import LiveEvent
+from gateway.hub import Hub, SubscriptionOverflow
+
+
+def _event(user_id: str, n: int) -> LiveEvent:
+    return LiveEvent(user_id=user_id, kind="message.new", message_id=f"m{n}", conversation_id="c", at_ms=n)
+
+
+async def test_dispatch_reaches_every_subscription_of_that_user_only() -> None:
+    hub = Hub(queue_size=10)
+    a1, a2, b = hub.subscribe("a"), hub.subscribe("a"), hub.subscribe("b")
+    assert hub.dispatch(_event("a", 1)) == 2
+    assert (await a1.next()).message_id == "m1"
+    assert (await a2.next()).message_id == "m1"
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(b.next(), 0.05)
+    hub.unsubscribe(a1)
+    assert hub.connected("a") == 1
+    assert hub.dispatch(_event("nobody", 2)) == 0
+
+
+async def test_a_client_that_falls_behind_gets_what_was_queued_then_overflow() -> None:
+    hub = Hub(queue_size=2)
+    sub = hub.subscribe("a")
+    assert [hub.dispatch(_event("a", n)) for n in range(4)] == [1, 1, 0, 0]
+    assert [(await sub.next()).message_id for _ in range(2)] == ["m0", "m1"]
+    with pytest.raises(SubscriptionOverflow):
+        await sub.next()
+
+
+def test_live_event_parses_a_notification_and_ignores_unknown_fields() -> None:
+    raw = b'{"user_id":"u","kind":"message.status","message_id":"m","conversation_id":"c","at_ms":5,' \
+          b'"status":"READ","future_field":1,"receipt_keys":["u:native"]}'
+    ev = LiveEvent.from_record(raw)
+    assert ev.status == "READ" and ev.receipt_keys == ("u:native",)
+    assert '"user_id"' not in ev.to_json() and '"status": "READ"' in ev.to_json()
