@@ -9,7 +9,6 @@ from typing import Any
 
 from faust.web import Request, Response, View
 
-from chat4all import topics as names
 from chat4all.settings import get_settings
 from connectors.base import BaseConnector, ConnectorConfig
 from connectors.breaker import BreakerState
@@ -84,7 +83,7 @@ class ChannelWorker:
 
     def __init__(self, *, channel: str) -> None:
         self.channel = channel
-        self.topic_name = names.outbound_topic(channel)
+        self.topic_name = outbound_topics[channel].get_topic_name()
         self.connector = _make_connector(channel)
         self.scheduled = isinstance(self.connector, SimulatedNetworkConnector)
         self.table = schedule_table(channel) if self.scheduled else None

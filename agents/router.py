@@ -8,7 +8,6 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from agents.channel_selection import select_targets
-from chat4all import topics as names
 from chat4all.settings import Settings, get_settings
 from streams import metrics
 from streams.app import app
@@ -37,7 +36,7 @@ async def route_message(key: bytes | None, raw: bytes | None, *, store: Pipeline
     try:
         msg = decode(MessageEvent, raw, uuid_fields=("message_id", "conversation_id", "sender_id"))
     except InvalidRecord as exc:
-        await dead_letter(source="router", topic=names.MESSAGES, key=key, payload=raw or b"", reason=str(exc))
+        await dead_letter(source="router", topic=messages_topic.get_topic_name(), key=key, payload=raw or b"", reason=str(exc))
         return DEAD_LETTERED
     ids = {"message_id": msg.message_id, "conversation_id": msg.conversation_id}
     if already_routed(msg.message_id):
@@ -56,7 +55,7 @@ async def route_message(key: bytes | None, raw: bytes | None, *, store: Pipeline
         reason = "sender not a participant"
     if reason is not None:
         await dead_letter(
-            source="router", topic=names.MESSAGES, key=key, payload=raw or b"", reason=reason,
+            source="router", topic=messages_topic.get_topic_name(), key=key, payload=raw or b"", reason=reason,
             message_id=msg.message_id, conversation_id=msg.conversation_id,
         )
         return DEAD_LETTERED
@@ -84,7 +83,7 @@ async def route_message(key: bytes | None, raw: bytes | None, *, store: Pipeline
         )
     except Exception as exc:  # outages are retried inside; this is Cassandra refusing the record itself
         await dead_letter(
-            source="router", topic=names.MESSAGES, key=key, payload=raw or b"", reason=f"cassandra rejected: {exc}"[:300],
+            source="router", topic=messages_topic.get_topic_name(), key=key, payload=raw or b"", reason=f"cassandra rejected: {exc}"[:300],
             message_id=msg.message_id, conversation_id=msg.conversation_id,
         )
         return DEAD_LETTERED

@@ -8,7 +8,6 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from chat4all import topics as names
 from chat4all.settings import Settings, get_settings
 from streams import metrics
 from streams.app import app
@@ -73,7 +72,7 @@ async def track_status(key: bytes | None, raw: bytes | None, *, store: PipelineS
         if update.status not in RANK:
             raise InvalidRecord(f"unknown status {update.status!r}")
     except InvalidRecord as exc:
-        await dead_letter(source="status-tracker", topic=names.STATUS_UPDATES, key=key, payload=raw or b"", reason=str(exc))
+        await dead_letter(source="status-tracker", topic=status_updates_topic.get_topic_name(), key=key, payload=raw or b"", reason=str(exc))
         return ["dead-lettered"]
     ids = {"message_id": update.message_id, "conversation_id": update.conversation_id}
 
@@ -92,7 +91,7 @@ async def track_status(key: bytes | None, raw: bytes | None, *, store: PipelineS
             entry = await _entry_from_cassandra(update, store)
             if entry is None:
                 await dead_letter(
-                    source="status-tracker", topic=names.STATUS_UPDATES, key=key, payload=raw or b"",
+                    source="status-tracker", topic=status_updates_topic.get_topic_name(), key=key, payload=raw or b"",
                     reason="unknown message", **ids,
                 )
                 return ["dead-lettered"]
@@ -124,7 +123,7 @@ async def track_status(key: bytes | None, raw: bytes | None, *, store: PipelineS
         )
     except Exception as exc:  # outages are retried inside; this is Cassandra refusing the record itself
         await dead_letter(
-            source="status-tracker", topic=names.STATUS_UPDATES, key=key, payload=raw or b"",
+            source="status-tracker", topic=status_updates_topic.get_topic_name(), key=key, payload=raw or b"",
             reason=f"cassandra rejected: {exc}"[:300], **ids,
         )
         return ["dead-lettered"]

@@ -9,13 +9,15 @@ from chat4all.settings import get_settings
 from streams.app import app
 
 _partitions = get_settings().topic_partitions
+# Empty in production; a test run or a benchmark sets it to get topics of its own.
+_prefix = get_settings().topic_prefix
 
 
 def _topic(name: str) -> faust.TopicT:
     # Values are read raw and decoded by the agents: a record that does not parse is
     # dead-lettered with its reason instead of crashing the stream, and connector topics
     # also carry the scheduler's tick records.
-    return app.topic(name, key_serializer="raw", value_serializer="raw", partitions=_partitions)
+    return app.topic(_prefix + name, key_serializer="raw", value_serializer="raw", partitions=_partitions)
 
 
 messages_topic = _topic(names.MESSAGES)

@@ -46,8 +46,9 @@ async def read_dead_letters(settings: Settings, *, timeout: float = 10.0) -> lis
     await consumer.start()
     letters: list[Letter] = []
     try:
-        parts = await _partitions(settings, names.DEAD_LETTERS)
-        tps = [TopicPartition(names.DEAD_LETTERS, p) for p in sorted(parts)]
+        topic = settings.topic_prefix + names.DEAD_LETTERS
+        parts = await _partitions(settings, topic)
+        tps = [TopicPartition(topic, p) for p in sorted(parts)]
         if not tps:
             return []
         consumer.assign(tps)

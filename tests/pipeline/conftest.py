@@ -9,6 +9,7 @@ from cassandra.cluster import Session
 
 from chat4all.cassandra import connect
 from chat4all.settings import Settings
+from tests.fixtures.worker import FAST_RECEIPTS, IsolatedPipeline
 
 
 @pytest.fixture(scope="session")
@@ -16,3 +17,14 @@ def cql(stack: Settings) -> Iterator[Session]:
     session = connect(stack)
     yield session
     session.cluster.shutdown()
+
+
+@pytest.fixture(scope="module")
+def isolated(stack: Settings) -> Iterator[IsolatedPipeline]:
+    """Topics and app id of this test module alone, with one running worker (fast simulated receipts)."""
+    pipeline = IsolatedPipeline(stack, env=FAST_RECEIPTS)
+    try:
+        pipeline.worker().wait_ready()
+        yield pipeline
+    finally:
+        pipeline.close()

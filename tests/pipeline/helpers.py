@@ -72,8 +72,9 @@ async def publish(settings: Settings, topic: str, records: list[tuple[str, dict[
         await producer.stop()
 
 
-def publish_messages(settings: Settings, events: list[dict[str, Any]]) -> None:
-    asyncio.run(publish(settings, names.MESSAGES, [(e["conversation_id"], e) for e in events]))
+def publish_messages(settings: Settings, events: list[dict[str, Any]], *, prefix: str = "") -> None:
+    """Publish MessageEvents to ``<prefix>messages`` keyed by conversation id, as the API does."""
+    asyncio.run(publish(settings, prefix + names.MESSAGES, [(e["conversation_id"], e) for e in events]))
 
 
 def message_rows(session: Session, conversation_ids: Iterable[str]) -> dict[str, list[Any]]:

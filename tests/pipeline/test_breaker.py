@@ -20,13 +20,13 @@ from tests.pipeline.helpers import (
 pytestmark = pytest.mark.integration
 
 
-def test_outage_opens_the_breaker_recovery_closes_it_and_every_message_arrives(stack, cql, pipeline_worker):
-    worker = pipeline_worker
+def test_outage_opens_the_breaker_recovery_closes_it_and_every_message_arrives(stack, cql, isolated):
+    worker = isolated.workers[0]
     conversations = setup_conversations(cql, 5)
     events = events_for(conversations, 40, prefix="outage")
     worker.post("/connectors/faults", {"outage": True})
     try:
-        publish_messages(stack, events)
+        publish_messages(stack, events, prefix=isolated.prefix)
         wait_until(lambda: worker.get("/connectors")[1]["channels"]["whatsapp"]["breaker"] in ("OPEN", "HALF_OPEN"),
                    timeout=30, what="whatsapp breaker open")
         # Routed and stored as SENT, but nothing gets through while the channel is down.

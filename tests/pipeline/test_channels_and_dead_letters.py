@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import time
 import uuid
@@ -24,13 +25,13 @@ from tests.pipeline.helpers import (
 pytestmark = pytest.mark.integration
 
 
-def test_native_recipient_stays_sent_until_the_api_reports_delivered_and_read(stack, cql, pipeline_worker):
+def test_native_recipient_stays_sent_until_the_api_reports_delivered_and_read(stack, cql, isolated):
     import asyncio
 
     alice, bob = create_user(cql, channels={"whatsapp": "+1"}), create_user(cql)  # bob has no linked channel
     cid = create_conversation(cql, [alice, bob], kind="PRIVATE")
     event = message_event(cid, alice)
-    publish_messages(stack, [event])
+    publish_messages(stack, [event], prefix=isolated.prefix)
     key = f"{bob}:native"
 
     def row():
@@ -46,7 +47,7 @@ def test_native_recipient_stays_sent_until_the_api_reports_delivered_and_read(st
     base = {"message_id": event["message_id"], "conversation_id": cid, "ts_ms": event["ts_ms"], "recipient_id": bob,
             "source": "api"}
     now = int(time.time() * 1000)
-    asyncio.run(publish(stack, names.STATUS_UPDATES, [
+    asyncio.run(publish(stack, isolated.topic(names.STATUS_UPDATES), [
         (event["message_id"], {**base, "channel": "native", "status": "DELIVERED", "at_ms": now}),
         (event["message_id"], {**base, "channel": "*", "status": "READ", "at_ms": now + 5}),
         (event["message_id"], {**base, "channel": "native", "status": "DELIVERED", "at_ms": now + 9}),  # late
@@ -58,21 +59,22 @@ def test_native_recipient_stays_sent_until_the_api_reports_delivered_and_read(st
     assert stored.status == "READ"
 
 
-def _dlq(*args: str) -> str:
-    return subprocess.run([CHAT4ALL, "dlq", *args], check=True, capture_output=True, text=True, timeout=60).stdout
+def _dlq(pipeline, *args: str) -> str:
+    env = {**os.environ, **pipeline.env}
+    return subprocess.run([CHAT4ALL, "dlq", *args], check=True, capture_output=True, text=True, timeout=60, env=env).stdout
 
 
-def test_bad_messages_are_dead_lettered_with_reason_and_can_be_replayed(stack, cql, pipeline_worker):
+def test_bad_messages_are_dead_lettered_with_reason_and_can_be_replayed(stack, cql, isolated):
     alice, bob = create_user(cql, channels={"instagram": "@a"}), create_user(cql, channels={"instagram": "@b"})
     missing_cid = str(uuid.uuid4())
     orphan = message_event(missing_cid, alice)
     cid = create_conversation(cql, [alice, bob])
     intruder = message_event(cid, create_user(cql))
-    publish_messages(stack, [orphan, intruder])
+    publish_messages(stack, [orphan, intruder], prefix=isolated.prefix)
 
     def letters():
         out = {}
-        for line in _dlq("list", "--json", "--limit", "0").splitlines():
+        for line in _dlq(isolated, "list", "--json", "--limit", "0").splitlines():
             body = json.loads(line)
             if body.get("message_id") in (orphan["message_id"], intruder["message_id"]):
                 out[body["message_id"]] = body
@@ -81,13 +83,13 @@ def test_bad_messages_are_dead_lettered_with_reason_and_can_be_replayed(stack, c
     found = wait_until(letters, timeout=40, interval=1, what="two dead letters")
     assert found[orphan["message_id"]]["reason"] == "conversation not found"
     assert found[intruder["message_id"]]["reason"] == "sender not a participant"
-    assert found[orphan["message_id"]]["topic"] == names.MESSAGES
+    assert found[orphan["message_id"]]["topic"] == isolated.topic(names.MESSAGES)
     assert message_rows(cql, [missing_cid, cid]) == {missing_cid: [], cid: []}
 
     # The operator fixes the cause (the conversation now exists) and replays that letter.
     cql.execute("INSERT INTO conversations (conversation_id, type, participant_ids) VALUES (%s, 'PRIVATE', %s)",
                 (uuid.UUID(missing_cid), {uuid.UUID(alice), uuid.UUID(bob)}))
-    out = _dlq("replay", found[orphan["message_id"]]["id"])
+    out = _dlq(isolated, "replay", found[orphan["message_id"]]["id"])
     assert "replayed 1 record" in out
     rows = wait_until(lambda: [r for r in message_rows(cql, [missing_cid])[missing_cid] if r.status == "READ"],
                       timeout=40, what="replayed message READ")

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from tests.fixtures.worker import WorkerProcess, new_app_id, seed_group_at_end
+from tests.fixtures.worker import IsolatedPipeline
 from tests.pipeline.helpers import (
     events_for,
     message_rows,
@@ -30,12 +30,11 @@ def _assert_each_stored_once_in_order(rows, events):
 
 
 def test_sigkill_of_one_of_two_workers_loses_and_duplicates_nothing(stack, cql):
-    app_id = new_app_id("c4a-failover")
-    seed_group_at_end(stack, app_id)
     # READ 1-2 s after DELIVERED: when the kill comes, the victim holds scheduled READs.
     env = {"CHAT4ALL_DELIVERED_DELAY_MS": "[100,300]", "CHAT4ALL_READ_DELAY_MS": "[1000,2000]"}
-    survivor = WorkerProcess(app_id=app_id, env=env).start()
-    victim = WorkerProcess(app_id=app_id, env=env).start()
+    pipeline = IsolatedPipeline(stack, name="c4a-failover", env=env)
+    survivor = pipeline.worker()
+    victim = pipeline.worker()
     try:
         survivor.wait_ready()
         victim.wait_ready()
@@ -48,7 +47,7 @@ def test_sigkill_of_one_of_two_workers_loses_and_duplicates_nothing(stack, cql):
 
         def produce():
             for i in range(0, 600, 100):  # a steady flow while the victim dies
-                publish_messages(stack, events[i:i + 100])
+                publish_messages(stack, events[i:i + 100], prefix=pipeline.prefix)
                 time.sleep(0.5)
 
         producer = threading.Thread(target=produce)
@@ -62,26 +61,25 @@ def test_sigkill_of_one_of_two_workers_loses_and_duplicates_nothing(stack, cql):
         assert survivor.health()["kafka"]["assigned_partitions"] > before  # took over the victim's partitions
     finally:
         victim.kill()
-        survivor.stop()
+        pipeline.close()
 
 
 def test_a_worker_restarted_alone_recovers_pending_reads_from_the_changelogs(stack, cql):
-    app_id = new_app_id("c4a-restart")
-    seed_group_at_end(stack, app_id)
     env = {"CHAT4ALL_DELIVERED_DELAY_MS": "[50,100]", "CHAT4ALL_READ_DELAY_MS": "[7000,9000]"}
-    first = WorkerProcess(app_id=app_id, env=env).start()
+    pipeline = IsolatedPipeline(stack, name="c4a-restart", env=env)
+    first = pipeline.worker()
     try:
         first.wait_ready()
         conversations = setup_conversations(cql, 10)
         events = events_for(conversations, 100, prefix="restart")
-        publish_messages(stack, events)
+        publish_messages(stack, events, prefix=pipeline.prefix)
         wait_all_status(cql, conversations, 100, "DELIVERED", timeout=40)
         time.sleep(4)  # offsets of the outbound records committed (every 2.8 s); READs still pending
         assert not any(r.status == "READ" for rs in message_rows(cql, conversations).values() for r in rs)
     finally:
         first.kill()
     # A new worker with an empty data dir: its tables can only come from the changelog topics.
-    second = WorkerProcess(app_id=app_id, env=env).start()
+    second = pipeline.worker()
     try:
         second.wait_ready()
         rows = wait_all_status(cql, conversations, 100, "READ", timeout=60)
@@ -91,4 +89,4 @@ def test_a_worker_restarted_alone_recovers_pending_reads_from_the_changelogs(sta
         assert metric_value(text, "chat4all_connector_sends_total", outcome="sent") == 0
         assert metric_value(text, "chat4all_receipt_transitions_total", status="READ", outcome="applied") == 100
     finally:
-        second.stop()
+        pipeline.close()

@@ -19,7 +19,7 @@ from tests.pipeline.helpers import (
 pytestmark = pytest.mark.integration
 
 
-def test_1000_messages_over_50_conversations_all_reach_read_once_and_in_order(stack, cql, pipeline_worker):
+def test_1000_messages_over_50_conversations_all_reach_read_once_and_in_order(stack, cql, isolated):
     rng = random.Random(7)
     conversations: dict[str, list[str]] = {}
     for i in range(50):
@@ -36,7 +36,7 @@ def test_1000_messages_over_50_conversations_all_reach_read_once_and_in_order(st
         sender = conversations[cid][n % len(conversations[cid])]
         # Equal timestamps on purpose (two per ms): (ts, message_id) must keep both.
         events.append(message_event(cid, sender, content=f"m{n}", ts_ms=base + n // 2))
-    publish_messages(stack, events)
+    publish_messages(stack, events, prefix=isolated.prefix)
 
     expected = {cid: [e for e in events if e["conversation_id"] == cid] for cid in conversations}
 
@@ -60,3 +60,15 @@ def test_1000_messages_over_50_conversations_all_reach_read_once_and_in_order(st
     receipt_rows = list(cql.execute("SELECT channel, status FROM receipts WHERE message_id = %s", (sample.message_id,)))
     assert len(receipt_rows) == len(sample.receipts) and {r.status for r in receipt_rows} == {"READ"}
     assert uuid.UUID(str(sample.message_id)).version == 7
+
+
+def test_the_session_worker_fixture_runs_the_whole_lifecycle_on_the_shared_topics(stack, cql, pipeline_worker):
+    # The fixture other areas' tests use (e.g. the API's): the real topics, its own app id.
+    alice, bob = create_user(cql, channels={"instagram": "@a"}), create_user(cql, channels={"whatsapp": "+2"})
+    cid = create_conversation(cql, [alice, bob], kind="PRIVATE")
+    event = message_event(cid, alice)
+    publish_messages(stack, [event])
+    row = wait_until(lambda: [r for r in message_rows(cql, [cid])[cid] if r.status == "READ"], timeout=40,
+                     what="READ via the session worker")[0]
+    assert set(row.receipts) == {f"{bob}:whatsapp"}
+    assert pipeline_worker.health()["status"] == "ok"
