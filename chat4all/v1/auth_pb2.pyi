@@ -1,11 +1,11 @@
 import datetime
-from collections.abc import Mapping as _Mapping
-from typing import ClassVar as _ClassVar
 
-from google.protobuf import descriptor as _descriptor
-from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
@@ -17,20 +17,20 @@ class RegisterRequest(_message.Message):
         VALUE_FIELD_NUMBER: _ClassVar[int]
         key: str
         value: str
-        def __init__(self, key: str | None = ..., value: str | None = ...) -> None: ...
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
     USERNAME_FIELD_NUMBER: _ClassVar[int]
     PASSWORD_FIELD_NUMBER: _ClassVar[int]
     CHANNELS_FIELD_NUMBER: _ClassVar[int]
     username: str
     password: str
     channels: _containers.ScalarMap[str, str]
-    def __init__(self, username: str | None = ..., password: str | None = ..., channels: _Mapping[str, str] | None = ...) -> None: ...
+    def __init__(self, username: _Optional[str] = ..., password: _Optional[str] = ..., channels: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
 class RegisterResponse(_message.Message):
     __slots__ = ("user_id",)
     USER_ID_FIELD_NUMBER: _ClassVar[int]
     user_id: str
-    def __init__(self, user_id: str | None = ...) -> None: ...
+    def __init__(self, user_id: _Optional[str] = ...) -> None: ...
 
 class LoginRequest(_message.Message):
     __slots__ = ("username", "password")
@@ -38,7 +38,7 @@ class LoginRequest(_message.Message):
     PASSWORD_FIELD_NUMBER: _ClassVar[int]
     username: str
     password: str
-    def __init__(self, username: str | None = ..., password: str | None = ...) -> None: ...
+    def __init__(self, username: _Optional[str] = ..., password: _Optional[str] = ...) -> None: ...
 
 class LoginResponse(_message.Message):
     __slots__ = ("access_token", "expires_at", "user_id")
@@ -48,7 +48,7 @@ class LoginResponse(_message.Message):
     access_token: str
     expires_at: _timestamp_pb2.Timestamp
     user_id: str
-    def __init__(self, access_token: str | None = ..., expires_at: datetime.datetime | _timestamp_pb2.Timestamp | _Mapping | None = ..., user_id: str | None = ...) -> None: ...
+    def __init__(self, access_token: _Optional[str] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., user_id: _Optional[str] = ...) -> None: ...
 
 class RevokeTokenRequest(_message.Message):
     __slots__ = ()

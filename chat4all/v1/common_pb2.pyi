@@ -1,10 +1,10 @@
 import datetime
-from collections.abc import Mapping as _Mapping
-from typing import ClassVar as _ClassVar
 
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
-from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from collections.abc import Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
@@ -22,4 +22,4 @@ class FileMetadata(_message.Message):
     size: int
     sha256: str
     created_at: _timestamp_pb2.Timestamp
-    def __init__(self, file_id: str | None = ..., filename: str | None = ..., mime_type: str | None = ..., size: int | None = ..., sha256: str | None = ..., created_at: datetime.datetime | _timestamp_pb2.Timestamp | _Mapping | None = ...) -> None: ...
+    def __init__(self, file_id: _Optional[str] = ..., filename: _Optional[str] = ..., mime_type: _Optional[str] = ..., size: _Optional[int] = ..., sha256: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...

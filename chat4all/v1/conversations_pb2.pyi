@@ -1,13 +1,12 @@
 import datetime
-from collections.abc import Iterable as _Iterable
-from collections.abc import Mapping as _Mapping
-from typing import ClassVar as _ClassVar
 
-from google.protobuf import descriptor as _descriptor
-from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
@@ -34,7 +33,7 @@ class Conversation(_message.Message):
     participant_ids: _containers.RepeatedScalarFieldContainer[str]
     created_by: str
     created_at: _timestamp_pb2.Timestamp
-    def __init__(self, conversation_id: str | None = ..., type: ConversationType | str | None = ..., title: str | None = ..., participant_ids: _Iterable[str] | None = ..., created_by: str | None = ..., created_at: datetime.datetime | _timestamp_pb2.Timestamp | _Mapping | None = ...) -> None: ...
+    def __init__(self, conversation_id: _Optional[str] = ..., type: _Optional[_Union[ConversationType, str]] = ..., title: _Optional[str] = ..., participant_ids: _Optional[_Iterable[str]] = ..., created_by: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class CreateConversationRequest(_message.Message):
     __slots__ = ("type", "participant_ids", "title")
@@ -44,7 +43,7 @@ class CreateConversationRequest(_message.Message):
     type: ConversationType
     participant_ids: _containers.RepeatedScalarFieldContainer[str]
     title: str
-    def __init__(self, type: ConversationType | str | None = ..., participant_ids: _Iterable[str] | None = ..., title: str | None = ...) -> None: ...
+    def __init__(self, type: _Optional[_Union[ConversationType, str]] = ..., participant_ids: _Optional[_Iterable[str]] = ..., title: _Optional[str] = ...) -> None: ...
 
 class CreateConversationResponse(_message.Message):
     __slots__ = ("conversation_id", "conversation", "created")
@@ -54,19 +53,19 @@ class CreateConversationResponse(_message.Message):
     conversation_id: str
     conversation: Conversation
     created: bool
-    def __init__(self, conversation_id: str | None = ..., conversation: Conversation | _Mapping | None = ..., created: bool | None = ...) -> None: ...
+    def __init__(self, conversation_id: _Optional[str] = ..., conversation: _Optional[_Union[Conversation, _Mapping]] = ..., created: _Optional[bool] = ...) -> None: ...
 
 class GetConversationRequest(_message.Message):
     __slots__ = ("conversation_id",)
     CONVERSATION_ID_FIELD_NUMBER: _ClassVar[int]
     conversation_id: str
-    def __init__(self, conversation_id: str | None = ...) -> None: ...
+    def __init__(self, conversation_id: _Optional[str] = ...) -> None: ...
 
 class GetConversationResponse(_message.Message):
     __slots__ = ("conversation",)
     CONVERSATION_FIELD_NUMBER: _ClassVar[int]
     conversation: Conversation
-    def __init__(self, conversation: Conversation | _Mapping | None = ...) -> None: ...
+    def __init__(self, conversation: _Optional[_Union[Conversation, _Mapping]] = ...) -> None: ...
 
 class ListConversationsRequest(_message.Message):
     __slots__ = ("page_size", "page_token")
@@ -74,7 +73,7 @@ class ListConversationsRequest(_message.Message):
     PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
     page_size: int
     page_token: str
-    def __init__(self, page_size: int | None = ..., page_token: str | None = ...) -> None: ...
+    def __init__(self, page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
 
 class ListConversationsResponse(_message.Message):
     __slots__ = ("conversations", "next_page_token")
@@ -82,4 +81,4 @@ class ListConversationsResponse(_message.Message):
     NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
     conversations: _containers.RepeatedCompositeFieldContainer[Conversation]
     next_page_token: str
-    def __init__(self, conversations: _Iterable[Conversation | _Mapping] | None = ..., next_page_token: str | None = ...) -> None: ...
+    def __init__(self, conversations: _Optional[_Iterable[_Union[Conversation, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...

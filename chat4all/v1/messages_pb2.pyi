@@ -1,15 +1,13 @@
 import datetime
-from collections.abc import Iterable as _Iterable
-from collections.abc import Mapping as _Mapping
-from typing import ClassVar as _ClassVar
 
-from google.protobuf import descriptor as _descriptor
-from google.protobuf import message as _message
+from chat4all.v1 import common_pb2 as _common_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
-
-from chat4all.v1 import common_pb2 as _common_pb2
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
@@ -38,7 +36,7 @@ class Receipt(_message.Message):
     status: MessageStatus
     delivered_at: _timestamp_pb2.Timestamp
     read_at: _timestamp_pb2.Timestamp
-    def __init__(self, recipient_id: str | None = ..., channel: str | None = ..., status: MessageStatus | str | None = ..., delivered_at: datetime.datetime | _timestamp_pb2.Timestamp | _Mapping | None = ..., read_at: datetime.datetime | _timestamp_pb2.Timestamp | _Mapping | None = ...) -> None: ...
+    def __init__(self, recipient_id: _Optional[str] = ..., channel: _Optional[str] = ..., status: _Optional[_Union[MessageStatus, str]] = ..., delivered_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., read_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class Message(_message.Message):
     __slots__ = ("message_id", "conversation_id", "sender_id", "content", "timestamp", "status", "delivered_at", "read_at", "file_id", "file", "receipts")
@@ -64,7 +62,7 @@ class Message(_message.Message):
     file_id: str
     file: _common_pb2.FileMetadata
     receipts: _containers.RepeatedCompositeFieldContainer[Receipt]
-    def __init__(self, message_id: str | None = ..., conversation_id: str | None = ..., sender_id: str | None = ..., content: str | None = ..., timestamp: datetime.datetime | _timestamp_pb2.Timestamp | _Mapping | None = ..., status: MessageStatus | str | None = ..., delivered_at: datetime.datetime | _timestamp_pb2.Timestamp | _Mapping | None = ..., read_at: datetime.datetime | _timestamp_pb2.Timestamp | _Mapping | None = ..., file_id: str | None = ..., file: _common_pb2.FileMetadata | _Mapping | None = ..., receipts: _Iterable[Receipt | _Mapping] | None = ...) -> None: ...
+    def __init__(self, message_id: _Optional[str] = ..., conversation_id: _Optional[str] = ..., sender_id: _Optional[str] = ..., content: _Optional[str] = ..., timestamp: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., status: _Optional[_Union[MessageStatus, str]] = ..., delivered_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., read_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., file_id: _Optional[str] = ..., file: _Optional[_Union[_common_pb2.FileMetadata, _Mapping]] = ..., receipts: _Optional[_Iterable[_Union[Receipt, _Mapping]]] = ...) -> None: ...
 
 class SendMessageRequest(_message.Message):
     __slots__ = ("conversation_id", "content", "client_message_id", "file_id", "channels")
@@ -78,7 +76,7 @@ class SendMessageRequest(_message.Message):
     client_message_id: str
     file_id: str
     channels: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, conversation_id: str | None = ..., content: str | None = ..., client_message_id: str | None = ..., file_id: str | None = ..., channels: _Iterable[str] | None = ...) -> None: ...
+    def __init__(self, conversation_id: _Optional[str] = ..., content: _Optional[str] = ..., client_message_id: _Optional[str] = ..., file_id: _Optional[str] = ..., channels: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class SendMessageResponse(_message.Message):
     __slots__ = ("message_id", "timestamp", "status")
@@ -88,7 +86,7 @@ class SendMessageResponse(_message.Message):
     message_id: str
     timestamp: _timestamp_pb2.Timestamp
     status: MessageStatus
-    def __init__(self, message_id: str | None = ..., timestamp: datetime.datetime | _timestamp_pb2.Timestamp | _Mapping | None = ..., status: MessageStatus | str | None = ...) -> None: ...
+    def __init__(self, message_id: _Optional[str] = ..., timestamp: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., status: _Optional[_Union[MessageStatus, str]] = ...) -> None: ...
 
 class GetMessagesRequest(_message.Message):
     __slots__ = ("conversation_id", "page_size", "page_token")
@@ -98,7 +96,7 @@ class GetMessagesRequest(_message.Message):
     conversation_id: str
     page_size: int
     page_token: str
-    def __init__(self, conversation_id: str | None = ..., page_size: int | None = ..., page_token: str | None = ...) -> None: ...
+    def __init__(self, conversation_id: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
 
 class GetMessagesResponse(_message.Message):
     __slots__ = ("messages", "next_page_token")
@@ -106,7 +104,7 @@ class GetMessagesResponse(_message.Message):
     NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
     messages: _containers.RepeatedCompositeFieldContainer[Message]
     next_page_token: str
-    def __init__(self, messages: _Iterable[Message | _Mapping] | None = ..., next_page_token: str | None = ...) -> None: ...
+    def __init__(self, messages: _Optional[_Iterable[_Union[Message, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
 class MarkReadRequest(_message.Message):
     __slots__ = ("conversation_id", "message_ids")
@@ -114,7 +112,7 @@ class MarkReadRequest(_message.Message):
     MESSAGE_IDS_FIELD_NUMBER: _ClassVar[int]
     conversation_id: str
     message_ids: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, conversation_id: str | None = ..., message_ids: _Iterable[str] | None = ...) -> None: ...
+    def __init__(self, conversation_id: _Optional[str] = ..., message_ids: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class MarkReadResponse(_message.Message):
     __slots__ = ()

@@ -1,9 +1,8 @@
-from collections.abc import Mapping as _Mapping
-from typing import ClassVar as _ClassVar
-
+from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
-from google.protobuf.internal import containers as _containers
+from collections.abc import Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
@@ -19,14 +18,14 @@ class GetMeResponse(_message.Message):
         VALUE_FIELD_NUMBER: _ClassVar[int]
         key: str
         value: str
-        def __init__(self, key: str | None = ..., value: str | None = ...) -> None: ...
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
     USER_ID_FIELD_NUMBER: _ClassVar[int]
     USERNAME_FIELD_NUMBER: _ClassVar[int]
     CHANNELS_FIELD_NUMBER: _ClassVar[int]
     user_id: str
     username: str
     channels: _containers.ScalarMap[str, str]
-    def __init__(self, user_id: str | None = ..., username: str | None = ..., channels: _Mapping[str, str] | None = ...) -> None: ...
+    def __init__(self, user_id: _Optional[str] = ..., username: _Optional[str] = ..., channels: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
 class LinkChannelRequest(_message.Message):
     __slots__ = ("channel", "handle")
@@ -34,7 +33,7 @@ class LinkChannelRequest(_message.Message):
     HANDLE_FIELD_NUMBER: _ClassVar[int]
     channel: str
     handle: str
-    def __init__(self, channel: str | None = ..., handle: str | None = ...) -> None: ...
+    def __init__(self, channel: _Optional[str] = ..., handle: _Optional[str] = ...) -> None: ...
 
 class LinkChannelResponse(_message.Message):
     __slots__ = ("channels",)
@@ -44,16 +43,16 @@ class LinkChannelResponse(_message.Message):
         VALUE_FIELD_NUMBER: _ClassVar[int]
         key: str
         value: str
-        def __init__(self, key: str | None = ..., value: str | None = ...) -> None: ...
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
     CHANNELS_FIELD_NUMBER: _ClassVar[int]
     channels: _containers.ScalarMap[str, str]
-    def __init__(self, channels: _Mapping[str, str] | None = ...) -> None: ...
+    def __init__(self, channels: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
 class UnlinkChannelRequest(_message.Message):
     __slots__ = ("channel",)
     CHANNEL_FIELD_NUMBER: _ClassVar[int]
     channel: str
-    def __init__(self, channel: str | None = ...) -> None: ...
+    def __init__(self, channel: _Optional[str] = ...) -> None: ...
 
 class UnlinkChannelResponse(_message.Message):
     __slots__ = ("channels",)
@@ -63,7 +62,7 @@ class UnlinkChannelResponse(_message.Message):
         VALUE_FIELD_NUMBER: _ClassVar[int]
         key: str
         value: str
-        def __init__(self, key: str | None = ..., value: str | None = ...) -> None: ...
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
     CHANNELS_FIELD_NUMBER: _ClassVar[int]
     channels: _containers.ScalarMap[str, str]
-    def __init__(self, channels: _Mapping[str, str] | None = ...) -> None: ...
+    def __init__(self, channels: _Optional[_Mapping[str, str]] = ...) -> None: ...
