@@ -99,7 +99,7 @@ def service_registrations(deps: ApiDeps) -> list[ServiceRegistration]:
         try:
             module = importlib.import_module(module_name)
         except ModuleNotFoundError as exc:
-            if exc.name != module_name:
+            if exc.name is None or not (module_name == exc.name or module_name.startswith(exc.name + ".")):
                 raise  # the module exists but one of its imports is missing: a real error
             logger.warning("service %s not available (module %s missing); skipped", target, module_name)
             continue
