@@ -10,6 +10,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import grpc
+import urllib3
+from minio.error import ServerError
 
 from api.access import require_participant
 from api.auth import current_user_uuid
@@ -24,6 +26,10 @@ from chat4all.v1 import files_pb2, files_pb2_grpc
 
 logger = logging.getLogger(__name__)
 
+
+# S3 not answering (connection refused, timeouts, 5xx after the SDK's retries): the client
+# should resume later, so UNAVAILABLE rather than INTERNAL.
+S3_OUTAGE: tuple[type[BaseException], ...] = (urllib3.exceptions.HTTPError, ServerError)
 
 _M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter number
 
@@ -125,10 +131,12 @@ class FileServicer(files_pb2_grpc.FileServiceServicer):
                     max_chunk_bytes=self._settings.upload_max_chunk_bytes,
                     session_ttl_seconds=self._settings.upload_session_ttl_seconds,
                 )
+        return self._uploader
+
+    async def _ensure_bucket(self) -> None:
         if not self._bucket_ok:
             await self._objects.ensure_bucket()
             self._bucket_ok = True
-        return self._uploader
 
     # --- RPCs ------------------------------------------------------------------------------
 
@@ -145,6 +153,11 @@ class FileServicer(files_pb2_grpc.FileServiceServicer):
         info = first.info
         conversation = await require_participant(self._deps.store, info.conversation_id, caller, context=context)
         uploader = await self._get_uploader()
+        try:
+            await self._ensure_bucket()
+        except S3_OUTAGE as exc:
+            logger.warning("object storage unavailable: %s", type(exc).__name__)
+            raise ApiError(grpc.StatusCode.UNAVAILABLE, "object storage is unavailable; try again") from None
         req = UploadRequest(
             uploader_id=caller,
             conversation_id=conversation.conversation_id,
@@ -169,6 +182,11 @@ class FileServicer(files_pb2_grpc.FileServiceServicer):
             stored = await uploader.upload(req, chunks())
         except (UploadError, SessionConflict) as exc:
             raise _api_error(exc) from None
+        except S3_OUTAGE as exc:
+            logger.warning("upload %s: object storage unavailable: %s", req.upload_id, type(exc).__name__)
+            raise ApiError(
+                grpc.StatusCode.UNAVAILABLE, "object storage is unavailable; the bytes already stored are kept, resume later"
+            ) from None
         return files_pb2.UploadFileResponse(file_id=str(stored.file_id), size=stored.size, sha256=stored.sha256)
 
     async def GetUploadStatus(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import time
 import uuid
 from pathlib import Path
@@ -23,6 +24,7 @@ from tests.files.helpers import (
     wait_status,
     write_random,
 )
+from tests.fixtures.api import free_port
 
 pytestmark = pytest.mark.integration
 
@@ -104,3 +106,41 @@ def test_resume_after_api_killed_mid_stream(api_factory, room, settings, tmp_pat
     done = upload_file(revived.channel, room.alice.md, path=path, conversation_id=room.conversation_id,
                        upload_id=info.upload_id, sha256=info.sha256)
     assert done.sha256 == info.sha256 and done.size == 30 * MiB
+
+
+def test_finish_interrupted_after_the_object_was_assembled(api, files, room, cql, s3, settings) -> None:
+    """The API died after CompleteMultipartUpload but before the metadata: a resume finishes the job."""
+    from minio.datatypes import Part
+
+    data = os.urandom(12 * MiB)
+    info = info_for(room, data)
+    first = [files_pb2.UploadFileRequest(info=info)] + [
+        files_pb2.UploadFileRequest(chunk=data[i:i + MiB]) for i in range(0, 10 * MiB, MiB)
+    ]
+    with pytest.raises(grpc.RpcError):
+        files.UploadFile(iter(first), metadata=room.alice.md, timeout=30)
+    row = session_row(cql, info.upload_id)
+    assert [p[0] for p in row.parts] == [1] and row.bytes_received == 10 * MiB
+    # What the dead process had done: the last part and the completion, nothing more.
+    etag = s3._upload_part(settings.s3_bucket, row.object_key, data[8 * MiB:], None, row.s3_upload_id, 2)
+    s3._complete_multipart_upload(settings.s3_bucket, row.object_key, row.s3_upload_id,
+                                  [Part(1, row.parts[0][1]), Part(2, etag)])
+
+    info.offset = 10 * MiB
+    rest = [files_pb2.UploadFileRequest(info=info), files_pb2.UploadFileRequest(chunk=data[10 * MiB:])]
+    done = files.UploadFile(iter(rest), metadata=room.alice.md, timeout=60)
+    assert done.file_id == str(row.file_id) and done.sha256 == info.sha256
+    meta = cql.execute("SELECT size, sha256 FROM files WHERE file_id = %s", (row.file_id,)).one()
+    assert meta.size == 12 * MiB and meta.sha256 == info.sha256
+
+
+def test_object_storage_down_is_unavailable(api_factory, room) -> None:
+    dead_s3 = api_factory({"CHAT4ALL_S3_PORT": str(free_port())}, wait_serving=False)
+    stub = dead_s3.stub(files_pb2_grpc.FileServiceStub)
+    data = b"z" * 1000
+    info = info_for(room, data)
+    with pytest.raises(grpc.RpcError) as exc:
+        stub.UploadFile(iter([files_pb2.UploadFileRequest(info=info), files_pb2.UploadFileRequest(chunk=data)]),
+                        metadata=room.alice.md, timeout=60)
+    assert status_code(exc) == grpc.StatusCode.UNAVAILABLE
+    assert "object storage is unavailable" in exc.value.details()
