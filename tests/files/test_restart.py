@@ -39,17 +39,24 @@ def test_resume_after_api_restart(api_factory, room, cql, s3, settings, tmp_path
     cut_upload(stub, room.alice.md, info, data, cut_at=20 * MiB)
     assert wait_status(stub, room.alice.md, info.upload_id, 20 * MiB) == 20 * MiB
 
-    # A second upload whose declared checksum is wrong, also cut before the restart.
+    # A second upload, whose declared checksum is wrong, is still streaming when the API gets
+    # SIGTERM: the shutdown cancels it after the grace period and its bytes are saved.
     bad = bytes(range(256)) * (12 * MiB // 256)
     bad_info = info_for(room, bad, sha256=hashlib.sha256(b"not this").hexdigest())
-    cut_upload(stub, room.alice.md, bad_info, bad, cut_at=10 * MiB)
-    assert wait_status(stub, room.alice.md, bad_info.upload_id, 10 * MiB) == 10 * MiB
-    bad_row = session_row(cql, bad_info.upload_id)
+    open_stream = CutStream(bad_info, bad, cut_at=10 * MiB)
+    future = stub.UploadFile.future(iter(open_stream), metadata=room.alice.md)
+    assert open_stream.reached.wait(60)
+    time.sleep(1.0)
 
-    first.server.stop()  # SIGTERM
+    first.server.stop()  # SIGTERM while that stream is open
+    open_stream.release.set()
+    with pytest.raises(grpc.RpcError):
+        future.result()
     second = api_factory()
     stub = second.stub(files_pb2_grpc.FileServiceStub)
     assert wait_status(stub, room.alice.md, info.upload_id, 20 * MiB, timeout=0) == 20 * MiB
+    assert wait_status(stub, room.alice.md, bad_info.upload_id, 10 * MiB, timeout=0) == 10 * MiB
+    bad_row = session_row(cql, bad_info.upload_id)
 
     offsets: list[int] = []
     done = upload_file(second.channel, room.alice.md, path=path, conversation_id=room.conversation_id,
