@@ -92,23 +92,24 @@ def status_code(exc_info: pytest.ExceptionInfo) -> grpc.StatusCode:
 
 
 class CuttingProxy:
-    """A TCP proxy to ``target`` that drops the connection on which the upstream bytes (over all
-    connections) pass ``cut_after``, once; then it passes everything, so a client that
-    reconnects and resumes gets through.
+    """A TCP proxy to ``target`` that drops the connection on which the bytes counted (sent
+    upstream, or downstream if ``count_downstream``; over all connections) pass ``cut_after``,
+    once; then it passes everything, so a client that reconnects and resumes gets through.
     """
 
-    def __init__(self, target: str, *, cut_after: int) -> None:
+    def __init__(self, target: str, *, cut_after: int, count_downstream: bool = False) -> None:
         import socket
 
         host, port = target.rsplit(":", 1)
         self.upstream = (host, int(port))
         self.cut_after = cut_after
+        self.count_downstream = count_downstream
         self.cuts = 0
         self._listener = socket.create_server(("127.0.0.1", 0))
         self.port = self._listener.getsockname()[1]
         self._stop = threading.Event()
         self._lock = threading.Lock()
-        self._upstream_bytes = 0
+        self._counted = 0
         threading.Thread(target=self._accept, daemon=True).start()
 
     @property
@@ -125,19 +126,20 @@ class CuttingProxy:
                 return
             server = socket.create_connection(self.upstream)
             pair = (client, server)
-            threading.Thread(target=self._pump, args=(client, server, pair, True), daemon=True).start()
-            threading.Thread(target=self._pump, args=(server, client, pair, False), daemon=True).start()
+            up, down = not self.count_downstream, self.count_downstream
+            threading.Thread(target=self._pump, args=(client, server, pair, up), daemon=True).start()
+            threading.Thread(target=self._pump, args=(server, client, pair, down), daemon=True).start()
 
-    def _pump(self, src, dst, pair, upstream: bool) -> None:  # noqa: ANN001
+    def _pump(self, src, dst, pair, counted: bool) -> None:  # noqa: ANN001
         import socket
 
         try:
             while data := src.recv(256 * 1024):
                 dst.sendall(data)
-                if upstream:
+                if counted:
                     with self._lock:
-                        self._upstream_bytes += len(data)
-                        cut = self.cuts == 0 and self._upstream_bytes >= self.cut_after
+                        self._counted += len(data)
+                        cut = self.cuts == 0 and self._counted >= self.cut_after
                         if cut:
                             self.cuts += 1
                     if cut:

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from chat4all.cli.files import download_url, upload_file
+from chat4all.v1 import files_pb2, files_pb2_grpc
 from tests.files.helpers import CuttingProxy, MiB, write_random
 
 pytestmark = pytest.mark.integration
@@ -51,5 +53,27 @@ def test_cli_upload_resumes_after_a_cut_and_download_matches(api, room, tmp_path
         assert run(["login", room.eve.username], env, tmp_path).returncode == 0
         denied = run(["download", file_id], env, out)
         assert denied.returncode != 0 and "PERMISSION_DENIED" in denied.stderr
+    finally:
+        proxy.close()
+
+
+def test_download_resumes_with_range_after_a_cut(api_factory, room, settings, tmp_path: Path) -> None:
+    """Clients reaching S3 through another address (CHAT4ALL_S3_PUBLIC_ENDPOINT) get URLs signed
+    for it; a download cut half-way continues with a Range request."""
+    proxy = CuttingProxy(settings.s3_endpoint, cut_after=6 * MiB, count_downstream=True)
+    try:
+        public = api_factory({"CHAT4ALL_S3_PUBLIC_ENDPOINT": proxy.target})
+        path = write_random(tmp_path / "film.bin", 16 * MiB)
+        done = upload_file(public.channel, room.alice.md, path=path, conversation_id=room.conversation_id)
+        url = public.stub(files_pb2_grpc.FileServiceStub).GetDownloadUrl(
+            files_pb2.GetDownloadUrlRequest(file_id=done.file_id), metadata=room.bob.md, timeout=10).url
+        assert url.startswith(f"http://{proxy.target}/")
+
+        seen: list[int] = []
+        size = download_url(url, tmp_path / "copy.bin", progress=seen.append)
+        assert proxy.cuts == 1
+        assert size == 16 * MiB and (tmp_path / "copy.bin").read_bytes() == path.read_bytes()
+        # The second request continued where the first stopped: progress never went back.
+        assert all(b >= a for a, b in zip(seen, seen[1:], strict=False)), "the download started over"
     finally:
         proxy.close()
