@@ -1,0 +1,67 @@
+"""Pure checks without servers: FileInfo validation, error mapping, the CLI's file name from a URL."""
+
+from __future__ import annotations
+
+import uuid
+
+import grpc
+import pytest
+
+from api.files import _api_error
+from api.upload_sessions import SessionConflict
+from api.uploads import ChecksumMismatch, InvalidUpload, Uploader, UploadIncomplete, UploadRequest
+from chat4all.cli.files import filename_from_url
+
+GOOD = dict(uploader_id=uuid.uuid4(), conversation_id=uuid.uuid4(), filename="a.txt", mime_type="text/plain",
+            size=10, sha256="a" * 64, upload_id="u-1")
+
+
+def uploader() -> Uploader:
+    # Stores are not touched by validate().
+    return Uploader(sessions=None, files=None, store=None, max_file_bytes=2 * 1024**3,  # type: ignore[arg-type]
+                    part_bytes=8 * 1024**2, max_chunk_bytes=4 * 1024**2, session_ttl_seconds=60)
+
+
+@pytest.mark.parametrize(
+    ("change", "needle"),
+    [
+        ({"size": 2 * 1024**3 + 1}, "over the limit of 2147483648"),
+        ({"size": -1}, "negative"),
+        ({"sha256": "A" * 64}, "lowercase hex"),
+        ({"sha256": "a" * 63}, "lowercase hex"),
+        ({"upload_id": ""}, "upload_id"),
+        ({"upload_id": "x" * 129}, "upload_id"),
+        ({"filename": ""}, "filename"),
+        ({"filename": "../etc/passwd"}, "filename"),
+        ({"filename": "x" * 256}, "filename"),
+        ({"mime_type": "m" * 256}, "mime_type"),
+        ({"offset": -5}, "offset"),
+    ],
+)
+def test_bad_file_info_is_refused(change: dict, needle: str) -> None:
+    with pytest.raises(InvalidUpload, match=needle):
+        uploader().validate(UploadRequest(**{**GOOD, **change}))
+
+
+def test_limits_are_inclusive() -> None:
+    uploader().validate(UploadRequest(**{**GOOD, "upload_id": "x" * 128, "size": 0}))
+    uploader().validate(UploadRequest(**{**GOOD, "size": 2 * 1024**3}))
+
+
+def test_part_size_below_s3_minimum_is_refused() -> None:
+    with pytest.raises(ValueError, match="5 MiB"):
+        Uploader(sessions=None, files=None, store=None, max_file_bytes=1, part_bytes=4 * 1024**2,  # type: ignore[arg-type]
+                 max_chunk_bytes=1, session_ttl_seconds=1)
+
+
+def test_errors_map_to_status_codes() -> None:
+    assert _api_error(ChecksumMismatch("x")).code == grpc.StatusCode.DATA_LOSS
+    incomplete = _api_error(UploadIncomplete("ended early", bytes_received=42))
+    assert incomplete.code == grpc.StatusCode.ABORTED and incomplete.trailers == (("bytes-received", "42"),)
+    assert _api_error(SessionConflict("u")).code == grpc.StatusCode.ABORTED
+
+
+def test_download_name_comes_from_the_url_without_directories() -> None:
+    url = "http://s3/b/k?response-content-disposition=attachment%3B%20filename%3D%22..%2F..%2Fevil.sh%22&X-Amz-Expires=5"
+    assert filename_from_url(url) == "evil.sh"
+    assert filename_from_url("http://s3/b/k?X-Amz-Expires=5") is None
