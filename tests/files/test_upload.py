@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import time
 import uuid
 from pathlib import Path
@@ -14,7 +15,16 @@ from minio.error import S3Error
 
 from chat4all.cli.files import upload_file
 from chat4all.v1 import files_pb2
-from tests.files.helpers import MiB, cut_upload, info_for, session_row, status_code, wait_status, write_random
+from tests.files.helpers import (
+    CutStream,
+    MiB,
+    cut_upload,
+    info_for,
+    session_row,
+    status_code,
+    wait_status,
+    write_random,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -184,3 +194,31 @@ def test_only_participants_and_only_the_uploader(files, room) -> None:
     with pytest.raises(grpc.RpcError) as exc:
         files.GetDownloadUrl(files_pb2.GetDownloadUrlRequest(file_id=done.file_id))
     assert status_code(exc) == grpc.StatusCode.UNAUTHENTICATED
+
+
+def test_a_second_stream_of_the_same_upload_waits_then_is_fenced_by_offset(files, room) -> None:
+    data = os.urandom(4 * MiB)
+    info = info_for(room, data)
+    first = CutStream(info, data, cut_at=2 * MiB, hold=True)
+    first_call = files.UploadFile.future(iter(first), metadata=room.alice.md)
+    assert first.reached.wait(30)
+    time.sleep(0.5)
+
+    second_info = files_pb2.FileInfo()
+    second_info.CopyFrom(info)
+    second_info.offset = 0  # what a client that believes nothing was stored would send
+    second_call = files.UploadFile.future(
+        iter([files_pb2.UploadFileRequest(info=second_info), files_pb2.UploadFileRequest(chunk=data[:MiB])]),
+        metadata=room.alice.md,
+    )
+    time.sleep(1.0)
+    assert not second_call.done(), "the second stream did not wait for the first"
+
+    first.release.set()  # the first stream ends early: its 2 MiB are saved
+    with pytest.raises(grpc.RpcError) as exc:
+        first_call.result(timeout=30)
+    assert status_code(exc) == grpc.StatusCode.ABORTED
+    with pytest.raises(grpc.RpcError) as exc:
+        second_call.result(timeout=30)
+    assert status_code(exc) == grpc.StatusCode.FAILED_PRECONDITION
+    assert dict(exc.value.trailing_metadata())["bytes-received"] == str(2 * MiB)
