@@ -85,6 +85,10 @@ class Notification(_Wire):
     channel: str | None = None
     sender_id: str | None = None
     content: str | None = None
+    # For message.new: the message's timestamp and every receipt key, so that the realtime
+    # gateway can publish the native DELIVERED receipt without reading Cassandra.
+    ts_ms: int | None = None
+    receipt_keys: list[str] = []
     v: int = SCHEMA_VERSION
 
 
