@@ -161,18 +161,19 @@ class Uploader:
 
     def validate(self, req: UploadRequest) -> None:
         """INVALID_ARGUMENT for a FileInfo that cannot be uploaded, before anything is written."""
-        if not req.upload_id or len(req.upload_id) > MAX_UPLOAD_ID:
-            raise InvalidUpload(f"upload_id must be 1 to {MAX_UPLOAD_ID} characters")
+        if not req.upload_id or len(req.upload_id) > MAX_UPLOAD_ID or not req.upload_id.isprintable():
+            raise InvalidUpload(f"upload_id must be 1 to {MAX_UPLOAD_ID} printable characters")
         if req.size < 0:
             raise InvalidUpload("size must not be negative")
         if req.size > self.max_file_bytes:
             raise InvalidUpload(f"size {req.size} is over the limit of {self.max_file_bytes} bytes")
         if not _SHA256_HEX.match(req.sha256):
             raise InvalidUpload("sha256 must be 64 lowercase hex characters")
-        if not req.filename.strip() or len(req.filename) > MAX_FILENAME or "/" in req.filename or "\x00" in req.filename:
-            raise InvalidUpload(f"filename must be 1 to {MAX_FILENAME} characters, without '/'")
-        if len(req.mime_type) > MAX_MIME_TYPE:
-            raise InvalidUpload(f"mime_type must be at most {MAX_MIME_TYPE} characters")
+        # Printable only: the name goes into the download's Content-Disposition header.
+        if not req.filename.strip() or len(req.filename) > MAX_FILENAME or "/" in req.filename or not req.filename.isprintable():
+            raise InvalidUpload(f"filename must be 1 to {MAX_FILENAME} printable characters, without '/'")
+        if len(req.mime_type) > MAX_MIME_TYPE or not req.mime_type.isprintable():
+            raise InvalidUpload(f"mime_type must be at most {MAX_MIME_TYPE} printable characters")
         if req.offset is not None and req.offset < 0:
             raise InvalidUpload("offset must not be negative")
 

@@ -35,6 +35,8 @@ def uploader() -> Uploader:
         ({"filename": "../etc/passwd"}, "filename"),
         ({"filename": "x" * 256}, "filename"),
         ({"mime_type": "m" * 256}, "mime_type"),
+        ({"filename": "a\r\nSet-Cookie: x"}, "filename"),
+        ({"upload_id": "id\nforged log line"}, "upload_id"),
         ({"offset": -5}, "offset"),
     ],
 )
