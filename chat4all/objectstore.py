@@ -19,6 +19,7 @@ import inspect
 import io
 import logging
 from datetime import timedelta
+from urllib.parse import quote
 
 import minio
 from minio import Minio
@@ -67,6 +68,15 @@ def check_private_api() -> None:
 def is_missing(exc: BaseException) -> bool:
     """Whether an S3 error says the object, key or multipart upload does not exist."""
     return isinstance(exc, S3Error) and exc.code in ("NoSuchKey", "NoSuchUpload", "NoSuchObject", "ResourceNotFound")
+
+
+def content_disposition(filename: str) -> str:
+    """``attachment`` with the file's name: plain when ASCII, else an ASCII fallback plus RFC 6266 ``filename*``."""
+    plain = filename.replace('"', "").replace("\\", "")
+    if plain.isascii():
+        return f'attachment; filename="{plain}"'
+    fallback = plain.encode("ascii", "replace").decode().replace("?", "_")
+    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(filename, safe='')}"
 
 
 class ObjectStore:
@@ -209,8 +219,7 @@ class ObjectStore:
         """A presigned GET URL valid for ``ttl_seconds`` (signing happens locally, no request)."""
         response_headers = None
         if filename:
-            safe = filename.replace('"', "").replace("\\", "")
-            response_headers = {"response-content-disposition": f'attachment; filename="{safe}"'}
+            response_headers = {"response-content-disposition": content_disposition(filename)}
         return self._presign.presigned_get_object(
             self.bucket, key, expires=timedelta(seconds=ttl_seconds), response_headers=response_headers
         )

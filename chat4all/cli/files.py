@@ -256,10 +256,16 @@ def download(file_id: str, output: Path | None, server: str | None) -> None:
 
 def filename_from_url(url: str) -> str | None:
     """The file name a presigned URL asks S3 to put in Content-Disposition, if any (base name only)."""
-    from urllib.parse import parse_qs, urlsplit
+    from urllib.parse import parse_qs, unquote, urlsplit
 
     values = parse_qs(urlsplit(url).query).get("response-content-disposition")
-    if not values or 'filename="' not in values[0]:
+    if not values:
         return None
-    name = values[0].split('filename="', 1)[1].rstrip('"')
+    value = values[0]
+    if "filename*=UTF-8''" in value:
+        name = unquote(value.split("filename*=UTF-8''", 1)[1].split(";", 1)[0])
+    elif 'filename="' in value:
+        name = value.split('filename="', 1)[1].split('"', 1)[0]
+    else:
+        return None
     return Path(name).name or None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from urllib.parse import urlencode
 
 import grpc
 import pytest
@@ -11,6 +12,7 @@ from api.files import _api_error
 from api.upload_sessions import SessionConflict
 from api.uploads import ChecksumMismatch, InvalidUpload, Uploader, UploadIncomplete, UploadRequest
 from chat4all.cli.files import filename_from_url
+from chat4all.objectstore import content_disposition
 
 GOOD = dict(uploader_id=uuid.uuid4(), conversation_id=uuid.uuid4(), filename="a.txt", mime_type="text/plain",
             size=10, sha256="a" * 64, upload_id="u-1")
@@ -67,3 +69,10 @@ def test_download_name_comes_from_the_url_without_directories() -> None:
     url = "http://s3/b/k?response-content-disposition=attachment%3B%20filename%3D%22..%2F..%2Fevil.sh%22&X-Amz-Expires=5"
     assert filename_from_url(url) == "evil.sh"
     assert filename_from_url("http://s3/b/k?X-Amz-Expires=5") is None
+
+
+def test_non_ascii_names_survive_the_round_trip() -> None:
+    header = content_disposition('relatório "final".pdf')
+    assert header.isascii() and 'filename="relat_rio final.pdf"' in header
+    url = "http://s3/b/k?" + urlencode({"response-content-disposition": header})
+    assert filename_from_url(url) == 'relatório "final".pdf'
