@@ -112,6 +112,7 @@ class Settings(BaseSettings):
     upload_cleanup_interval_seconds: float = Field(60.0, description="How often the API aborts expired upload sessions.")
     s3_public_endpoint: str | None = Field(None, description="host:port put in presigned URLs, if clients reach S3 elsewhere than s3_host:s3_port.")
     upload_mmap_threshold_bytes: int = Field(1024**2, description="API: allocations this large use mmap and return to the OS when freed (glibc; 0 = glibc default).")
+    upload_max_streams: int = Field(32, description="Upload streams one API process receives at once (each buffers up to two parts); more get RESOURCE_EXHAUSTED.")
 
     # --- realtime --------------------------------------------------------------
     websocket_port: int = Field(8765, description="WebSocket gateway port.")
