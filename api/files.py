@@ -130,6 +130,7 @@ class FileServicer(files_pb2_grpc.FileServiceServicer):
                     part_bytes=self._settings.upload_part_bytes,
                     max_chunk_bytes=self._settings.upload_max_chunk_bytes,
                     session_ttl_seconds=self._settings.upload_session_ttl_seconds,
+                    max_streams=self._settings.upload_max_streams,
                 )
         return self._uploader
 

@@ -99,6 +99,10 @@ class SessionNotFound(UploadError):
     code = "NOT_FOUND"
 
 
+class TooManyStreams(UploadError):
+    code = "RESOURCE_EXHAUSTED"
+
+
 @dataclass(frozen=True, kw_only=True)
 class UploadRequest:
     """The first message of an upload stream, with the authenticated caller."""
@@ -138,6 +142,7 @@ class Uploader:
         part_bytes: int,
         max_chunk_bytes: int,
         session_ttl_seconds: int,
+        max_streams: int = 32,
         lock_wait_seconds: float = 30.0,
     ) -> None:
         if part_bytes < 5 * 1024 * 1024:
@@ -150,6 +155,9 @@ class Uploader:
         self.max_chunk_bytes = max_chunk_bytes
         self.session_ttl = timedelta(seconds=session_ttl_seconds)
         self._lock_wait = lock_wait_seconds
+        # Each stream buffers up to two parts: a cap keeps the process's memory predictable.
+        self.max_streams = max_streams
+        self.active_streams = 0
         # One stream at a time per upload_id in this process; a resumed stream waits until the
         # cut one has saved its tail. Across processes the session row's conditional writes fence.
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
@@ -184,13 +192,21 @@ class Uploader:
         cancellation (the client went away) the received bytes are saved in the background.
         """
         self.validate(req)
+        if self.active_streams >= self.max_streams:
+            raise TooManyStreams(f"this server is receiving {self.max_streams} uploads already; retry in a few seconds")
         lock = self._locks.get(req.upload_id)
         if lock is None:
             lock = self._locks[req.upload_id] = asyncio.Lock()
+        self.active_streams += 1
+        hold = _Hold(self, lock)
         try:
             await asyncio.wait_for(lock.acquire(), self._lock_wait)
         except TimeoutError:
+            self.active_streams -= 1
             raise UploadBusy(f"another stream is still writing upload {req.upload_id}; try again") from None
+        except BaseException:
+            self.active_streams -= 1
+            raise
         release_here = True
         try:
             session = await self._open(req)
@@ -205,7 +221,7 @@ class Uploader:
                 # The call was cancelled (client gone, deadline, shutdown): save what arrived in a
                 # task of its own, which a second cancellation cannot interrupt.
                 release_here = False
-                self._spawn(rx.save(), lock, f"save {req.upload_id}")
+                self._spawn(rx.save(), hold, f"save {req.upload_id}")
                 raise
             except TooManyBytes:
                 await rx.abandon()
@@ -214,21 +230,21 @@ class Uploader:
             except Exception:
                 # A refused chunk, a lost race or an outage: keep what arrived, then answer.
                 release_here = False
-                await asyncio.shield(self._spawn(rx.save(), lock, f"save {req.upload_id}"))
+                await asyncio.shield(self._spawn(rx.save(), hold, f"save {req.upload_id}"))
                 raise
             release_here = False
             if rx.received < session.size:
-                durable = await asyncio.shield(self._spawn(rx.save(), lock, f"save {req.upload_id}"))
+                durable = await asyncio.shield(self._spawn(rx.save(), hold, f"save {req.upload_id}"))
                 raise UploadIncomplete(
                     f"stream ended after {durable} of {session.size} bytes; resume with the same upload_id",
                     bytes_received=durable,
                 )
             # Assembling a large object takes a while; a client that gives up meanwhile must not
             # leave an object without its metadata, so this too runs in its own task.
-            return await asyncio.shield(self._spawn(rx.finish(), lock, f"finish {req.upload_id}"))
+            return await asyncio.shield(self._spawn(rx.finish(), hold, f"finish {req.upload_id}"))
         finally:
             if release_here:
-                lock.release()
+                hold.release()
 
     async def status(self, *, upload_id: str, caller_id: uuid.UUID) -> UploadSession:
         """The session for GetUploadStatus: NOT_FOUND if unknown or expired, PERMISSION_DENIED if not the caller's."""
@@ -291,13 +307,13 @@ class Uploader:
 
     # --- internals -----------------------------------------------------------------------
 
-    def _spawn(self, coro, lock: asyncio.Lock, what: str) -> asyncio.Task:  # noqa: ANN001 - a coroutine
+    def _spawn(self, coro, hold: _Hold, what: str) -> asyncio.Task:  # noqa: ANN001 - a coroutine
         task = asyncio.create_task(coro)
         self._background.add(task)
 
         def done(t: asyncio.Task) -> None:
             self._background.discard(t)
-            lock.release()
+            hold.release()
             if not t.cancelled() and t.exception() is not None and not isinstance(t.exception(), UploadError):
                 logger.warning("%s failed: %s: %s", what, type(t.exception()).__name__, t.exception())
 
@@ -358,6 +374,22 @@ class Uploader:
                 bytes_received=session.bytes_received,
             )
         return session
+
+
+class _Hold:
+    """What one stream holds until it and its background save or finish are done: its upload's
+    lock and a stream slot. Released exactly once."""
+
+    def __init__(self, uploader: Uploader, lock: asyncio.Lock) -> None:
+        self._uploader = uploader
+        self._lock = lock
+        self._released = False
+
+    def release(self) -> None:
+        if not self._released:
+            self._released = True
+            self._lock.release()
+            self._uploader.active_streams -= 1
 
 
 class TooManyBytes(InvalidUpload):

@@ -1,4 +1,4 @@
-"""Expiry, with short lifetimes from env: presigned URLs refused by the S3 server, stale sessions cleaned up."""
+"""Settings from env on their own API: short lifetimes (presigned URLs refused by S3, stale sessions cleaned up), the stream cap."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 import urllib3
 
 from chat4all.v1 import files_pb2, files_pb2_grpc
-from tests.files.helpers import MiB, info_for, session_row, status_code
+from tests.files.helpers import CutStream, MiB, info_for, session_row, status_code
 
 pytestmark = pytest.mark.integration
 
@@ -74,3 +74,24 @@ def test_stale_session_is_cleaned_up(short_lived, room, cql, s3, settings) -> No
         stub.GetUploadStatus(files_pb2.GetUploadStatusRequest(upload_id=info.upload_id), metadata=room.alice.md)
     assert status_code(exc) == grpc.StatusCode.NOT_FOUND
     assert re.search(r"cleaned up \d+ expired upload sessions", short_lived.server.log())
+
+
+def test_upload_streams_over_the_cap_are_told_to_retry(api_factory, room) -> None:
+    capped = api_factory({"CHAT4ALL_UPLOAD_MAX_STREAMS": "1"})
+    stub = capped.stub(files_pb2_grpc.FileServiceStub)
+    data = b"c" * (2 * MiB)
+    holder = CutStream(info_for(room, data), data, cut_at=MiB, hold=True)
+    held = stub.UploadFile.future(iter(holder), metadata=room.alice.md)
+    assert holder.reached.wait(30)
+    time.sleep(0.5)
+
+    other = info_for(room, b"small")
+    request = [files_pb2.UploadFileRequest(info=other), files_pb2.UploadFileRequest(chunk=b"small")]
+    with pytest.raises(grpc.RpcError) as exc:
+        stub.UploadFile(iter(request), metadata=room.bob.md, timeout=10)
+    assert status_code(exc) == grpc.StatusCode.RESOURCE_EXHAUSTED
+
+    holder.release.set()  # the first stream ends (early): its slot is free again
+    with pytest.raises(grpc.RpcError):
+        held.result(timeout=30)
+    assert stub.UploadFile(iter(request), metadata=room.alice.md, timeout=10).size == 5
