@@ -22,7 +22,9 @@ transitions = Counter(
 )
 connector_sends = Counter("chat4all_connector_sends_total", "Connector send attempts by outcome.", ["channel", "outcome"])
 breaker_state = Gauge("chat4all_connector_breaker_state", "Circuit breaker state (0 closed, 1 half-open, 2 open).", ["channel"])
-scheduled_pending = Gauge("chat4all_schedule_pending", "Scheduled DELIVERED/READ events waiting, per channel.", ["channel"])
+scheduled_pending = Gauge(
+    "chat4all_schedule_pending", "100 ms buckets of scheduled DELIVERED/READ receipts waiting, per channel.", ["channel"]
+)
 cassandra_retries = Counter("chat4all_cassandra_retries_total", "Cassandra operations retried during an outage.", ["operation"])
 consumer_lag = Gauge("chat4all_consumer_lag", "Records behind the end of each assigned partition (end offset - committed offset).", ["topic", "partition"])
 status_latency = Histogram(

@@ -133,9 +133,22 @@ def wait_all_status(session: Session, conversations: Iterable[str], count: int, 
     def check():  # type: ignore[no-untyped-def]
         rows = message_rows(session, conversations)
         done = sum(1 for rs in rows.values() for r in rs if r.status == status)
-        return rows if done >= count else None
+        if done >= count:
+            return rows
+        seen: dict[str, int] = {}
+        for rs in rows.values():
+            for r in rs:
+                seen[r.status] = seen.get(r.status, 0) + 1
+        return _Progress(seen)
 
     return wait_until(check, timeout=timeout, interval=1, what=f"{count} messages {status}")
+
+
+class _Progress(dict):
+    """A falsy progress report, so wait_until keeps polling but can show where it got to."""
+
+    def __bool__(self) -> bool:
+        return False
 
 
 def setup_conversations(session: Session, n: int, *, channels: dict[str, str] | None = None, size: int = 2) -> dict[str, list[str]]:

@@ -56,7 +56,7 @@ def test_sigkill_of_one_of_two_workers_loses_and_duplicates_nothing(stack, cql):
                    timeout=60, interval=0.2, what="victim routing")
         victim.kill()
         producer.join()
-        rows = wait_all_status(cql, conversations, 600, "READ", timeout=120)
+        rows = wait_all_status(cql, conversations, 600, "READ", timeout=180)
         _assert_each_stored_once_in_order(rows, events)
         assert survivor.health()["kafka"]["assigned_partitions"] > before  # took over the victim's partitions
     finally:
