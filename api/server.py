@@ -122,6 +122,11 @@ def build_server(deps: ApiDeps, registrations: list[ServiceRegistration]) -> tup
             # gRPC sets SO_REUSEPORT by default: a second API on the same port would silently
             # share its traffic. Fail to bind instead.
             ("grpc.so_reuseport", 0),
+            # Bound gRPC's own receive buffering: with BDP probing its HTTP/2 window grows on a
+            # busy machine and a 2 GiB upload then costs the API more than 64 MiB of RSS
+            # (measured in docs/files.md).
+            ("grpc.http2.bdp_probe", 0),
+            ("grpc.http2.lookahead_bytes", 2 * 1024 * 1024),
         ],
     )
     for reg in registrations:
