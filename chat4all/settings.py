@@ -115,7 +115,10 @@ class Settings(BaseSettings):
     upload_max_streams: int = Field(32, description="Upload streams one API process receives at once (each buffers up to two parts); more get RESOURCE_EXHAUSTED.")
 
     # --- realtime --------------------------------------------------------------
-    websocket_port: int = Field(8765, description="WebSocket gateway port.")
+    websocket_port: int = Field(8765, description="WebSocket gateway port (ws://host:port/v1/events), served by the API process.")
+    realtime_queue_size: int = Field(1000, description="Events a live client may fall behind before it is disconnected.")
+    realtime_session_ttl_seconds: int = Field(60, description="A Redis session expires this long after its last heartbeat.")
+    realtime_heartbeat_seconds: float = Field(20.0, description="How often a connected client's session is refreshed.")
 
     @property
     def kafka_bootstrap(self) -> str:
