@@ -264,3 +264,8 @@ async def get_store(settings: Settings) -> PipelineStore:
                 on_success=health.cassandra_up,
             )
     return _store
+
+
+def current_store() -> PipelineStore | None:
+    """The store if this worker has connected already (agents connect on start)."""
+    return _store

@@ -58,3 +58,13 @@ class HealthView(View):
         healthy = health.cassandra_ok and bool(kafka["ok"])
         body = {"status": "ok" if healthy else "unhealthy", "app_id": app.conf.id, "cassandra": cassandra, "kafka": kafka}
         return self.json(body, status=200 if healthy else 503)
+
+
+@app.timer(interval=5.0)
+async def ping_cassandra() -> None:
+    """Keep the Cassandra state fresh on an idle worker (agents update it on every write too)."""
+    from streams import cassandra_io
+
+    store = cassandra_io.current_store()
+    if store is not None:
+        await store.ping()
