@@ -65,7 +65,7 @@ async def _publish_native(event: OutboundEvent) -> None:
     note = Notification(
         user_id=event.recipient_id, kind="message.new", message_id=event.message_id,
         conversation_id=event.conversation_id, at_ms=_now_ms(), sender_id=event.sender_id,
-        content=event.content, channel=event.channel,
+        content=event.content, channel=event.channel, ts_ms=event.ts_ms, receipt_keys=event.receipt_keys,
     )
     await notifications_topic.send(key=event.recipient_id.encode(), value=note.dumps())
 

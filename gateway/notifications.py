@@ -53,9 +53,8 @@ class NotificationFeed:
             consumer = AIOKafkaConsumer(bootstrap_servers=self._settings.kafka_bootstrap, enable_auto_commit=False)
             try:
                 await consumer.start()
-                parts = await consumer.partitions_for_topic(NOTIFICATIONS) or set()
-                if not parts:
-                    parts = set(range(self._settings.topic_partitions))
+                await consumer.topics()  # loads cluster metadata, which partitions_for_topic reads
+                parts = consumer.partitions_for_topic(NOTIFICATIONS) or set(range(self._settings.topic_partitions))
                 consumer.assign([TopicPartition(NOTIFICATIONS, p) for p in sorted(parts)])
                 await consumer.seek_to_end()
                 # Resolve the end offsets now, so that "ready" means events from here on arrive.

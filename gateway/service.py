@@ -22,6 +22,8 @@ from gateway.websocket import WebSocketGateway
 
 logger = logging.getLogger(__name__)
 
+FEED_READY_WAIT_SECONDS = 3.0  # positioning takes well under a second when Kafka is up
+
 _KINDS = {MESSAGE_NEW: events_pb2.EVENT_KIND_MESSAGE_NEW, "message.status": events_pb2.EVENT_KIND_MESSAGE_STATUS}
 
 
@@ -56,7 +58,7 @@ class EventServicer(events_pb2_grpc.EventServiceServicer):
         # connects as soon as the API answers misses nothing; Kafka being down must not keep
         # the API from starting, hence the bound.
         try:
-            await asyncio.wait_for(self.feed.ready.wait(), self._settings.api_storage_timeout_seconds * 2)
+            await asyncio.wait_for(self.feed.ready.wait(), FEED_READY_WAIT_SECONDS)
         except TimeoutError:
             logger.warning("realtime gateway: Kafka not reachable yet; live events start when it is")
         port = await self.websocket.start(host=self._settings.api_host, port=self._settings.websocket_port)

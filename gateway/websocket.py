@@ -6,6 +6,7 @@ Authentication: `Authorization: Bearer <jwt>` header or, for browsers that canno
 
 from __future__ import annotations
 
+import asyncio
 import http
 import logging
 from urllib.parse import parse_qs, urlsplit
@@ -71,13 +72,22 @@ class WebSocketGateway:
         async def send(event: LiveEvent) -> None:
             await connection.send(event.to_json())
 
+        client = asyncio.create_task(run_client(
+            user_id=user_id, transport="websocket", hub=self._hub, sessions=self._sessions,
+            heartbeat_seconds=self._heartbeat, send=send,
+        ))
+        # The client loop waits on events, not on the socket: watch the socket too, so that a
+        # client that leaves ends its session at once rather than at the next event.
+        closed = asyncio.create_task(connection.wait_closed())
         try:
-            await run_client(user_id=user_id, transport="websocket", hub=self._hub, sessions=self._sessions,
-                             heartbeat_seconds=self._heartbeat, send=send)
-        except SubscriptionOverflow:
+            await asyncio.wait({client, closed}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            closed.cancel()
+            if not client.done():
+                client.cancel()
+            results = await asyncio.gather(client, return_exceptions=True)
+        if isinstance(results[0], SubscriptionOverflow):
             await connection.close(code=1008, reason="too slow: reconnect and catch up with GetMessages")
-        except Exception as exc:  # the client went away mid-send
-            logger.info("websocket client closed: %s", exc, extra={"user_id": user_id})
 
 
 def _token(request: Request, query: str) -> str | None:
