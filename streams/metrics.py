@@ -53,7 +53,7 @@ async def update_consumer_lag() -> None:
             end = consumer.highwater(tp)
         except Exception:
             continue
-        if end is None:
+        done = committed.get(tp)
+        if end is None or done is None:  # nothing committed by this worker yet: unknown, not "everything"
             continue
-        done = committed.get(tp) or 0
         consumer_lag.labels(tp.topic, str(tp.partition)).set(max(0, end - done))

@@ -90,3 +90,25 @@ def test_a_worker_restarted_alone_recovers_pending_reads_from_the_changelogs(sta
         assert metric_value(text, "chat4all_receipt_transitions_total", status="READ", outcome="applied") == 100
     finally:
         pipeline.close()
+
+
+def test_sigterm_finishes_in_flight_work_and_commits_so_a_restart_sends_nothing_again(stack, cql):
+    env = {"CHAT4ALL_DELIVERED_DELAY_MS": "[50,100]", "CHAT4ALL_READ_DELAY_MS": "[5000,6000]"}
+    pipeline = IsolatedPipeline(stack, name="c4a-sigterm", env=env)
+    first = pipeline.worker()
+    try:
+        first.wait_ready()
+        conversations = setup_conversations(cql, 10)
+        events = events_for(conversations, 100, prefix="term")
+        publish_messages(stack, events, prefix=pipeline.prefix)
+        wait_all_status(cql, conversations, 100, "DELIVERED", timeout=40)
+        assert first.stop() == 0  # graceful, at once: no waiting for the periodic commit
+        second = pipeline.worker()  # empty data dir again
+        second.wait_ready()
+        rows = wait_all_status(cql, conversations, 100, "READ", timeout=60)
+        _assert_each_stored_once_in_order(rows, events)
+        text = worker_metrics(second)
+        assert metric_value(text, "chat4all_connector_sends_total", outcome="sent") == 0
+        assert metric_value(text, "chat4all_messages_routed_total") == 0
+    finally:
+        pipeline.close()
