@@ -13,6 +13,7 @@ from chat4all.logs import setup_logging
 COMMANDS: dict[str, str] = {
     "stack": "chat4all.cli.stack:stack",
     "settings": "chat4all.cli.settings_table:settings_table",
+    "watch": "chat4all.cli.events:watch",
     "worker": "chat4all.cli.worker:worker",
     "dlq": "chat4all.cli.dlq:dlq",
     "api": "chat4all.cli.api:api",
