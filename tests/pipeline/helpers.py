@@ -165,3 +165,42 @@ def events_for(conversations: dict[str, list[str]], count: int, *, prefix: str =
     cids = list(conversations)
     return [message_event(cids[i % len(cids)], conversations[cids[i % len(cids)]][0], content=f"{prefix}{i}")
             for i in range(count)]
+
+
+def wait_all_receipts(session: Session, conversations: Iterable[str], count: int, status: str = "READ", *,
+                      timeout: float) -> dict[str, list[Any]]:
+    """Wait until ``count`` messages have every receipt (not only the aggregate) at ``status``."""
+    conversations = list(conversations)
+
+    def check():  # type: ignore[no-untyped-def]
+        rows = message_rows(session, conversations)
+        done = sum(1 for rs in rows.values() for r in rs
+                   if r.receipts and all(v.status == status for v in r.receipts.values()))
+        if done >= count:
+            return rows
+        stuck: dict[str, int] = {}
+        for rs in rows.values():
+            for r in rs:
+                for v in (r.receipts or {}).values():
+                    stuck[v.status] = stuck.get(v.status, 0) + 1
+        return _Progress(stuck)
+
+    return wait_until(check, timeout=timeout, interval=1, what=f"{count} messages with every receipt {status}")
+
+
+async def _topic_size(settings: Settings, topic: str) -> int:
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        tps = [TopicPartition(topic, p) for p in range(settings.topic_partitions)]
+        ends = await consumer.end_offsets(tps)
+        return sum(ends.values())
+    finally:
+        await consumer.stop()
+
+
+def topic_size(settings: Settings, topic: str) -> int:
+    """Records ever written to a (fresh, uncompacted) topic: the sum of its partitions' end offsets."""
+    return asyncio.run(_topic_size(settings, topic))

@@ -14,6 +14,8 @@ from tests.pipeline.helpers import (
     metric_value,
     publish_messages,
     setup_conversations,
+    topic_size,
+    wait_all_receipts,
     wait_all_status,
     wait_until,
     worker_metrics,
@@ -27,6 +29,17 @@ def _assert_each_stored_once_in_order(rows, events):
         sent = [e["message_id"] for e in events if e["conversation_id"] == cid]
         assert [str(r.message_id) for r in rs] == sent
         assert all(v.status == "READ" for r in rs for v in r.receipts.values())
+
+
+def _diagnose(cql, conversations, events) -> str:
+    """Which messages are short of READ, and how (for a failure message)."""
+    rows = {str(r.message_id): r for rs in message_rows(cql, conversations).values() for r in rs}
+    missing = [e["message_id"] for e in events if e["message_id"] not in rows]
+    no_receipts = [m for m, r in rows.items() if not r.receipts]
+    behind = {m: {k: v.status for k, v in r.receipts.items()} for m, r in rows.items()
+              if r.receipts and any(v.status != "READ" for v in r.receipts.values())}
+    return (f"rows missing: {len(missing)} {missing[:5]}; rows without receipts: {len(no_receipts)}; "
+            f"rows behind: {len(behind)} {list(behind.items())[:3]}")
 
 
 def test_sigkill_of_one_of_two_workers_loses_and_duplicates_nothing(stack, cql):
@@ -45,10 +58,15 @@ def test_sigkill_of_one_of_two_workers_loses_and_duplicates_nothing(stack, cql):
         conversations = setup_conversations(cql, 30, channels={"whatsapp": "+55", "instagram": "@x"})
         events = events_for(conversations, 600, prefix="kill")
 
+        errors: list[BaseException] = []
+
         def produce():
-            for i in range(0, 600, 100):  # a steady flow while the victim dies
-                publish_messages(stack, events[i:i + 100], prefix=pipeline.prefix)
-                time.sleep(0.5)
+            try:
+                for i in range(0, 600, 100):  # a steady flow while the victim dies
+                    publish_messages(stack, events[i:i + 100], prefix=pipeline.prefix)
+                    time.sleep(0.5)
+            except BaseException as exc:  # surfaced below: a publish failure is not a pipeline loss
+                errors.append(exc)
 
         producer = threading.Thread(target=produce)
         producer.start()
@@ -56,7 +74,12 @@ def test_sigkill_of_one_of_two_workers_loses_and_duplicates_nothing(stack, cql):
                    timeout=60, interval=0.2, what="victim routing")
         victim.kill()
         producer.join()
-        rows = wait_all_status(cql, conversations, 600, "READ", timeout=180)
+        assert not errors
+        assert topic_size(stack, pipeline.topic("messages")) == 600  # all published, exactly once
+        try:
+            rows = wait_all_receipts(cql, conversations, 600, "READ", timeout=180)
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}; {_diagnose(cql, conversations, events)}") from None
         _assert_each_stored_once_in_order(rows, events)
         assert survivor.health()["kafka"]["assigned_partitions"] > before  # took over the victim's partitions
     finally:
