@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs the Go command-line tools the API tests and benchmark use (grpcurl, ghz)
-# into $(go env GOPATH)/bin. Idempotent: skips a tool that is already there.
+# into $(go env GOPATH)/bin, pinned. Idempotent: skips a tool that is already there.
 set -euo pipefail
 command -v go >/dev/null || { echo "go is not installed: https://go.dev/dl/" >&2; exit 1; }
 bin="$(go env GOPATH)/bin"
@@ -13,5 +13,5 @@ install_tool() {
     go install "$module"
   fi
 }
-install_tool grpcurl github.com/fullstorydev/grpcurl/cmd/grpcurl@latest
-install_tool ghz github.com/bojand/ghz/cmd/ghz@latest
+install_tool grpcurl github.com/fullstorydev/grpcurl/cmd/grpcurl@v1.9.4
+install_tool ghz github.com/bojand/ghz/cmd/ghz@v0.93.0
