@@ -6,6 +6,7 @@ import faust
 
 from chat4all import topics as names
 from chat4all.settings import get_settings
+from streams import offsets
 from streams.app import app
 
 _partitions = get_settings().topic_partitions
@@ -25,3 +26,11 @@ status_updates_topic = _topic(names.STATUS_UPDATES)
 notifications_topic = _topic(names.NOTIFICATIONS)
 dead_letters_topic = _topic(names.DEAD_LETTERS)
 outbound_topics: dict[str, faust.TopicT] = {c: _topic(names.outbound_topic(c)) for c in names.CHANNELS}
+
+
+SOURCE_TOPICS = frozenset(
+    t.get_topic_name() for t in (messages_topic, status_updates_topic, *outbound_topics.values())
+)
+
+# See streams/offsets.py: never-committed source partitions are rewound on assignment.
+offsets.install(is_source_topic=SOURCE_TOPICS.__contains__)
