@@ -24,7 +24,7 @@ PANELS: list[tuple[str, list[tuple[str, str]], str]] = [
     ("Consumer lag by topic", [("sum by (topic) (chat4all_consumer_lag)", "{{topic}}")], "short"),
     ("Connector sends/s", [("sum by (channel, outcome) (rate(chat4all_connector_sends_total[1m]))",
                             "{{channel}} {{outcome}}")], "ops"),
-    ("Circuit breaker state (0 closed, 1 open, 2 half-open)", [("chat4all_connector_breaker_state", "{{channel}}")], "short"),
+    ("Circuit breaker state (0 closed, 1 half-open, 2 open)", [("chat4all_connector_breaker_state", "{{channel}}")], "short"),
     ("Scheduled receipts pending", [("sum by (channel) (chat4all_schedule_pending)", "{{channel}}")], "short"),
     ("Dead letters/s", [("sum by (source) (rate(chat4all_dead_letters_total[1m]))", "{{source}}")], "ops"),
     ("Cassandra retries/s (outage)", [("sum(rate(chat4all_cassandra_retries_total[1m]))", "retries")], "ops"),
