@@ -1,0 +1,69 @@
+"""`chat4all watch` prints a user's live events: a new message, then its receipts changing."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.api.test_cli_api import Cli
+from tests.fixtures.api import ApiClient, chat4all_executable
+
+pytestmark = pytest.mark.integration
+
+
+def test_watch_shows_a_new_message_and_the_senders_view_of_its_receipts(
+    api: ApiClient, pipeline_worker, tmp_path: Path
+) -> None:
+    alice, bob = Cli(api, tmp_path / "alice"), Cli(api, tmp_path / "bob")
+    out = bob("register", f"bob-{tmp_path.name[-6:]}", "--password", "bob-password")
+    bob_id = re.search(r"user_id ([0-9a-f-]{36})", out).group(1)
+    bob("login", f"bob-{tmp_path.name[-6:]}", "--password", "bob-password")
+    out = alice("register", f"alice-{tmp_path.name[-6:]}", "--password", "alice-password")
+    alice_id = re.search(r"user_id ([0-9a-f-]{36})", out).group(1)
+    alice("login", f"alice-{tmp_path.name[-6:]}", "--password", "alice-password")
+    cid = re.search(r"conversation ([0-9a-f-]{36})", alice("conversation", "create", bob_id)).group(1)
+
+    # Bob watches for one event (the new message); Alice for two (bob's DELIVERED, then READ).
+    bob_watch = subprocess.Popen([chat4all_executable(), "watch", "--count", "1", "--timeout", "40"],
+                                 env=bob.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    alice_watch = subprocess.Popen([chat4all_executable(), "watch", "--count", "2", "--timeout", "40"],
+                                   env=alice.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        # Both streams are open once each user shows a live session; until then a send could be missed.
+        _wait_for_sessions(api, bob_id)
+        _wait_for_sessions(api, alice_id)
+        message_id = re.search(r"sent ([0-9a-f-]{36})", alice("send", cid, "watch me")).group(1)
+        bob_out, _ = bob_watch.communicate(timeout=45)
+        assert re.search(rf"new\s+{cid} {message_id} from .*: watch me", bob_out), bob_out
+        bob("read", cid, message_id)
+        alice_out, _ = alice_watch.communicate(timeout=45)
+    finally:
+        for proc in (bob_watch, alice_watch):
+            if proc.poll() is None:
+                proc.kill()
+    lines = [line for line in alice_out.splitlines() if message_id in line]
+    assert [line.split()[1] for line in lines] == ["DELIVERED", "READ"], alice_out
+    assert all(f"by {bob_id} on native" in line for line in lines)
+
+
+def _wait_for_sessions(api: ApiClient, user_id: str) -> None:
+    import asyncio
+    import time
+
+    from chat4all.redis_client import redis_client
+    from chat4all.settings import get_settings
+
+    async def count() -> int:
+        client = redis_client(get_settings())
+        try:
+            return await client.scard(f"chat4all:presence:{user_id}")
+        finally:
+            await client.aclose()
+
+    deadline = time.monotonic() + 20
+    while asyncio.run(count()) < 1:
+        assert time.monotonic() < deadline, "watch never opened a session"
+        time.sleep(0.2)
