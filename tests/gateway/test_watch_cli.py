@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import subprocess
+import uuid
 from pathlib import Path
 
 import pytest
@@ -18,12 +19,13 @@ def test_watch_shows_a_new_message_and_the_senders_view_of_its_receipts(
     api: ApiClient, pipeline_worker, tmp_path: Path
 ) -> None:
     alice, bob = Cli(api, tmp_path / "alice"), Cli(api, tmp_path / "bob")
-    out = bob("register", f"bob-{tmp_path.name[-6:]}", "--password", "bob-password")
+    suffix = uuid.uuid4().hex[:8]
+    out = bob("register", f"bob-{suffix}", "--password", "bob-password")
     bob_id = re.search(r"user_id ([0-9a-f-]{36})", out).group(1)
-    bob("login", f"bob-{tmp_path.name[-6:]}", "--password", "bob-password")
-    out = alice("register", f"alice-{tmp_path.name[-6:]}", "--password", "alice-password")
+    bob("login", f"bob-{suffix}", "--password", "bob-password")
+    out = alice("register", f"alice-{suffix}", "--password", "alice-password")
     alice_id = re.search(r"user_id ([0-9a-f-]{36})", out).group(1)
-    alice("login", f"alice-{tmp_path.name[-6:]}", "--password", "alice-password")
+    alice("login", f"alice-{suffix}", "--password", "alice-password")
     cid = re.search(r"conversation ([0-9a-f-]{36})", alice("conversation", "create", bob_id)).group(1)
 
     # Bob watches for one event (the new message); Alice for two (bob's DELIVERED, then READ).
