@@ -95,9 +95,10 @@ class ChannelWorker:
         self.owned: set[int] = set()
         self.tick_ms = settings.schedule_tick_ms
 
-    def schedule(self) -> DurableSchedule:
+    def schedule(self, partition: int) -> DurableSchedule:
         assert self.table is not None
-        return DurableSchedule(table=self.table)
+        # Keys namespaced by partition: see tables/schedule.py for why they must not repeat.
+        return DurableSchedule(table=self.table, namespace=f"p{partition}:")
 
     async def handle(self, partition: int, key: bytes | None, raw: bytes | None) -> None:
         """Process one record of `<channel>-outbound` in its partition's event context."""
@@ -114,7 +115,7 @@ class ChannelWorker:
             if self.scheduled:
                 now = _now_ms()
                 entries = [self._entry(event, s.status, s.due_ms) for s in self.connector.after_send(event, now_ms=now)]
-                self.schedule().add_many(entries)
+                self.schedule(partition).add_many(entries)
                 due = min(e["due"] for e in entries)
                 self.next_due[partition] = min(self.next_due.get(partition, _NEVER), due)
                 # Under load, fire what is due while we are in this partition's context anyway:
@@ -147,7 +148,7 @@ class ChannelWorker:
 
     async def fire_due(self, partition: int) -> None:
         """Publish every due receipt of this partition, schedule READ after DELIVERED, forget what fired."""
-        schedule = self.schedule()
+        schedule = self.schedule(partition)
         now = _now_ms()
         self.last_fired[partition] = now
         due = schedule.due(now)

@@ -2,9 +2,14 @@
 
 Used by connectors for simulated DELIVERED/READ (DESIGN.md section 4, "punctuation"):
 entries are added while handling an outbound record and fired while handling a tick
-record, both in the event context of one partition. The RocksDB store reads and writes
-the current event's partition, so the same keys ("idx", "b:<bucket>") exist once per
-partition and a worker only ever touches partitions it owns.
+record, both in the event context of one partition.
+
+Keys carry a per-partition namespace ("p3:idx", "p3:b:<bucket>"): faust's RocksDB store
+reads and writes the current event's partition, but deletes through a process-wide
+key -> partition index that the last get, set or changelog recovery of that key updated.
+With the same key in two partitions (two partitions with entries in one 100 ms bucket,
+or a partition recovered after a failover), a delete in one partition removed the other
+partition's bucket, whose receipts then never fired (found by the SIGKILL failover test).
 """
 
 from __future__ import annotations
@@ -23,12 +28,17 @@ class DurableSchedule:
     or after the end of its bucket's start, so up to one bucket plus one tick late.
     """
 
-    def __init__(self, *, table: MutableMapping[str, Any], bucket_ms: int = 100) -> None:
+    def __init__(self, *, table: MutableMapping[str, Any], bucket_ms: int = 100, namespace: str = "") -> None:
         self._table = table
         self._bucket_ms = bucket_ms
+        self._ns = namespace
+        self._index_key = f"{namespace}{INDEX_KEY}"
+
+    def _bucket_key(self, bucket: int) -> str:
+        return f"{self._ns}b:{bucket}"
 
     def _index(self) -> list[int]:
-        return list(self._table.get(INDEX_KEY) or [])
+        return list(self._table.get(self._index_key) or [])
 
     def add_many(self, entries: list[dict[str, Any]]) -> None:
         """Schedule entries, each a JSON-able dict with an integer ``due`` (ms since the epoch)."""
@@ -40,14 +50,14 @@ class DurableSchedule:
         index = self._index()
         index_changed = False
         for bucket, new in by_bucket.items():
-            key = f"b:{bucket}"
+            key = self._bucket_key(bucket)
             self._table[key] = list(self._table.get(key) or []) + new
             pos = bisect.bisect_left(index, bucket)
             if pos == len(index) or index[pos] != bucket:
                 index.insert(pos, bucket)
                 index_changed = True
         if index_changed:
-            self._table[INDEX_KEY] = index
+            self._table[self._index_key] = index
 
     def due(self, now_ms: int) -> list[tuple[int, list[dict[str, Any]]]]:
         """Buckets whose entries are all due at ``now_ms``, oldest first, without removing them."""
@@ -57,7 +67,7 @@ class DurableSchedule:
         for bucket in index:
             if bucket >= limit:
                 break
-            out.append((bucket, list(self._table.get(f"b:{bucket}") or [])))
+            out.append((bucket, list(self._table.get(self._bucket_key(bucket)) or [])))
         return out
 
     def remove(self, buckets: list[int]) -> None:
@@ -66,10 +76,10 @@ class DurableSchedule:
             return
         gone = set(buckets)
         for bucket in buckets:
-            key = f"b:{bucket}"
+            key = self._bucket_key(bucket)
             if key in self._table:
                 del self._table[key]
-        self._table[INDEX_KEY] = [b for b in self._index() if b not in gone]
+        self._table[self._index_key] = [b for b in self._index() if b not in gone]
 
     def next_due_ms(self) -> int | None:
         """When the earliest bucket becomes due, or None when nothing is scheduled."""
