@@ -14,7 +14,7 @@ from api.deps import ApiDeps
 from api.server import ServiceRegistration
 from chat4all.v1 import events_pb2, events_pb2_grpc, messages_pb2
 from gateway.client_loop import run_client
-from gateway.events import MESSAGE_NEW, LiveEvent
+from gateway.events import MESSAGE_NEW, MESSAGE_STATUS, LiveEvent
 from gateway.hub import Hub, SubscriptionOverflow
 from gateway.notifications import NotificationFeed
 from gateway.sessions import SessionRegistry
@@ -24,7 +24,7 @@ logger = logging.getLogger(__name__)
 
 FEED_READY_WAIT_SECONDS = 3.0  # positioning takes well under a second when Kafka is up
 
-_KINDS = {MESSAGE_NEW: events_pb2.EVENT_KIND_MESSAGE_NEW, "message.status": events_pb2.EVENT_KIND_MESSAGE_STATUS}
+_KINDS = {MESSAGE_NEW: events_pb2.EVENT_KIND_MESSAGE_NEW, MESSAGE_STATUS: events_pb2.EVENT_KIND_MESSAGE_STATUS}
 
 
 def to_proto(event: LiveEvent) -> events_pb2.Event:

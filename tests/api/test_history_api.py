@@ -10,7 +10,6 @@ from collections.abc import Callable
 import grpc
 import pytest
 
-from chat4all.v1 import conversations_pb2 as cpb
 from chat4all.v1 import messages_pb2 as pb
 from tests.fixtures.api import ApiClient, TestUser, expect_status
 
@@ -19,9 +18,7 @@ CODE = grpc.StatusCode
 
 
 def private(api: ApiClient, a: TestUser, b: TestUser) -> str:
-    return api.conversations.CreateConversation(
-        cpb.CreateConversationRequest(type=cpb.CONVERSATION_TYPE_PRIVATE, participant_ids=[b.user_id]), metadata=a.md, timeout=10
-    ).conversation_id
+    return api.private_conversation(a, b)
 
 
 def all_messages(api: ApiClient, user: TestUser, cid: str) -> list[pb.Message]:

@@ -20,9 +20,7 @@ CODE = grpc.StatusCode
 
 
 def private(api: ApiClient, a: TestUser, b: TestUser) -> str:
-    return api.conversations.CreateConversation(
-        cpb.CreateConversationRequest(type=cpb.CONVERSATION_TYPE_PRIVATE, participant_ids=[b.user_id]), metadata=a.md, timeout=10
-    ).conversation_id
+    return api.private_conversation(a, b)
 
 
 @pytest.fixture

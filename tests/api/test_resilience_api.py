@@ -13,7 +13,6 @@ from grpc_health.v1 import health_pb2
 
 from chat4all.cassandra import connect
 from chat4all.settings import Settings
-from chat4all.v1 import conversations_pb2 as cpb
 from chat4all.v1 import messages_pb2 as pb
 from chat4all.v1 import users_pb2
 from tests.fixtures.api import TEST_JWT_SECRET, ApiClient, expect_status, free_port
@@ -24,10 +23,7 @@ CODE = grpc.StatusCode
 
 def private(api: ApiClient) -> tuple:
     alice, bob = api.register_and_login("alice"), api.register_and_login("bob")
-    cid = api.conversations.CreateConversation(
-        cpb.CreateConversationRequest(type=cpb.CONVERSATION_TYPE_PRIVATE, participant_ids=[bob.user_id]), metadata=alice.md, timeout=10
-    ).conversation_id
-    return alice, bob, cid
+    return alice, bob, api.private_conversation(alice, bob)
 
 
 def test_rate_limit_trips_and_recovers(api_factory) -> None:

@@ -14,26 +14,16 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
-from chat4all.redis_client import redis_client
 from chat4all.settings import Settings
-from chat4all.v1 import conversations_pb2, events_pb2, events_pb2_grpc, messages_pb2
+from chat4all.v1 import events_pb2, events_pb2_grpc, messages_pb2
 from tests.fixtures.api import ApiClient, TestUser
+from tests.gateway.presence import wait_presence
 
 pytestmark = pytest.mark.integration
 
 
 def _ws_url(api: ApiClient) -> str:
     return f"ws://127.0.0.1:{api.server.env['CHAT4ALL_WEBSOCKET_PORT']}/v1/events"
-
-
-def _conversation(api: ApiClient, a: TestUser, b: TestUser) -> str:
-    reply = api.conversations.CreateConversation(
-        conversations_pb2.CreateConversationRequest(
-            type=conversations_pb2.CONVERSATION_TYPE_PRIVATE, participant_ids=[b.user_id]
-        ),
-        metadata=a.md, timeout=10,
-    )
-    return reply.conversation_id
 
 
 def _send(api: ApiClient, sender: TestUser, conversation_id: str, content: str) -> str:
@@ -65,27 +55,16 @@ def _grpc_events(api: ApiClient, user: TestUser, *, seconds: float) -> tuple[que
     return out, thread
 
 
-async def _presence(settings: Settings, user_id: str) -> set[str]:
-    client = redis_client(settings)
-    try:
-        return await client.smembers(f"chat4all:presence:{user_id}")
-    finally:
-        await client.aclose()
-
-
 async def test_websocket_gets_new_message_and_its_hand_off_is_the_native_delivered_receipt(
     api: ApiClient, pipeline_worker: Any, stack: Settings
 ) -> None:
     alice, bob = api.register_and_login("alice"), api.register_and_login("bob")
-    conversation_id = _conversation(api, alice, bob)
+    conversation_id = api.private_conversation(alice, bob)
     alice_events, thread = _grpc_events(api, alice, seconds=40)
 
     async with connect(_ws_url(api), additional_headers={"Authorization": f"Bearer {bob.token}"}) as ws:
         # The session is in Redis while Bob is connected.
-        deadline = time.monotonic() + 5
-        while not await _presence(stack, bob.user_id):
-            assert time.monotonic() < deadline, "no Redis session for a connected client"
-            await asyncio.sleep(0.1)
+        await wait_presence(stack, bob.user_id, online=True, timeout=5, what="no Redis session for a connected client")
 
         message_id = await asyncio.to_thread(_send, api, alice, conversation_id, "live hello")
         frame: dict[str, Any] = {}
@@ -116,10 +95,7 @@ async def test_websocket_gets_new_message_and_its_hand_off_is_the_native_deliver
     assert msg.status == messages_pb2.MESSAGE_STATUS_DELIVERED
 
     # Closing the socket ends the session.
-    deadline = time.monotonic() + 5
-    while await _presence(stack, bob.user_id):
-        assert time.monotonic() < deadline, "session left in Redis after the client closed"
-        await asyncio.sleep(0.1)
+    await wait_presence(stack, bob.user_id, online=False, timeout=5, what="session left in Redis after the client closed")
 
 
 async def test_websocket_handshake_refuses_missing_forged_and_revoked_tokens(api: ApiClient) -> None:

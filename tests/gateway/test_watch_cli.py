@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 import subprocess
 import uuid
@@ -9,8 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from chat4all.settings import get_settings
 from tests.api.test_cli_api import Cli
 from tests.fixtures.api import ApiClient, chat4all_executable
+from tests.gateway.presence import wait_presence
 
 pytestmark = pytest.mark.integration
 
@@ -35,8 +38,8 @@ def test_watch_shows_a_new_message_and_the_senders_view_of_its_receipts(
                                    env=alice.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         # Both streams are open once each user shows a live session; until then a send could be missed.
-        _wait_for_sessions(api, bob_id)
-        _wait_for_sessions(api, alice_id)
+        for user_id in (bob_id, alice_id):
+            asyncio.run(wait_presence(get_settings(), user_id, online=True, timeout=20, what="watch never opened a session"))
         message_id = re.search(r"sent ([0-9a-f-]{36})", alice("send", cid, "watch me")).group(1)
         bob_out, _ = bob_watch.communicate(timeout=45)
         assert re.search(rf"new\s+{cid} {message_id} from .*: watch me", bob_out), bob_out
@@ -50,22 +53,3 @@ def test_watch_shows_a_new_message_and_the_senders_view_of_its_receipts(
     assert [line.split()[1] for line in lines] == ["DELIVERED", "READ"], alice_out
     assert all(f"by {bob_id} on native" in line for line in lines)
 
-
-def _wait_for_sessions(api: ApiClient, user_id: str) -> None:
-    import asyncio
-    import time
-
-    from chat4all.redis_client import redis_client
-    from chat4all.settings import get_settings
-
-    async def count() -> int:
-        client = redis_client(get_settings())
-        try:
-            return await client.scard(f"chat4all:presence:{user_id}")
-        finally:
-            await client.aclose()
-
-    deadline = time.monotonic() + 20
-    while asyncio.run(count()) < 1:
-        assert time.monotonic() < deadline, "watch never opened a session"
-        time.sleep(0.2)

@@ -5,18 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from cassandra.cluster import Session
 
-from chat4all.cassandra import connect
 from chat4all.settings import Settings
 from tests.fixtures.worker import FAST_RECEIPTS, IsolatedPipeline
-
-
-@pytest.fixture(scope="session")
-def cql(stack: Settings) -> Iterator[Session]:
-    session = connect(stack)
-    yield session
-    session.cluster.shutdown()
 
 
 @pytest.fixture(scope="module")
