@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-NATIVE = "native"
+from chat4all.topics import CHANNELS, NATIVE
 
 
 @dataclass(frozen=True)
@@ -27,7 +27,7 @@ def select_targets(
     participant_ids: Iterable[str],
     linked_channels: Mapping[str, Mapping[str, str]],
     requested: Iterable[str] = (),
-    known_channels: Iterable[str] = ("whatsapp", "instagram", NATIVE),
+    known_channels: Iterable[str] = CHANNELS,
 ) -> list[Target]:
     """Targets of a message, recipients and channels in a stable (sorted) order.
 

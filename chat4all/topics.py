@@ -10,7 +10,8 @@ MESSAGES = "messages"
 STATUS_UPDATES = "status-updates"
 NOTIFICATIONS = "notifications"
 DEAD_LETTERS = "dead-letters"
-CHANNELS = ("whatsapp", "instagram", "native")
+NATIVE = "native"  # Chat4All's own clients: DELIVERED and READ come from them, not a simulator
+CHANNELS = ("whatsapp", "instagram", NATIVE)
 
 
 def outbound_topic(channel: str) -> str:

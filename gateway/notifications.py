@@ -15,7 +15,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from api.publisher import Publisher
 from chat4all.settings import Settings
-from chat4all.topics import NOTIFICATIONS, STATUS_UPDATES
+from chat4all.topics import NATIVE, NOTIFICATIONS, STATUS_UPDATES
 from gateway import metrics
 from gateway.events import MESSAGE_NEW, LiveEvent
 from gateway.hub import Hub
@@ -23,7 +23,6 @@ from streams.records import StatusUpdate
 
 logger = logging.getLogger(__name__)
 
-NATIVE = "native"
 
 
 class NotificationFeed:

@@ -19,7 +19,7 @@ from api.deps import ApiDeps
 from api.errors import ApiError, denied, invalid, not_found
 from api.pagination import MAX_PAGE_SIZE, decode_token, encode_token, page_size
 from api.publisher import NotPublished
-from chat4all.topics import CHANNELS, MESSAGES, STATUS_UPDATES
+from chat4all.topics import CHANNELS, MESSAGES, NATIVE, STATUS_UPDATES
 from chat4all.v1 import common_pb2, messages_pb2_grpc
 from chat4all.v1 import messages_pb2 as pb
 from streams.records import MessageEvent, StatusUpdate
@@ -27,7 +27,6 @@ from streams.records import MessageEvent, StatusUpdate
 logger = logging.getLogger(__name__)
 
 MAX_CLIENT_MESSAGE_ID = 128
-NATIVE = "native"
 _STATUS = {
     "SENT": pb.MESSAGE_STATUS_SENT,
     "DELIVERED": pb.MESSAGE_STATUS_DELIVERED,
