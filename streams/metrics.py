@@ -26,6 +26,11 @@ scheduled_pending = Gauge(
     "chat4all_schedule_pending", "100 ms buckets of scheduled DELIVERED/READ receipts waiting, per channel.", ["channel"]
 )
 cassandra_retries = Counter("chat4all_cassandra_retries_total", "Cassandra operations retried during an outage.", ["operation"])
+stale_records_skipped = Counter(
+    "chat4all_stale_records_skipped_total",
+    "Fetched records skipped because a seek moved their partition's position back to or before them (fetched again).",
+    ["topic"],
+)
 consumer_lag = Gauge("chat4all_consumer_lag", "Records behind the end of each assigned partition (end offset - committed offset).", ["topic", "partition"])
 status_latency = Histogram(
     "chat4all_status_latency_seconds",

@@ -1,0 +1,65 @@
+"""Stale-batch guards of streams/offsets.py: records a seek made stale are skipped, the read offset never passes the fetch position."""
+
+from __future__ import annotations
+
+import asyncio
+from types import SimpleNamespace
+
+import faust.transport.consumer as faust_consumer
+from faust.types import TP
+
+import streams.topics  # noqa: F401 - installs the patches, as a worker does
+from streams.offsets import ReadOffsets, current_records, is_stale
+
+A = TP("t", 0)
+B = TP("t", 1)
+
+
+def _records(*pairs):
+    async def gen():
+        for tp, offset in pairs:
+            yield tp, SimpleNamespace(offset=offset)
+    return gen()
+
+
+async def _collect(agen):
+    return [(tp.partition, m.offset) async for tp, m in agen]
+
+
+def test_a_record_at_or_after_the_fetch_position_is_stale():
+    assert not is_stale(10, 9)
+    assert is_stale(10, 10) and is_stale(10, 11)
+    assert is_stale(None, 0)  # awaiting a reset (seek to beginning) or no longer assigned
+
+
+def test_records_of_a_batch_made_stale_by_a_seek_are_skipped_and_counted():
+    positions = {A: 3, B: 50}  # A was rewound to 3 after the batch 0..5 was fetched; B was not
+    skipped: list[TP] = []
+    out = asyncio.run(_collect(current_records(
+        _records((A, 2), (B, 40), (A, 3), (A, 4), (B, 41)), positions.get, on_stale=skipped.append)))
+    assert out == [(0, 2), (1, 40), (1, 41)]
+    assert skipped == [A, A]
+
+
+def test_read_offset_moves_with_delivered_records_and_seeks_but_not_past_the_position():
+    positions = {A: 10}
+    offsets = ReadOffsets(positions.get)
+    offsets[A] = 7  # a delivered record
+    assert offsets[A] == 7
+    offsets[A] = 10  # a seek to the position itself
+    assert offsets[A] == 10
+    offsets[A] = 12  # a record of a batch fetched before a seek back to 10
+    assert offsets[A] == 10
+    offsets[A] = None  # a seek to the beginning
+    assert offsets[A] is None
+    assert offsets[B] is None  # unknown partitions read as None, like faust's defaultdict
+    offsets.update({B: 99})  # perform_seek's committed offsets go in as they are
+    assert offsets[B] == 99
+    positions.clear()  # unassigned or awaiting a reset: no record can move it
+    offsets[A] = 3
+    assert offsets[A] is None
+
+
+def test_faust_consumers_are_patched():
+    assert faust_consumer.Consumer.getmany.__name__ == "getmany_current"
+    assert faust_consumer.Consumer.__init__.__name__ == "init_with_guarded_read_offsets"
