@@ -6,7 +6,7 @@ import faust
 
 from chat4all import topics as names
 from chat4all.settings import get_settings
-from streams import metrics, offsets
+from streams import metrics, takeover
 from streams.app import app
 
 _partitions = get_settings().topic_partitions
@@ -32,7 +32,7 @@ SOURCE_TOPICS = frozenset(
     t.get_topic_name() for t in (messages_topic, status_updates_topic, *outbound_topics.values())
 )
 
-# See streams/offsets.py: never-committed source partitions are rewound on assignment, and
-# records made stale by a seek are skipped (fetched again) instead of moving the read offset.
-offsets.install(is_source_topic=SOURCE_TOPICS.__contains__,
+# See streams/takeover.py: three record-loss paths at partition takeover (never-committed
+# partitions, batches made stale by a seek, queues cleared after the final seek).
+takeover.install(is_source_topic=SOURCE_TOPICS.__contains__,
                 on_stale=lambda tp: metrics.stale_records_skipped.labels(tp.topic).inc())

@@ -1,4 +1,4 @@
-"""Fixes for two record-loss paths of faust 0.15.3 / aiokafka 0.14 at partition takeover.
+"""Fixes for three record-loss paths of faust 0.15.3 / aiokafka 0.14 at partition takeover.
 
 1. Never-committed partitions. faust drops the rest of a fetched batch when a rebalance
    starts (the fetch position has already moved past it) and relies on "seek to committed
@@ -23,7 +23,19 @@
    read offset may only move to an offset the position has reached, so a record that was
    in flight across a seek cannot push it ahead again.
 
-Both rely on private attributes of the pinned versions (setup.cfg); ``install`` checks
+3. Queues cleared after the final seek. At the end of a recovery faust resumes the stream
+   partitions, seeks them to their committed offsets one by one (hundreds of ms with many
+   partitions) while the flow is already running, and then calls
+   ``app.flow_control.resume()``, which clears every agent's queue even though the flow
+   was not suspended. Records fetched and queued after their partition's seek were thrown
+   away with aiokafka's position already past them: never processed until another
+   rebalance (seen: instagram-outbound offsets 1-40 of a taken-over partition, receipts
+   stuck at SENT). Queues are now cleared when the flow resumes from a suspension (as after
+   a rebalance's revoke, which also clears them itself), not when it was running already;
+   whatever the queues hold then is in sequence from the seek, and a record queued twice
+   is absorbed by the idempotent effects.
+
+All rely on private attributes of the pinned versions (setup.cfg); ``install`` checks
 them and fails the worker's start-up loudly if an upgrade moved them.
 """
 
@@ -37,12 +49,22 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer
 from faust.transport import consumer as faust_consumer
 from faust.types import TP
+from mode.utils.queues import FlowControlEvent
 
 logger = logging.getLogger(__name__)
 
 _original_seek_to_committed = AIOKafkaConsumer.seek_to_committed
 _original_getmany = faust_consumer.Consumer.getmany
 _original_init = faust_consumer.Consumer.__init__
+
+
+def resume_clearing_only_after_suspend(self: FlowControlEvent) -> None:
+    """FlowControlEvent.resume that clears the managed queues only if the flow was suspended."""
+    was_suspended = self._suspend.is_set()
+    self._suspend.clear()
+    self._resume.set()
+    if was_suspended:
+        self.clear()
 
 
 def fetch_position(consumer: Any, tp: TP) -> int | None:
@@ -97,7 +119,7 @@ class ReadOffsets(defaultdict):
 
 
 def install(*, is_source_topic: Callable[[str], bool], on_stale: Callable[[TP], None] | None = None) -> None:
-    """Patch aiokafka's seek_to_committed and faust's Consumer once for this process (idempotent)."""
+    """Patch aiokafka's seek_to_committed, faust's Consumer and mode's flow control once per process (idempotent)."""
     if getattr(AIOKafkaConsumer.seek_to_committed, "_chat4all_patched", False):
         return
     _check_private_api()
@@ -122,14 +144,17 @@ def install(*, is_source_topic: Callable[[str], bool], on_stale: Callable[[TP], 
     AIOKafkaConsumer.seek_to_committed = seek_to_committed_or_beginning  # type: ignore[method-assign]
     faust_consumer.Consumer.getmany = getmany_current  # type: ignore[method-assign]
     faust_consumer.Consumer.__init__ = init_with_guarded_read_offsets  # type: ignore[method-assign]
+    FlowControlEvent.resume = resume_clearing_only_after_suspend  # type: ignore[method-assign]
 
 
 def _check_private_api() -> None:
-    """The attributes the patches read must exist in the installed aiokafka."""
+    """The attributes the patches read must exist in the installed aiokafka and mode."""
     from aiokafka.consumer.subscription_state import Assignment, SubscriptionState, TopicPartitionState
 
     missing = [name for cls, name in ((SubscriptionState, "subscription"), (Assignment, "state_value"),
                                       (TopicPartitionState, "has_valid_position"), (TopicPartitionState, "position"))
                if not hasattr(cls, name)]
+    probe = FlowControlEvent()
+    missing += [f"FlowControlEvent.{name}" for name in ("_suspend", "_resume", "clear") if not hasattr(probe, name)]
     if missing:
-        raise RuntimeError(f"aiokafka changed its private API ({', '.join(missing)}); see streams/offsets.py")
+        raise RuntimeError(f"aiokafka/mode changed a private API ({', '.join(missing)}); see streams/takeover.py")

@@ -1,4 +1,4 @@
-"""Stale-batch guards of streams/offsets.py: records a seek made stale are skipped, the read offset never passes the fetch position."""
+"""Takeover guards of streams/takeover.py: stale records skipped, read offset bounded by the fetch position, queues kept while the flow runs."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import faust.transport.consumer as faust_consumer
 from faust.types import TP
 
 import streams.topics  # noqa: F401 - installs the patches, as a worker does
-from streams.offsets import ReadOffsets, current_records, is_stale
+from streams.takeover import ReadOffsets, current_records, is_stale
 
 A = TP("t", 0)
 B = TP("t", 1)
@@ -63,3 +63,20 @@ def test_read_offset_moves_with_delivered_records_and_seeks_but_not_past_the_pos
 def test_faust_consumers_are_patched():
     assert faust_consumer.Consumer.getmany.__name__ == "getmany_current"
     assert faust_consumer.Consumer.__init__.__name__ == "init_with_guarded_read_offsets"
+
+
+def test_resuming_a_running_flow_keeps_queued_records_and_resuming_after_a_suspend_clears_them():
+    from mode.utils.queues import FlowControlEvent, FlowControlQueue
+
+    async def scenario() -> tuple[int, int]:
+        flow = FlowControlEvent()
+        queue = FlowControlQueue(flow_control=flow, clear_on_resume=True)
+        flow.resume()
+        await queue.put("queued after the final seek")
+        flow.resume()  # faust's end of recovery: the flow was running already
+        kept = queue.qsize()
+        flow.suspend()  # a rebalance
+        flow.resume()
+        return kept, queue.qsize()
+
+    assert asyncio.run(scenario()) == (1, 0)
