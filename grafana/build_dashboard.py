@@ -29,6 +29,8 @@ PANELS: list[tuple[str, list[tuple[str, str]], str]] = [
     ("Dead letters/s", [("sum by (source) (rate(chat4all_dead_letters_total[1m]))", "{{source}}")], "ops"),
     ("Cassandra retries/s (outage)", [("sum(rate(chat4all_cassandra_retries_total[1m]))", "retries")], "ops"),
     ("Live connections", [("sum by (transport) (chat4all_realtime_connections)", "{{transport}}")], "short"),
+    ("Records re-fetched after a seek (takeover)",
+     [("sum by (topic) (rate(chat4all_stale_records_skipped_total[1m]))", "{{topic}}")], "ops"),
 ]
 
 
