@@ -11,6 +11,7 @@ from aiokafka import AIOKafkaProducer
 from api.deadline import budget
 from api.errors import DependencyUnavailable
 from chat4all.settings import Settings
+from chat4all.topics import topic_name
 
 logger = logging.getLogger(__name__)
 
@@ -72,7 +73,11 @@ class Publisher:
     async def publish(
         self, topic: str, *, key: str, value: bytes, context: grpc.aio.ServicerContext | None = None
     ) -> None:
-        """Publish and wait for acks=all. NotPublished if Kafka never took it, OutcomeUnknown if unsure."""
+        """Publish to ``topic`` (prefixed per settings) and wait for acks=all.
+
+        NotPublished if Kafka never took it, OutcomeUnknown if unsure.
+        """
+        topic = topic_name(self._settings, topic)
         cap = self._settings.api_publish_timeout_seconds
         loop = asyncio.get_running_loop()
         deadline = loop.time() + budget(context, cap)
@@ -95,7 +100,7 @@ class Publisher:
         """Buffer an event without waiting for its ack; None if Kafka is not connected (a best effort)."""
         if self._producer is None:
             return None
-        return await self._producer.send(topic, value=value, key=key.encode())
+        return await self._producer.send(topic_name(self._settings, topic), value=value, key=key.encode())
 
     async def close(self) -> None:
         if self._producer is not None:

@@ -23,6 +23,10 @@ export CHAT4ALL_API_HOST=127.0.0.1 CHAT4ALL_API_PORT=$PORT CHAT4ALL_API_METRICS_
 export CHAT4ALL_JWT_SECRET="${CHAT4ALL_JWT_SECRET:-bench-secret-$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')}"
 export CHAT4ALL_RATE_LIMIT_PER_SECOND=1000000 CHAT4ALL_RATE_LIMIT_BURST=1000000   # the benchmark measures the API, not the limiter
 export CHAT4ALL_LOG_LEVEL=WARNING
+# Topics of its own (the same ones every run): the benchmark's messages never reach the
+# default app's worker (`make run`) on this stack.
+export CHAT4ALL_TOPIC_PREFIX="${CHAT4ALL_TOPIC_PREFIX:-bench-api.}"
+.venv/bin/chat4all stack bootstrap > "$OUT/bootstrap.log" 2>&1
 
 .venv/bin/chat4all api > "$OUT/api.log" 2>&1 &
 API_PID=$!

@@ -85,7 +85,7 @@ class Settings(BaseSettings):
     schedule_tick_ms: int = Field(100, description="How often a connector checks its durable schedule for due DELIVERED/READ events (ms).")
     router_cache_seconds: float = Field(2.0, description="How long the router caches a conversation's participants and a user's channels (s).")
     cassandra_concurrency: int = Field(64, description="Most Cassandra writes a worker keeps in flight at once.")
-    topic_prefix: str = Field("", description="Prefix of the pipeline's topic names (messages, status-updates, ...); tests use it to isolate a run.")
+    topic_prefix: str = Field("", description="Prefix of every topic name (pipeline, API, gateway, dlq): tests and benchmarks use it to isolate a run.")
     cassandra_retry_max_seconds: float = Field(5.0, description="Longest pause between retries while Cassandra is unreachable (s); retries never stop.")
 
     # --- API -------------------------------------------------------------------

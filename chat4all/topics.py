@@ -14,6 +14,11 @@ NATIVE = "native"  # Chat4All's own clients: DELIVERED and READ come from them, 
 CHANNELS = ("whatsapp", "instagram", NATIVE)
 
 
+def topic_name(settings: Settings, name: str) -> str:
+    """The topic's name on the broker: ``CHAT4ALL_TOPIC_PREFIX`` + name (isolated runs, benchmarks)."""
+    return settings.topic_prefix + name
+
+
 def outbound_topic(channel: str) -> str:
     """The topic a channel's connector reads, e.g. ``whatsapp-outbound``."""
     return f"{channel}-outbound"

@@ -15,7 +15,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from api.publisher import Publisher
 from chat4all.settings import Settings
-from chat4all.topics import NATIVE, NOTIFICATIONS, STATUS_UPDATES
+from chat4all.topics import NATIVE, NOTIFICATIONS, STATUS_UPDATES, topic_name
 from gateway import metrics
 from gateway.events import MESSAGE_NEW, LiveEvent
 from gateway.hub import Hub
@@ -53,8 +53,9 @@ class NotificationFeed:
             try:
                 await consumer.start()
                 await consumer.topics()  # loads cluster metadata, which partitions_for_topic reads
-                parts = consumer.partitions_for_topic(NOTIFICATIONS) or set(range(self._settings.topic_partitions))
-                consumer.assign([TopicPartition(NOTIFICATIONS, p) for p in sorted(parts)])
+                topic = topic_name(self._settings, NOTIFICATIONS)
+                parts = consumer.partitions_for_topic(topic) or set(range(self._settings.topic_partitions))
+                consumer.assign([TopicPartition(topic, p) for p in sorted(parts)])
                 await consumer.seek_to_end()
                 # Resolve the end offsets now, so that "ready" means events from here on arrive.
                 for tp in consumer.assignment():

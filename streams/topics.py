@@ -9,16 +9,16 @@ from chat4all.settings import get_settings
 from streams import metrics, takeover
 from streams.app import app
 
-_partitions = get_settings().topic_partitions
-# Empty in production; a test run or a benchmark sets it to get topics of its own.
-_prefix = get_settings().topic_prefix
+_settings = get_settings()
+_partitions = _settings.topic_partitions
 
 
 def _topic(name: str) -> faust.TopicT:
     # Values are read raw and decoded by the agents: a record that does not parse is
     # dead-lettered with its reason instead of crashing the stream, and connector topics
     # also carry the scheduler's tick records.
-    return app.topic(_prefix + name, key_serializer="raw", value_serializer="raw", partitions=_partitions)
+    # The prefix is empty in production; a test run or a benchmark sets it to get topics of its own.
+    return app.topic(names.topic_name(_settings, name), key_serializer="raw", value_serializer="raw", partitions=_partitions)
 
 
 messages_topic = _topic(names.MESSAGES)

@@ -46,7 +46,7 @@ async def read_dead_letters(settings: Settings, *, timeout: float = 10.0) -> lis
     await consumer.start()
     letters: list[Letter] = []
     try:
-        topic = settings.topic_prefix + names.DEAD_LETTERS
+        topic = names.topic_name(settings, names.DEAD_LETTERS)
         parts = await _partitions(settings, topic)
         tps = [TopicPartition(topic, p) for p in sorted(parts)]
         if not tps:

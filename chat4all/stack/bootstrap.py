@@ -8,7 +8,7 @@ import re
 from string import Template
 
 from chat4all.settings import REPO_ROOT, Settings
-from chat4all.topics import topic_specs
+from chat4all.topics import topic_name, topic_specs
 
 logger = logging.getLogger(__name__)
 
@@ -48,13 +48,13 @@ async def _create_topics(settings: Settings) -> list[str]:
         existing = set(await admin.list_topics())
         wanted = [
             NewTopic(
-                name=spec.name,
+                name=topic_name(settings, spec.name),
                 num_partitions=spec.partitions,
                 replication_factor=settings.replication_factor,
                 topic_configs={"retention.ms": str(spec.retention_ms)},
             )
             for spec in topic_specs(settings)
-            if spec.name not in existing
+            if topic_name(settings, spec.name) not in existing
         ]
         if wanted:
             await admin.create_topics(wanted)

@@ -3,6 +3,7 @@ idempotency, MarkRead; no worker needed (see test_history_api.py for what the ro
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 
@@ -14,6 +15,7 @@ from chat4all.v1 import conversations_pb2 as cpb
 from chat4all.v1 import messages_pb2 as pb
 from tests.api.kafka_probe import TopicProbe
 from tests.fixtures.api import ApiClient, TestUser, expect_status
+from tests.fixtures.worker import delete_topics
 
 pytestmark = pytest.mark.integration
 CODE = grpc.StatusCode
@@ -160,3 +162,26 @@ def test_mark_read_validation(api: ApiClient, room) -> None:
         CODE.INVALID_ARGUMENT, mark, pb.MarkReadRequest(conversation_id=cid, message_ids=[unknown] * 501), metadata=bob.md, timeout=10
     )
     assert "at most 500" in err.details()
+
+
+async def test_an_api_with_a_topic_prefix_publishes_to_its_own_topics(api_factory, settings: Settings) -> None:
+    from chat4all.stack.bootstrap import create_topics
+
+    prefix = f"c4a-prefix-{uuid.uuid4().hex[:8]}."
+    isolated = settings.model_copy(update={"topic_prefix": prefix})
+    created = await asyncio.to_thread(create_topics, isolated)
+    assert f"{prefix}messages" in created
+    try:
+        api = api_factory({"CHAT4ALL_TOPIC_PREFIX": prefix})
+        alice, bob = api.register_and_login("alice"), api.register_and_login("bob")
+        cid = api.private_conversation(alice, bob)
+        async with TopicProbe(settings=settings, topic=f"{prefix}messages") as own, \
+                TopicProbe(settings=settings, topic="messages") as shared:
+            reply = api.messages.SendMessage(pb.SendMessageRequest(conversation_id=cid, content="isolated"),
+                                             metadata=alice.md, timeout=10)
+            mine = await own.collect(lambda v: v.get("message_id") == reply.message_id)
+            leaked = await shared.collect(lambda v: v.get("message_id") == reply.message_id, timeout=1.0)
+    finally:
+        await delete_topics(settings, [prefix])
+    assert len(mine) == 1 and mine[0][0] == cid
+    assert leaked == []
