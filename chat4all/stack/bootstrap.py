@@ -46,15 +46,16 @@ async def _create_topics(settings: Settings) -> list[str]:
     await admin.start()
     try:
         existing = set(await admin.list_topics())
+        specs = {topic_name(settings, spec.name): spec for spec in topic_specs(settings)}
         wanted = [
             NewTopic(
-                name=topic_name(settings, spec.name),
+                name=name,
                 num_partitions=spec.partitions,
                 replication_factor=settings.replication_factor,
                 topic_configs={"retention.ms": str(spec.retention_ms)},
             )
-            for spec in topic_specs(settings)
-            if topic_name(settings, spec.name) not in existing
+            for name, spec in specs.items()
+            if name not in existing
         ]
         if wanted:
             await admin.create_topics(wanted)
