@@ -42,6 +42,11 @@ def _diagnose(cql, conversations, events) -> str:
             f"rows behind: {len(behind)} {list(behind.items())[:3]}")
 
 
+# READ 1-2 s after DELIVERED: when a worker dies or joins mid-flow, scheduled READs are pending.
+FLOW_ENV = {"CHAT4ALL_DELIVERED_DELAY_MS": "[100,300]", "CHAT4ALL_READ_DELAY_MS": "[1000,2000]"}
+FLOW_CHANNELS = {"whatsapp": "+55", "instagram": "@x"}
+
+
 def _publish_steadily(stack, pipeline, events, *, batch: int, pause: float):
     """Publish ``events`` in batches from a thread; returns it and the list its errors land in."""
     errors: list[BaseException] = []
@@ -59,12 +64,22 @@ def _publish_steadily(stack, pipeline, events, *, batch: int, pause: float):
     return producer, errors
 
 
+def _assert_flow_all_read_once(stack, cql, pipeline, producer, errors, conversations, events) -> None:
+    """Once the publishing thread is done: every event published once, every receipt READ, each stored once, in order."""
+    producer.join()
+    assert not errors
+    assert topic_size(stack, pipeline.topic("messages")) == len(events)  # all published, exactly once
+    try:
+        rows = wait_all_receipts(cql, conversations, len(events), "READ", timeout=180)
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}; {_diagnose(cql, conversations, events)}") from None
+    _assert_each_stored_once_in_order(rows, events)
+
+
 # The survivor takes over while records flow: the path of the takeover fixes in
 # streams/takeover.py (docs/pipeline.md, "Partition takeover").
 def test_sigkill_of_one_of_two_workers_loses_and_duplicates_nothing(stack, cql):
-    # READ 1-2 s after DELIVERED: when the kill comes, the victim holds scheduled READs.
-    env = {"CHAT4ALL_DELIVERED_DELAY_MS": "[100,300]", "CHAT4ALL_READ_DELAY_MS": "[1000,2000]"}
-    pipeline = IsolatedPipeline(stack, name="c4a-failover", env=env)
+    pipeline = IsolatedPipeline(stack, name="c4a-failover", env=FLOW_ENV)
     survivor = pipeline.worker()
     victim = pipeline.worker()
     try:
@@ -74,7 +89,7 @@ def test_sigkill_of_one_of_two_workers_loses_and_duplicates_nothing(stack, cql):
                    and not h["kafka"]["rebalancing"] and (s := survivor.health()) and not s["kafka"]["rebalancing"],
                    timeout=60, what="both workers assigned")
         before = survivor.health()["kafka"]["assigned_partitions"]
-        conversations = setup_conversations(cql, 30, channels={"whatsapp": "+55", "instagram": "@x"})
+        conversations = setup_conversations(cql, 30, channels=FLOW_CHANNELS)
         events = events_for(conversations, 600, prefix="kill")
 
         producer, errors = _publish_steadily(stack, pipeline, events, batch=100, pause=0.5)
@@ -83,14 +98,7 @@ def test_sigkill_of_one_of_two_workers_loses_and_duplicates_nothing(stack, cql):
         wait_until(lambda: metric_value(worker_metrics(victim), "chat4all_messages_routed_total") > 0,
                    timeout=60, interval=0.2, what="victim routing")
         victim.kill()
-        producer.join()
-        assert not errors
-        assert topic_size(stack, pipeline.topic("messages")) == 600  # all published, exactly once
-        try:
-            rows = wait_all_receipts(cql, conversations, 600, "READ", timeout=180)
-        except AssertionError as exc:
-            raise AssertionError(f"{exc}; {_diagnose(cql, conversations, events)}") from None
-        _assert_each_stored_once_in_order(rows, events)
+        _assert_flow_all_read_once(stack, cql, pipeline, producer, errors, conversations, events)
         assert survivor.health()["kafka"]["assigned_partitions"] > before  # took over the victim's partitions
     finally:
         victim.kill()
@@ -100,26 +108,18 @@ def test_sigkill_of_one_of_two_workers_loses_and_duplicates_nothing(stack, cql):
 def test_a_worker_joining_mid_flow_loses_and_duplicates_nothing(stack, cql):
     # Scaling out: both workers rebalance and recover while records flow; an operator expects
     # nothing lost or stored twice here too.
-    env = {"CHAT4ALL_DELIVERED_DELAY_MS": "[100,300]", "CHAT4ALL_READ_DELAY_MS": "[1000,2000]"}
-    pipeline = IsolatedPipeline(stack, name="c4a-join", env=env)
+    pipeline = IsolatedPipeline(stack, name="c4a-join", env=FLOW_ENV)
     first = pipeline.worker()
     try:
         first.wait_ready()
-        conversations = setup_conversations(cql, 30, channels={"whatsapp": "+55", "instagram": "@x"})
+        conversations = setup_conversations(cql, 30, channels=FLOW_CHANNELS)
         events = events_for(conversations, 600, prefix="join")
         producer, errors = _publish_steadily(stack, pipeline, events, batch=50, pause=1.0)
         wait_until(lambda: metric_value(worker_metrics(first), "chat4all_messages_routed_total") > 0,
                    timeout=60, interval=0.2, what="first worker routing")
         second = pipeline.worker()
         second.wait_ready()
-        producer.join()
-        assert not errors
-        assert topic_size(stack, pipeline.topic("messages")) == 600
-        try:
-            rows = wait_all_receipts(cql, conversations, 600, "READ", timeout=180)
-        except AssertionError as exc:
-            raise AssertionError(f"{exc}; {_diagnose(cql, conversations, events)}") from None
-        _assert_each_stored_once_in_order(rows, events)
+        _assert_flow_all_read_once(stack, cql, pipeline, producer, errors, conversations, events)
         assert second.health()["kafka"]["assigned_partitions"] > 0  # the group really was rebalanced
     finally:
         pipeline.close()
