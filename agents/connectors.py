@@ -19,6 +19,7 @@ from connectors.simulators import SimulatedNetworkConnector
 from streams import metrics
 from streams.app import app
 from streams.dead_letters import dead_letter
+from streams.inflight import InFlight
 from streams.parsing import InvalidRecord, decode
 from streams.records import Notification, OutboundEvent, StatusUpdate
 from streams.topics import notifications_topic, outbound_topics, status_updates_topic
@@ -51,6 +52,14 @@ def _config() -> ConnectorConfig:
         delivered_delay_ms=settings.delivered_delay_ms,
         read_delay_ms=settings.read_delay_ms,
     )
+
+
+def _awaiting(futures: list[Any]) -> Any:
+    async def acked() -> None:
+        for fut in futures:
+            await fut
+
+    return acked
 
 
 def _on_attempt(channel: str, outcome: str) -> None:
@@ -92,49 +101,59 @@ class ChannelWorker:
         self.next_due: dict[int, int] = {}
         self.last_fired: dict[int, int] = {}
         self.pending_buckets: dict[int, int] = {}
+        # partition -> bucket -> the broker acks of the receipts it fired (in memory only).
+        self.fired: dict[int, dict[int, list[Any]]] = {}
         self.owned: set[int] = set()
         self.tick_ms = settings.schedule_tick_ms
+        self.inflight = InFlight(name=f"{channel}-connector", limit=settings.agent_max_in_flight)
 
     def schedule(self, partition: int) -> DurableSchedule:
         assert self.table is not None
         # Keys namespaced by partition: see tables/schedule.py for why they must not repeat.
         return DurableSchedule(table=self.table, namespace=f"p{partition}:")
 
-    async def handle(self, partition: int, key: bytes | None, raw: bytes | None) -> None:
-        """Process one record of `<channel>-outbound` in its partition's event context."""
+    async def handle(self, event: Any, inflight: InFlight) -> None:
+        """Process one event of `<channel>-outbound` in its partition's event context."""
+        partition, key, raw = event.message.partition, event.key, event.value
         if raw is not None and TICK_FIELD.encode() in raw[:32]:
-            await self.fire_due(partition)
+            self.fire_due(partition)
+            await inflight.submit(event)
             return
         try:
-            event = decode(OutboundEvent, raw, uuid_fields=("message_id", "conversation_id", "recipient_id"))
+            outbound = decode(OutboundEvent, raw, uuid_fields=("message_id", "conversation_id", "recipient_id"))
         except InvalidRecord as exc:
-            await dead_letter(source=f"{self.channel}-connector", topic=self.topic_name, key=key, payload=raw or b"", reason=str(exc))
+            fut = await dead_letter(source=f"{self.channel}-connector", topic=self.topic_name, key=key, payload=raw or b"", reason=str(exc))
+            await inflight.submit(event, then=_awaiting([fut]))
             return
-        result = await self.connector.deliver(event)
+        result = await self.connector.deliver(outbound)
         if result.sent:
             if self.scheduled:
                 now = _now_ms()
-                entries = [self._entry(event, s.status, s.due_ms) for s in self.connector.after_send(event, now_ms=now)]
+                entries = [self._entry(outbound, s.status, s.due_ms) for s in self.connector.after_send(outbound, now_ms=now)]
                 self.schedule(partition).add_many(entries)
                 due = min(e["due"] for e in entries)
                 self.next_due[partition] = min(self.next_due.get(partition, _NEVER), due)
                 # Under load, fire what is due while we are in this partition's context anyway:
                 # that saves the tick records (a hop each) the timer would otherwise send.
                 if self._fire_wanted(partition, now):
-                    await self.fire_due(partition)
+                    self.fire_due(partition)
+            # The schedule entry is a table write: its changelog record is flushed before
+            # this offset can be committed, so the event is done.
+            await inflight.submit(event)
             return
         # Given up on: the recipient's receipt becomes FAILED and the record goes to dead-letters.
         failed = StatusUpdate(
-            message_id=event.message_id, conversation_id=event.conversation_id, ts_ms=event.ts_ms,
-            recipient_id=event.recipient_id, channel=self.channel, status="FAILED", at_ms=_now_ms(),
-            receipt_keys=event.receipt_keys, reason=result.reason, source=self.channel, sender_id=event.sender_id,
+            message_id=outbound.message_id, conversation_id=outbound.conversation_id, ts_ms=outbound.ts_ms,
+            recipient_id=outbound.recipient_id, channel=self.channel, status="FAILED", at_ms=_now_ms(),
+            receipt_keys=outbound.receipt_keys, reason=result.reason, source=self.channel, sender_id=outbound.sender_id,
         )
-        await status_updates_topic.send(key=event.message_id.encode(), value=failed.dumps())
-        await dead_letter(
+        pending = [await status_updates_topic.send(key=outbound.message_id.encode(), value=failed.dumps())]
+        pending.append(await dead_letter(
             source=f"{self.channel}-connector", topic=self.topic_name, key=key, payload=raw or b"",
             reason=result.reason or "failed", attempts=result.attempts,
-            message_id=event.message_id, conversation_id=event.conversation_id,
-        )
+            message_id=outbound.message_id, conversation_id=outbound.conversation_id,
+        ))
+        await inflight.submit(event, then=_awaiting(pending))
 
     @staticmethod
     def _entry(event: OutboundEvent, status: str, due_ms: int) -> dict[str, Any]:
@@ -146,32 +165,50 @@ class ChannelWorker:
     def _fire_wanted(self, partition: int, now: int) -> bool:
         return self.next_due.get(partition, 0) <= now and now - self.last_fired.get(partition, 0) >= self.tick_ms
 
-    async def fire_due(self, partition: int) -> None:
-        """Publish every due receipt of this partition, schedule READ after DELIVERED, forget what fired."""
+    def fire_due(self, partition: int) -> None:
+        """Publish every due receipt of this partition, schedule READ after DELIVERED; forget buckets once acked.
+
+        Runs in the partition's event context (it writes the schedule table) and never
+        waits: a fired bucket stays in the table, marked fired in memory, until the broker
+        has acked every receipt it published, and is removed by a later firing. After a
+        crash the bucket is still in the table and fires again: a duplicate receipt, which
+        the status tracker counts and ignores, never a lost one.
+        """
         schedule = self.schedule(partition)
         now = _now_ms()
         self.last_fired[partition] = now
-        due = schedule.due(now)
-        pending = []
+        fired = self.fired.setdefault(partition, {})
+        # Buckets whose receipts are all on the broker can go; a failed send fires again.
+        done = []
+        for bucket, futures in list(fired.items()):
+            if all(f.done() for f in futures):
+                del fired[bucket]
+                if any(f.cancelled() or f.exception() is not None for f in futures):
+                    logger.warning("%s: receipts of bucket %d were not acked; firing them again", self.channel, bucket)
+                else:
+                    done.append(bucket)
+        schedule.remove(done)
         follow_ups = []
-        for _bucket, entries in due:
+        for bucket, entries in schedule.due(now):
+            if bucket in fired:
+                continue
+            futures = []
             for e in entries:
                 update = StatusUpdate(
                     message_id=e["m"], conversation_id=e["c"], ts_ms=e["t"], recipient_id=e["r"], channel=self.channel,
                     status=e["st"], at_ms=now, receipt_keys=e["k"], source=self.channel, sender_id=e["s"],
                 )
-                pending.append(await status_updates_topic.send(key=e["m"].encode(), value=update.dumps()))
+                futures.append(status_updates_topic.send_soon(key=e["m"].encode(), value=update.dumps()))
                 if e["st"] == "DELIVERED":
                     assert isinstance(self.connector, SimulatedNetworkConnector)
                     follow_ups.append({**e, "st": "READ", "due": now + self.connector.read_delay_ms()})
-        if pending and app.conf.processing_guarantee.value == "at_least_once":
-            # Only forget an entry once its receipt is safely on the broker.
-            for fut in pending:
-                await fut
-        schedule.remove([bucket for bucket, _ in due])
+            fired[bucket] = [f for f in futures if f is not None]
         schedule.add_many(follow_ups)
-        nxt = schedule.next_due_ms()
-        self.next_due[partition] = _NEVER if nxt is None else nxt
+        waiting = schedule.next_due_ms(skip=fired.keys())
+        if fired:
+            # Come back soon to forget the fired buckets once their acks are in.
+            waiting = min(waiting or _NEVER, now + self.tick_ms)
+        self.next_due[partition] = _NEVER if waiting is None else waiting
         self.pending_buckets[partition] = schedule.pending()
         metrics.scheduled_pending.labels(self.channel).set(
             sum(n for p, n in self.pending_buckets.items() if p in self.owned))
@@ -195,8 +232,8 @@ channel_workers: dict[str, ChannelWorker] = {c: ChannelWorker(channel=c) for c i
 
 def _make_agent(worker: ChannelWorker) -> None:
     async def connector_agent(stream: Any) -> None:
-        async for event in stream.events():
-            await worker.handle(event.message.partition, event.key, event.value)
+        async for event in stream.noack().events():
+            await worker.handle(event, worker.inflight)
 
     connector_agent.__doc__ = f"Consume {worker.topic_name}: send, then schedule receipts."
     app.agent(outbound_topics[worker.channel], name=f"{worker.channel}-connector")(connector_agent)

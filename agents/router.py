@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -13,10 +12,11 @@ from streams import metrics
 from streams.app import app
 from streams.cassandra_io import PipelineStore, get_store
 from streams.dead_letters import dead_letter
+from streams.inflight import InFlight
 from streams.parsing import InvalidRecord, decode
 from streams.records import MessageEvent, OutboundEvent
 from streams.topics import messages_topic, outbound_topics
-from tables.dedup import already_routed, mark_routed
+from tables.dedup import already_routed, mark_routed, unmark_routed
 
 logger = logging.getLogger(__name__)
 
@@ -31,17 +31,25 @@ DUPLICATE = "duplicate"
 DEAD_LETTERED = "dead-lettered"
 
 
-async def route_message(key: bytes | None, raw: bytes | None, *, store: PipelineStore) -> str:
-    """Route one raw `messages` record; must run inside the router's stream (it reads and writes the dedup table)."""
+async def route_message(event: Any, *, store: PipelineStore, inflight: InFlight) -> str:
+    """Route one raw `messages` event; must run inside the router's stream (it reads and writes the dedup table).
+
+    The decision and the dedup mark happen here, in order; the Cassandra writes and the
+    outbound sends run in the background (streams/inflight.py) and the event is acked when
+    the broker has acked its outbound records.
+    """
+    key, raw = event.key, event.value
+    offset = event.message.offset
     try:
         msg = decode(MessageEvent, raw, uuid_fields=("message_id", "conversation_id", "sender_id"))
     except InvalidRecord as exc:
-        await dead_letter(source="router", topic=messages_topic.get_topic_name(), key=key, payload=raw or b"", reason=str(exc))
+        await _dead_letter(event, inflight, key=key, raw=raw, reason=str(exc))
         return DEAD_LETTERED
     ids = {"message_id": msg.message_id, "conversation_id": msg.conversation_id}
-    if already_routed(msg.message_id):
+    if already_routed(msg.message_id, offset=offset):
         metrics.duplicates_skipped.inc()
         logger.info("message already routed, skipped", extra=ids)
+        await inflight.submit(event)
         return DUPLICATE
 
     conversation = await store.conversation(msg.conversation_id)
@@ -54,10 +62,7 @@ async def route_message(key: bytes | None, raw: bytes | None, *, store: Pipeline
     elif msg.sender_id not in conversation.participant_ids:
         reason = "sender not a participant"
     if reason is not None:
-        await dead_letter(
-            source="router", topic=messages_topic.get_topic_name(), key=key, payload=raw or b"", reason=reason,
-            message_id=msg.message_id, conversation_id=msg.conversation_id,
-        )
+        await _dead_letter(event, inflight, key=key, raw=raw, reason=reason, **ids)
         return DEAD_LETTERED
     assert conversation is not None
 
@@ -71,53 +76,83 @@ async def route_message(key: bytes | None, raw: bytes | None, *, store: Pipeline
         known_channels=outbound_topics.keys(),
     )
     receipt_keys = [t.key for t in targets]
-    try:
-        await store.persist_message(
-            message_id=msg.message_id,
-            conversation_id=msg.conversation_id,
-            sender_id=msg.sender_id,
-            ts_ms=msg.ts_ms,
-            content=msg.content,
-            file_id=msg.file_id,
-            receipt_keys=receipt_keys,
-        )
-    except Exception as exc:  # outages are retried inside; this is Cassandra refusing the record itself
-        await dead_letter(
-            source="router", topic=messages_topic.get_topic_name(), key=key, payload=raw or b"", reason=f"cassandra rejected: {exc}"[:300],
-            message_id=msg.message_id, conversation_id=msg.conversation_id,
-        )
-        return DEAD_LETTERED
-    pending: list[Any] = []
-    for target in targets:
-        outbound = OutboundEvent(
-            message_id=msg.message_id,
-            conversation_id=msg.conversation_id,
-            sender_id=msg.sender_id,
-            ts_ms=msg.ts_ms,
-            recipient_id=target.recipient_id,
-            channel=target.channel,
-            handle=target.handle,
-            content=msg.content,
-            file_id=msg.file_id,
-            receipt_keys=receipt_keys,
-        )
-        # Keyed by message id: every record of one message lands on the same partition
-        # of status-updates later, in order.
-        pending.append(await outbound_topics[target.channel].send(key=msg.message_id.encode(), value=outbound.dumps()))
-        metrics.outbound_sent.labels(target.channel).inc()
-    if pending and app.conf.processing_guarantee.value == "at_least_once":
-        # The dedup mark must never reach the changelog before the records it vouches for:
-        # wait for the broker's acks first (the sends themselves went out together).
-        await asyncio.gather(*pending)
-    mark_routed(msg.message_id)
-    metrics.messages_routed.inc()
-    logger.debug("routed to %d targets", len(targets), extra=ids)
+    # Marked now, in the event's order: a copy of this message under another offset (an API
+    # retry) is a duplicate from here on, while this very record, replayed after a crash
+    # before its effects were durable, is routed again (the mark holds its offset).
+    mark_routed(msg.message_id, offset=offset)
+    rejected: list[str] = []
+
+    async def persist() -> None:
+        try:
+            await store.persist_message(
+                message_id=msg.message_id,
+                conversation_id=msg.conversation_id,
+                sender_id=msg.sender_id,
+                ts_ms=msg.ts_ms,
+                content=msg.content,
+                file_id=msg.file_id,
+                receipt_keys=receipt_keys,
+            )
+        except Exception as exc:  # outages are retried inside; this is Cassandra refusing the record itself
+            rejected.append(f"cassandra rejected: {exc}"[:300])
+
+    async def fan_out() -> None:
+        if rejected:
+            # Still in this event's context (the task copied it): the mark goes, so a replay
+            # from dead-letters is routed once the cause is fixed.
+            unmark_routed(msg.message_id)
+            fut = await dead_letter(
+                source="router", topic=messages_topic.get_topic_name(), key=key, payload=raw or b"",
+                reason=rejected[0], **ids,
+            )
+            await fut
+            return
+        pending = []
+        for target in targets:
+            outbound = OutboundEvent(
+                message_id=msg.message_id,
+                conversation_id=msg.conversation_id,
+                sender_id=msg.sender_id,
+                ts_ms=msg.ts_ms,
+                recipient_id=target.recipient_id,
+                channel=target.channel,
+                handle=target.handle,
+                content=msg.content,
+                file_id=msg.file_id,
+                receipt_keys=receipt_keys,
+            )
+            # Keyed by message id: every record of one message lands on the same partition
+            # of status-updates later, in order.
+            pending.append(await outbound_topics[target.channel].send(key=msg.message_id.encode(), value=outbound.dumps()))
+            metrics.outbound_sent.labels(target.channel).inc()
+        # The event is acked (and its offset may be committed) only once the broker has these.
+        for fut in pending:
+            await fut
+        metrics.messages_routed.inc()
+        logger.debug("routed to %d targets", len(targets), extra=ids)
+
+    # Ordered per conversation: a conversation's outbound records leave in its order.
+    await inflight.submit(event, persist, fan_out, order_key=msg.conversation_id)
     return ROUTED
+
+
+async def _dead_letter(event: Any, inflight: InFlight, *, key: bytes | None, raw: bytes | None, reason: str, **ids: Any) -> None:
+    fut = await dead_letter(
+        source="router", topic=messages_topic.get_topic_name(), key=key, payload=raw or b"", reason=reason, **ids
+    )
+
+    async def acked() -> None:
+        await fut
+
+    await inflight.submit(event, then=acked)
+
+
+inflight = InFlight(name="router", limit=settings.agent_max_in_flight)
 
 
 @app.agent(messages_topic, name="router")
 async def router(stream: Any) -> None:
-    """Consume `messages` (key = conversation_id) in order per conversation."""
+    """Consume `messages` (key = conversation_id) in order per conversation; acks are manual (streams/inflight.py)."""
     store = await store_provider(settings)
-    async for event in stream.events():
-        await route_message(event.key, event.value, store=store)
+    async for event in stream.noack().events():
+        await route_message(event, store=store, inflight=inflight)

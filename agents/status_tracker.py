@@ -13,6 +13,7 @@ from streams import metrics
 from streams.app import app
 from streams.cassandra_io import PipelineStore, get_store
 from streams.dead_letters import dead_letter
+from streams.inflight import InFlight
 from streams.parsing import InvalidRecord, decode
 from streams.records import Notification, StatusUpdate
 from streams.topics import notifications_topic, status_updates_topic
@@ -22,6 +23,7 @@ from tables.state_machine import (
     STALE,
     aggregate,
     apply_update,
+    current_changes,
     is_settled,
     new_entry,
     split_key,
@@ -65,22 +67,40 @@ async def _entry_from_cassandra(update: StatusUpdate, store: PipelineStore) -> d
     return entry
 
 
-async def track_status(key: bytes | None, raw: bytes | None, *, store: PipelineStore) -> list[str]:
-    """Apply one raw `status-updates` record; returns the outcome per targeted receipt (inside the tracker's stream)."""
+REPLAYED = "replayed"
+
+
+async def track_status(event: Any, *, store: PipelineStore, inflight: InFlight) -> list[str]:
+    """Apply one raw `status-updates` event; returns the outcome per targeted receipt (inside the tracker's stream).
+
+    The state machine and the table write happen here, in order per partition; the
+    Cassandra write and the notifications run in the background (streams/inflight.py) and
+    the event is acked when both are done. The entry remembers the offset of the last
+    update it applied, so an update replayed after a crash (its table write survived, its
+    Cassandra write may not have) writes the entry to Cassandra again instead of being
+    dropped as a duplicate.
+    """
+    key, raw = event.key, event.value
+    offset = event.message.offset
     try:
         update = decode(StatusUpdate, raw, uuid_fields=("message_id", "conversation_id", "recipient_id"))
         if update.status not in RANK:
             raise InvalidRecord(f"unknown status {update.status!r}")
     except InvalidRecord as exc:
-        await dead_letter(source="status-tracker", topic=status_updates_topic.get_topic_name(), key=key, payload=raw or b"", reason=str(exc))
+        await _dead_letter(event, inflight, key=key, raw=raw, reason=str(exc))
         return ["dead-lettered"]
     ids = {"message_id": update.message_id, "conversation_id": update.conversation_id}
 
     entry = receipt_states.get(update.message_id)
     stored = entry is not None
     if entry is None:
-        if update.receipt_keys and recently_settled(update.message_id):
+        settled = recently_settled(update.message_id)
+        if settled is not None:
+            if offset <= settled["o"]:
+                await _persist_again(event, inflight, update, settled["e"], store=store)
+                return [REPLAYED]
             metrics.transitions.labels(update.status, STALE).inc()
+            await inflight.submit(event)
             return [STALE]
         if update.receipt_keys:
             entry = new_entry(
@@ -90,11 +110,11 @@ async def track_status(key: bytes | None, raw: bytes | None, *, store: PipelineS
         else:
             entry = await _entry_from_cassandra(update, store)
             if entry is None:
-                await dead_letter(
-                    source="status-tracker", topic=status_updates_topic.get_topic_name(), key=key, payload=raw or b"",
-                    reason="unknown message", **ids,
-                )
+                await _dead_letter(event, inflight, key=key, raw=raw, reason="unknown message", **ids)
                 return ["dead-lettered"]
+    elif offset <= entry.get("o", -1):
+        await _persist_again(event, inflight, update, entry, store=store)
+        return [REPLAYED]
     if entry.get("sid") is None and update.sender_id:
         entry["sid"] = update.sender_id
 
@@ -106,36 +126,42 @@ async def track_status(key: bytes | None, raw: bytes | None, *, store: PipelineS
         metrics.transitions.labels(update.status, result).inc()
     if not outcome.changed:
         logger.debug("receipt update %s changed nothing: %s", update.status, outcome.outcomes, extra=ids)
+        await inflight.submit(event)
         return outcome.outcomes
 
-    now_ms = int(time.time() * 1000)
-    # Cassandra first: if it is down we wait here, and the table (and the offset) stay behind
-    # until the write went through. A replay after a crash rewrites the same values.
-    try:
-        await store.persist_receipts(
-            message_id=update.message_id,
-            conversation_id=entry["cid"],
-            ts_ms=entry["ts"],
-            changes=outcome.changes,
-            overall=aggregate(entry),
-            version=write_version(entry),
-            now_ms=now_ms,
-        )
-    except Exception as exc:  # outages are retried inside; this is Cassandra refusing the record itself
-        await dead_letter(
-            source="status-tracker", topic=status_updates_topic.get_topic_name(), key=key, payload=raw or b"",
-            reason=f"cassandra rejected: {exc}"[:300], **ids,
-        )
-        return ["dead-lettered"]
+    entry["o"] = offset
     if is_settled(entry):
         if stored:
             del receipt_states[update.message_id]
-        mark_settled(update.message_id)
+        mark_settled(update.message_id, offset=offset, entry=entry)
     else:
         receipt_states[update.message_id] = entry
+    # Everything the background steps need is computed now: later updates change ``entry``.
+    write = _receipt_write(update.message_id, entry, outcome.changes)
+    notes = _notifications(update, entry, outcome.changes)
+    await inflight.submit(
+        event, _persist(write, store, event=event, inflight=inflight), _notify(notes),
+        order_key=update.message_id,
+    )
+    return outcome.outcomes
 
+
+def _receipt_write(message_id: str, entry: dict[str, Any], changes: list[Any]) -> dict[str, Any]:
+    return {
+        "message_id": message_id,
+        "conversation_id": entry["cid"],
+        "ts_ms": entry["ts"],
+        "changes": changes,
+        "overall": aggregate(entry),
+        "version": write_version(entry),
+        "now_ms": int(time.time() * 1000),
+    }
+
+
+def _notifications(update: StatusUpdate, entry: dict[str, Any], changes: list[Any]) -> list[tuple[bytes, bytes]]:
     sender_id = entry.get("sid")
-    for change in outcome.changes:
+    out = []
+    for change in changes:
         metrics.status_latency.labels(change.status).observe(max(0.0, (update.at_ms - entry["ts"]) / 1000))
         if sender_id:
             recipient_id, channel = split_key(change.key)
@@ -144,13 +170,64 @@ async def track_status(key: bytes | None, raw: bytes | None, *, store: PipelineS
                 conversation_id=entry["cid"], at_ms=update.at_ms, status=change.status,
                 recipient_id=recipient_id, channel=channel,
             )
-            await notifications_topic.send(key=sender_id.encode(), value=note.dumps())
-    return outcome.outcomes
+            out.append((sender_id.encode(), note.dumps()))
+    return out
+
+
+def _persist(write: dict[str, Any], store: PipelineStore, *, event: Any, inflight: InFlight) -> Callable[[], Awaitable[None]]:
+    async def persist() -> None:
+        # Outages are retried inside persist_receipts; an error here is Cassandra refusing the record.
+        try:
+            await store.persist_receipts(**write)
+        except Exception as exc:
+            ids = {"message_id": write["message_id"], "conversation_id": write["conversation_id"]}
+            fut = await dead_letter(
+                source="status-tracker", topic=status_updates_topic.get_topic_name(), key=event.key,
+                payload=event.value or b"", reason=f"cassandra rejected: {exc}"[:300], **ids,
+            )
+            await fut
+
+    return persist
+
+
+def _notify(notes: list[tuple[bytes, bytes]]) -> Callable[[], Awaitable[None]]:
+    async def notify() -> None:
+        pending = [await notifications_topic.send(key=k, value=v) for k, v in notes]
+        for fut in pending:
+            await fut
+
+    return notify
+
+
+async def _persist_again(event: Any, inflight: InFlight, update: StatusUpdate, entry: dict[str, Any], *, store: PipelineStore) -> None:
+    """A replayed update: write the entry as it stands and notify its targets' current state again."""
+    metrics.transitions.labels(update.status, REPLAYED).inc()
+    targets = current_changes(entry, recipient_id=update.recipient_id, channel=update.channel)
+    write = _receipt_write(update.message_id, entry, current_changes(entry))
+    notes = _notifications(update, entry, targets)
+    await inflight.submit(
+        event, _persist(write, store, event=event, inflight=inflight), _notify(notes), order_key=update.message_id
+    )
+
+
+async def _dead_letter(event: Any, inflight: InFlight, *, key: bytes | None, raw: bytes | None, reason: str, **ids: Any) -> None:
+    fut = await dead_letter(
+        source="status-tracker", topic=status_updates_topic.get_topic_name(), key=key, payload=raw or b"",
+        reason=reason, **ids,
+    )
+
+    async def acked() -> None:
+        await fut
+
+    await inflight.submit(event, then=acked)
+
+
+inflight = InFlight(name="status-tracker", limit=settings.agent_max_in_flight)
 
 
 @app.agent(status_updates_topic, name="status-tracker")
 async def status_tracker(stream: Any) -> None:
-    """Consume `status-updates` (key = message_id): all updates of a message in order, in one partition."""
+    """Consume `status-updates` (key = message_id): all updates of a message in order, in one partition; manual acks."""
     store = await store_provider(settings)
-    async for event in stream.events():
-        await track_status(event.key, event.value, store=store)
+    async for event in stream.noack().events():
+        await track_status(event, store=store, inflight=inflight)

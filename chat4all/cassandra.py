@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
+import threading
+import weakref
 from typing import Any
 
 from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile, ResponseFuture, Session
@@ -31,18 +34,66 @@ def connect(settings: Settings, *, connect_timeout: float = 10.0) -> Session:
     return cluster(settings, connect_timeout=connect_timeout).connect(settings.cassandra_keyspace)
 
 
+class _LoopBridge:
+    """Hands driver results to one event loop in batches: one wake-up per batch, not per result.
+
+    The driver completes requests on its own thread; ``call_soon_threadsafe`` per result
+    wakes the loop through its self-pipe each time (``_write_to_self`` was a top frame of
+    the worker's profile). Results queue here and the loop is woken only when the queue
+    goes from empty to non-empty.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._pending: collections.deque[tuple[asyncio.Future, Any, BaseException | None]] = collections.deque()
+        self._lock = threading.Lock()
+        self._scheduled = False
+
+    def deliver(self, fut: asyncio.Future, value: Any, exc: BaseException | None) -> None:
+        """Called on the driver's thread."""
+        self._pending.append((fut, value, exc))
+        with self._lock:
+            if self._scheduled:
+                return
+            self._scheduled = True
+        try:
+            self._loop.call_soon_threadsafe(self._drain)
+        except RuntimeError:  # the loop is closed: nobody waits for the result any more
+            pass
+
+    def _drain(self) -> None:
+        with self._lock:
+            # Cleared before popping: a result queued from now on schedules another drain.
+            self._scheduled = False
+        pending = self._pending
+        while pending:
+            fut, value, exc = pending.popleft()
+            _settle(fut, value, exc)
+
+
+_bridges: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopBridge] = weakref.WeakKeyDictionary()
+
+
+def _bridge(loop: asyncio.AbstractEventLoop) -> _LoopBridge:
+    bridge = _bridges.get(loop)
+    if bridge is None:
+        bridge = _bridges[loop] = _LoopBridge(loop)
+    return bridge
+
+
 def aexecute(session: Session, query: Any, params: Any = None, *, timeout: float = 10.0) -> asyncio.Future:
     """Run a statement without blocking the event loop; the result is the driver's ResultSet."""
     loop = asyncio.get_running_loop()
+    bridge = _bridge(loop)
     result: asyncio.Future = loop.create_future()
     response: ResponseFuture = session.execute_async(query, params, timeout=timeout)
 
     def on_ok(_rows: Any) -> None:
         # The callback runs on the driver's thread: hand the whole ResultSet to the loop.
-        loop.call_soon_threadsafe(_settle, result, response.result(), None)
+        bridge.deliver(result, response.result(), None)
 
     def on_err(exc: BaseException) -> None:
-        loop.call_soon_threadsafe(_settle, result, None, exc)
+        bridge.deliver(result, None, exc)
 
     response.add_callbacks(on_ok, on_err)
     return result

@@ -51,6 +51,10 @@ def create_app(settings: Settings) -> faust.App:
         # A new consumer group starts at the beginning: nothing published before the
         # first worker started is skipped.
         consumer_auto_offset_reset="earliest",
+        # Sends are not awaited one by one (streams/inflight.py): a few ms of linger turn the
+        # records of many events into one produce request per partition leader.
+        producer_linger=settings.producer_linger_ms / 1000,
+        producer_max_batch_size=256 * 1024,
     )
 
 

@@ -67,10 +67,6 @@ class PipelineStore:
         self._insert_by_id = prep(
             "INSERT INTO messages_by_id (message_id, conversation_id, ts, sender_id) VALUES (?, ?, ?, ?) USING TIMESTAMP ?"
         )
-        self._insert_receipt = prep(
-            "INSERT INTO receipts (message_id, recipient_id, channel, conversation_id, status, updated_at)"
-            " VALUES (?, ?, ?, ?, ?, ?) USING TIMESTAMP ?"
-        )
         self._update_receipt = prep(
             "UPDATE receipts USING TIMESTAMP ? SET conversation_id = ?, status = ?, delivered_at = ?, read_at = ?,"
             " reason = ?, updated_at = ? WHERE message_id = ? AND recipient_id = ? AND channel = ?"
@@ -171,7 +167,7 @@ class PipelineStore:
         file_id: str | None,
         receipt_keys: list[str],
     ) -> None:
-        """Write the message as SENT: messages row (receipts map all SENT), messages_by_id, receipts rows.
+        """Write the message as SENT: the messages row (receipts map all SENT) and its messages_by_id lookup.
 
         Written at ``USING TIMESTAMP ts_ms*1000`` so that any later receipt update of the
         status tracker (written above it) wins, whatever order the writes land in.
@@ -183,17 +179,10 @@ class PipelineStore:
         for key in receipt_keys:
             rid, channel = split_key(key)
             receipts[key] = (uuid.UUID(rid), channel, "SENT", None, None)
-        batch = BatchStatement(batch_type=BatchType.UNLOGGED)  # one partition (message_id): a single mutation
-        for key in receipt_keys:
-            rid, channel = split_key(key)
-            batch.add(self._insert_receipt, (mid, uuid.UUID(rid), channel, cid, "SENT", ts_ms, write_ts))
-        ops = [
+        await asyncio.gather(
             self._run("insert_message", self._insert_message, (cid, ts_ms, mid, sid, content, fid, "SENT", receipts, write_ts)),
             self._run("insert_message_by_id", self._insert_by_id, (mid, cid, ts_ms, sid, write_ts)),
-        ]
-        if receipt_keys:
-            ops.append(self._run("insert_receipts", batch))
-        await asyncio.gather(*ops)
+        )
 
     async def persist_receipts(
         self,
@@ -206,28 +195,38 @@ class PipelineStore:
         version: int,
         now_ms: int,
     ) -> None:
-        """Write changed receipts: their receipts rows and messages.receipts entries, plus the aggregate."""
+        """Write changed receipts into the messages row (receipts map entries and the aggregate).
+
+        One statement per update: the messages row is what history reads. Only a FAILED
+        receipt also gets a ``receipts`` row, which keeps its reason (the map's receipt
+        type has no reason field).
+        """
         mid, cid = uuid.UUID(message_id), uuid.UUID(conversation_id)
         write_ts = ts_ms * 1000 + 1 + version
-        batch = BatchStatement(batch_type=BatchType.UNLOGGED)
         entries = {}
+        failed = []
         for change in changes:
             rid, channel = split_key(change.key)
             ruid = uuid.UUID(rid)
             entries[change.key] = (ruid, channel, change.status, change.delivered_ms, change.read_ms)
-            batch.add(
-                self._update_receipt,
-                (write_ts, cid, change.status, _ms(change.delivered_ms), _ms(change.read_ms),
-                 change.reason if change.reason else UNSET_VALUE, now_ms, mid, ruid, channel),
-            )
-        await asyncio.gather(
-            self._run("update_receipts", batch),
+            if change.reason:
+                failed.append(
+                    (write_ts, cid, change.status, _ms(change.delivered_ms), _ms(change.read_ms),
+                     change.reason, now_ms, mid, ruid, channel)
+                )
+        ops = [
             self._run(
                 "update_message",
                 self._update_message,
                 (write_ts, entries, overall.status, _ms(overall.delivered_ms), _ms(overall.read_ms), cid, ts_ms, mid),
-            ),
-        )
+            )
+        ]
+        if failed:
+            batch = BatchStatement(batch_type=BatchType.UNLOGGED)  # one partition (message_id): a single mutation
+            for params in failed:
+                batch.add(self._update_receipt, params)
+            ops.append(self._run("update_receipts", batch))
+        await asyncio.gather(*ops)
 
     async def message_receipts(self, *, message_id: str, conversation_id: str, ts_ms: int) -> tuple[str, dict[str, Any]] | None:
         """Sender and receipts map of a message row (for updates that arrive without the receipt set)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 
@@ -22,8 +23,12 @@ async def dead_letter(
     attempts: int = 0,
     message_id: str | None = None,
     conversation_id: str | None = None,
-) -> None:
-    """Send a DeadLetter for a record of ``topic``; ``reason`` is a short human-readable cause."""
+) -> asyncio.Future:
+    """Send a DeadLetter for a record of ``topic``; ``reason`` is a short human-readable cause.
+
+    Returns the broker's acknowledgement (a future): a caller that acks its source event
+    only after the dead letter is durable awaits it.
+    """
     key_text = key.decode("utf-8", "replace") if isinstance(key, bytes) else key
     payload_text = payload.decode("utf-8", "replace") if isinstance(payload, bytes) else payload
     record = DeadLetter(
@@ -36,8 +41,9 @@ async def dead_letter(
         message_id=message_id,
         conversation_id=conversation_id,
     )
-    await dead_letters_topic.send(key=key_text.encode() if key_text else None, value=record.dumps())
+    fut = await dead_letters_topic.send(key=key_text.encode() if key_text else None, value=record.dumps())
     metrics.dead_letters.labels(source, reason.split(":")[0][:40]).inc()
     logger.warning(
         "dead-lettered a %s record: %s", topic, reason, extra={"message_id": message_id, "conversation_id": conversation_id}
     )
+    return fut

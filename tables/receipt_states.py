@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 from chat4all.settings import get_settings
 from streams.app import app
@@ -22,26 +23,28 @@ receipt_states = app.Table(
 
 SETTLED_WINDOW = timedelta(hours=1)
 
-# Messages whose entry left receipt_states because every receipt settled. A late or replayed
-# connector update for one of them must not re-create the entry from its receipt set (that
-# would start again from SENT): it is recognised here and counted stale. Kept two windows
-# at least, then forgotten by faust's window expiry, so this table stays bounded too.
+# Messages whose entry left receipt_states because every receipt settled, with the final entry
+# and the offset of the update that settled it. A late or replayed connector update for one
+# of them must not re-create the entry from its receipt set (that would start again from
+# SENT): it is recognised here and counted stale, or, when it is the settling update itself
+# replayed after a crash, its final state is written to Cassandra again. Kept two windows at
+# least, then forgotten by faust's window expiry, so this table stays bounded too.
 settled_ids = app.Table(
     "receipt-settled",
-    default=int,
+    default=dict,  # an empty dict: not settled
     key_type=str,
-    value_type=int,
     partitions=get_settings().topic_partitions,
     options=rocksdb_options(),
-    help="Message ids whose receipts all settled (READ/FAILED) recently.",
+    help="Message ids whose receipts all settled (READ/FAILED) recently: the final entry and the settling offset.",
 ).tumbling(SETTLED_WINDOW, expires=SETTLED_WINDOW * 3)
 
 
-def recently_settled(message_id: str) -> bool:
-    """Whether this message's receipts settled in the current or previous window (inside the tracker's stream)."""
+def recently_settled(message_id: str) -> dict[str, Any] | None:
+    """The settled marker ({"o": offset, "e": final entry}) of the current or previous window (inside the tracker's stream)."""
     per_event = settled_ids.relative_to_stream()
-    return bool(per_event[message_id].current() or per_event[message_id].delta(SETTLED_WINDOW))
+    marker = per_event[message_id].current() or per_event[message_id].delta(SETTLED_WINDOW)
+    return marker if isinstance(marker, dict) and marker else None
 
 
-def mark_settled(message_id: str) -> None:
-    settled_ids.relative_to_stream()[message_id] = 1
+def mark_settled(message_id: str, *, offset: int, entry: dict[str, Any]) -> None:
+    settled_ids.relative_to_stream()[message_id] = {"o": offset, "e": entry}

@@ -15,7 +15,7 @@ partition's bucket, whose receipts then never fired (found by the SIGKILL failov
 from __future__ import annotations
 
 import bisect
-from collections.abc import MutableMapping
+from collections.abc import Collection, MutableMapping
 from typing import Any
 
 INDEX_KEY = "idx"
@@ -81,10 +81,12 @@ class DurableSchedule:
                 del self._table[key]
         self._table[self._index_key] = [b for b in self._index() if b not in gone]
 
-    def next_due_ms(self) -> int | None:
-        """When the earliest bucket becomes due, or None when nothing is scheduled."""
-        index = self._index()
-        return (index[0] + 1) * self._bucket_ms if index else None
+    def next_due_ms(self, *, skip: Collection[int] = ()) -> int | None:
+        """When the earliest bucket (not in ``skip``) becomes due, or None when nothing is scheduled."""
+        for bucket in self._index():
+            if bucket not in skip:
+                return (bucket + 1) * self._bucket_ms
+        return None
 
     def pending(self) -> int:
         """Number of buckets waiting (cheap; entries are not counted)."""

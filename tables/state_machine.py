@@ -165,6 +165,19 @@ def aggregate(entry: dict[str, Any]) -> Aggregate:
     return Aggregate(status=status, delivered_ms=delivered_ms, read_ms=read_ms)
 
 
+def current_changes(entry: dict[str, Any], *, recipient_id: str | None = None, channel: str | None = None) -> list[Change]:
+    """The entry's receipts as Changes at their current state (all, or those an update targets).
+
+    For writing an entry again as it stands: a replayed update after a crash, whose table
+    write survived while its Cassandra write may not have.
+    """
+    keys = list(entry["r"]) if recipient_id is None else _targets(entry, recipient_id, channel or "*")
+    return [
+        Change(key=k, status=entry["r"][k]["s"], delivered_ms=entry["r"][k]["d"], read_ms=entry["r"][k]["rd"])
+        for k in keys
+    ]
+
+
 def is_settled(entry: dict[str, Any]) -> bool:
     """True when no receipt can move any more (all READ or FAILED): the entry may leave the table."""
     return all(r["s"] in (READ, FAILED) for r in entry["r"].values())

@@ -71,6 +71,10 @@ def test_a_recipient_the_connector_gives_up_on_is_failed_and_dead_lettered(stack
         for r in rows:
             (receipt,) = r.receipts.values()
             assert receipt.status == r.status
+        # A FAILED receipt also gets a receipts row that keeps its reason.
+        reasons = [cql.execute("SELECT status, reason FROM receipts WHERE message_id = %s", (r.message_id,)).one()
+                   for r in rows if str(r.message_id) in failed]
+        assert all(x is not None and x.status == "FAILED" and x.reason.startswith("gave up") for x in reasons)
         text = worker_metrics(worker)
         assert metric_value(text, "chat4all_dead_letters_total", source="whatsapp-connector") == len(failed)
         assert metric_value(text, "chat4all_receipt_transitions_total", status="FAILED", outcome="applied") == len(failed)

@@ -52,10 +52,7 @@ def test_1000_messages_over_50_conversations_all_reach_read_once_and_in_order(st
             assert {str(v.recipient_id) for v in r.receipts.values()} == recipients
             assert all(v.status == "READ" and v.delivered_at is not None and v.read_at is not None for v in r.receipts.values())
             assert r.delivered_at is not None and r.read_at is not None and r.read_at >= r.delivered_at
-    # The per-recipient receipts table agrees with the embedded map.
     sample = rows[next(iter(rows))][0]
-    receipt_rows = list(cql.execute("SELECT channel, status FROM receipts WHERE message_id = %s", (sample.message_id,)))
-    assert len(receipt_rows) == len(sample.receipts) and {r.status for r in receipt_rows} == {"READ"}
     assert uuid.UUID(str(sample.message_id)).version == 7
 
 

@@ -23,8 +23,8 @@ def router_env(monkeypatch):
     outcomes: list[str] = []
     original = router_module.route_message
 
-    async def recording(key, value, *, store):
-        outcomes.append(await original(key, value, store=store))
+    async def recording(event, *, store, inflight):
+        outcomes.append(await original(event, store=store, inflight=inflight))
         return outcomes[-1]
 
     monkeypatch.setattr(router_module, "route_message", recording)
@@ -47,6 +47,7 @@ async def test_a_redelivered_message_is_routed_once(router_env):
     async with router_module.router.test_context() as agent:
         await agent.put(raw, key=conv.encode())
         await agent.put(raw, key=conv.encode())
+        await router_module.inflight.drain()
     assert outcomes == ["routed", "duplicate"]
     mid = json.loads(raw)["message_id"]
     assert store.messages[mid]["writes"] == 1
@@ -62,6 +63,7 @@ async def test_fan_out_one_record_per_recipient_and_channel_with_the_full_key(ro
     store.channels[carol] = {"instagram": "@carol"}
     async with router_module.router.test_context() as agent:
         await agent.put(_message(conv, alice), key=conv.encode())
+        await router_module.inflight.drain()
     out = sends.on("whatsapp-outbound") + sends.on("instagram-outbound")
     assert sorted((o["recipient_id"], o["channel"], o["handle"]) for o in out) == sorted(
         [(bob, "whatsapp", "+55"), (bob, "instagram", "@bob"), (carol, "instagram", "@carol")])
@@ -78,6 +80,7 @@ async def test_bad_messages_go_to_dead_letters_with_their_reason(router_env):
         await agent.put(_message(new_id(), alice), key=b"k")
         await agent.put(_message(conv, mallory), key=conv.encode())
         await agent.put(_message(conv, "not-a-uuid"), key=conv.encode())
+        await router_module.inflight.drain()
     reasons = [d["reason"] for d in sends.on("dead-letters")]
     assert outcomes == ["dead-lettered"] * 4
     assert reasons[0].startswith("not JSON") and reasons[1] == "conversation not found"

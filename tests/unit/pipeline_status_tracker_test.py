@@ -23,8 +23,8 @@ def tracker_env(monkeypatch):
     outcomes: list[list[str]] = []
     original = tracker.track_status
 
-    async def recording(key, value, *, store):
-        outcomes.append(await original(key, value, store=store))
+    async def recording(event, *, store, inflight):
+        outcomes.append(await original(event, store=store, inflight=inflight))
         return outcomes[-1]
 
     monkeypatch.setattr(tracker, "track_status", recording)
@@ -50,6 +50,7 @@ async def test_updates_walk_the_state_machine_and_write_only_changes(tracker_env
     async with tracker.status_tracker.test_context() as agent:
         for rid, ch, st, at in seq:
             await agent.put(_update(mid, cid, rid, ch, st, at, keys, alice), key=mid.encode())
+        await tracker.inflight.drain()
         assert mid not in tracker.receipt_states  # every receipt READ: the entry left the table
     assert outcomes == [["applied"], ["duplicate"], ["applied"], ["applied"], ["stale"]]
     assert [w["overall"].status for w in store.receipt_writes] == ["SENT", "DELIVERED", "READ"]
