@@ -87,6 +87,8 @@ class Settings(BaseSettings):
     cassandra_concurrency: int = Field(64, description="Most Cassandra writes a worker keeps in flight at once.")
     topic_prefix: str = Field("", description="Prefix of every topic name (pipeline, API, gateway, dlq): tests and benchmarks use it to isolate a run.")
     cassandra_retry_max_seconds: float = Field(5.0, description="Longest pause between retries while Cassandra is unreachable (s); retries never stop.")
+    agent_max_in_flight: int = Field(512, description="Events an agent keeps in flight (Cassandra writes, broker acks) before it stops pulling more.")
+    producer_linger_ms: int = Field(5, description="Worker producer linger (ms): records sent within it share one produce request.")
 
     # --- API -------------------------------------------------------------------
     api_host: str = Field("127.0.0.1", description="gRPC API bind host.")
