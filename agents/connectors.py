@@ -230,17 +230,16 @@ class ChannelWorker:
 channel_workers: dict[str, ChannelWorker] = {c: ChannelWorker(channel=c) for c in CONNECTORS if c in outbound_topics}
 
 
-def _make_agent(worker: ChannelWorker) -> None:
+def _make_agent(worker: ChannelWorker) -> Any:
     async def connector_agent(stream: Any) -> None:
         async for event in stream.noack().events():
             await worker.handle(event, worker.inflight)
 
     connector_agent.__doc__ = f"Consume {worker.topic_name}: send, then schedule receipts."
-    app.agent(outbound_topics[worker.channel], name=f"{worker.channel}-connector")(connector_agent)
+    return app.agent(outbound_topics[worker.channel], name=f"{worker.channel}-connector")(connector_agent)
 
 
-for _worker in channel_workers.values():
-    _make_agent(_worker)
+connector_agents = {channel: _make_agent(w) for channel, w in channel_workers.items()}
 
 
 @app.timer(interval=settings.schedule_tick_ms / 1000)

@@ -44,8 +44,10 @@ def new_id() -> str:
 class RecordedSends:
     """Stands in for faust Topic.send on the pipeline topics: records instead of producing to Kafka."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, ack_at_once: bool = True) -> None:
         self.sent: list[tuple[str, bytes | None, dict[str, Any]]] = []
+        self.ack_at_once = ack_at_once
+        self.unacked: list[Any] = []
 
     def install(self, monkeypatch: Any) -> RecordedSends:
         import asyncio
@@ -64,8 +66,25 @@ class RecordedSends:
                 fut.set_result(None)
                 return fut
 
+            def send_soon(*, key=None, value=None, partition=None, _name=name, **kw):  # type: ignore[no-untyped-def]
+                self.sent.append((_name, key, json.loads(value)))
+                fut = asyncio.get_running_loop().create_future()
+                if self.ack_at_once:
+                    fut.set_result(None)
+                else:
+                    self.unacked.append(fut)
+                return fut
+
             monkeypatch.setattr(topic, "send", send)
+            monkeypatch.setattr(topic, "send_soon", send_soon)
         return self
+
+    def ack_all(self) -> None:
+        """The broker acknowledges every record sent with send_soon so far."""
+        for fut in self.unacked:
+            if not fut.done():
+                fut.set_result(None)
+        self.unacked.clear()
 
     def on(self, topic: str) -> list[dict[str, Any]]:
         return [v for t, _k, v in self.sent if t == topic]

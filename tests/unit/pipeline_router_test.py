@@ -86,3 +86,20 @@ async def test_bad_messages_go_to_dead_letters_with_their_reason(router_env):
     assert reasons[0].startswith("not JSON") and reasons[1] == "conversation not found"
     assert reasons[2] == "sender not a participant" and reasons[3].startswith("invalid sender_id")
     assert not store.messages
+
+
+async def test_the_same_record_replayed_after_a_crash_is_routed_again_but_a_copy_is_not(router_env):
+    router_module, store, sends, outcomes = router_env
+    alice, bob, conv = new_id(), new_id(), new_id()
+    store.conversations[conv] = {alice, bob}
+    raw = _message(conv, alice)
+    async with router_module.router.test_context() as agent:
+        await agent.put(raw, key=conv.encode())
+        # A replay re-reads the very record (same offset): its effects may never have become
+        # durable, so it is routed again; a copy published again (next offset) is a duplicate.
+        agent.sent_offset -= 1
+        await agent.put(raw, key=conv.encode())
+        await agent.put(raw, key=conv.encode())
+        await router_module.inflight.drain()
+    assert outcomes == ["routed", "routed", "duplicate"]
+    assert len(sends.on("native-outbound")) == 2

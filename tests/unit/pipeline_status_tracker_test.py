@@ -60,3 +60,23 @@ async def test_updates_walk_the_state_machine_and_write_only_changes(tracker_env
     assert versions == sorted(set(versions))
     notes = sends.on("notifications")
     assert [(n["user_id"], n["status"]) for n in notes] == [(alice, "DELIVERED"), (alice, "READ"), (alice, "READ")]
+
+
+async def test_a_replayed_update_writes_the_entry_to_cassandra_again(tracker_env):
+    tracker, store, sends, outcomes = tracker_env
+    mid, cid, alice, bob = (new_id() for _ in range(4))
+    keys = [f"{bob}:whatsapp"]
+    async with tracker.status_tracker.test_context() as agent:
+        await agent.put(_update(mid, cid, bob, "whatsapp", "DELIVERED", 1100, keys, alice), key=mid.encode())
+        # The same record again (a crash after its table write, before its Cassandra write
+        # was known to be done): not a duplicate to drop, the entry is written again.
+        agent.sent_offset -= 1
+        await agent.put(_update(mid, cid, bob, "whatsapp", "DELIVERED", 1100, keys, alice), key=mid.encode())
+        await agent.put(_update(mid, cid, bob, "whatsapp", "READ", 1300, keys, alice), key=mid.encode())
+        agent.sent_offset -= 1  # and the settling update replayed: its final state is written again
+        await agent.put(_update(mid, cid, bob, "whatsapp", "READ", 1300, keys, alice), key=mid.encode())
+        await agent.put(_update(mid, cid, bob, "whatsapp", "DELIVERED", 1400, keys, alice), key=mid.encode())
+        await tracker.inflight.drain()
+    assert outcomes == [["applied"], ["replayed"], ["applied"], ["replayed"], ["stale"]]
+    assert [w["overall"].status for w in store.receipt_writes] == ["DELIVERED", "DELIVERED", "READ", "READ"]
+    assert store.receipt_writes[1]["version"] == store.receipt_writes[0]["version"]
