@@ -103,6 +103,8 @@ class ChannelWorker:
         self.pending_buckets: dict[int, int] = {}
         # partition -> bucket -> the broker acks of the receipts it fired (in memory only).
         self.fired: dict[int, dict[int, list[Any]]] = {}
+        # partition -> its schedule's sorted bucket numbers (in memory only, see tables/schedule.py).
+        self.indexes: dict[int, list[int]] = {}
         self.owned: set[int] = set()
         self.tick_ms = settings.schedule_tick_ms
         self.inflight = InFlight(name=f"{channel}-connector", limit=settings.agent_max_in_flight)
@@ -110,7 +112,20 @@ class ChannelWorker:
     def schedule(self, partition: int) -> DurableSchedule:
         assert self.table is not None
         # Keys namespaced by partition: see tables/schedule.py for why they must not repeat.
-        return DurableSchedule(table=self.table, namespace=f"p{partition}:")
+        schedule = DurableSchedule(table=self.table, namespace=f"p{partition}:", index=self.indexes.get(partition))
+        self.indexes[partition] = schedule.index
+        return schedule
+
+    def forget(self) -> None:
+        """Drop what memory holds about the schedule (a rebalance: the table is the truth again).
+
+        The bucket indexes are rebuilt from the table on next use; buckets fired but not yet
+        acked fire again from the table (duplicates, never losses), since another worker may
+        have owned their partition meanwhile.
+        """
+        self.indexes.clear()
+        self.fired.clear()
+        self.next_due.clear()
 
     async def handle(self, event: Any, inflight: InFlight) -> None:
         """Process one event of `<channel>-outbound` in its partition's event context."""
@@ -240,6 +255,18 @@ def _make_agent(worker: ChannelWorker) -> Any:
 
 
 connector_agents = {channel: _make_agent(w) for channel, w in channel_workers.items()}
+
+
+@app.on_partitions_revoked.connect
+async def _forget_on_revoke(sender: Any, revoked: Any = None, **kwargs: Any) -> None:
+    for worker in channel_workers.values():
+        worker.forget()
+
+
+@app.on_partitions_assigned.connect
+async def _forget_on_assign(sender: Any, assigned: Any = None, **kwargs: Any) -> None:
+    for worker in channel_workers.values():
+        worker.forget()
 
 
 @app.timer(interval=settings.schedule_tick_ms / 1000)
