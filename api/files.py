@@ -131,6 +131,7 @@ class FileServicer(files_pb2_grpc.FileServiceServicer):
                     max_chunk_bytes=self._settings.upload_max_chunk_bytes,
                     session_ttl_seconds=self._settings.upload_session_ttl_seconds,
                     max_streams=self._settings.upload_max_streams,
+                    parts_in_flight=self._settings.upload_parts_in_flight,
                 )
         return self._uploader
 

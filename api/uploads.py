@@ -6,14 +6,17 @@ Where an upload's bytes are, at any time (offsets in the file):
     [parts_bytes, bytes_received)    the tail, in the staging object staging/<file_id>/<parts_bytes>
     [bytes_received, received)       memory of the API process handling the stream (not durable)
 
-A part (``upload_part_bytes``, 8 MiB by default) is written as soon as that much is buffered,
-while the next chunks keep arriving; so memory per stream stays near two parts. When a stream
+A part (``upload_part_bytes``, 8 MiB by default) is cut as soon as that much is buffered and
+written while the next chunks keep arriving, up to ``parts_in_flight`` (2) parts at once; parts
+are recorded in the session row in order, so memory per stream stays within
+``parts_in_flight + 1`` parts. When a stream
 is cut or ends early, the buffered bytes (below S3's 5 MiB minimum part size or not) go to the
 staging object, so every received byte stays; a resumed stream reads the tail back and goes on.
 A process that dies without that chance (SIGKILL) loses only what was in its memory:
 ``bytes_received`` never counts such bytes.
 
-The SHA-256 is computed while streaming. Python's hash state cannot be serialized, so a stream
+The SHA-256 is computed while streaming, one part at a time in a worker thread (hashlib
+releases the GIL), in file order. Python's hash state cannot be serialized, so a stream
 resumed in the process that saw the earlier bytes continues the same hash object; a stream
 resumed elsewhere (after an API restart, or on another replica) re-reads the stored object once
 it is assembled and hashes that. A mismatch either way fails with DATA_LOSS and leaves no
@@ -28,6 +31,7 @@ import logging
 import re
 import uuid
 import weakref
+from collections import deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import timedelta
@@ -51,9 +55,6 @@ MAX_UPLOAD_ID = 128
 MAX_FILENAME = 255
 MAX_MIME_TYPE = 255
 _SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
-# Chunks this large are hashed in a thread: hashlib releases the GIL, so the loop keeps
-# receiving while the digest runs.
-_THREAD_HASH_BYTES = 256 * 1024
 
 
 class UploadError(Exception):
@@ -128,8 +129,8 @@ class Uploader:
     """Drives upload streams into S3 and keeps their sessions; one per API process.
 
     Defaults come from settings: ``part_bytes`` 8 MiB (at least 5 MiB, S3's minimum),
-    ``max_chunk_bytes`` 4 MiB, ``max_file_bytes`` 2 GiB, ``session_ttl_seconds`` one day,
-    counted from the last durable byte.
+    ``parts_in_flight`` 2, ``max_chunk_bytes`` 4 MiB, ``max_file_bytes`` 2 GiB,
+    ``session_ttl_seconds`` one day, counted from the last durable byte.
     """
 
     def __init__(
@@ -143,19 +144,23 @@ class Uploader:
         max_chunk_bytes: int,
         session_ttl_seconds: int,
         max_streams: int = 32,
+        parts_in_flight: int = 2,
         lock_wait_seconds: float = 30.0,
     ) -> None:
         if part_bytes < 5 * 1024 * 1024:
             raise ValueError("part_bytes must be at least 5 MiB (S3's minimum part size)")
+        if parts_in_flight < 1:
+            raise ValueError("parts_in_flight must be at least 1")
         self.sessions = sessions
         self.files = files
         self.store = store
         self.max_file_bytes = max_file_bytes
         self.part_bytes = part_bytes
+        self.parts_in_flight = parts_in_flight
         self.max_chunk_bytes = max_chunk_bytes
         self.session_ttl = timedelta(seconds=session_ttl_seconds)
         self._lock_wait = lock_wait_seconds
-        # Each stream buffers up to two parts: a cap keeps the process's memory predictable.
+        # Each stream buffers up to parts_in_flight + 1 parts: a cap keeps the process's memory predictable.
         self.max_streams = max_streams
         self.active_streams = 0
         # One stream at a time per upload_id in this process; a resumed stream waits until the
@@ -396,6 +401,15 @@ class TooManyBytes(InvalidUpload):
     """More bytes than the declared size: the file cannot be the declared one."""
 
 
+class _PartWrite:
+    """A part cut from the stream on its way to S3; its bytes stay here until the row records it."""
+
+    __slots__ = ("data", "number", "task")
+
+    def __init__(self, number: int, data: bytearray, task: asyncio.Task) -> None:
+        self.number, self.data, self.task = number, data, task
+
+
 class _Receiver:
     """One stream's bytes on their way to S3 (see the module docstring for where they are)."""
 
@@ -404,13 +418,19 @@ class _Receiver:
         self.s = session
         self.sha = sha
         # Chunks are appended to one growing buffer as they arrive (and freed), and that buffer
-        # itself is handed to the S3 call: no join, so memory is the filling part plus the one
+        # itself is handed to the S3 call: no join, so memory is the filling part plus the ones
         # in flight. It grows with what arrives, so a small upload holds little.
         self.part = bytearray()
         self.fill = 0
         self.received = session.bytes_received
-        self.pending: asyncio.Task | None = None
-        self.pending_data: bytearray | None = None
+        # Parts cut and not yet known to be recorded, oldest first; numbered at the cut.
+        self.inflight: deque[_PartWrite] = deque()
+        self.next_number = len(session.parts) + 1
+        self._multipart: asyncio.Task | None = None
+        # The hash is fed in file order by a chain of tasks; ``hashed`` is the offset it will
+        # cover once they are done.
+        self.hashed = session.bytes_received
+        self._hash_job: asyncio.Task | None = None
 
     async def load_tail(self) -> None:
         """Put the staged tail back in front of the buffer, so that it ends up in the next part."""
@@ -427,70 +447,118 @@ class _Receiver:
             raise TooManyBytes(f"more bytes than the declared size {self.s.size}; upload discarded")
         if n == 0:
             return
-        if self.sha is not None:
-            if n >= _THREAD_HASH_BYTES:
-                try:
-                    await asyncio.to_thread(self.sha.update, chunk)
-                except asyncio.CancelledError:
-                    # The thread may still add this chunk, which is not counted as received:
-                    # the hash no longer matches, so a resume verifies by re-reading instead.
-                    self.sha = None
-                    raise
-            else:
-                self.sha.update(chunk)
         self.part += chunk
         self.fill += n
         self.received += n
         if self.fill >= self.up.part_bytes:
-            await self._start_part()
+            await self._cut()
 
-    async def _start_part(self) -> None:
-        # At most one part in flight: it uploads while the next one fills.
-        if self.pending is not None:
+    # --- hashing ---------------------------------------------------------------------------
+
+    def _hash(self, data: bytearray, start: int) -> None:
+        """Feed the bytes of ``data`` (which starts at file offset ``start``) not hashed yet, after the earlier ones."""
+        if self.sha is None:
+            return
+        skip = self.hashed - start
+        if skip < 0:  # a gap: cannot happen, but then the hash would be wrong
+            self.sha = None
+            return
+        if skip >= len(data):
+            return
+        view = memoryview(data)[skip:] if skip else data
+        self.hashed = start + len(data)
+        self._hash_job = asyncio.create_task(self._hash_after(self._hash_job, view))
+
+    async def _hash_after(self, previous: asyncio.Task | None, data) -> None:  # noqa: ANN001 - a buffer
+        sha = self.sha
+        try:
+            if previous is not None:
+                await asyncio.wait([previous])
+            if self.sha is None:
+                return
+            await asyncio.to_thread(sha.update, data)
+        except asyncio.CancelledError:
+            # The thread may still be feeding: the hash no longer says which bytes it covers,
+            # so a resume verifies by re-reading instead.
+            self.sha = None
+            raise
+
+    async def _hashed_all(self) -> None:
+        """Hash what is buffered too, and wait until the hash covers every received byte."""
+        self._hash(self.part, self.received - self.fill)
+        if self._hash_job is not None:
+            await asyncio.wait([self._hash_job])
+        if self.hashed != self.received:
+            self.sha = None
+
+    # --- parts -----------------------------------------------------------------------------
+
+    async def _cut(self) -> None:
+        # Up to parts_in_flight parts upload while the next one fills.
+        while len(self.inflight) >= self.up.parts_in_flight:
+            oldest = self.inflight[0]
             try:
                 # Shielded: if this call is cancelled, save() still finds the part in flight.
-                await asyncio.shield(self.pending)
+                await asyncio.shield(oldest.task)
             except asyncio.CancelledError:
                 raise
             except Exception:
-                pass  # _settle() puts the bytes back and raises
-            await self._settle()
+                await self._settle()  # puts the unrecorded bytes back and raises
+            self.inflight.popleft()
+        # No await from here on: the bytes are either in the buffer or in a part in flight.
         data = self.part
         self.part, self.fill = bytearray(), 0
-        self.pending_data = data
-        self.pending = asyncio.create_task(self._write_part(data))
+        self._hash(data, self.received - len(data))
+        number = self.next_number
+        self.next_number += 1
+        previous = self.inflight[-1].task if self.inflight else None
+        self.inflight.append(_PartWrite(number, data, asyncio.create_task(self._write_part(number, data, previous))))
 
-    async def _write_part(self, data: bytearray) -> None:
+    async def _start_multipart(self) -> None:
         s, store = self.s, self.up.store
+        s3_upload_id = await store.create_multipart(s.object_key, content_type=s.mime_type)
+        try:
+            await self.up.sessions.set_s3_upload(s, s3_upload_id)
+        except BaseException:
+            await store.abort_multipart(s.object_key, s3_upload_id=s3_upload_id)
+            raise
+
+    async def _write_part(self, number: int, data: bytearray, previous: asyncio.Task | None) -> None:
+        s = self.s
         if s.s3_upload_id is None:
-            s3_upload_id = await store.create_multipart(s.object_key, content_type=s.mime_type)
-            try:
-                await self.up.sessions.set_s3_upload(s, s3_upload_id)
-            except BaseException:
-                await store.abort_multipart(s.object_key, s3_upload_id=s3_upload_id)
-                raise
-        number = len(s.parts) + 1
-        etag = await store.upload_part(s.object_key, s3_upload_id=s.s3_upload_id, part_number=number, data=data)
+            if self._multipart is None:
+                self._multipart = asyncio.create_task(self._start_multipart())
+            await self._multipart
+        etag = await self.up.store.upload_part(s.object_key, s3_upload_id=s.s3_upload_id, part_number=number, data=data)
+        if previous is not None:
+            # Parts are recorded in order: one whose predecessor failed stays unrecorded (its
+            # S3 part is replaced when the resumed stream writes that number again).
+            await previous
         await self.up.sessions.commit_part(s, (number, etag, len(data)), expires_at=now_ms() + self.up.session_ttl)
-        self.pending_data = None
 
     async def _settle(self) -> None:
-        """Wait for the part in flight. If it failed, its bytes go back in front of the buffer."""
-        task, self.pending = self.pending, None
-        if task is None:
+        """Wait for every part in flight. If one failed, its bytes and those of the parts after it
+        go back in front of the buffer (none of them is recorded) and its error is raised."""
+        if not self.inflight:
             return
-        try:
-            await task
-        except BaseException:
-            if self.pending_data is not None:
-                self.part = self.pending_data + self.part
-                self.fill = len(self.part)
-            raise
-        finally:
-            self.pending_data = None
+        await asyncio.wait([w.task for w in self.inflight])
+        error: BaseException | None = None
+        unrecorded: list[bytearray] = []
+        for w in self.inflight:
+            failure = asyncio.CancelledError() if w.task.cancelled() else w.task.exception()
+            if failure is None and error is None:
+                continue
+            error = error or failure
+            unrecorded.append(w.data)
+        self.inflight.clear()
+        if error is not None:
+            self.next_number = len(self.s.parts) + 1
+            self.part = bytearray().join([*unrecorded, self.part])
+            self.fill = len(self.part)
+            raise error
 
     async def abandon(self) -> None:
-        """Wait for the part in flight, ignoring its outcome (the upload is being discarded)."""
+        """Wait for the parts in flight, ignoring their outcome (the upload is being discarded)."""
         try:
             await self._settle()
         except Exception as exc:
@@ -512,8 +580,10 @@ class _Receiver:
             await self.up.store.put(s.tail_key, data)
             await self.up.sessions.commit_tail(s, len(data), expires_at=now_ms() + self.up.session_ttl)
             logger.info("upload %s: %d bytes durable (%d in the staged tail)", s.upload_id, s.bytes_received, len(data))
-        if self.sha is not None and self.received == s.bytes_received:
-            self.up._hashes[s.upload_id] = (s.bytes_received, self.sha)
+        if self.sha is not None:
+            await self._hashed_all()
+            if self.sha is not None and self.hashed == s.bytes_received:
+                self.up._hashes[s.upload_id] = (s.bytes_received, self.sha)
         return s.bytes_received
 
     async def _assemble(self) -> None:
@@ -525,7 +595,7 @@ class _Receiver:
             return
         parts = [(n, etag) for n, etag, _ in s.parts]
         if data:
-            number = len(parts) + 1
+            number = len(parts) + 1  # == next_number: every part cut is recorded by now
             etag = await store.upload_part(s.object_key, s3_upload_id=s.s3_upload_id, part_number=number, data=data)
             parts.append((number, etag))
         await store.complete_multipart(s.object_key, s3_upload_id=s.s3_upload_id, parts=parts)
@@ -540,6 +610,8 @@ class _Receiver:
         except Exception:
             await self.save()
             raise
+        if self.sha is not None:
+            await self._hashed_all()
         if self.sha is not None and self.sha.hexdigest() != s.sha256:
             await self.up.discard(s)
             raise ChecksumMismatch(f"SHA-256 of the received bytes is {self.sha.hexdigest()}, not {s.sha256}; upload discarded")

@@ -114,7 +114,9 @@ class Settings(BaseSettings):
     upload_cleanup_interval_seconds: float = Field(60.0, description="How often the API aborts expired upload sessions.")
     s3_public_endpoint: str | None = Field(None, description="host:port put in presigned URLs, if clients reach S3 elsewhere than s3_host:s3_port.")
     upload_mmap_threshold_bytes: int = Field(1024**2, description="API: allocations this large use mmap and return to the OS when freed (glibc; 0 = glibc default).")
-    upload_max_streams: int = Field(32, description="Upload streams one API process receives at once (each buffers up to two parts); more get RESOURCE_EXHAUSTED.")
+    upload_max_streams: int = Field(32, description="Upload streams one API process receives at once (each buffers up to upload_parts_in_flight + 1 parts); more get RESOURCE_EXHAUSTED.")
+    upload_parts_in_flight: int = Field(2, description="S3 parts one upload stream writes at once while the next fills (each stream buffers up to this + 1 parts).")
+    s3_signed_payload: bool = Field(False, description="Sign request bodies of 64 KiB and more (SHA-256) over plain http too; off, they go as UNSIGNED-PAYLOAD as over https (half S3Proxy's CPU per uploaded byte).")
 
     # --- realtime --------------------------------------------------------------
     websocket_port: int = Field(8765, description="WebSocket gateway port (ws://host:port/v1/events), served by the API process.")
