@@ -11,7 +11,14 @@ import pytest
 from minio import Minio
 
 from chat4all import objectstore
-from chat4all.objectstore import PINNED_MINIO_VERSION, ObjectStore, PrivateApiMismatch, build_object_store
+from chat4all.objectstore import (
+    PINNED_MINIO_VERSION,
+    UNSIGNED_BODY_BYTES,
+    ObjectStore,
+    PrivateApiMismatch,
+    UnsignedBodyMinio,
+    build_object_store,
+)
 
 
 def test_installed_minio_is_the_pinned_one() -> None:
@@ -29,9 +36,26 @@ def test_a_changed_private_signature_is_refused(monkeypatch: pytest.MonkeyPatch)
         ObjectStore(client=Minio("127.0.0.1:1", secure=False), bucket="b")
 
 
+def test_large_bodies_go_unsigned_small_ones_stay_signed() -> None:
+    client = UnsignedBodyMinio("127.0.0.1:1", access_key="a", secret_key="b", secure=False)
+    creds = client._provider.retrieve()
+    headers, _ = client._build_headers("127.0.0.1:1", {}, bytearray(UNSIGNED_BODY_BYTES), creds)
+    assert headers["x-amz-content-sha256"] == "UNSIGNED-PAYLOAD"
+    assert headers["Content-Length"] == str(UNSIGNED_BODY_BYTES)
+    xml = b"<CompleteMultipartUpload/>"
+    headers, _ = client._build_headers("127.0.0.1:1", {}, xml, creds)
+    assert headers["x-amz-content-sha256"] == hashlib.sha256(xml).hexdigest()
+
+
+def test_signed_payload_setting_keeps_the_sdk_client(settings) -> None:  # noqa: ANN001
+    assert type(build_object_store(settings.model_copy(update={"s3_signed_payload": True}))._client) is Minio
+    assert type(build_object_store(settings.model_copy(update={"s3_signed_payload": False}))._client) is UnsignedBodyMinio
+
+
 @pytest.mark.integration
-async def test_multipart_calls_on_the_real_server(settings) -> None:  # noqa: ANN001
-    store = build_object_store(settings)
+@pytest.mark.parametrize("signed", [False, True], ids=["unsigned-bodies", "signed-bodies"])
+async def test_multipart_calls_on_the_real_server(settings, signed: bool) -> None:  # noqa: ANN001
+    store = build_object_store(settings.model_copy(update={"s3_signed_payload": signed}))
     await store.ensure_bucket()
     await store.ensure_bucket()  # idempotent
     key = f"tests/objectstore/{uuid.uuid4()}"
@@ -53,6 +77,12 @@ async def test_multipart_calls_on_the_real_server(settings) -> None:  # noqa: AN
     await store.abort_multipart(doomed, s3_upload_id=doomed_id)
     await store.abort_multipart(doomed, s3_upload_id=doomed_id)  # already gone: not an error
     assert await store.size_of(doomed) is None
+
+    # A tail over 5 MiB is one PUT too (the SDK's put_object would make it a multipart upload).
+    await store.put(f"{key}-big", bytearray(first + last))
+    assert "-" not in store._client.stat_object(store.bucket, f"{key}-big").etag
+    assert await store.sha256_of(f"{key}-big") == hashlib.sha256(first + last).hexdigest()
+    await store.delete(f"{key}-big")
 
     await store.put(f"{key}-staging/0", b"tail")
     assert await store.delete_prefix(f"{key}-staging/") == 1
