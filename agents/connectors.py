@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 from typing import Any
 
 from faust.web import Request, Response, View
 
-from chat4all.settings import get_settings
+from chat4all.settings import Settings
 from connectors.base import BaseConnector, ConnectorConfig
 from connectors.breaker import BreakerState
 from connectors.faults import FaultInjector
@@ -17,31 +16,21 @@ from connectors.native import NativeConnector
 from connectors.registry import CONNECTORS
 from connectors.simulators import SimulatedNetworkConnector
 from streams import metrics
-from streams.app import app
-from streams.dead_letters import dead_letter
+from streams.context import AgentContext
 from streams.inflight import InFlight
 from streams.parsing import InvalidRecord, decode
 from streams.records import Notification, OutboundEvent, StatusUpdate
-from streams.topics import notifications_topic, outbound_topics, status_updates_topic
 from tables.schedule import DurableSchedule
 from tables.schedules import schedule_table
 
 logger = logging.getLogger(__name__)
 
-settings = get_settings()
-
 TICK_FIELD = "__tick__"
 _NEVER = 2**62
 
-# One injector for the simulated providers, changed at run time through /connectors/faults.
-faults = FaultInjector(error_rate=settings.connector_send_error_rate, outage=settings.connector_outage)
 
-
-def _now_ms() -> int:
-    return int(time.time() * 1000)
-
-
-def _config() -> ConnectorConfig:
+def connector_config(settings: Settings) -> ConnectorConfig:
+    """Retry, breaker and simulated-delay knobs of every connector, from settings."""
     first, largest = settings.connector_backoff_ms
     return ConnectorConfig(
         max_attempts=settings.connector_max_attempts,
@@ -70,32 +59,16 @@ def _on_breaker_change(channel: str, state: BreakerState) -> None:
     metrics.breaker_state.labels(channel).set(state.value)
 
 
-async def _publish_native(event: OutboundEvent) -> None:
-    note = Notification(
-        user_id=event.recipient_id, kind="message.new", message_id=event.message_id,
-        conversation_id=event.conversation_id, at_ms=_now_ms(), sender_id=event.sender_id,
-        content=event.content, channel=event.channel, ts_ms=event.ts_ms, receipt_keys=event.receipt_keys,
-    )
-    await notifications_topic.send(key=event.recipient_id.encode(), value=note.dumps())
-
-
-def _make_connector(channel: str) -> BaseConnector:
-    cls = CONNECTORS[channel]
-    common: dict[str, Any] = {"config": _config(), "on_attempt": _on_attempt, "on_breaker_change": _on_breaker_change}
-    if issubclass(cls, NativeConnector):
-        return cls(publish=_publish_native, faults=FaultInjector(), **common)
-    return cls(faults=faults, **common)
-
-
 class ChannelWorker:
-    """One channel's connector, its schedule table and the partitions' next-due hints for the tick timer."""
+    """One channel's connector agent, its schedule table and the partitions' next-due hints for the tick timer."""
 
-    def __init__(self, *, channel: str) -> None:
+    def __init__(self, ctx: AgentContext, *, channel: str, faults: FaultInjector) -> None:
+        self.ctx = ctx
         self.channel = channel
-        self.topic_name = outbound_topics[channel].get_topic_name()
-        self.connector = _make_connector(channel)
+        self.topic_name = ctx.topics.outbound[channel].get_topic_name()
+        self.connector = self._make_connector(faults)
         self.scheduled = isinstance(self.connector, SimulatedNetworkConnector)
-        self.table = schedule_table(channel) if self.scheduled else None
+        self.table = schedule_table(ctx.app, ctx.settings, channel) if self.scheduled else None
         # partition -> when its schedule next needs a tick (ms). In memory only: a newly
         # owned partition is ticked at once and its real hint comes back from the table.
         self.next_due: dict[int, int] = {}
@@ -106,8 +79,31 @@ class ChannelWorker:
         # partition -> its schedule's sorted bucket numbers (in memory only, see tables/schedule.py).
         self.indexes: dict[int, list[int]] = {}
         self.owned: set[int] = set()
-        self.tick_ms = settings.schedule_tick_ms
-        self.inflight = InFlight(name=f"{channel}-connector", limit=settings.agent_max_in_flight)
+        self.tick_ms = ctx.settings.schedule_tick_ms
+        self.inflight = InFlight(name=f"{channel}-connector", limit=ctx.settings.agent_max_in_flight)
+        self.agent = ctx.app.agent(ctx.topics.outbound[channel], name=f"{channel}-connector")(self._consume)
+
+    def _make_connector(self, faults: FaultInjector) -> BaseConnector:
+        cls = CONNECTORS[self.channel]
+        common: dict[str, Any] = {
+            "config": connector_config(self.ctx.settings), "on_attempt": _on_attempt, "on_breaker_change": _on_breaker_change,
+        }
+        if issubclass(cls, NativeConnector):
+            # Failure injection is for the simulated providers only.
+            return cls(publish=self._publish_native, faults=FaultInjector(), **common)
+        return cls(faults=faults, **common)
+
+    async def _publish_native(self, event: OutboundEvent) -> None:
+        note = Notification(
+            user_id=event.recipient_id, kind="message.new", message_id=event.message_id,
+            conversation_id=event.conversation_id, at_ms=self.ctx.clock(), sender_id=event.sender_id,
+            content=event.content, channel=event.channel, ts_ms=event.ts_ms, receipt_keys=event.receipt_keys,
+        )
+        await self.ctx.topics.notifications.send(key=event.recipient_id.encode(), value=note.dumps())
+
+    async def _consume(self, stream: Any) -> None:
+        async for event in stream.noack().events():
+            await self.handle(event)
 
     def schedule(self, partition: int) -> DurableSchedule:
         assert self.table is not None
@@ -127,9 +123,10 @@ class ChannelWorker:
         self.fired.clear()
         self.next_due.clear()
 
-    async def handle(self, event: Any, inflight: InFlight) -> None:
+    async def handle(self, event: Any) -> None:
         """Process one event of `<channel>-outbound` in its partition's event context."""
         partition, key, raw = event.message.partition, event.key, event.value
+        inflight = self.inflight
         if raw is not None and TICK_FIELD.encode() in raw[:32]:
             self.fire_due(partition)
             await inflight.submit(event)
@@ -137,13 +134,15 @@ class ChannelWorker:
         try:
             outbound = decode(OutboundEvent, raw, uuid_fields=("message_id", "conversation_id", "recipient_id"))
         except InvalidRecord as exc:
-            fut = await dead_letter(source=f"{self.channel}-connector", topic=self.topic_name, key=key, payload=raw or b"", reason=str(exc))
+            fut = await self.ctx.dead_letters.send(
+                source=f"{self.channel}-connector", topic=self.topic_name, key=key, payload=raw or b"", reason=str(exc),
+            )
             await inflight.submit(event, then=_awaiting([fut]))
             return
         result = await self.connector.deliver(outbound)
         if result.sent:
             if self.scheduled:
-                now = _now_ms()
+                now = self.ctx.clock()
                 entries = [self._entry(outbound, s.status, s.due_ms) for s in self.connector.after_send(outbound, now_ms=now)]
                 self.schedule(partition).add_many(entries)
                 due = min(e["due"] for e in entries)
@@ -159,11 +158,11 @@ class ChannelWorker:
         # Given up on: the recipient's receipt becomes FAILED and the record goes to dead-letters.
         failed = StatusUpdate(
             message_id=outbound.message_id, conversation_id=outbound.conversation_id, ts_ms=outbound.ts_ms,
-            recipient_id=outbound.recipient_id, channel=self.channel, status="FAILED", at_ms=_now_ms(),
+            recipient_id=outbound.recipient_id, channel=self.channel, status="FAILED", at_ms=self.ctx.clock(),
             receipt_keys=outbound.receipt_keys, reason=result.reason, source=self.channel, sender_id=outbound.sender_id,
         )
-        pending = [await status_updates_topic.send(key=outbound.message_id.encode(), value=failed.dumps())]
-        pending.append(await dead_letter(
+        pending = [await self.ctx.topics.status_updates.send(key=outbound.message_id.encode(), value=failed.dumps())]
+        pending.append(await self.ctx.dead_letters.send(
             source=f"{self.channel}-connector", topic=self.topic_name, key=key, payload=raw or b"",
             reason=result.reason or "failed", attempts=result.attempts,
             message_id=outbound.message_id, conversation_id=outbound.conversation_id,
@@ -190,7 +189,7 @@ class ChannelWorker:
         the status tracker counts and ignores, never a lost one.
         """
         schedule = self.schedule(partition)
-        now = _now_ms()
+        now = self.ctx.clock()
         self.last_fired[partition] = now
         fired = self.fired.setdefault(partition, {})
         # Buckets whose receipts are all on the broker can go; a failed send fires again.
@@ -213,7 +212,7 @@ class ChannelWorker:
                     message_id=e["m"], conversation_id=e["c"], ts_ms=e["t"], recipient_id=e["r"], channel=self.channel,
                     status=e["st"], at_ms=now, receipt_keys=e["k"], source=self.channel, sender_id=e["s"],
                 )
-                futures.append(status_updates_topic.send_soon(key=e["m"].encode(), value=update.dumps()))
+                futures.append(self.ctx.topics.status_updates.send_soon(key=e["m"].encode(), value=update.dumps()))
                 if e["st"] == "DELIVERED":
                     assert isinstance(self.connector, SimulatedNetworkConnector)
                     follow_ups.append({**e, "st": "READ", "due": now + self.connector.read_delay_ms()})
@@ -234,7 +233,7 @@ class ChannelWorker:
         for partition in owned - self.owned:
             self.next_due[partition] = 0
         self.owned = owned
-        topic = outbound_topics[self.channel]
+        topic = self.ctx.topics.outbound[self.channel]
         for partition in owned:
             if self._fire_wanted(partition, now):
                 # Until the agent handles this tick and sets the real hint, do not tick again.
@@ -242,77 +241,73 @@ class ChannelWorker:
                 await topic.send(key=None, value=json.dumps({TICK_FIELD: now}).encode(), partition=partition)
 
 
-channel_workers: dict[str, ChannelWorker] = {c: ChannelWorker(channel=c) for c in CONNECTORS if c in outbound_topics}
 
+class Connectors:
+    """The connectors role: one ChannelWorker per channel, the schedule tick timer, /connectors pages."""
 
-def _make_agent(worker: ChannelWorker) -> Any:
-    async def connector_agent(stream: Any) -> None:
-        async for event in stream.noack().events():
-            await worker.handle(event, worker.inflight)
+    def __init__(self, ctx: AgentContext) -> None:
+        self.ctx = ctx
+        settings = ctx.settings
+        # One injector for the simulated providers, changed at run time through /connectors/faults.
+        self.faults = FaultInjector(error_rate=settings.connector_send_error_rate, outage=settings.connector_outage)
+        self.channels: dict[str, ChannelWorker] = {
+            c: ChannelWorker(ctx, channel=c, faults=self.faults) for c in CONNECTORS if c in ctx.topics.outbound
+        }
+        app = ctx.app
+        app.on_partitions_revoked.connect(self._forget)
+        app.on_partitions_assigned.connect(self._forget)
+        app.timer(interval=settings.schedule_tick_ms / 1000)(self.schedule_ticks)
+        self._install_pages()
 
-    connector_agent.__doc__ = f"Consume {worker.topic_name}: send, then schedule receipts."
-    return app.agent(outbound_topics[worker.channel], name=f"{worker.channel}-connector")(connector_agent)
+    async def _forget(self, sender: Any, *args: Any, **kwargs: Any) -> None:
+        for worker in self.channels.values():
+            worker.forget()
 
+    async def schedule_ticks(self) -> None:
+        """Punctuation: a timer may not write tables, so it asks the agent (via a tick record) to fire due entries."""
+        try:
+            assignment = self.ctx.app.consumer.assignment()
+        except Exception:  # consumer not started yet
+            return
+        now = self.ctx.clock()
+        for worker in self.channels.values():
+            if worker.scheduled:
+                await worker.send_ticks(assignment, now)
 
-connector_agents = {channel: _make_agent(w) for channel, w in channel_workers.items()}
+    def state(self) -> dict[str, Any]:
+        """Breaker state per channel and the faults in force (the /connectors page)."""
+        return {
+            "faults": {"error_rate": self.faults.error_rate, "outage": self.faults.outage},
+            "channels": {
+                c: {
+                    "breaker": w.connector.breaker.state.name,
+                    "consecutive_failures": w.connector.breaker.consecutive_failures,
+                    "opened_count": w.connector.breaker.opened_count,
+                    "owned_partitions": sorted(w.owned),
+                }
+                for c, w in self.channels.items()
+            },
+        }
 
+    def _install_pages(self) -> None:
+        role = self
 
-@app.on_partitions_revoked.connect
-async def _forget_on_revoke(sender: Any, revoked: Any = None, **kwargs: Any) -> None:
-    for worker in channel_workers.values():
-        worker.forget()
+        class ConnectorsView(View):
+            """Breaker state of each channel and the fault injection in force."""
 
+            async def get(self, request: Request) -> Response:
+                return self.json(role.state())
 
-@app.on_partitions_assigned.connect
-async def _forget_on_assign(sender: Any, assigned: Any = None, **kwargs: Any) -> None:
-    for worker in channel_workers.values():
-        worker.forget()
+        class FaultsView(View):
+            """GET the injected faults; POST {"outage": bool, "error_rate": float} to change them (demos, tests)."""
 
+            async def get(self, request: Request) -> Response:
+                return self.json(role.state())
 
-@app.timer(interval=settings.schedule_tick_ms / 1000)
-async def schedule_ticks() -> None:
-    """Punctuation: a timer may not write tables, so it asks the agent (via a tick record) to fire due entries."""
-    try:
-        assignment = app.consumer.assignment()
-    except Exception:  # consumer not started yet
-        return
-    now = _now_ms()
-    for worker in channel_workers.values():
-        if worker.scheduled:
-            await worker.send_ticks(assignment, now)
+            async def post(self, request: Request) -> Response:
+                body = await request.json()
+                role.faults.update(error_rate=body.get("error_rate"), outage=body.get("outage"))
+                return self.json(role.state())
 
-
-@app.page("/connectors")
-class ConnectorsView(View):
-    """Breaker state of each channel and the fault injection in force."""
-
-    async def get(self, request: Request) -> Response:
-        return self.json(_connectors_state())
-
-
-@app.page("/connectors/faults")
-class FaultsView(View):
-    """GET the injected faults; POST {"outage": bool, "error_rate": float} to change them (demos, tests)."""
-
-    async def get(self, request: Request) -> Response:
-        return self.json(_connectors_state())
-
-    async def post(self, request: Request) -> Response:
-        body = await request.json()
-        faults.update(error_rate=body.get("error_rate"), outage=body.get("outage"))
-        return self.json(_connectors_state())
-
-
-def _connectors_state() -> dict[str, Any]:
-    return {
-        "faults": {"error_rate": faults.error_rate, "outage": faults.outage},
-        "channels": {
-            c: {
-                "breaker": w.connector.breaker.state.name,
-                "consecutive_failures": w.connector.breaker.consecutive_failures,
-                "opened_count": w.connector.breaker.opened_count,
-                "owned_partitions": sorted(w.owned),
-            }
-            for c, w in channel_workers.items()
-        },
-    }
+        self.ctx.app.page("/connectors")(ConnectorsView)
+        self.ctx.app.page("/connectors/faults")(FaultsView)

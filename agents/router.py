@@ -3,27 +3,18 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 from agents.channel_selection import select_targets
-from chat4all.settings import Settings, get_settings
 from streams import metrics
-from streams.app import app
-from streams.cassandra_io import PipelineStore, get_store
-from streams.dead_letters import dead_letter
+from streams.cassandra_io import PipelineStore
+from streams.context import AgentContext
 from streams.inflight import InFlight
 from streams.parsing import InvalidRecord, decode
 from streams.records import MessageEvent, OutboundEvent
-from streams.topics import messages_topic, outbound_topics
-from tables.dedup import already_routed, mark_routed, unmark_routed
+from tables.dedup import DedupTable
 
 logger = logging.getLogger(__name__)
-
-settings = get_settings()
-
-# Replaced by unit tests with an in-memory store; the real one waits out a Cassandra outage.
-store_provider: Callable[[Settings], Awaitable[PipelineStore]] = get_store
 
 # Outcomes of route_message, for logs and tests.
 ROUTED = "routed"
@@ -31,128 +22,134 @@ DUPLICATE = "duplicate"
 DEAD_LETTERED = "dead-lettered"
 
 
-async def route_message(event: Any, *, store: PipelineStore, inflight: InFlight) -> str:
-    """Route one raw `messages` event; must run inside the router's stream (it reads and writes the dedup table).
+class Router:
+    """Consumes `messages` (key = conversation_id) in order per conversation; acks are manual (streams/inflight.py)."""
 
-    The decision and the dedup mark happen here, in order; the Cassandra writes and the
-    outbound sends run in the background (streams/inflight.py) and the event is acked when
-    the broker has acked its outbound records.
-    """
-    key, raw = event.key, event.value
-    offset = event.message.offset
-    try:
-        msg = decode(MessageEvent, raw, uuid_fields=("message_id", "conversation_id", "sender_id"))
-    except InvalidRecord as exc:
-        await _dead_letter(event, inflight, key=key, raw=raw, reason=str(exc))
-        return DEAD_LETTERED
-    ids = {"message_id": msg.message_id, "conversation_id": msg.conversation_id}
-    if already_routed(msg.message_id, offset=offset):
-        metrics.duplicates_skipped.inc()
-        logger.info("message already routed, skipped", extra=ids)
-        await inflight.submit(event)
-        return DUPLICATE
+    def __init__(self, ctx: AgentContext) -> None:
+        self.ctx = ctx
+        self.dedup = DedupTable(app=ctx.app, settings=ctx.settings)
+        self.inflight = InFlight(name="router", limit=ctx.settings.agent_max_in_flight)
+        self.topic_name = ctx.topics.messages.get_topic_name()
+        self.agent = ctx.app.agent(ctx.topics.messages, name="router")(self._consume)
 
-    conversation = await store.conversation(msg.conversation_id)
-    if conversation is not None and msg.sender_id not in conversation.participant_ids:
-        # The cache may predate the sender joining: look again before rejecting.
-        conversation = await store.conversation(msg.conversation_id, fresh=True)
-    reason = None
-    if conversation is None:
-        reason = "conversation not found"
-    elif msg.sender_id not in conversation.participant_ids:
-        reason = "sender not a participant"
-    if reason is not None:
-        await _dead_letter(event, inflight, key=key, raw=raw, reason=reason, **ids)
-        return DEAD_LETTERED
-    assert conversation is not None
+    async def _consume(self, stream: Any) -> None:
+        store = await self.ctx.store()
+        async for event in stream.noack().events():
+            await self.route_message(event, store=store)
 
-    recipients = sorted(conversation.participant_ids - {msg.sender_id})
-    linked = await store.user_channels(recipients)
-    targets = select_targets(
-        sender_id=msg.sender_id,
-        participant_ids=conversation.participant_ids,
-        linked_channels=linked,
-        requested=msg.channels or (),
-        known_channels=outbound_topics.keys(),
-    )
-    receipt_keys = [t.key for t in targets]
-    # Marked now, in the event's order: a copy of this message under another offset (an API
-    # retry) is a duplicate from here on, while this very record, replayed after a crash
-    # before its effects were durable, is routed again (the mark holds its offset).
-    mark_routed(msg.message_id, offset=offset)
-    rejected: list[str] = []
+    async def route_message(self, event: Any, *, store: PipelineStore) -> str:
+        """Route one raw `messages` event; must run inside the router's stream (it reads and writes the dedup table).
 
-    async def persist() -> None:
+        The decision and the dedup mark happen here, in order; the Cassandra writes and the
+        outbound sends run in the background (streams/inflight.py) and the event is acked when
+        the broker has acked its outbound records.
+        """
+        raw = event.value
+        offset = event.message.offset
         try:
-            await store.persist_message(
-                message_id=msg.message_id,
-                conversation_id=msg.conversation_id,
-                sender_id=msg.sender_id,
-                ts_ms=msg.ts_ms,
-                content=msg.content,
-                file_id=msg.file_id,
-                receipt_keys=receipt_keys,
-            )
-        except Exception as exc:  # outages are retried inside; this is Cassandra refusing the record itself
-            rejected.append(f"cassandra rejected: {exc}"[:300])
+            msg = decode(MessageEvent, raw, uuid_fields=("message_id", "conversation_id", "sender_id"))
+        except InvalidRecord as exc:
+            await self._dead_letter(event, reason=str(exc))
+            return DEAD_LETTERED
+        ids = {"message_id": msg.message_id, "conversation_id": msg.conversation_id}
+        if self.dedup.already_routed(msg.message_id, offset=offset):
+            metrics.duplicates_skipped.inc()
+            logger.info("message already routed, skipped", extra=ids)
+            await self.inflight.submit(event)
+            return DUPLICATE
 
-    async def fan_out() -> None:
-        if rejected:
-            # Still in this event's context (the task copied it): the mark goes, so a replay
-            # from dead-letters is routed once the cause is fixed.
-            unmark_routed(msg.message_id)
-            fut = await dead_letter(
-                source="router", topic=messages_topic.get_topic_name(), key=key, payload=raw or b"",
-                reason=rejected[0], **ids,
-            )
-            await fut
-            return
-        pending = []
-        for target in targets:
-            outbound = OutboundEvent(
-                message_id=msg.message_id,
-                conversation_id=msg.conversation_id,
-                sender_id=msg.sender_id,
-                ts_ms=msg.ts_ms,
-                recipient_id=target.recipient_id,
-                channel=target.channel,
-                handle=target.handle,
-                content=msg.content,
-                file_id=msg.file_id,
-                receipt_keys=receipt_keys,
-            )
-            # Keyed by message id: every record of one message lands on the same partition
-            # of status-updates later, in order.
-            pending.append(await outbound_topics[target.channel].send(key=msg.message_id.encode(), value=outbound.dumps()))
-            metrics.outbound_sent.labels(target.channel).inc()
-        # The event is acked (and its offset may be committed) only once the broker has these.
-        for fut in pending:
-            await fut
-        metrics.messages_routed.inc()
-        logger.debug("routed to %d targets", len(targets), extra=ids)
+        conversation = await store.conversation(msg.conversation_id)
+        if conversation is not None and msg.sender_id not in conversation.participant_ids:
+            # The cache may predate the sender joining: look again before rejecting.
+            conversation = await store.conversation(msg.conversation_id, fresh=True)
+        reason = None
+        if conversation is None:
+            reason = "conversation not found"
+        elif msg.sender_id not in conversation.participant_ids:
+            reason = "sender not a participant"
+        if reason is not None:
+            await self._dead_letter(event, reason=reason, **ids)
+            return DEAD_LETTERED
+        assert conversation is not None
 
-    # Ordered per conversation: a conversation's outbound records leave in its order.
-    await inflight.submit(event, persist, fan_out, order_key=msg.conversation_id)
-    return ROUTED
+        outbound_topics = self.ctx.topics.outbound
+        recipients = sorted(conversation.participant_ids - {msg.sender_id})
+        linked = await store.user_channels(recipients)
+        targets = select_targets(
+            sender_id=msg.sender_id,
+            participant_ids=conversation.participant_ids,
+            linked_channels=linked,
+            requested=msg.channels or (),
+            known_channels=outbound_topics.keys(),
+        )
+        receipt_keys = [t.key for t in targets]
+        # Marked now, in the event's order: a copy of this message under another offset (an API
+        # retry) is a duplicate from here on, while this very record, replayed after a crash
+        # before its effects were durable, is routed again (the mark holds its offset).
+        self.dedup.mark_routed(msg.message_id, offset=offset)
+        rejected: list[str] = []
 
+        async def persist() -> None:
+            try:
+                await store.persist_message(
+                    message_id=msg.message_id,
+                    conversation_id=msg.conversation_id,
+                    sender_id=msg.sender_id,
+                    ts_ms=msg.ts_ms,
+                    content=msg.content,
+                    file_id=msg.file_id,
+                    receipt_keys=receipt_keys,
+                )
+            except Exception as exc:  # outages are retried inside; this is Cassandra refusing the record itself
+                rejected.append(f"cassandra rejected: {exc}"[:300])
 
-async def _dead_letter(event: Any, inflight: InFlight, *, key: bytes | None, raw: bytes | None, reason: str, **ids: Any) -> None:
-    fut = await dead_letter(
-        source="router", topic=messages_topic.get_topic_name(), key=key, payload=raw or b"", reason=reason, **ids
-    )
+        async def fan_out() -> None:
+            if rejected:
+                # Still in this event's context (the task copied it): the mark goes, so a replay
+                # from dead-letters is routed once the cause is fixed.
+                self.dedup.unmark_routed(msg.message_id)
+                await self._dead_letter_now(event, reason=rejected[0], **ids)
+                return
+            pending = []
+            for target in targets:
+                outbound = OutboundEvent(
+                    message_id=msg.message_id,
+                    conversation_id=msg.conversation_id,
+                    sender_id=msg.sender_id,
+                    ts_ms=msg.ts_ms,
+                    recipient_id=target.recipient_id,
+                    channel=target.channel,
+                    handle=target.handle,
+                    content=msg.content,
+                    file_id=msg.file_id,
+                    receipt_keys=receipt_keys,
+                )
+                # Keyed by message id: every record of one message lands on the same partition
+                # of status-updates later, in order.
+                pending.append(await outbound_topics[target.channel].send(key=msg.message_id.encode(), value=outbound.dumps()))
+                metrics.outbound_sent.labels(target.channel).inc()
+            # The event is acked (and its offset may be committed) only once the broker has these.
+            for fut in pending:
+                await fut
+            metrics.messages_routed.inc()
+            logger.debug("routed to %d targets", len(targets), extra=ids)
 
-    async def acked() -> None:
+        # Ordered per conversation: a conversation's outbound records leave in its order.
+        await self.inflight.submit(event, persist, fan_out, order_key=msg.conversation_id)
+        return ROUTED
+
+    async def _dead_letter_now(self, event: Any, *, reason: str, **ids: Any) -> None:
+        fut = await self.ctx.dead_letters.send(
+            source="router", topic=self.topic_name, key=event.key, payload=event.value or b"", reason=reason, **ids
+        )
         await fut
 
-    await inflight.submit(event, then=acked)
+    async def _dead_letter(self, event: Any, *, reason: str, **ids: Any) -> None:
+        fut = await self.ctx.dead_letters.send(
+            source="router", topic=self.topic_name, key=event.key, payload=event.value or b"", reason=reason, **ids
+        )
 
+        async def acked() -> None:
+            await fut
 
-inflight = InFlight(name="router", limit=settings.agent_max_in_flight)
-
-
-@app.agent(messages_topic, name="router")
-async def router(stream: Any) -> None:
-    """Consume `messages` (key = conversation_id) in order per conversation; acks are manual (streams/inflight.py)."""
-    store = await store_provider(settings)
-    async for event in stream.noack().events():
-        await route_message(event, store=store, inflight=inflight)
+        await self.inflight.submit(event, then=acked)

@@ -1,30 +1,14 @@
-"""The Faust application at the centre of the pipeline: one app, agents loaded per worker role."""
+"""The Faust application at the centre of the pipeline, configured from settings (agents/worker.py assembles a worker on it)."""
 
 from __future__ import annotations
 
-import importlib
 import logging
-from typing import Literal
 
 import faust
 
-from chat4all.settings import Settings, get_settings
+from chat4all.settings import Settings
 
 logger = logging.getLogger(__name__)
-
-Role = Literal["router", "connectors", "status", "all"]
-
-# Which modules each role imports. A module registers its agents, tables and timers on
-# import, so a worker subscribes only to the topics and changelogs of its own role:
-# faust's assignor groups co-subscribed topics, so a table's changelog follows the
-# agent that writes it even when workers of different roles share one consumer group.
-ROLE_MODULES: dict[str, tuple[str, ...]] = {
-    "router": ("agents.router",),
-    "connectors": ("agents.connectors",),
-    "status": ("agents.status_tracker",),
-}
-ROLE_MODULES["all"] = ROLE_MODULES["router"] + ROLE_MODULES["connectors"] + ROLE_MODULES["status"]
-
 
 def create_app(settings: Settings) -> faust.App:
     """A faust.App configured from settings (broker, partitions, store, guarantees, timeouts)."""
@@ -56,15 +40,3 @@ def create_app(settings: Settings) -> faust.App:
         producer_linger=settings.producer_linger_ms / 1000,
         producer_max_batch_size=256 * 1024,
     )
-
-
-app = create_app(get_settings())
-
-
-def load_role(role: Role) -> None:
-    """Import the agents of a worker role (router, connectors, status or all) plus shared services."""
-    importlib.import_module("streams.health")
-    importlib.import_module("streams.metrics")
-    for module in ROLE_MODULES[role]:
-        importlib.import_module(module)
-    logger.info("worker role %s: loaded %s", role, ", ".join(ROLE_MODULES[role]))

@@ -16,7 +16,7 @@ from cassandra.query import UNSET_VALUE, BatchStatement, BatchType
 from chat4all.cassandra import aexecute, connect
 from chat4all.settings import Settings
 from streams import metrics
-from streams.health import health
+from streams.health import Health
 from streams.retry import retry_forever
 from tables.state_machine import Aggregate, Change, split_key
 
@@ -50,8 +50,9 @@ def _ms(value: int | None) -> Any:
 class PipelineStore:
     """Everything the agents read from and write to Cassandra; every call waits out outages."""
 
-    def __init__(self, *, session: Session, settings: Settings) -> None:
+    def __init__(self, *, session: Session, settings: Settings, health: Health) -> None:
         self._session = session
+        self._health = health
         self._settings = settings
         self._cache_ttl = settings.router_cache_seconds
         self._conversations: dict[str, tuple[float, Conversation]] = {}
@@ -85,6 +86,8 @@ class PipelineStore:
             async with self._limit:
                 return await aexecute(self._session, statement, params)
 
+        health = self._health
+
         def on_retry(exc: BaseException, attempt_no: int) -> None:
             health.cassandra_down(exc)
             metrics.cassandra_retries.labels(name).inc()
@@ -105,9 +108,9 @@ class PipelineStore:
             async with self._limit:
                 await aexecute(self._session, self._ping, timeout=3.0)
         except Exception as exc:
-            health.cassandra_down(exc)
+            self._health.cassandra_down(exc)
             return False
-        health.cassandra_up()
+        self._health.cassandra_up()
         return True
 
     # --- router lookups ------------------------------------------------------
@@ -242,32 +245,36 @@ class PipelineStore:
         return str(row.sender_id), dict(row.receipts or {})
 
 
-_store: PipelineStore | None = None
-_store_lock = asyncio.Lock()
+class PipelineStoreProvider:
+    """The worker's one PipelineStore, connected on first use (waiting out an outage); agents call it on start."""
 
+    def __init__(self, *, settings: Settings, health: Health) -> None:
+        self._settings = settings
+        self._health = health
+        self._store: PipelineStore | None = None
+        self._lock = asyncio.Lock()
 
-async def get_store(settings: Settings) -> PipelineStore:
-    """The worker's PipelineStore, connecting (and waiting out an outage) on first use."""
-    global _store
-    if _store is not None:
-        return _store
-    async with _store_lock:
-        if _store is None:
+    @property
+    def current(self) -> PipelineStore | None:
+        """The store if this worker has connected already."""
+        return self._store
 
-            def open_store() -> PipelineStore:
-                # Blocking (connect, prepare): runs in a thread.
-                return PipelineStore(session=connect(settings), settings=settings)
+    async def __call__(self) -> PipelineStore:
+        if self._store is not None:
+            return self._store
+        async with self._lock:
+            if self._store is None:
+                settings, health = self._settings, self._health
 
-            _store = await retry_forever(
-                lambda: asyncio.to_thread(open_store),
-                is_outage=lambda exc: True,
-                largest=settings.cassandra_retry_max_seconds,
-                on_retry=lambda exc, n: health.cassandra_down(exc),
-                on_success=health.cassandra_up,
-            )
-    return _store
+                def open_store() -> PipelineStore:
+                    # Blocking (connect, prepare): runs in a thread.
+                    return PipelineStore(session=connect(settings), settings=settings, health=health)
 
-
-def current_store() -> PipelineStore | None:
-    """The store if this worker has connected already (agents connect on start)."""
-    return _store
+                self._store = await retry_forever(
+                    lambda: asyncio.to_thread(open_store),
+                    is_outage=lambda exc: True,
+                    largest=settings.cassandra_retry_max_seconds,
+                    on_retry=lambda exc, n: health.cassandra_down(exc),
+                    on_success=health.cassandra_up,
+                )
+        return self._store

@@ -6,9 +6,8 @@ import logging
 import time
 from dataclasses import dataclass, field
 
+import faust
 from faust.web import Request, Response, View
-
-from streams.app import app
 
 logger = logging.getLogger(__name__)
 
@@ -37,10 +36,7 @@ class Health:
         self.cassandra_error = None
 
 
-health = Health()
-
-
-def _kafka_state() -> dict[str, object]:
+def _kafka_state(app: faust.App) -> dict[str, object]:
     try:
         assignment = app.consumer.assignment()
     except Exception as exc:  # consumer not started yet
@@ -48,23 +44,16 @@ def _kafka_state() -> dict[str, object]:
     return {"ok": True, "assigned_partitions": len(assignment), "rebalancing": bool(app.rebalancing)}
 
 
-@app.page("/health")
-class HealthView(View):
-    """200 with each dependency's state when healthy, 503 while Cassandra is unreachable."""
+def install_health_page(app: faust.App, health: Health) -> None:
+    """/health on the worker's web server: 200 with each dependency's state, 503 while Cassandra is unreachable."""
 
-    async def get(self, request: Request) -> Response:
-        kafka = _kafka_state()
-        cassandra = {"ok": health.cassandra_ok, "error": health.cassandra_error, "since": health.cassandra_since}
-        healthy = health.cassandra_ok and bool(kafka["ok"])
-        body = {"status": "ok" if healthy else "unhealthy", "app_id": app.conf.id, "cassandra": cassandra, "kafka": kafka}
-        return self.json(body, status=200 if healthy else 503)
+    class HealthView(View):
+        async def get(self, request: Request) -> Response:
+            kafka = _kafka_state(app)
+            cassandra = {"ok": health.cassandra_ok, "error": health.cassandra_error, "since": health.cassandra_since}
+            healthy = health.cassandra_ok and bool(kafka["ok"])
+            body = {"status": "ok" if healthy else "unhealthy", "app_id": app.conf.id, "roles": health.roles,
+                    "cassandra": cassandra, "kafka": kafka}
+            return self.json(body, status=200 if healthy else 503)
 
-
-@app.timer(interval=5.0)
-async def ping_cassandra() -> None:
-    """Keep the Cassandra state fresh on an idle worker (agents update it on every write too)."""
-    from streams import cassandra_io
-
-    store = cassandra_io.current_store()
-    if store is not None:
-        await store.ping()
+    app.page("/health")(HealthView)

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import logging
 
+import faust
 from faust.sensors.prometheus import setup_prometheus_sensors
 from prometheus_client import Counter, Gauge, Histogram
-
-from streams.app import app
 
 logger = logging.getLogger(__name__)
 
@@ -39,26 +38,30 @@ status_latency = Histogram(
     buckets=(0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1, 2, 3, 5, 7.5, 10, 20, 60),
 )
 
-setup_prometheus_sensors(app, name_prefix="faust")
+def install_metrics(app: faust.App) -> None:
+    """faust's Prometheus sensor and /metrics page on ``app``, plus the consumer-lag gauge refreshed every 5 s.
 
+    Once per process: the sensor registers its collectors in the global registry.
+    """
+    setup_prometheus_sensors(app, name_prefix="faust")
 
-@app.timer(interval=5.0)
-async def update_consumer_lag() -> None:
-    """Publish end offset minus committed offset per assigned partition (faust's sensor has no lag gauge)."""
-    consumer = app.consumer
-    try:
-        assignment = consumer.assignment()
-    except Exception:  # the consumer is not started yet, or rebalancing
-        return
-    if not assignment:
-        return
-    committed = getattr(consumer, "_committed_offset", {})
-    for tp in assignment:
+    @app.timer(interval=5.0)
+    async def update_consumer_lag() -> None:
+        """Publish end offset minus committed offset per assigned partition (faust's sensor has no lag gauge)."""
+        consumer = app.consumer
         try:
-            end = consumer.highwater(tp)
-        except Exception:
-            continue
-        done = committed.get(tp)
-        if end is None or done is None:  # nothing committed by this worker yet: unknown, not "everything"
-            continue
-        consumer_lag.labels(tp.topic, str(tp.partition)).set(max(0, end - done))
+            assignment = consumer.assignment()
+        except Exception:  # the consumer is not started yet, or rebalancing
+            return
+        if not assignment:
+            return
+        committed = getattr(consumer, "_committed_offset", {})
+        for tp in assignment:
+            try:
+                end = consumer.highwater(tp)
+            except Exception:
+                continue
+            done = committed.get(tp)
+            if end is None or done is None:  # nothing committed by this worker yet: unknown, not "everything"
+                continue
+            consumer_lag.labels(tp.topic, str(tp.partition)).set(max(0, end - done))

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from chat4all.settings import get_settings
+from chat4all.settings import Settings
 
 
-def rocksdb_options() -> dict[str, Any]:
+def rocksdb_options(settings: Settings) -> dict[str, Any]:
     """A fresh options dict (faust's store pops keys from it, so never share one between tables)."""
-    cache = get_settings().rocksdb_block_cache_mb * 1024 * 1024
+    cache = settings.rocksdb_block_cache_mb * 1024 * 1024
     return {
         "block_cache_size": cache,
         "block_cache_compressed_size": max(1024 * 1024, cache // 4),

@@ -4,18 +4,17 @@ from __future__ import annotations
 
 import faust
 
-from chat4all.settings import get_settings
-from streams.app import app
+from chat4all.settings import Settings
 from tables.options import rocksdb_options
 
 
-def schedule_table(channel: str) -> faust.Table:
+def schedule_table(app: faust.App, settings: Settings, channel: str) -> faust.Table:
     """The changelog-backed schedule of one channel's connector (same partitions as its outbound topic)."""
     return app.Table(
         f"{channel}-schedule",
         default=None,
         key_type=str,
-        partitions=get_settings().topic_partitions,
-        options=rocksdb_options(),
-        help=f"{channel} connector: scheduled DELIVERED/READ receipts by 100 ms bucket ('idx' = bucket index).",
+        partitions=settings.topic_partitions,
+        options=rocksdb_options(settings),
+        help=f"{channel} connector: scheduled DELIVERED/READ receipts by 100 ms bucket ('p<partition>:b:<bucket>').",
     )

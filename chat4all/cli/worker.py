@@ -20,7 +20,7 @@ logger = logging.getLogger(__name__)
 @click.option("--loglevel", default=None, help="Log level (default CHAT4ALL_LOG_LEVEL).")
 def worker(role: str, web_port: int | None, data_dir: Path | None, loglevel: str | None) -> None:
     """Run a Faust worker until SIGTERM/SIGINT (graceful: in-flight events finish, offsets are committed)."""
-    # The app reads settings at import, so the flags become settings before it is imported.
+    # The flags are settings: every part of the worker reads the one settings object.
     if web_port is not None:
         os.environ["CHAT4ALL_WEB_PORT"] = str(web_port)
     if data_dir is not None:
@@ -33,22 +33,21 @@ def worker(role: str, web_port: int | None, data_dir: Path | None, loglevel: str
     setup_logging(loglevel)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
 
-    import faust
-
-    from streams.app import app, load_role
-
-    load_role(role)  # type: ignore[arg-type]
     import asyncio
 
+    import faust
+
+    from agents.worker import build_worker
     from streams.bootstrap import ensure_changelog_topics
 
-    asyncio.run(ensure_changelog_topics(app, settings))
+    worker_app = build_worker(settings, role=role)  # type: ignore[arg-type]
+    asyncio.run(ensure_changelog_topics(worker_app.app, settings))
     logger.info(
         "starting %s worker app_id=%s web_port=%d data_dir=%s guarantee=%s", role, settings.app_id,
         settings.web_port, settings.data_dir, settings.processing_guarantee,
     )
     faust.Worker(
-        app,
+        worker_app.app,
         loglevel=loglevel or settings.log_level,
         override_logging=False,  # keep Chat4All's log format (chat4all/logs.py)
     ).execute_from_commandline()

@@ -6,22 +6,15 @@ import json
 
 import pytest
 
-from tests.unit.pipeline_helpers import RecordedSends, new_id, use_tmp_datadir
+from tests.unit.pipeline_helpers import RecordedSends, new_id, unit_worker
 
 
 @pytest.fixture
 def connector_env(monkeypatch):
-    use_tmp_datadir()
-    import agents.connectors as connectors
-
     clock = {"now": 1_800_000_000_000}
-    monkeypatch.setattr(connectors, "_now_ms", lambda: clock["now"])
-    sends = RecordedSends(ack_at_once=False).install(monkeypatch)
-    worker = connectors.channel_workers["whatsapp"]
-    worker.fired.clear()
-    worker.next_due.clear()
-    worker.last_fired.clear()
-    return connectors, worker, sends, clock
+    worker = unit_worker("connectors", clock=lambda: clock["now"])
+    sends = RecordedSends(ack_at_once=False).install(monkeypatch, worker.ctx.topics)
+    return worker, worker.connectors.channels["whatsapp"], sends, clock
 
 
 def _outbound(mid: str, rid: str, sender: str) -> bytes:
@@ -34,10 +27,10 @@ def _tick(now: int) -> bytes:
 
 
 async def test_a_fired_bucket_stays_in_the_table_until_its_receipts_are_acked(connector_env):
-    connectors, worker, sends, clock = connector_env
+    app_worker, worker, sends, clock = connector_env
     mid, bob, alice = new_id(), new_id(), new_id()
-    agent = connectors.connector_agents["whatsapp"]
-    status_topic = connectors.status_updates_topic.get_topic_name()
+    agent = worker.agent
+    status_topic = app_worker.ctx.topics.status_updates.get_topic_name()
     async with agent.test_context() as ctx:
         await ctx.put(_outbound(mid, bob, alice), key=mid.encode(), partition=0)
         schedule = worker.schedule(0)
@@ -70,10 +63,10 @@ async def test_a_fired_bucket_stays_in_the_table_until_its_receipts_are_acked(co
 
 
 async def test_after_a_crash_an_unacked_bucket_fires_again(connector_env):
-    connectors, worker, sends, clock = connector_env
+    app_worker, worker, sends, clock = connector_env
     mid, bob, alice = new_id(), new_id(), new_id()
-    agent = connectors.connector_agents["whatsapp"]
-    status_topic = connectors.status_updates_topic.get_topic_name()
+    agent = worker.agent
+    status_topic = app_worker.ctx.topics.status_updates.get_topic_name()
     async with agent.test_context() as ctx:
         await ctx.put(_outbound(mid, bob, alice), key=mid.encode(), partition=1)
         clock["now"] += 600

@@ -49,15 +49,11 @@ class RecordedSends:
         self.ack_at_once = ack_at_once
         self.unacked: list[Any] = []
 
-    def install(self, monkeypatch: Any) -> RecordedSends:
+    def install(self, monkeypatch: Any, topics: Any) -> RecordedSends:
         import asyncio
         import json
 
-        from streams import topics
-
-        all_topics = [topics.messages_topic, topics.status_updates_topic, topics.notifications_topic,
-                      topics.dead_letters_topic, *topics.outbound_topics.values()]
-        for topic in all_topics:
+        for topic in topics.all():
             name = topic.get_topic_name()
 
             async def send(*, key=None, value=None, partition=None, _name=name, **kw):  # type: ignore[no-untyped-def]
@@ -90,15 +86,17 @@ class RecordedSends:
         return [v for t, _k, v in self.sent if t == topic]
 
 
-_DATADIR: list[str] = []
-
-
-def use_tmp_datadir() -> None:
-    """Point the Faust app's RocksDB data dir at a temp folder, once per test process."""
+def unit_worker(role: str, *, store: Any = None, clock: Any = None) -> Any:
+    """A worker app of ``role`` built as a real worker is, on a temp data dir, without web pages or sensors."""
     import tempfile
 
-    from streams.app import app
+    from agents.worker import build_worker
+    from chat4all.clock import now_ms
+    from chat4all.settings import Settings
 
-    if not _DATADIR:
-        _DATADIR.append(tempfile.mkdtemp(prefix="c4a-unit-"))
-        app.conf.datadir = _DATADIR[0]
+    settings = Settings(data_dir=tempfile.mkdtemp(prefix="c4a-unit-"), app_id=f"c4a-unit-{uuid.uuid4().hex[:8]}")
+
+    async def provider() -> Any:
+        return store
+
+    return build_worker(settings, role=role, store=provider, clock=clock or now_ms, web=False)  # type: ignore[arg-type]

@@ -6,30 +6,24 @@ import json
 
 import pytest
 
-from tests.unit.pipeline_helpers import MemoryStore, RecordedSends, new_id, use_tmp_datadir
+from tests.unit.pipeline_helpers import MemoryStore, RecordedSends, new_id, unit_worker
 
 
 @pytest.fixture
 def router_env(monkeypatch):
-    use_tmp_datadir()
-    import agents.router as router_module
-
     store = MemoryStore()
-
-    async def provider(_settings):
-        return store
-
-    monkeypatch.setattr(router_module, "store_provider", provider)
+    worker = unit_worker("router", store=store)
+    router = worker.router
     outcomes: list[str] = []
-    original = router_module.route_message
+    original = router.route_message
 
-    async def recording(event, *, store, inflight):
-        outcomes.append(await original(event, store=store, inflight=inflight))
+    async def recording(event, *, store):
+        outcomes.append(await original(event, store=store))
         return outcomes[-1]
 
-    monkeypatch.setattr(router_module, "route_message", recording)
-    sends = RecordedSends().install(monkeypatch)
-    return router_module, store, sends, outcomes
+    monkeypatch.setattr(router, "route_message", recording)
+    sends = RecordedSends().install(monkeypatch, worker.ctx.topics)
+    return router, store, sends, outcomes
 
 
 def _message(conversation_id: str, sender_id: str, **extra) -> bytes:
@@ -40,14 +34,14 @@ def _message(conversation_id: str, sender_id: str, **extra) -> bytes:
 
 
 async def test_a_redelivered_message_is_routed_once(router_env):
-    router_module, store, sends, outcomes = router_env
+    router, store, sends, outcomes = router_env
     alice, bob, conv = new_id(), new_id(), new_id()
     store.conversations[conv] = {alice, bob}
     raw = _message(conv, alice)
-    async with router_module.router.test_context() as agent:
+    async with router.agent.test_context() as agent:
         await agent.put(raw, key=conv.encode())
         await agent.put(raw, key=conv.encode())
-        await router_module.inflight.drain()
+        await router.inflight.drain()
     assert outcomes == ["routed", "duplicate"]
     mid = json.loads(raw)["message_id"]
     assert store.messages[mid]["writes"] == 1
@@ -56,14 +50,14 @@ async def test_a_redelivered_message_is_routed_once(router_env):
 
 
 async def test_fan_out_one_record_per_recipient_and_channel_with_the_full_key(router_env):
-    router_module, store, sends, outcomes = router_env
+    router, store, sends, outcomes = router_env
     alice, bob, carol, conv = new_id(), new_id(), new_id(), new_id()
     store.conversations[conv] = {alice, bob, carol}
     store.channels[bob] = {"whatsapp": "+55", "instagram": "@bob"}
     store.channels[carol] = {"instagram": "@carol"}
-    async with router_module.router.test_context() as agent:
+    async with router.agent.test_context() as agent:
         await agent.put(_message(conv, alice), key=conv.encode())
-        await router_module.inflight.drain()
+        await router.inflight.drain()
     out = sends.on("whatsapp-outbound") + sends.on("instagram-outbound")
     assert sorted((o["recipient_id"], o["channel"], o["handle"]) for o in out) == sorted(
         [(bob, "whatsapp", "+55"), (bob, "instagram", "@bob"), (carol, "instagram", "@carol")])
@@ -72,15 +66,15 @@ async def test_fan_out_one_record_per_recipient_and_channel_with_the_full_key(ro
 
 
 async def test_bad_messages_go_to_dead_letters_with_their_reason(router_env):
-    router_module, store, sends, outcomes = router_env
+    router, store, sends, outcomes = router_env
     alice, mallory, conv = new_id(), new_id(), new_id()
     store.conversations[conv] = {alice}
-    async with router_module.router.test_context() as agent:
+    async with router.agent.test_context() as agent:
         await agent.put(b"{not json", key=b"k")
         await agent.put(_message(new_id(), alice), key=b"k")
         await agent.put(_message(conv, mallory), key=conv.encode())
         await agent.put(_message(conv, "not-a-uuid"), key=conv.encode())
-        await router_module.inflight.drain()
+        await router.inflight.drain()
     reasons = [d["reason"] for d in sends.on("dead-letters")]
     assert outcomes == ["dead-lettered"] * 4
     assert reasons[0].startswith("not JSON") and reasons[1] == "conversation not found"
@@ -89,17 +83,17 @@ async def test_bad_messages_go_to_dead_letters_with_their_reason(router_env):
 
 
 async def test_the_same_record_replayed_after_a_crash_is_routed_again_but_a_copy_is_not(router_env):
-    router_module, store, sends, outcomes = router_env
+    router, store, sends, outcomes = router_env
     alice, bob, conv = new_id(), new_id(), new_id()
     store.conversations[conv] = {alice, bob}
     raw = _message(conv, alice)
-    async with router_module.router.test_context() as agent:
+    async with router.agent.test_context() as agent:
         await agent.put(raw, key=conv.encode())
         # A replay re-reads the very record (same offset): its effects may never have become
         # durable, so it is routed again; a copy published again (next offset) is a duplicate.
         agent.sent_offset -= 1
         await agent.put(raw, key=conv.encode())
         await agent.put(raw, key=conv.encode())
-        await router_module.inflight.drain()
+        await router.inflight.drain()
     assert outcomes == ["routed", "routed", "duplicate"]
     assert len(sends.on("native-outbound")) == 2

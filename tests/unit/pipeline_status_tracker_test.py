@@ -6,29 +6,23 @@ import json
 
 import pytest
 
-from tests.unit.pipeline_helpers import MemoryStore, RecordedSends, new_id, use_tmp_datadir
+from tests.unit.pipeline_helpers import MemoryStore, RecordedSends, new_id, unit_worker
 
 
 @pytest.fixture
 def tracker_env(monkeypatch):
-    use_tmp_datadir()
-    import agents.status_tracker as tracker
-
     store = MemoryStore()
-
-    async def provider(_settings):
-        return store
-
-    monkeypatch.setattr(tracker, "store_provider", provider)
+    worker = unit_worker("status", store=store)
+    tracker = worker.status_tracker
     outcomes: list[list[str]] = []
     original = tracker.track_status
 
-    async def recording(event, *, store, inflight):
-        outcomes.append(await original(event, store=store, inflight=inflight))
+    async def recording(event, *, store):
+        outcomes.append(await original(event, store=store))
         return outcomes[-1]
 
     monkeypatch.setattr(tracker, "track_status", recording)
-    return tracker, store, RecordedSends().install(monkeypatch), outcomes
+    return tracker, store, RecordedSends().install(monkeypatch, worker.ctx.topics), outcomes
 
 
 def _update(mid, cid, rid, channel, status, at, keys, sender):
@@ -47,11 +41,11 @@ async def test_updates_walk_the_state_machine_and_write_only_changes(tracker_env
         (bob, "whatsapp", "READ", 1300),
         (bob, "whatsapp", "DELIVERED", 1400),  # late, after READ: stale
     ]
-    async with tracker.status_tracker.test_context() as agent:
+    async with tracker.agent.test_context() as agent:
         for rid, ch, st, at in seq:
             await agent.put(_update(mid, cid, rid, ch, st, at, keys, alice), key=mid.encode())
         await tracker.inflight.drain()
-        assert mid not in tracker.receipt_states  # every receipt READ: the entry left the table
+        assert mid not in tracker.tables.states  # every receipt READ: the entry left the table
     assert outcomes == [["applied"], ["duplicate"], ["applied"], ["applied"], ["stale"]]
     assert [w["overall"].status for w in store.receipt_writes] == ["SENT", "DELIVERED", "READ"]
     last = store.receipt_writes[-1]
@@ -66,7 +60,7 @@ async def test_a_replayed_update_writes_the_entry_to_cassandra_again(tracker_env
     tracker, store, sends, outcomes = tracker_env
     mid, cid, alice, bob = (new_id() for _ in range(4))
     keys = [f"{bob}:whatsapp"]
-    async with tracker.status_tracker.test_context() as agent:
+    async with tracker.agent.test_context() as agent:
         await agent.put(_update(mid, cid, bob, "whatsapp", "DELIVERED", 1100, keys, alice), key=mid.encode())
         # The same record again (a crash after its table write, before its Cassandra write
         # was known to be done): not a duplicate to drop, the entry is written again.

@@ -8,8 +8,9 @@ from types import SimpleNamespace
 import faust.transport.consumer as faust_consumer
 from faust.types import TP
 
-import streams.topics  # noqa: F401 - installs the patches, as a worker does
-from streams.takeover import ReadOffsets, current_records, is_stale
+from streams.takeover import ReadOffsets, current_records, install, is_stale
+
+install(is_source_topic=lambda topic: True)  # as build_worker does
 
 A = TP("t", 0)
 B = TP("t", 1)

@@ -1,0 +1,99 @@
+"""Assembles a worker from settings: the app, the takeover fixes, the role's agents and tables, health and metrics."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Literal
+
+import faust
+
+from agents.connectors import Connectors
+from agents.router import Router
+from agents.status_tracker import StatusTracker
+from chat4all.clock import Clock, now_ms
+from chat4all.settings import Settings
+from streams import metrics, takeover
+from streams.app import create_app
+from streams.cassandra_io import PipelineStoreProvider
+from streams.context import AgentContext, StoreProvider
+from streams.dead_letters import DeadLetters
+from streams.health import Health, install_health_page
+from streams.topics import PipelineTopics
+
+logger = logging.getLogger(__name__)
+
+Role = Literal["router", "connectors", "status", "all"]
+ROLES: tuple[str, ...] = ("router", "connectors", "status", "all")
+
+
+@dataclass
+class PipelineWorker:
+    """A worker's app and what runs on it; only the role's parts are set.
+
+    A worker subscribes only to the topics and changelogs of its own role: faust's assignor
+    groups co-subscribed topics, so a table's changelog follows the agent that writes it
+    even when workers of different roles share one consumer group.
+    """
+
+    app: faust.App
+    ctx: AgentContext
+    role: str
+    router: Router | None = None
+    connectors: Connectors | None = None
+    status_tracker: StatusTracker | None = None
+    parts: list[str] = field(default_factory=list)
+
+
+def build_worker(
+    settings: Settings,
+    *,
+    role: Role = "all",
+    store: StoreProvider | None = None,
+    clock: Clock = now_ms,
+    web: bool = True,
+) -> PipelineWorker:
+    """The app of one worker of ``role`` (router, connectors, status or all), ready for ``faust.Worker``.
+
+    ``store`` defaults to the real Cassandra store (connected when the first agent starts);
+    ``web=False`` leaves out the Prometheus sensor and the /health page (unit tests build
+    many apps in one process; the sensor registers globally).
+    """
+    if role not in ROLES:
+        raise ValueError(f"unknown role {role!r}; use one of {', '.join(ROLES)}")
+    app = create_app(settings)
+    topics = PipelineTopics.create(app, settings)
+    # See streams/takeover.py: three record-loss paths at partition takeover (never-committed
+    # partitions, batches made stale by a seek, queues cleared after the final seek).
+    takeover.install(is_source_topic=topics.source_names.__contains__,
+                     on_stale=lambda tp: metrics.stale_records_skipped.labels(tp.topic).inc())
+    health = Health(roles=[role])
+    cassandra = PipelineStoreProvider(settings=settings, health=health) if store is None else None
+    ctx = AgentContext(
+        app=app, settings=settings, topics=topics, store=store or cassandra,  # type: ignore[arg-type]
+        dead_letters=DeadLetters(topic=topics.dead_letters, clock=clock), health=health, clock=clock,
+    )
+    worker = PipelineWorker(app=app, ctx=ctx, role=role)
+    if role in ("router", "all"):
+        worker.router = Router(ctx)
+        worker.parts.append("router")
+    if role in ("connectors", "all"):
+        worker.connectors = Connectors(ctx)
+        worker.parts.append("connectors")
+    if role in ("status", "all"):
+        worker.status_tracker = StatusTracker(ctx)
+        worker.parts.append("status-tracker")
+    if web:
+        install_health_page(app, health)
+        metrics.install_metrics(app)
+    if cassandra is not None:
+
+        @app.timer(interval=5.0)
+        async def ping_cassandra() -> None:
+            """Keep the Cassandra state fresh on an idle worker (agents update it on every write too)."""
+            current = cassandra.current
+            if current is not None:
+                await current.ping()
+
+    logger.info("worker role %s: %s", role, ", ".join(worker.parts))
+    return worker

@@ -1,0 +1,31 @@
+"""What every agent of a worker is given: the app, settings, topics, Cassandra, dead letters and a clock."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+import faust
+
+from chat4all.clock import Clock
+from chat4all.settings import Settings
+from streams.cassandra_io import PipelineStore
+from streams.dead_letters import DeadLetters
+from streams.health import Health
+from streams.topics import PipelineTopics
+
+# Connects on first call (waiting out an outage); tests pass an in-memory stand-in.
+StoreProvider = Callable[[], Awaitable[PipelineStore]]
+
+
+@dataclass(frozen=True, kw_only=True)
+class AgentContext:
+    """The dependencies of the agents, built once per worker by agents/worker.py."""
+
+    app: faust.App
+    settings: Settings
+    topics: PipelineTopics
+    store: StoreProvider
+    dead_letters: DeadLetters
+    health: Health
+    clock: Clock
