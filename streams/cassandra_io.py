@@ -11,9 +11,10 @@ from typing import Any
 
 from cassandra import DriverException, OperationTimedOut, ReadTimeout, Unavailable, WriteTimeout
 from cassandra.cluster import NoHostAvailable, Session
-from cassandra.query import UNSET_VALUE, BatchStatement, BatchType
+from cassandra.query import UNSET_VALUE
 
 from chat4all.cassandra import aexecute, connect
+from chat4all.cassandra_batch import WriteBatcher
 from chat4all.settings import Settings
 from streams import metrics
 from streams.health import Health
@@ -80,6 +81,10 @@ class PipelineStore:
             "SELECT sender_id, receipts FROM messages WHERE conversation_id = ? AND ts = ? AND message_id = ?"
         )
         self._ping = prep("SELECT release_version FROM system.local")
+        self._writes = WriteBatcher(
+            session=session, run=lambda statement: self._run("write", statement),
+            linger=settings.cassandra_batch_linger_ms / 1000, max_statements=settings.cassandra_batch_max_writes,
+        )
 
     async def _run(self, name: str, statement: Any, params: Any = None) -> Any:
         async def attempt() -> Any:
@@ -182,13 +187,12 @@ class PipelineStore:
         for key in receipt_keys:
             rid, channel = split_key(key)
             receipts[key] = (uuid.UUID(rid), channel, "SENT", None, None)
-        # One request for both rows: an unlogged batch of two partitions (not atomic, and it
-        # need not be: both are idempotent upserts retried together). It saves a round trip
-        # and most of a request's cost on the driver and on the coordinator.
-        batch = BatchStatement(batch_type=BatchType.UNLOGGED)
-        batch.add(self._insert_message, (cid, ts_ms, mid, sid, content, fid, "SENT", receipts, write_ts))
-        batch.add(self._insert_by_id, (mid, cid, ts_ms, sid, write_ts))
-        await self._run("insert_message", batch)
+        # Both go through the write batcher: with the other writes of the moment, one request
+        # per replica set (chat4all/cassandra_batch.py).
+        await asyncio.gather(
+            self._writes.write(self._insert_message, (cid, ts_ms, mid, sid, content, fid, "SENT", receipts, write_ts)),
+            self._writes.write(self._insert_by_id, (mid, cid, ts_ms, sid, write_ts)),
+        )
 
     async def persist_receipts(
         self,
@@ -221,17 +225,12 @@ class PipelineStore:
                      change.reason, now_ms, mid, ruid, channel)
                 )
         ops = [
-            self._run(
-                "update_message",
+            self._writes.write(
                 self._update_message,
                 (write_ts, entries, overall.status, _ms(overall.delivered_ms), _ms(overall.read_ms), cid, ts_ms, mid),
             )
         ]
-        if failed:
-            batch = BatchStatement(batch_type=BatchType.UNLOGGED)  # one partition (message_id): a single mutation
-            for params in failed:
-                batch.add(self._update_receipt, params)
-            ops.append(self._run("update_receipts", batch))
+        ops += [self._writes.write(self._update_receipt, params) for params in failed]
         await asyncio.gather(*ops)
 
     async def message_receipts(self, *, message_id: str, conversation_id: str, ts_ms: int) -> tuple[str, dict[str, Any]] | None:
