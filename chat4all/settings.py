@@ -89,6 +89,8 @@ class Settings(BaseSettings):
     cassandra_retry_max_seconds: float = Field(5.0, description="Longest pause between retries while Cassandra is unreachable (s); retries never stop.")
     agent_max_in_flight: int = Field(512, description="Events an agent keeps in flight (Cassandra writes, broker acks) before it stops pulling more.")
     producer_linger_ms: int = Field(5, description="Worker producer linger (ms): records sent within it share one produce request.")
+    cassandra_batch_linger_ms: float = Field(2.0, description="Worker: how long a Cassandra write waits for others bound to the same replicas, to share one unlogged batch (ms).")
+    cassandra_batch_max_writes: int = Field(32, description="Worker: most writes in one unlogged batch (values are also capped at 24 KiB per batch).")
 
     # --- API -------------------------------------------------------------------
     api_host: str = Field("127.0.0.1", description="gRPC API bind host.")
