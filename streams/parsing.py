@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import uuid
 from typing import Any, TypeVar
 
 import faust
+import orjson
 
 R = TypeVar("R", bound=faust.Record)
 
@@ -20,8 +20,8 @@ def decode(record_type: type[R], raw: bytes | str | None, *, uuid_fields: tuple[
     if raw is None:
         raise InvalidRecord("empty value")
     try:
-        data: Any = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
+        data: Any = orjson.loads(raw)
+    except (orjson.JSONDecodeError, UnicodeDecodeError) as exc:
         raise InvalidRecord(f"not JSON: {exc}") from exc
     if not isinstance(data, dict):
         raise InvalidRecord("not a JSON object")
