@@ -38,9 +38,14 @@ def set_mmap_threshold(threshold_bytes: int) -> bool:
     """Serve allocations of at least ``threshold_bytes`` with mmap, so that freed ones go back to the OS.
 
     glibc raises its mmap threshold dynamically (up to 32 MiB) once large blocks are freed; after
-    that, the 1-8 MiB chunk and part buffers of uploads come from the heap and stay resident
-    after use (the 2 GiB benchmark grew the API by 59 MiB instead of about 30). A fixed
-    threshold turns that off. Process-wide, glibc only; returns whether it was applied.
+    that, large buffers come from the heap and may stay resident after use. A fixed threshold
+    turns that off. The default, 8 MiB, sits between the two sizes an upload allocates: chunks
+    (at most 4 MiB, allocated and freed once per message) come from the heap, whose blocks are
+    reused, while part buffers (8 MiB, a few per stream, reused for the stream's life) are mapped
+    and go back to the OS when the stream ends. A threshold below the chunk size maps and unmaps
+    every chunk: the 1 MiB threshold used before cost the API about 1.4 s of CPU per GiB in
+    page faults and unmapping (docs/files.md). Process-wide, glibc only; returns whether it was
+    applied.
     """
     if threshold_bytes <= 0:
         return False
@@ -51,6 +56,67 @@ def set_mmap_threshold(threshold_bytes: int) -> bool:
         return bool(libc.mallopt(_M_MMAP_THRESHOLD, threshold_bytes))
     except (OSError, AttributeError):
         return False
+
+
+class ChunkRequest:
+    """An UploadFileRequest that holds only a chunk, as ``parse_upload_request`` returns it: ``chunk``
+    is a view into the message gRPC received, not a copy."""
+
+    __slots__ = ("chunk",)
+
+    def __init__(self, chunk: memoryview) -> None:
+        self.chunk = chunk
+
+    def WhichOneof(self, oneof_group: str) -> str | None:  # noqa: N802 - protobuf's name
+        return "chunk" if oneof_group == "payload" else None
+
+
+_CHUNK_TAG = 0x12  # field 2 (chunk), wire type 2 (length-delimited)
+
+
+def parse_upload_request(data: bytes) -> files_pb2.UploadFileRequest | ChunkRequest:
+    """``UploadFileRequest.FromString``, except for a message that is one chunk field and nothing
+    else (every message after the first): that one becomes a ChunkRequest viewing ``data``.
+
+    The protobuf parser would copy each chunk twice (into its arena, then into a new bytes object
+    when the field is read); at 1 MiB a message that was a third of the API's CPU per uploaded
+    byte, with the allocations. Anything else (info, unknown fields, a repeated field) goes to
+    protobuf, so the result is what protobuf would give.
+    """
+    if len(data) > 1 and data[0] == _CHUNK_TAG:
+        length, shift, pos = 0, 0, 1
+        while pos < len(data) and shift < 64:
+            byte = data[pos]
+            pos += 1
+            length |= (byte & 0x7F) << shift
+            if byte < 0x80:
+                if pos + length == len(data):
+                    return ChunkRequest(memoryview(data)[pos:])
+                break
+            shift += 7
+    return files_pb2.UploadFileRequest.FromString(data)
+
+
+def add_file_service(servicer: files_pb2_grpc.FileServiceServicer, server: grpc.aio.Server) -> None:
+    """``files_pb2_grpc.add_FileServiceServicer_to_server``, built from the service descriptor the
+    same way, except that UploadFile's messages are parsed by ``parse_upload_request``."""
+    service = files_pb2.DESCRIPTOR.services_by_name["FileService"]
+    makers = {
+        (False, False): grpc.unary_unary_rpc_method_handler,
+        (True, False): grpc.stream_unary_rpc_method_handler,
+        (False, True): grpc.unary_stream_rpc_method_handler,
+        (True, True): grpc.stream_stream_rpc_method_handler,
+    }
+    handlers = {}
+    for method in service.methods:
+        request, response = getattr(files_pb2, method.input_type.name), getattr(files_pb2, method.output_type.name)
+        handlers[method.name] = makers[method.client_streaming, method.server_streaming](
+            getattr(servicer, method.name),
+            request_deserializer=parse_upload_request if method.name == "UploadFile" else request.FromString,
+            response_serializer=response.SerializeToString,
+        )
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(service.full_name, handlers),))
+    server.add_registered_method_handlers(service.full_name, handlers)
 
 
 def _api_error(exc: UploadError | SessionConflict) -> ApiError:
@@ -171,13 +237,12 @@ class FileServicer(files_pb2_grpc.FileServiceServicer):
             offset=info.offset if info.HasField("offset") else None,
         )
 
-        async def chunks() -> AsyncIterator[bytes]:
+        async def chunks() -> AsyncIterator[bytes | memoryview]:
             async for message in request_iterator:
                 if message.WhichOneof("payload") != "chunk":
                     raise InvalidUpload("only chunks may follow the first message (info)")
                 data = message.chunk
-                # The parsed message holds its own copy of the chunk: let it go before waiting.
-                del message
+                del message  # the receiver copies the chunk into its part buffer; nothing else keeps it
                 yield data
 
         try:
@@ -226,7 +291,7 @@ def registration(deps: ApiDeps) -> Any:
     from api.server import ServiceRegistration
 
     return ServiceRegistration(
-        add_fn=files_pb2_grpc.add_FileServiceServicer_to_server,
+        add_fn=add_file_service,
         servicer=FileServicer(deps=deps),
         name=files_pb2.DESCRIPTOR.services_by_name["FileService"].full_name,
     )

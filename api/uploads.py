@@ -402,12 +402,13 @@ class TooManyBytes(InvalidUpload):
 
 
 class _PartWrite:
-    """A part cut from the stream on its way to S3; its bytes stay here until the row records it."""
+    """A part cut from the stream on its way to S3; its buffer stays here until the row records it."""
 
-    __slots__ = ("data", "number", "task")
+    __slots__ = ("buffer", "data", "hashed", "number", "task")
 
-    def __init__(self, number: int, data: bytearray, task: asyncio.Task) -> None:
-        self.number, self.data, self.task = number, data, task
+    def __init__(self, number: int, buffer: bytearray, data: memoryview, hashed: asyncio.Task | None,
+                 task: asyncio.Task) -> None:
+        self.number, self.buffer, self.data, self.hashed, self.task = number, buffer, data, hashed, task
 
 
 class _Receiver:
@@ -417,59 +418,81 @@ class _Receiver:
         self.up = uploader
         self.s = session
         self.sha = sha
-        # Chunks are appended to one growing buffer as they arrive (and freed), and that buffer
-        # itself is handed to the S3 call: no join, so memory is the filling part plus the ones
-        # in flight. It grows with what arrives, so a small upload holds little.
-        self.part = bytearray()
+        # Chunks are copied into a part-sized buffer, which is handed to the S3 call as it is
+        # (a memoryview, no join). Buffers are reused once their part is recorded, so a stream
+        # allocates (and the OS zero-fills) at most parts_in_flight + 1 of them, whatever the size.
+        # ``received`` is the file offset after the buffered bytes; load_tail() brings the staged
+        # tail back, so it starts after the recorded parts.
+        self._spare: list[bytearray] = []
+        self.received = session.parts_bytes
+        self.buf = self._buffer(self.received)
         self.fill = 0
-        self.received = session.bytes_received
         # Parts cut and not yet known to be recorded, oldest first; numbered at the cut.
         self.inflight: deque[_PartWrite] = deque()
         self.next_number = len(session.parts) + 1
+        # Bytes of parts that failed (in order), after the recorded ones and before ``buf``:
+        # only save() follows, and stages them with the buffer.
+        self.unrecorded: list[memoryview] = []
         self._multipart: asyncio.Task | None = None
         # The hash is fed in file order by a chain of tasks; ``hashed`` is the offset it will
         # cover once they are done.
         self.hashed = session.bytes_received
         self._hash_job: asyncio.Task | None = None
 
+    def _buffer(self, start: int) -> bytearray:
+        """A buffer for the part that starts at file offset ``start`` (the last one may be shorter)."""
+        need = min(self.up.part_bytes, self.s.size - start)
+        for i, spare in enumerate(self._spare):
+            if len(spare) >= need:
+                return self._spare.pop(i)
+        return bytearray(need)
+
     async def load_tail(self) -> None:
         """Put the staged tail back in front of the buffer, so that it ends up in the next part."""
         if self.s.tail_bytes:
             data = await self.up.store.read(self.s.tail_key, length=self.s.tail_bytes)
-            self.part = bytearray(data)
-            self.fill = len(data)
+            await self._append(memoryview(data))
 
-    async def feed(self, chunk: bytes) -> None:
+    async def feed(self, chunk: bytes | memoryview) -> None:
         n = len(chunk)
         if n > self.up.max_chunk_bytes:
             raise InvalidUpload(f"chunk of {n} bytes is over the limit of {self.up.max_chunk_bytes}")
         if self.received + n > self.s.size:
             raise TooManyBytes(f"more bytes than the declared size {self.s.size}; upload discarded")
-        if n == 0:
-            return
-        self.part += chunk
-        self.fill += n
-        self.received += n
-        if self.fill >= self.up.part_bytes:
-            await self._cut()
+        if n:
+            await self._append(memoryview(chunk))
+
+    async def _append(self, data: memoryview) -> None:
+        # A chunk may straddle two parts: parts are exactly part_bytes long, except the last.
+        assert not self.unrecorded, "nothing is received after a part failed"
+        while data:
+            take = min(len(self.buf) - self.fill, len(data))
+            if not take:  # the last part is full: feed() let through more than the declared size
+                raise TooManyBytes(f"more bytes than the declared size {self.s.size}; upload discarded")
+            self.buf[self.fill:self.fill + take] = data[:take]
+            self.fill += take
+            self.received += take  # counted as it is buffered: a cancelled cut drops only the rest
+            data = data[take:]
+            if self.fill == self.up.part_bytes:
+                await self._cut()
 
     # --- hashing ---------------------------------------------------------------------------
 
-    def _hash(self, data: bytearray, start: int) -> None:
+    def _hash(self, data: memoryview, start: int) -> asyncio.Task | None:
         """Feed the bytes of ``data`` (which starts at file offset ``start``) not hashed yet, after the earlier ones."""
         if self.sha is None:
-            return
+            return None
         skip = self.hashed - start
         if skip < 0:  # a gap: cannot happen, but then the hash would be wrong
             self.sha = None
-            return
+            return None
         if skip >= len(data):
-            return
-        view = memoryview(data)[skip:] if skip else data
+            return None
         self.hashed = start + len(data)
-        self._hash_job = asyncio.create_task(self._hash_after(self._hash_job, view))
+        self._hash_job = asyncio.create_task(self._hash_after(self._hash_job, data[skip:]))
+        return self._hash_job
 
-    async def _hash_after(self, previous: asyncio.Task | None, data) -> None:  # noqa: ANN001 - a buffer
+    async def _hash_after(self, previous: asyncio.Task | None, data: memoryview) -> None:
         sha = self.sha
         try:
             if previous is not None:
@@ -485,7 +508,7 @@ class _Receiver:
 
     async def _hashed_all(self) -> None:
         """Hash what is buffered too, and wait until the hash covers every received byte."""
-        self._hash(self.part, self.received - self.fill)
+        self._hash(memoryview(self.buf)[:self.fill], self.received - self.fill)
         if self._hash_job is not None:
             await asyncio.wait([self._hash_job])
         if self.hashed != self.received:
@@ -503,16 +526,20 @@ class _Receiver:
             except asyncio.CancelledError:
                 raise
             except Exception:
-                await self._settle()  # puts the unrecorded bytes back and raises
+                await self._settle()  # keeps the unrecorded bytes for save() and raises
             self.inflight.popleft()
+            if oldest.hashed is None or oldest.hashed.done():
+                self._spare.append(oldest.buffer)  # nothing reads it any more
         # No await from here on: the bytes are either in the buffer or in a part in flight.
-        data = self.part
-        self.part, self.fill = bytearray(), 0
-        self._hash(data, self.received - len(data))
+        buffer, data = self.buf, memoryview(self.buf)[:self.fill]
+        start = self.received - self.fill
+        self.buf, self.fill = self._buffer(self.received), 0
+        hashed = self._hash(data, start)
         number = self.next_number
         self.next_number += 1
         previous = self.inflight[-1].task if self.inflight else None
-        self.inflight.append(_PartWrite(number, data, asyncio.create_task(self._write_part(number, data, previous))))
+        task = asyncio.create_task(self._write_part(number, data, previous))
+        self.inflight.append(_PartWrite(number, buffer, data, hashed, task))
 
     async def _start_multipart(self) -> None:
         s, store = self.s, self.up.store
@@ -523,7 +550,7 @@ class _Receiver:
             await store.abort_multipart(s.object_key, s3_upload_id=s3_upload_id)
             raise
 
-    async def _write_part(self, number: int, data: bytearray, previous: asyncio.Task | None) -> None:
+    async def _write_part(self, number: int, data: memoryview, previous: asyncio.Task | None) -> None:
         s = self.s
         if s.s3_upload_id is None:
             if self._multipart is None:
@@ -538,24 +565,25 @@ class _Receiver:
 
     async def _settle(self) -> None:
         """Wait for every part in flight. If one failed, its bytes and those of the parts after it
-        go back in front of the buffer (none of them is recorded) and its error is raised."""
+        (none of them is recorded) are kept for save(), and its error is raised."""
         if not self.inflight:
             return
         await asyncio.wait([w.task for w in self.inflight])
         error: BaseException | None = None
-        unrecorded: list[bytearray] = []
         for w in self.inflight:
             failure = asyncio.CancelledError() if w.task.cancelled() else w.task.exception()
             if failure is None and error is None:
                 continue
             error = error or failure
-            unrecorded.append(w.data)
+            self.unrecorded.append(w.data)
         self.inflight.clear()
         if error is not None:
             self.next_number = len(self.s.parts) + 1
-            self.part = bytearray().join([*unrecorded, self.part])
-            self.fill = len(self.part)
             raise error
+
+    def _tail(self) -> list[memoryview]:
+        """The received bytes after the recorded parts, in order."""
+        return [*self.unrecorded, memoryview(self.buf)[:self.fill]]
 
     async def abandon(self) -> None:
         """Wait for the parts in flight, ignoring their outcome (the upload is being discarded)."""
@@ -573,13 +601,15 @@ class _Receiver:
             return s.bytes_received  # another stream owns the session now: write nothing
         except Exception as exc:
             logger.warning("upload %s: part write failed (%s); staging its bytes instead", s.upload_id, exc)
-        if self.fill > s.tail_bytes:
-            data = self.part
+        tail = self._tail()
+        size = sum(len(t) for t in tail)
+        if size > s.tail_bytes:
+            data = tail[0] if len(tail) == 1 else bytearray().join(tail)
             # Same key as the tail read back at the start: the new tail extends it, and the
             # row's tail_bytes says how much of it counts, so a crash between the two writes is safe.
             await self.up.store.put(s.tail_key, data)
-            await self.up.sessions.commit_tail(s, len(data), expires_at=now_ms() + self.up.session_ttl)
-            logger.info("upload %s: %d bytes durable (%d in the staged tail)", s.upload_id, s.bytes_received, len(data))
+            await self.up.sessions.commit_tail(s, size, expires_at=now_ms() + self.up.session_ttl)
+            logger.info("upload %s: %d bytes durable (%d in the staged tail)", s.upload_id, s.bytes_received, size)
         if self.sha is not None:
             await self._hashed_all()
             if self.sha is not None and self.hashed == s.bytes_received:
@@ -588,7 +618,7 @@ class _Receiver:
 
     async def _assemble(self) -> None:
         s, store = self.s, self.up.store
-        data = self.part
+        data = memoryview(self.buf)[:self.fill]
         if s.s3_upload_id is None:
             # Smaller than one part: a single PUT, no multipart needed.
             await store.put(s.object_key, data, content_type=s.mime_type)
@@ -626,7 +656,7 @@ class _Receiver:
         except Exception:
             await self.save()
             raise
-        self.part, self.fill = bytearray(), 0
+        self.fill = 0
         if self.sha is None:
             # This process did not see every byte (resumed after a restart): hash what is stored.
             logger.info("upload %s: verifying the checksum by re-reading the stored object", s.upload_id)
