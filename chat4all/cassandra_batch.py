@@ -8,7 +8,7 @@ replicas into one unlogged batch is what the Spark Cassandra Connector does by d
 partition in it, so no coordinator fans writes out to other nodes. A batch is not atomic
 and need not be: every write here is an idempotent upsert with its own timestamp.
 
-A write waits at most ``linger`` seconds (default 2 ms) for company; a batch holds at most
+A write waits at most ``linger`` seconds (default 10 ms) for company; a batch holds at most
 ``max_statements`` writes (default 32) and about ``max_bytes`` of values (default 24 KiB,
 under Cassandra's ``batch_size_fail_threshold`` of 50 KiB).
 """
@@ -46,9 +46,10 @@ class WriteBatcher:
         *,
         session: Session,
         run: Runner,
-        linger: float = 0.002,
+        linger: float = 0.010,
         max_statements: int = 32,
         max_bytes: int = 24 * 1024,
+        on_batch: Callable[[int], None] | None = None,
     ) -> None:
         self._session = session
         self._run = run
@@ -59,8 +60,7 @@ class WriteBatcher:
         self._sizes: dict[Any, int] = {}
         self._timer: asyncio.TimerHandle | None = None
         self._tasks: set[asyncio.Task] = set()
-        self.batches_sent = 0
-        self.writes_sent = 0
+        self._on_batch = on_batch
 
     def _replicas(self, bound: BoundStatement) -> Any:
         key = bound.routing_key
@@ -103,8 +103,8 @@ class WriteBatcher:
         task.add_done_callback(self._tasks.discard)
 
     async def _apply(self, writes: list[tuple[BoundStatement, asyncio.Future]]) -> None:
-        self.batches_sent += 1
-        self.writes_sent += len(writes)
+        if self._on_batch is not None:
+            self._on_batch(len(writes))
         if len(writes) == 1:
             await self._apply_one(*writes[0])
             return

@@ -89,7 +89,7 @@ class Settings(BaseSettings):
     cassandra_retry_max_seconds: float = Field(5.0, description="Longest pause between retries while Cassandra is unreachable (s); retries never stop.")
     agent_max_in_flight: int = Field(512, description="Events an agent keeps in flight (Cassandra writes, broker acks) before it stops pulling more.")
     producer_linger_ms: int = Field(5, description="Worker producer linger (ms): records sent within it share one produce request.")
-    cassandra_batch_linger_ms: float = Field(2.0, description="Worker: how long a Cassandra write waits for others bound to the same replicas, to share one unlogged batch (ms).")
+    cassandra_batch_linger_ms: float = Field(10.0, description="Worker: how long a Cassandra write waits for others bound to the same replicas, to share one unlogged batch (ms).")
     cassandra_batch_max_writes: int = Field(32, description="Worker: most writes in one unlogged batch (values are also capped at 24 KiB per batch).")
 
     # --- API -------------------------------------------------------------------
@@ -106,6 +106,13 @@ class Settings(BaseSettings):
     api_storage_timeout_seconds: float = Field(5.0, description="Longest wait for one Cassandra statement or Redis call in the API (s).")
     api_publish_timeout_seconds: float = Field(5.0, description="Longest wait for Kafka to acknowledge an event the API publishes (s).")
     api_grace_seconds: float = Field(5.0, description="On SIGTERM, seconds the API lets in-flight calls finish.")
+    api_producer_linger_ms: int = Field(0, description="API producer linger (ms); events that arrive while a produce request is out are batched anyway.")
+    api_token_cache_seconds: float = Field(1.0, description="How long an API process reuses a token check (signature, revocation); a revocation through another API process applies here within it (0 = every call).")
+    rate_limit_lease_max: int = Field(10, description="Most SendMessage tokens an API process takes from a user's Redis bucket at once, spent within 1 s (1 = a Redis call per message).")
+    api_idempotency_cache_seconds: int = Field(60, description="How long Redis answers a client_message_id retry; later retries are answered from Cassandra (client_messages).")
+    api_max_inflight_sends: int = Field(2000, description="SendMessage calls one API process works on at once; more get RESOURCE_EXHAUSTED with retry-after.")
+    api_admission_max_lag: int = Field(5000, description="SendMessage gets RESOURCE_EXHAUSTED while the router group (app_id) is this many `messages` behind (0 = no lag check).")
+    api_admission_poll_seconds: float = Field(1.0, description="How often the API reads the router group's lag on `messages` from Kafka (s).")
 
     # --- files -----------------------------------------------------------------
     max_file_bytes: int = Field(2 * 1024**3, description="Largest file accepted (bytes).")
@@ -115,7 +122,7 @@ class Settings(BaseSettings):
     upload_max_chunk_bytes: int = Field(4 * 1024**2, description="Largest chunk accepted in one UploadFile message.")
     upload_cleanup_interval_seconds: float = Field(60.0, description="How often the API aborts expired upload sessions.")
     s3_public_endpoint: str | None = Field(None, description="host:port put in presigned URLs, if clients reach S3 elsewhere than s3_host:s3_port.")
-    upload_mmap_threshold_bytes: int = Field(1024**2, description="API: allocations this large use mmap and return to the OS when freed (glibc; 0 = glibc default).")
+    upload_mmap_threshold_bytes: int = Field(8 * 1024**2, description="API: allocations this large use mmap and return to the OS when freed (glibc; 0 = glibc default); above the largest chunk, at most the part size.")
     upload_max_streams: int = Field(32, description="Upload streams one API process receives at once (each buffers up to upload_parts_in_flight + 1 parts); more get RESOURCE_EXHAUSTED.")
     upload_parts_in_flight: int = Field(2, description="S3 parts one upload stream writes at once while the next fills (each stream buffers up to this + 1 parts).")
     s3_signed_payload: bool = Field(False, description="Sign request bodies of 64 KiB and more (SHA-256) over plain http too; off, they go as UNSIGNED-PAYLOAD as over https (half S3Proxy's CPU per uploaded byte).")

@@ -84,6 +84,7 @@ class PipelineStore:
         self._writes = WriteBatcher(
             session=session, run=lambda statement: self._run("write", statement),
             linger=settings.cassandra_batch_linger_ms / 1000, max_statements=settings.cassandra_batch_max_writes,
+            on_batch=metrics.cassandra_batch_writes.observe,
         )
 
     async def _run(self, name: str, statement: Any, params: Any = None) -> Any:

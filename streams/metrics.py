@@ -24,6 +24,10 @@ breaker_state = Gauge("chat4all_connector_breaker_state", "Circuit breaker state
 scheduled_pending = Gauge(
     "chat4all_schedule_pending", "100 ms buckets of scheduled DELIVERED/READ receipts waiting, per channel.", ["channel"]
 )
+cassandra_batch_writes = Histogram(
+    "chat4all_cassandra_batch_writes", "Writes per unlogged batch the worker sent to Cassandra.",
+    buckets=(1, 2, 4, 8, 16, 32, 64),
+)
 cassandra_retries = Counter("chat4all_cassandra_retries_total", "Cassandra operations retried during an outage.", ["operation"])
 stale_records_skipped = Counter(
     "chat4all_stale_records_skipped_total",
