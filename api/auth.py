@@ -4,6 +4,7 @@ and `current_user_id(context)` for servicers."""
 from __future__ import annotations
 
 import contextvars
+import functools
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
@@ -12,7 +13,7 @@ import grpc
 
 from api.deadline import budget
 from api.errors import ApiError, unauthenticated
-from api.interceptors import wrap_handler
+from api.interceptors import HandlerCache, wrap_handler
 from api.tokens import Claims, TokenService
 
 logger = logging.getLogger(__name__)
@@ -53,12 +54,34 @@ def bearer_token(metadata: tuple | None) -> str:
     raise unauthenticated("missing access token: send metadata 'authorization: Bearer <token>' (see Login)")
 
 
+class _Authenticated:
+    """One call under AuthInterceptor: the caller's verified claims, set for the handler."""
+
+    __slots__ = ("_tokens", "_timeout", "_context", "_reset")
+
+    def __init__(self, tokens: TokenService, timeout: float, context: grpc.aio.ServicerContext) -> None:
+        self._tokens = tokens
+        self._timeout = timeout
+        self._context = context
+        self._reset: contextvars.Token | None = None
+
+    async def __aenter__(self) -> None:
+        token = bearer_token(self._context.invocation_metadata())
+        claims = await self._tokens.verify(token, timeout=budget(self._context, self._timeout))
+        self._reset = _claims.set(claims)
+
+    async def __aexit__(self, *exc_info: object) -> bool:
+        if self._reset is not None:
+            _claims.reset(self._reset)
+        return False
+
+
 class AuthInterceptor(grpc.aio.ServerInterceptor):
     """Rejects calls without a valid, unrevoked token (UNAUTHENTICATED) before the servicer runs."""
 
     def __init__(self, *, tokens: TokenService, timeout: float) -> None:
-        self._tokens = tokens
-        self._timeout = timeout
+        guard = functools.partial(_Authenticated, tokens, timeout)
+        self._handlers = HandlerCache(lambda method, handler: wrap_handler(handler, guard=guard))
 
     async def intercept_service(
         self,
@@ -69,13 +92,4 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
         method = handler_call_details.method
         if handler is None or method in PUBLIC_METHODS or method.startswith(PUBLIC_SERVICE_PREFIXES):
             return handler
-
-        async def before(context: grpc.aio.ServicerContext) -> contextvars.Token:
-            token = bearer_token(context.invocation_metadata())
-            claims = await self._tokens.verify(token, timeout=budget(context, self._timeout))
-            return _claims.set(claims)
-
-        def after(reset: contextvars.Token) -> None:
-            _claims.reset(reset)
-
-        return wrap_handler(handler, before=before, after=after)
+        return self._handlers.get(method, handler)

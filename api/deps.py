@@ -7,6 +7,8 @@ from dataclasses import dataclass
 
 from redis.asyncio import Redis
 
+from api.admission import Admission
+from api.idempotency import SendClaims
 from api.publisher import Publisher
 from api.ratelimit import RateLimiter
 from api.store import Store
@@ -26,6 +28,8 @@ class ApiDeps:
     redis: Redis
     tokens: TokenService
     send_limiter: RateLimiter
+    send_claims: SendClaims
+    admission: Admission
 
     async def close(self) -> None:
         await self.publisher.close()
@@ -48,11 +52,25 @@ def build_deps(settings: Settings) -> ApiDeps:
         socket_timeout=timeout,
         socket_connect_timeout=timeout,
     )
+    store = Store(settings=settings)
     return ApiDeps(
         settings=settings,
-        store=Store(settings=settings),
+        store=store,
         publisher=Publisher(settings=settings),
         redis=redis,
-        tokens=TokenService(secret=secret, issuer=settings.jwt_issuer, ttl_seconds=settings.jwt_ttl_seconds, redis=redis),
-        send_limiter=RateLimiter(redis=redis, rate=settings.rate_limit_per_second, burst=settings.rate_limit_burst),
+        tokens=TokenService(
+            secret=secret,
+            issuer=settings.jwt_issuer,
+            ttl_seconds=settings.jwt_ttl_seconds,
+            redis=redis,
+            cache_seconds=settings.api_token_cache_seconds,
+        ),
+        send_limiter=RateLimiter(
+            redis=redis,
+            rate=settings.rate_limit_per_second,
+            burst=settings.rate_limit_burst,
+            lease_max=settings.rate_limit_lease_max,
+        ),
+        send_claims=SendClaims(redis=redis, store=store, settings=settings),
+        admission=Admission(settings=settings),
     )

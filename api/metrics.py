@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import grpc
-from prometheus_client import Counter, Histogram, start_http_server
+from prometheus_client import Counter, Gauge, Histogram, start_http_server
 
 REQUESTS = Counter("chat4all_api_requests_total", "gRPC calls handled, by method and status code.", ["method", "code"])
 ERRORS = Counter("chat4all_api_errors_total", "gRPC calls that did not end OK, by method and status code.", ["method", "code"])
@@ -15,16 +15,35 @@ LATENCY = Histogram(
 )
 MESSAGES_SENT = Counter("chat4all_api_messages_published_total", "MessageEvents published to Kafka (acknowledged).")
 RATE_LIMITED = Counter("chat4all_api_rate_limited_total", "SendMessage calls refused by the rate limit.")
+SHED = Counter(
+    "chat4all_api_shed_total", "SendMessage calls refused by admission control, by reason (inflight, lag).", ["reason"]
+)
+PIPELINE_LAG = Gauge(
+    "chat4all_api_pipeline_lag", "Messages the router group has not committed on `messages`, as last read (-1 = unknown)."
+)
+
+# (full method, code) -> the label children to update: .labels() costs a lock and a few
+# allocations, and every call would pay it three times.
+_children: dict[tuple[str, grpc.StatusCode], tuple] = {}
+
+
+def _short(method: str) -> str:
+    service, _, rpc = method.lstrip("/").partition("/")
+    return f"{service.rsplit('.', 1)[-1]}/{rpc}"
 
 
 def observe(method: str, code: grpc.StatusCode, seconds: float) -> None:
     """Count one call; ``method`` is gRPC's full name, labelled short: ``/chat4all.v1.X/Y`` -> ``X/Y``."""
-    service, _, rpc = method.lstrip("/").partition("/")
-    name = f"{service.rsplit('.', 1)[-1]}/{rpc}"
-    REQUESTS.labels(name, code.name).inc()
-    LATENCY.labels(name).observe(seconds)
-    if code is not grpc.StatusCode.OK:
-        ERRORS.labels(name, code.name).inc()
+    children = _children.get((method, code))
+    if children is None:
+        name = _short(method)
+        errors = ERRORS.labels(name, code.name) if code is not grpc.StatusCode.OK else None
+        children = _children[(method, code)] = (REQUESTS.labels(name, code.name), LATENCY.labels(name), errors)
+    requests, latency, errors = children
+    requests.inc()
+    latency.observe(seconds)
+    if errors is not None:
+        errors.inc()
 
 
 def serve_metrics(port: int, host: str = "127.0.0.1") -> None:

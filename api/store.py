@@ -7,6 +7,7 @@ import logging
 from typing import Any
 
 import grpc
+from cassandra import ConsistencyLevel
 from cassandra.cluster import ResultSet, Session
 from cassandra.query import PreparedStatement
 
@@ -48,13 +49,16 @@ STATEMENTS: dict[str, str] = {
         "SELECT conversation_id FROM {ks}.conversations_by_user WHERE user_id = ? AND conversation_id > ? LIMIT ?"
     ),
     # messages
-    "claim_client_message": (
-        "INSERT INTO {ks}.client_messages (sender_id, client_message_id, message_id, conversation_id, ts)"
-        " VALUES (?, ?, ?, ?, ?) IF NOT EXISTS"
+    # client_message_id claims (api/idempotency.py: a Redis lock decides who writes, no LWT)
+    "get_client_message": (
+        "SELECT message_id, conversation_id, ts, fingerprint FROM {ks}.client_messages"
+        " WHERE sender_id = ? AND client_message_id = ?"
     ),
-    "release_client_message": (
-        "DELETE FROM {ks}.client_messages WHERE sender_id = ? AND client_message_id = ? IF message_id = ?"
+    "insert_client_message": (
+        "INSERT INTO {ks}.client_messages (sender_id, client_message_id, message_id, conversation_id, ts, fingerprint)"
+        " VALUES (?, ?, ?, ?, ?, ?)"
     ),
+    "delete_client_message": "DELETE FROM {ks}.client_messages WHERE sender_id = ? AND client_message_id = ?",
     "message_by_id": "SELECT message_id, conversation_id, ts, sender_id FROM {ks}.messages_by_id WHERE message_id = ?",
     "messages_first": (
         "SELECT conversation_id, ts, message_id, sender_id, content, file_id, status, delivered_at, read_at, receipts"
@@ -69,6 +73,15 @@ STATEMENTS: dict[str, str] = {
         "SELECT file_id, conversation_id, uploader_id, filename, mime_type, size, sha256, created_at"
         " FROM {ks}.files WHERE file_id = ?"
     ),
+}
+
+
+# The claim's record must be seen by the next claimer's read once the keyspace is replicated:
+# quorum writes and reads (the same as ONE at replication factor 1).
+CONSISTENCY: dict[str, int] = {
+    "get_client_message": ConsistencyLevel.LOCAL_QUORUM,
+    "insert_client_message": ConsistencyLevel.LOCAL_QUORUM,
+    "delete_client_message": ConsistencyLevel.LOCAL_QUORUM,
 }
 
 
@@ -94,6 +107,8 @@ class Store:
         try:
             session = driver_cluster.connect(ks)
             prepared = {name: session.prepare(cql.replace("{ks}", ks)) for name, cql in STATEMENTS.items()}
+            for name, level in CONSISTENCY.items():
+                prepared[name].consistency_level = level
         except Exception:
             driver_cluster.shutdown()  # a failed attempt must not leave the driver's threads behind
             raise
@@ -128,8 +143,9 @@ class Store:
     ) -> ResultSet:
         """Run a prepared statement within the call's deadline."""
         timeout = budget(context, self._settings.api_storage_timeout_seconds)
-        session = await self.session(timeout)
-        return await asyncio.wait_for(aexecute(session, self._prepared[name], params, timeout=timeout), timeout + 0.05)
+        session = self._session or await self.session(timeout)
+        async with asyncio.timeout(timeout + 0.05):
+            return await aexecute(session, self._prepared[name], params, timeout=timeout)
 
     async def execute_statement(self, statement: Any, *, context: grpc.aio.ServicerContext | None = None) -> ResultSet:
         """Run a ready statement (e.g. a BatchStatement of prepared statements) within the deadline."""

@@ -17,12 +17,14 @@ from api.convert import datetime_from_ms, ms_from_datetime, now_ms, parse_uuid, 
 from api.deadline import budget
 from api.deps import ApiDeps
 from api.errors import ApiError, denied, invalid, not_found
+from api.idempotency import ClaimedMessage, fingerprint
 from api.pagination import MAX_PAGE_SIZE, decode_token, encode_token, page_size
 from api.publisher import NotPublished
+from api.wire import message_event
 from chat4all.topics import CHANNELS, MESSAGES, NATIVE, STATUS_UPDATES
 from chat4all.v1 import common_pb2, messages_pb2_grpc
 from chat4all.v1 import messages_pb2 as pb
-from streams.records import MessageEvent, StatusUpdate
+from streams.records import StatusUpdate
 
 logger = logging.getLogger(__name__)
 
@@ -107,8 +109,26 @@ class MessageServicer(messages_pb2_grpc.MessageServiceServicer):
                 trailers=(("retry-after", wait),),
             )
 
+    async def start(self) -> None:
+        await self._deps.admission.start()
+
+    async def stop(self) -> None:
+        await self._deps.admission.stop()
+
     async def SendMessage(self, request: pb.SendMessageRequest, context: grpc.aio.ServicerContext) -> pb.SendMessageResponse:
         caller = current_user_uuid(context)
+        admission = self._deps.admission
+        # Shed before anything is spent on the call, the caller's rate-limit tokens included.
+        admission.check()
+        admission.inflight += 1
+        try:
+            return await self._send(request, caller, context)
+        finally:
+            admission.inflight -= 1
+
+    async def _send(
+        self, request: pb.SendMessageRequest, caller: uuid.UUID, context: grpc.aio.ServicerContext
+    ) -> pb.SendMessageResponse:
         await self._rate_limit(caller, context)
         store, settings = self._deps.store, self._deps.settings
         conversation = await require_participant(store, request.conversation_id, caller, context=context)
@@ -132,30 +152,39 @@ class MessageServicer(messages_pb2_grpc.MessageServiceServicer):
         # The id and timestamp are fixed here, once: every later step (router, tracker) is idempotent on them.
         message_id = uuid6.uuid7()
         ts_ms = message_id.time  # UUIDv7's own millisecond timestamp, so id order = time order
-        claimed = replay = False
+        claimed: ClaimedMessage | None = None
+        replay = False
         if cmid:
-            claim = (
-                await store.execute(
-                    "claim_client_message",
-                    (caller, cmid, message_id, conversation.conversation_id, datetime_from_ms(ts_ms)),
-                    context=context,
-                )
-            ).one()
-            if claim.applied:
-                claimed = True
-            else:
-                if claim.conversation_id != conversation.conversation_id:
+            proposed = ClaimedMessage(
+                message_id=message_id,
+                conversation_id=conversation.conversation_id,
+                ts_ms=ts_ms,
+                fingerprint=fingerprint(
+                    conversation_id=conversation.conversation_id, content=content, file_id=file_id, channels=channels
+                ),
+            )
+            claim = await self._deps.send_claims.claim(caller, cmid, proposed, context=context)
+            if claim.replay:
+                earlier = claim.message
+                if earlier.conversation_id != conversation.conversation_id:
                     raise invalid("client_message_id was already used for a message in another conversation")
-                message_id, ts_ms, replay = claim.message_id, ms_from_datetime(claim.ts), True
+                if earlier.fingerprint is not None and earlier.fingerprint != proposed.fingerprint:
+                    raise invalid(
+                        "client_message_id was already used for a different message (content, file_id or channels differ)"
+                    )
+                message_id, ts_ms, replay = earlier.message_id, earlier.ts_ms, True
+            else:
+                claimed = proposed
 
         response = pb.SendMessageResponse(
             message_id=str(message_id), timestamp=ts_from_ms(ts_ms), status=pb.MESSAGE_STATUS_SENT
         )
         if replay and (await store.execute("message_by_id", (message_id,), context=context)).one() is not None:
             return response  # stored already: nothing to publish again
-        event = MessageEvent(
+        conversation_id = str(conversation.conversation_id)
+        event = message_event(
             message_id=str(message_id),
-            conversation_id=str(conversation.conversation_id),
+            conversation_id=conversation_id,
             sender_id=str(caller),
             ts_ms=ts_ms,
             content=content,
@@ -165,21 +194,14 @@ class MessageServicer(messages_pb2_grpc.MessageServiceServicer):
         )
         try:
             # A replay that is not stored yet is published again: the router dedups by message_id.
-            await self._deps.publisher.publish(MESSAGES, key=str(conversation.conversation_id), value=event.dumps(), context=context)
+            await self._deps.publisher.publish(MESSAGES, key=conversation_id, value=event, context=context)
         except NotPublished:
-            if claimed:
-                await self._release_claim(caller, cmid, message_id)
+            if claimed is not None:
+                await self._deps.send_claims.release(caller, cmid, claimed)
             raise
+        self._deps.admission.published()
         metrics.MESSAGES_SENT.inc()
         return response
-
-    async def _release_claim(self, caller: uuid.UUID, cmid: str, message_id: uuid.UUID) -> None:
-        """Kafka never took the event: free the client_message_id so that nothing half-written stays."""
-        try:
-            await self._deps.store.execute("release_client_message", (caller, cmid, message_id))
-        except Exception as exc:
-            # Harmless if it stays: a retry with the same client_message_id publishes under this id.
-            logger.warning("could not release client_message_id claim: %s", exc, extra={"message_id": str(message_id)})
 
     async def GetMessages(self, request: pb.GetMessagesRequest, context: grpc.aio.ServicerContext) -> pb.GetMessagesResponse:
         caller = current_user_uuid(context)

@@ -8,8 +8,10 @@ class FakeRedis:
 
     def __init__(self) -> None:
         self.data: dict[str, tuple[str, int]] = {}
+        self.lookups = 0  # exists() calls, to see what a cache spared
 
     async def exists(self, key: str) -> int:
+        self.lookups += 1
         return int(key in self.data)
 
     async def set(self, key: str, value: str, ex: int) -> None:

@@ -69,6 +69,37 @@ async def test_tokens_issue_verify_revoke() -> None:
         await tokens.verify(token, timeout=1)
 
 
+async def test_token_checks_are_cached_briefly_and_revocation_here_applies_at_once() -> None:
+    redis = FakeRedis()
+    tokens = TokenService(secret="s" * 40, issuer="chat4all", ttl_seconds=60, redis=redis, cache_seconds=1.0)
+    token, _ = tokens.issue(str(uuid.uuid4()))
+    claims = await tokens.verify(token, timeout=1)
+    for _ in range(5):
+        assert await tokens.verify(token, timeout=1) == claims
+    assert redis.lookups == 1  # one revocation lookup for six calls
+    # Revoked through another process (straight into Redis): refused once the cached check lapses.
+    other, _ = tokens.issue(str(uuid.uuid4()))
+    other_claims = await tokens.verify(other, timeout=1)
+    redis.data["chat4all:revoked:" + other_claims.jti] = ("1", 60)
+    await tokens.verify(other, timeout=1)  # still within cache_seconds
+    await asyncio.sleep(1.05)
+    with pytest.raises(ApiError, match="revoked"):
+        await tokens.verify(other, timeout=1)
+    # Revoked through this process: refused at once, cache or not.
+    await tokens.revoke(claims)
+    with pytest.raises(ApiError, match="revoked"):
+        await tokens.verify(token, timeout=1)
+
+
+async def test_a_cached_token_still_expires_on_time() -> None:
+    tokens = TokenService(secret="s" * 40, issuer="chat4all", ttl_seconds=1, redis=FakeRedis(), cache_seconds=60)
+    token, exp = tokens.issue(str(uuid.uuid4()))
+    await tokens.verify(token, timeout=1)
+    await asyncio.sleep(max(0.0, exp - time.time()) + 0.05)
+    with pytest.raises(ApiError, match="expired"):
+        await tokens.verify(token, timeout=1)
+
+
 async def test_tokens_refuse_expired_forged_and_incomplete() -> None:
     tokens = TokenService(secret="s" * 40, issuer="chat4all", ttl_seconds=60, redis=FakeRedis())
     now = int(time.time())
