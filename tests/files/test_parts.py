@@ -231,3 +231,22 @@ async def test_an_early_end_stages_the_tail_after_the_recorded_parts() -> None:
     stored = await fresh.upload(request(data, "u-early", offset=cut), stream(data, start=cut))
     assert stored.size == len(data) and store.objects[row.object_key] == data
     assert store.reread == [row.object_key]
+
+
+async def test_part_n_always_holds_the_same_bytes_so_a_resume_rewrites_unrecorded_parts() -> None:
+    store, sessions = FakeStore(), FakeSessions()
+    data = os.urandom(4 * PART + 12345)
+    up = make_uploader(store, sessions)
+    odd = 3 * MiB + 17  # chunks straddle part boundaries
+    store.fail.add(2)  # part 2 fails; part 3 is stored but never recorded
+    with pytest.raises(ConnectionError):
+        await up.upload(request(data, "u-bounds"), stream(data, chunk=odd))
+    stale_3 = store.parts.get(3)
+    row = sessions.rows["u-bounds"]
+    assert [(n, size) for n, _, size in row.parts] == [(1, PART)]
+    await up.upload(request(data, "u-bounds", offset=row.bytes_received), stream(data, start=row.bytes_received, chunk=odd))
+    # Every part, the stale one included, was (re)written at its fixed offset.
+    for n in range(1, 5):
+        assert store.parts[n] == data[(n - 1) * PART:n * PART]
+    assert stale_3 is None or stale_3 == store.parts[3]
+    assert store.objects[row.object_key] == data
