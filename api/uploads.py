@@ -7,11 +7,11 @@ Where an upload's bytes are, at any time (offsets in the file):
     [bytes_received, received)       memory of the API process handling the stream (not durable)
 
 A part (``upload_part_bytes``, 8 MiB by default) is cut as soon as that much is buffered and
-written while the next chunks keep arriving, up to ``parts_in_flight`` (2) parts at once; parts
-are recorded in the session row in order, so memory per stream stays within
-``parts_in_flight + 1`` parts. When a stream
-is cut or ends early, the buffered bytes (below S3's 5 MiB minimum part size or not) go to the
-staging object, so every received byte stays; a resumed stream reads the tail back and goes on.
+written while the next chunks keep arriving, up to ``parts_in_flight`` (2) parts at once; the
+session row records parts in file order, and memory per stream stays within
+``parts_in_flight + 1`` part buffers. When a stream is cut or ends early, the buffered bytes
+(below S3's 5 MiB minimum part size or not) go to the staging object, so every received byte
+stays; a resumed stream reads the tail back and goes on.
 A process that dies without that chance (SIGKILL) loses only what was in its memory:
 ``bytes_received`` never counts such bytes.
 
@@ -404,11 +404,10 @@ class TooManyBytes(InvalidUpload):
 class _PartWrite:
     """A part cut from the stream on its way to S3; its buffer stays here until the row records it."""
 
-    __slots__ = ("buffer", "data", "hashed", "number", "task")
+    __slots__ = ("buffer", "data", "hashed", "task")
 
-    def __init__(self, number: int, buffer: bytearray, data: memoryview, hashed: asyncio.Task | None,
-                 task: asyncio.Task) -> None:
-        self.number, self.buffer, self.data, self.hashed, self.task = number, buffer, data, hashed, task
+    def __init__(self, buffer: bytearray, data: memoryview, hashed: asyncio.Task | None, task: asyncio.Task) -> None:
+        self.buffer, self.data, self.hashed, self.task = buffer, data, hashed, task
 
 
 class _Receiver:
@@ -539,7 +538,7 @@ class _Receiver:
         self.next_number += 1
         previous = self.inflight[-1].task if self.inflight else None
         task = asyncio.create_task(self._write_part(number, data, previous))
-        self.inflight.append(_PartWrite(number, buffer, data, hashed, task))
+        self.inflight.append(_PartWrite(buffer, data, hashed, task))
 
     async def _start_multipart(self) -> None:
         s, store = self.s, self.up.store

@@ -15,7 +15,7 @@ Request bodies of ``UNSIGNED_BODY_BYTES`` and more (parts, tails, small files) a
 ``CHAT4ALL_S3_SIGNED_PAYLOAD`` is set: the request itself stays signed (method, key, headers,
 length), only the body is not covered. That is what the SDK does over https anyway; over http it
 spares the SDK one SHA-256 of every part and spares S3Proxy buffering the body and hashing it
-again, which halved S3Proxy's CPU per uploaded byte (docs/files.md).
+again: S3Proxy spends about a third less CPU on every part (docs/files.md).
 """
 
 from __future__ import annotations

@@ -125,7 +125,7 @@ class Settings(BaseSettings):
     upload_mmap_threshold_bytes: int = Field(8 * 1024**2, description="API: allocations this large use mmap and return to the OS when freed (glibc; 0 = glibc default); above the largest chunk, at most the part size.")
     upload_max_streams: int = Field(32, description="Upload streams one API process receives at once (each buffers up to upload_parts_in_flight + 1 parts); more get RESOURCE_EXHAUSTED.")
     upload_parts_in_flight: int = Field(2, description="S3 parts one upload stream writes at once while the next fills (each stream buffers up to this + 1 parts).")
-    s3_signed_payload: bool = Field(False, description="Sign request bodies of 64 KiB and more (SHA-256) over plain http too; off, they go as UNSIGNED-PAYLOAD as over https (half S3Proxy's CPU per uploaded byte).")
+    s3_signed_payload: bool = Field(False, description="Sign request bodies of 64 KiB and more (SHA-256) over plain http too; off, they go as UNSIGNED-PAYLOAD as over https (S3Proxy then skips a SHA-256 of every uploaded byte).")
 
     # --- realtime --------------------------------------------------------------
     websocket_port: int = Field(8765, description="WebSocket gateway port (ws://host:port/v1/events), served by the API process.")
