@@ -218,8 +218,10 @@ class Uploader:
             if session.state == COMPLETE:
                 return StoredFile(file_id=session.file_id, size=session.size, sha256=session.sha256)
             rx = _Receiver(uploader=self, session=session, sha=self._take_hash(session))
-            await rx.load_tail()
             try:
+                # Inside: a long staged tail is cut into parts as it is loaded, and those writes
+                # are saved like any other if something fails.
+                await rx.load_tail()
                 async for chunk in chunks:
                     await rx.feed(chunk)
             except asyncio.CancelledError:

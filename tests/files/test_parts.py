@@ -250,3 +250,29 @@ async def test_part_n_always_holds_the_same_bytes_so_a_resume_rewrites_unrecorde
         assert store.parts[n] == data[(n - 1) * PART:n * PART]
     assert stale_3 is None or stale_3 == store.parts[3]
     assert store.objects[row.object_key] == data
+
+
+async def test_a_long_staged_tail_is_cut_into_parts_on_resume_and_a_failure_then_keeps_every_byte() -> None:
+    store, sessions = FakeStore(), FakeSessions()
+    data = os.urandom(6 * PART + 999)
+    store.fail.add(1)  # with 3 parts in flight, the failure of part 1 is seen at the 4th cut
+    with pytest.raises(ConnectionError):
+        await make_uploader(store, sessions, parts_in_flight=3).upload(request(data, "u-long"), stream(data, end=5 * PART))
+    row = sessions.rows["u-long"]
+    first = row.bytes_received
+    assert row.parts == [] and row.tail_bytes == first == 4 * PART
+
+    # Another process resumes: it cuts parts 1-4 out of the tail as it loads it; part 1 is
+    # recorded, part 2 fails, which shows while the tail is still loading.
+    store.fail.add(2)
+    up = make_uploader(store, sessions)
+    with pytest.raises(ConnectionError):
+        await up.upload(request(data, "u-long", offset=first), stream(data, start=first))
+    row = sessions.rows["u-long"]
+    assert [n for n, _, _ in row.parts] == [1]
+    assert row.bytes_received == first  # part 1 recorded, the rest staged again: nothing forgotten
+    assert store.objects[row.tail_key][:row.tail_bytes] == data[PART:first]
+
+    stored = await up.upload(request(data, "u-long", offset=first), stream(data, start=first))
+    assert stored.sha256 == hashlib.sha256(data).hexdigest() and store.objects[row.object_key] == data
+    assert store.reread == [row.object_key]  # a resume in another process verifies by re-reading
