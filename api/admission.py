@@ -8,9 +8,17 @@ costs anything (no token taken from the rate limit, nothing published):
   of queueing until their deadline (CANCELLED, DEADLINE_EXCEEDED at the client);
 - the router's backlog on ``messages`` (``CHAT4ALL_API_ADMISSION_MAX_LAG``): end offsets minus
   the committed offsets of the Faust app's consumer group (``CHAT4ALL_APP_ID``), read from Kafka
-  every ``CHAT4ALL_API_ADMISSION_POLL_SECONDS``. Between two readings the backlog is estimated
-  as the last reading plus what this process published since, minus what the group drained at
-  its recent rate, so a surge is cut within milliseconds, not at the next poll.
+  every ``CHAT4ALL_API_ADMISSION_POLL_SECONDS``. The backlog is estimated as the last reading,
+  plus what this process published since, minus what the group drained (at the rate it
+  committed over the last readings) since its committed offsets last moved: a surge is cut
+  within milliseconds, not at the next poll, and admissions do not stall between two commits.
+
+The bound is a number of messages, not a delay: the rate the group drains is what it was asked
+to do, not what it could do, so "backlog / drain rate" would take a burst on a quiet platform
+for a pipeline hours behind. In time, the bound is max_lag / the pipeline's capacity (5,000 at
+300 msg/s: about 17 s). Committed offsets trail the workers by up to a commit interval (faust
+commits every 2.8 s) plus the events they hold in flight, so a healthy pipeline at 300 msg/s
+shows about 1,000 messages of "backlog": the default sits well above that.
 
 The backlog is unknown (and nothing is shed for it) while the group has no committed offset on
 the topic (no worker ever ran on it) or Kafka cannot be read.
@@ -19,6 +27,7 @@ the topic (no worker ever ran on it) or Kafka cannot be read.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 import math
@@ -39,9 +48,14 @@ logger = logging.getLogger(__name__)
 # trusted: Kafka is unreachable. Polls on a loaded machine take a while, hence the floor.
 _STALE_POLLS = 5
 _STALE_SECONDS = 10.0
-# Weight of the newest drain-rate sample: the group commits every few seconds, so one interval's
-# delta is lumpy.
-_DRAIN_ALPHA = 0.3
+# The drain rate is measured over the readings of the last _DRAIN_WINDOW seconds (at least
+# _DRAIN_MIN_SPAN apart): the group commits every few seconds, so one interval's delta is lumpy.
+_DRAIN_WINDOW = 10.0
+_DRAIN_MIN_SPAN = 3.0
+# Committed offsets move in steps, once per commit interval (faust: 2.8 s, seen here up to a poll
+# later): between two steps the group keeps working at its drain rate, for about this long at
+# most. Longer without a step looks like a stall, and no more progress is assumed.
+_COMMIT_GAP = 5.0
 # How long a client refused for in-flight work waits: such pile-ups clear within a publish timeout.
 _INFLIGHT_RETRY_SECONDS = 0.5
 _MAX_RETRY_SECONDS = 30.0
@@ -65,7 +79,9 @@ class Admission:
         self._lag: int | None = None  # at the last reading; None = unknown
         self._read_at = 0.0  # monotonic time of that reading
         self._published_since = 0  # by this process since that reading
-        self._drain_rate = 0.0  # messages/s the group committed, smoothed
+        self._drain_rate = 0.0  # messages/s the group committed over the last readings
+        self._committed: collections.deque[tuple[float, int]] = collections.deque()  # (time, committed total)
+        self._committed_moved_at = 0.0  # when the committed total last changed
         self._task: asyncio.Task | None = None
         self._last_error: str | None = None
 
@@ -78,7 +94,8 @@ class Admission:
         now = time.monotonic() if now is None else now
         if now - self._read_at > max(_STALE_SECONDS, _STALE_POLLS * self._poll_seconds):
             return None
-        return max(0.0, self._lag + self._published_since - self._drain_rate * (now - self._read_at))
+        progress = self._drain_rate * min(now - self._committed_moved_at, _COMMIT_GAP)
+        return max(0.0, self._lag + self._published_since - progress)
 
     def check(self) -> None:
         """Raise RESOURCE_EXHAUSTED (with ``retry-after``) if this send must be shed."""
@@ -96,8 +113,8 @@ class Admission:
         if backlog is not None and backlog >= self._max_lag:
             metrics.SHED.labels("lag").inc()
             # Long enough for the group to drain back under the bound at its recent rate.
-            excess = backlog - self._max_lag + 1
-            wait = _retry_after(excess / self._drain_rate if self._drain_rate > 0 else _MAX_RETRY_SECONDS)
+            drain = self._drain_rate
+            wait = _retry_after((backlog - self._max_lag + 1) / drain if drain > 0 else _MAX_RETRY_SECONDS)
             raise ApiError(
                 grpc.StatusCode.RESOURCE_EXHAUSTED,
                 f"the message pipeline is {math.ceil(backlog)} messages behind; retry in {wait} s",
@@ -112,6 +129,11 @@ class Admission:
         self._published_since += 1
 
     # --- reading the lag ----------------------------------------------------------------------
+
+    @property
+    def drain_rate(self) -> float:
+        """Messages/s the router group committed over the last readings (0 = unknown or idle)."""
+        return self._drain_rate
 
     async def start(self) -> None:
         if self._max_lag > 0 and self._task is None:
@@ -135,11 +157,10 @@ class Admission:
                 await admin.start()
                 await consumer.start()
                 coordinator = await admin.find_coordinator(self._group)
-                previous: int | None = None
                 tps: list[TopicPartition] | None = None  # looked up once per connection
                 while True:
                     started = time.monotonic()
-                    previous, tps = await self._read(admin, consumer, coordinator, previous, tps)
+                    tps = await self._read(admin, consumer, coordinator, tps)
                     await asyncio.sleep(max(0.0, self._poll_seconds - (time.monotonic() - started)))
             except asyncio.CancelledError:
                 raise
@@ -160,10 +181,9 @@ class Admission:
         admin: AIOKafkaAdminClient,
         consumer: AIOKafkaConsumer,
         coordinator: int,
-        previous: int | None,
         tps: list[TopicPartition] | None,
-    ) -> tuple[int | None, list[TopicPartition]]:
-        """One reading; returns the committed total (for the next drain-rate sample) and the partitions."""
+    ) -> list[TopicPartition]:
+        """One reading of the lag and the drain rate; returns the topic's partitions."""
         if tps is None:
             (described,) = await admin.describe_topics([self._topic])
             if described.get("error_code") or not described.get("partitions"):
@@ -175,15 +195,23 @@ class Admission:
         known = {tp: c.offset for tp, c in committed.items() if c.offset >= 0}
         if not known:
             self._lag, self._read_at, self._published_since = None, now, 0
+            self._committed.clear()
             metrics.PIPELINE_LAG.set(-1)
-            return None, tps
+            return tps
         # A partition the group never committed on is counted from its end: it says nothing yet.
         lag = sum(max(0, ends[tp] - known.get(tp, ends[tp])) for tp in tps)
-        total = sum(known.values())
-        if previous is not None and self._read_at > 0:
-            sample = max(0.0, (total - previous) / max(1e-3, now - self._read_at))
-            self._drain_rate = sample if self._drain_rate == 0 else _DRAIN_ALPHA * sample + (1 - _DRAIN_ALPHA) * self._drain_rate
+        committed_total = sum(known.values())
+        readings = self._committed
+        if not readings or readings[-1][1] != committed_total:
+            self._committed_moved_at = now
+        readings.append((now, committed_total))
+        while len(readings) > 2 and now - readings[1][0] >= _DRAIN_WINDOW:
+            readings.popleft()
+        first_at, first_total = readings[0]
+        if now - first_at >= _DRAIN_MIN_SPAN:
+            self._drain_rate = max(0.0, (committed_total - first_total) / (now - first_at))
         self._lag, self._read_at, self._published_since = lag, now, 0
         self._last_error = None
         metrics.PIPELINE_LAG.set(lag)
-        return total, tps
+        metrics.PIPELINE_DRAIN.set(self._drain_rate)
+        return tps

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 
 from api.admission import Admission
 from api.idempotency import SendClaims
@@ -16,6 +16,8 @@ from api.tokens import TokenService, resolve_secret
 from chat4all.settings import Settings
 
 logger = logging.getLogger(__name__)
+
+REDIS_MAX_CONNECTIONS = 64
 
 
 @dataclass(kw_only=True)
@@ -44,14 +46,20 @@ def build_deps(settings: Settings) -> ApiDeps:
     Raises MissingSecret outside dev mode without CHAT4ALL_JWT_SECRET."""
     secret = resolve_secret(settings)
     timeout = settings.api_storage_timeout_seconds
-    redis = Redis(
+    # redis-py's default pool fails a call with MaxConnectionsError once 100 are in use; a burst
+    # (e.g. many leases and token checks falling due together under load) must wait for a
+    # connection instead, within the call's own timeout.
+    pool = BlockingConnectionPool(
         host=settings.redis_host,
         port=settings.redis_port,
         db=settings.redis_db,
         decode_responses=True,
         socket_timeout=timeout,
         socket_connect_timeout=timeout,
+        max_connections=REDIS_MAX_CONNECTIONS,
+        timeout=timeout,
     )
+    redis = Redis(connection_pool=pool)
     store = Store(settings=settings)
     return ApiDeps(
         settings=settings,

@@ -21,6 +21,9 @@ SHED = Counter(
 PIPELINE_LAG = Gauge(
     "chat4all_api_pipeline_lag", "Messages the router group has not committed on `messages`, as last read (-1 = unknown)."
 )
+PIPELINE_DRAIN = Gauge(
+    "chat4all_api_pipeline_drain_rate", "Messages/s the router group committed on `messages` over the last readings."
+)
 
 # (full method, code) -> the label children to update: .labels() costs a lock and a few
 # allocations, and every call would pay it three times.

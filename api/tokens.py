@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import random
 import secrets
 import time
 import uuid
@@ -115,7 +116,9 @@ class TokenService:
         if token not in self._cache and len(self._cache) >= self._cache_size:
             # Oldest first (dicts keep insertion order); an evicted token is simply checked again.
             del self._cache[next(iter(self._cache))]
-        self._cache[token] = (claims, time.monotonic() + self._cache_seconds)
+        # Between half and all of cache_seconds: tokens first seen together (a client fleet starting
+        # up) do not all fall due for their Redis lookup at the same moment.
+        self._cache[token] = (claims, time.monotonic() + self._cache_seconds * random.uniform(0.5, 1.0))
 
     def _decode(self, token: str) -> Claims:
         try:
