@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 C4A    := $(BIN)/chat4all
 
-.PHONY: help venv deps up down status run test test-unit lint protos bench-pipeline bench-api bench-upload clean
+.PHONY: help venv deps up down status run test test-unit lint protos bench-pipeline bench-api bench-upload bench-step clean
 
 help:
 	@echo "make run    - start the local stack and the platform (worker + API) in the foreground"
@@ -62,6 +62,10 @@ bench-api: up
 
 bench-upload: up
 	$(BIN)/python bench/upload_bench.py
+
+# Step load through the gRPC API (issue 9): RATES=50,100,200,300,400 STEP_SECONDS=20 by default.
+bench-step: up
+	$(BIN)/python bench/step_load.py --rates $(or $(RATES),50,100,200,300,400) --step-seconds $(or $(STEP_SECONDS),20)
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache .ruff_cache
