@@ -1,29 +1,25 @@
-"""Idempotent sends: the claim on (sender, client_message_id), a Redis lock in front of a Cassandra record.
+"""Idempotent sends: the claim on (sender, client_message_id), a Redis lock and cache in front of a Cassandra LWT.
 
 A send with a client_message_id either claims the key (and publishes a new message) or finds it
 claimed (and answers that message again). The guarantee: a retried send is stored once and
 answers the same message_id and timestamp, also across API restarts and after Redis forgets.
 
-- Redis ``SET chat4all:cmid:<sender>:<key> "p|..." NX PX <lock> GET`` is the lock: of two
-  concurrent sends with one key exactly one gets it; the other finds ``p|`` (pending) and waits
-  for the holder's answer, or finds ``d|...`` (done) and replays it.
-- The holder reads ``client_messages`` (the durable record, no TTL: Redis keeps claims only
-  ``CHAT4ALL_API_IDEMPOTENCY_CACHE_SECONDS``, and may lose the last second of them in a crash).
-  A row there is an earlier claim: replayed. Otherwise it writes the row (plain INSERT), then
-  ``d|...`` to Redis, and only then may the message be published.
-- The lock lasts longer than the holder may take for its read and write (each bounded by
-  ``CHAT4ALL_API_STORAGE_TIMEOUT_SECONDS``), and a holder that overran it publishes nothing. If
-  it fails or is cancelled before ``d|``, it deletes its lock, so a retry need not wait.
-- A row written late (a holder that timed out, its INSERT still queued in Cassandra) loses to a
-  later claim's row: the driver stamps writes on the client, last write wins.
+- Cassandra decides: ``INSERT INTO client_messages ... IF NOT EXISTS`` (a lightweight
+  transaction, linearizable) either writes this call's row or returns the row an earlier send
+  wrote. The row has no TTL and keeps a fingerprint of the request.
+- Redis spares Cassandra the duplicates: ``SET chat4all:cmid:<sender>:<key> "p|..." NX PX GET``
+  lets one of several concurrent sends with a key run the LWT (duplicates would otherwise
+  contend in Paxos, each costing a round or a CAS timeout); the others wait for its answer
+  (``d|...``, kept ``CHAT4ALL_API_IDEMPOTENCY_CACHE_SECONDS``), and a retry within that time is
+  answered from Redis alone. A lock whose holder died lapses after a storage timeout; a holder
+  that fails or is cancelled deletes its lock at once.
+- Redis is never trusted alone: losing a key (TTL, a crash) only means the next send asks
+  Cassandra again, and two holders at once (a lapsed lock) still get one LWT winner.
 
-The one case this does not cover, where the Cassandra LWT it replaces did: Redis losing a lock
-in a crash while its holder and a concurrent retry of the same key are both between their
-Redis call and their INSERT. Both would then publish. docs/api.md has the measurements behind
-the choice.
-
-The record keeps a fingerprint of the request (conversation, content, file_id, channels): a key
-reused for a different request is refused (INVALID_ARGUMENT) instead of answering the first one.
+The fingerprint (conversation, content, file_id, channels) lets SendMessage refuse a key reused
+for a different request (INVALID_ARGUMENT) instead of answering the first message.
+docs/api.md has the measurements behind this shape (a plain read + write instead of the LWT,
+Paxos v2).
 """
 
 from __future__ import annotations
@@ -51,8 +47,8 @@ _PREFIX = "chat4all:cmid:"
 _PENDING, _DONE = "p|", "d|"
 # Polling a pending claim: first after 2 ms, then at most every 50 ms.
 _POLL_FIRST, _POLL_MAX = 0.002, 0.05
-# KEYS[1]; ARGV[1] the holder's own pending value. Deletes the lock only if it is still that one.
-_RELEASE_LOCK = """
+# KEYS[1]; ARGV[1] the value this process wrote. Deletes the key only if it still holds that value.
+_COMPARE_AND_DELETE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
 """
@@ -100,9 +96,9 @@ class SendClaims:
         self._store = store
         self._storage_timeout = settings.api_storage_timeout_seconds
         self._cache_ms = int(settings.api_idempotency_cache_seconds * 1000)
-        # The holder's Cassandra read and write each take at most a storage timeout.
-        self._lock_seconds = 2 * self._storage_timeout + 1.0
-        self._release_lock = redis.register_script(_RELEASE_LOCK)
+        # Longer than a holder's LWT may take; only bounds how long others wait if it dies.
+        self._lock_ms = int((self._storage_timeout + 1.0) * 1000)
+        self._compare_and_delete = redis.register_script(_COMPARE_AND_DELETE)
 
     @staticmethod
     def _key(sender: uuid.UUID, client_message_id: str) -> str:
@@ -113,20 +109,13 @@ class SendClaims:
     ) -> Claim:
         """Claim the key for ``proposed``, or the message an earlier send claimed it for."""
         key = self._key(sender, client_message_id)
+        pending = f"{_PENDING}{proposed.message_id}"
         deadline = time.monotonic() + budget(context, self._storage_timeout)
         while True:
-            # The record is needed whenever the lock is ours: read it while asking for the lock.
-            read = asyncio.ensure_future(self._store.execute("get_client_message", (sender, client_message_id), context=context))
-            pending = f"{_PENDING}{proposed.message_id}"
-            try:
-                async with asyncio.timeout_at(self._loop_time(deadline)):
-                    held = await self._redis.set(key, pending, nx=True, px=int(self._lock_seconds * 1000), get=True)
-            except BaseException:
-                read.cancel()
-                raise
+            async with asyncio.timeout_at(self._loop_time(deadline)):
+                held = await self._redis.set(key, pending, nx=True, px=self._lock_ms, get=True)
             if held is None:
-                return await self._as_holder(sender, client_message_id, pending, read, proposed, context)
-            read.cancel()
+                return await self._as_holder(sender, client_message_id, pending, proposed, context)
             if held.startswith(_DONE):
                 return Claim(message=ClaimedMessage.decode(held), replay=True)
             done = await self._wait_for_holder(key, deadline)
@@ -139,56 +128,56 @@ class SendClaims:
         sender: uuid.UUID,
         client_message_id: str,
         pending: str,
-        read: asyncio.Future,
         proposed: ClaimedMessage,
         context: grpc.aio.ServicerContext | None,
     ) -> Claim:
         key = self._key(sender, client_message_id)
-        lock_until = time.monotonic() + self._lock_seconds
-        finished = False
+        claim: Claim | None = None
         try:
-            row = (await read).one()
-            if row is not None:
-                message = ClaimedMessage(
+            row = (
+                await self._store.execute(
+                    "claim_client_message",
+                    (
+                        sender,
+                        client_message_id,
+                        proposed.message_id,
+                        proposed.conversation_id,
+                        datetime_from_ms(proposed.ts_ms),
+                        proposed.fingerprint,
+                    ),
+                    context=context,
+                )
+            ).one()
+            if row.applied:
+                claim = Claim(message=proposed, replay=False)
+            else:  # an earlier send's row (Redis had forgotten it, or never saw it)
+                earlier = ClaimedMessage(
                     message_id=row.message_id,
                     conversation_id=row.conversation_id,
                     ts_ms=ms_from_datetime(row.ts),
-                    fingerprint=row.fingerprint,
+                    fingerprint=getattr(row, "fingerprint", None),
                 )
-                await self._redis.set(key, message.encode(), px=self._cache_ms)
-                finished = True
-                return Claim(message=message, replay=True)
-            await self._store.execute(
-                "insert_client_message",
-                (
-                    sender,
-                    client_message_id,
-                    proposed.message_id,
-                    proposed.conversation_id,
-                    datetime_from_ms(proposed.ts_ms),
-                    proposed.fingerprint,
-                ),
-                context=context,
-            )
-            if time.monotonic() >= lock_until:
-                # Another send may hold the key by now: publishing could make two messages. The
-                # row is written, so a retry (after this lock lapses) replays it.
-                raise DependencyUnavailable("storing the client_message_id took too long; try again")
-            await self._redis.set(key, proposed.encode(), px=self._cache_ms)
-            finished = True
-            return Claim(message=proposed, replay=False)
+                claim = Claim(message=earlier, replay=True)
+            try:
+                async with asyncio.timeout(self._storage_timeout):
+                    await self._redis.set(key, claim.message.encode(), px=self._cache_ms)
+            except Exception as exc:
+                # Cassandra has decided; Redis only caches the answer. Others waiting on the lock
+                # ask Cassandra themselves once it lapses.
+                logger.warning("could not cache a client_message_id claim: %s: %s", type(exc).__name__, exc)
+            return claim
         finally:
-            if not finished:
+            if claim is None:
                 # A failed or cancelled holder frees the key at once rather than after its lock lapses.
-                task = asyncio.ensure_future(self._drop_lock(key, pending))
+                task = asyncio.ensure_future(self._drop(key, pending))
                 task.add_done_callback(lambda t: t.cancelled() or t.exception())
 
-    async def _drop_lock(self, key: str, pending: str) -> None:
+    async def _drop(self, key: str, value: str) -> None:
         try:
             async with asyncio.timeout(self._storage_timeout):
-                await self._release_lock(keys=[key], args=[pending])
-        except Exception as exc:  # it lapses by itself
-            logger.warning("could not drop a client_message_id lock: %s: %s", type(exc).__name__, exc)
+                await self._compare_and_delete(keys=[key], args=[value])
+        except Exception as exc:  # a lock lapses by itself
+            logger.warning("could not drop a client_message_id key: %s: %s", type(exc).__name__, exc)
 
     async def _wait_for_holder(self, key: str, deadline: float) -> ClaimedMessage | None:
         """The holder's answer once it has one; None if its lock went away without one."""
@@ -206,11 +195,9 @@ class SendClaims:
 
     async def release(self, sender: uuid.UUID, client_message_id: str, message: ClaimedMessage) -> None:
         """Kafka never took the claimed message: forget the claim, so a retry starts clean."""
-        key = self._key(sender, client_message_id)
         try:
-            await self._store.execute("delete_client_message", (sender, client_message_id))
-            async with asyncio.timeout(self._storage_timeout):
-                await self._release_lock(keys=[key], args=[message.encode()])
+            await self._store.execute("release_client_message", (sender, client_message_id, message.message_id))
+            await self._drop(self._key(sender, client_message_id), message.encode())
         except Exception as exc:
             # Harmless if it stays: a retry with the same client_message_id publishes under this id.
             logger.warning("could not release a client_message_id claim: %s", exc, extra={"message_id": str(message.message_id)})
@@ -220,4 +207,3 @@ class SendClaims:
         """``deadline`` (time.monotonic) on the event loop's clock, for asyncio.timeout_at."""
         loop = asyncio.get_running_loop()
         return loop.time() + (deadline - time.monotonic())
-

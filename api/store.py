@@ -49,16 +49,14 @@ STATEMENTS: dict[str, str] = {
         "SELECT conversation_id FROM {ks}.conversations_by_user WHERE user_id = ? AND conversation_id > ? LIMIT ?"
     ),
     # messages
-    # client_message_id claims (api/idempotency.py: a Redis lock decides who writes, no LWT)
-    "get_client_message": (
-        "SELECT message_id, conversation_id, ts, fingerprint FROM {ks}.client_messages"
-        " WHERE sender_id = ? AND client_message_id = ?"
-    ),
-    "insert_client_message": (
+    # client_message_id claims (api/idempotency.py; Redis in front spares it the duplicates)
+    "claim_client_message": (
         "INSERT INTO {ks}.client_messages (sender_id, client_message_id, message_id, conversation_id, ts, fingerprint)"
-        " VALUES (?, ?, ?, ?, ?, ?)"
+        " VALUES (?, ?, ?, ?, ?, ?) IF NOT EXISTS"
     ),
-    "delete_client_message": "DELETE FROM {ks}.client_messages WHERE sender_id = ? AND client_message_id = ?",
+    "release_client_message": (
+        "DELETE FROM {ks}.client_messages WHERE sender_id = ? AND client_message_id = ? IF message_id = ?"
+    ),
     "message_by_id": "SELECT message_id, conversation_id, ts, sender_id FROM {ks}.messages_by_id WHERE message_id = ?",
     "messages_first": (
         "SELECT conversation_id, ts, message_id, sender_id, content, file_id, status, delivered_at, read_at, receipts"
@@ -76,12 +74,12 @@ STATEMENTS: dict[str, str] = {
 }
 
 
-# The claim's record must be seen by the next claimer's read once the keyspace is replicated:
-# quorum writes and reads (the same as ONE at replication factor 1).
-CONSISTENCY: dict[str, int] = {
-    "get_client_message": ConsistencyLevel.LOCAL_QUORUM,
-    "insert_client_message": ConsistencyLevel.LOCAL_QUORUM,
-    "delete_client_message": ConsistencyLevel.LOCAL_QUORUM,
+# The claims' lightweight transactions: Paxos among the local DC's replicas (LOCAL_SERIAL), and
+# the commit written to a quorum of them, so that a claim is durable once the keyspace is
+# replicated (the same as ONE at replication factor 1).
+CONSISTENCY: dict[str, tuple[int, int]] = {
+    "claim_client_message": (ConsistencyLevel.LOCAL_QUORUM, ConsistencyLevel.LOCAL_SERIAL),
+    "release_client_message": (ConsistencyLevel.LOCAL_QUORUM, ConsistencyLevel.LOCAL_SERIAL),
 }
 
 
@@ -107,8 +105,9 @@ class Store:
         try:
             session = driver_cluster.connect(ks)
             prepared = {name: session.prepare(cql.replace("{ks}", ks)) for name, cql in STATEMENTS.items()}
-            for name, level in CONSISTENCY.items():
+            for name, (level, serial) in CONSISTENCY.items():
                 prepared[name].consistency_level = level
+                prepared[name].serial_consistency_level = serial
         except Exception:
             driver_cluster.shutdown()  # a failed attempt must not leave the driver's threads behind
             raise
