@@ -106,7 +106,7 @@ class Settings(BaseSettings):
     api_storage_timeout_seconds: float = Field(5.0, description="Longest wait for one Cassandra statement or Redis call in the API (s).")
     api_publish_timeout_seconds: float = Field(5.0, description="Longest wait for Kafka to acknowledge an event the API publishes (s).")
     api_grace_seconds: float = Field(5.0, description="On SIGTERM, seconds the API lets in-flight calls finish.")
-    api_producer_linger_ms: int = Field(0, description="API producer linger (ms); events that arrive while a produce request is out are batched anyway.")
+    api_producer_linger_ms: int = Field(1, description="API producer linger (ms): a lone send waits this long for company; events arriving while a request is out are batched anyway.")
     api_token_cache_seconds: float = Field(1.0, description="How long an API process reuses a token check (signature, revocation); a revocation through another API process applies here within it (0 = every call).")
     rate_limit_lease_max: int = Field(10, description="Most SendMessage tokens an API process takes from a user's Redis bucket at once, spent within 1 s (1 = a Redis call per message).")
     api_idempotency_cache_seconds: int = Field(60, description="How long Redis answers a client_message_id retry; later retries are answered from Cassandra (client_messages).")
