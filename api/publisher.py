@@ -65,9 +65,9 @@ class Publisher:
             client_id="chat4all-api",
             acks="all",
             # aiokafka keeps one request in flight per broker, so events that arrive while one is
-            # out are batched anyway. 1 ms more still halves the produce requests at 1,500/s
-            # (a send syscall costs ~0.1 ms on these VMs: 140 -> 125 us of CPU per event,
-            # measured) for 1 ms on a lone send.
+            # out are batched anyway. 1 ms more still fills requests fuller under load (a
+            # producer alone at 1,500 events/s: 140-160 -> 120-125 us of CPU per event,
+            # measured; a send syscall is costly on these VMs), for 1 ms on a lone send.
             linger_ms=self._settings.api_producer_linger_ms,
             partitioner=CachedPartitioner(),
             request_timeout_ms=timeout_ms,
