@@ -10,7 +10,8 @@
 #
 # A warm-up of 3 calls per sender comes first (not reported). Then SEQ calls one at a time
 # (concurrency 1), with and without a client_message_id.
-# Results (ghz summaries, API CPU per call, the API log) go to bench/results/api-<time>/.
+# Results (ghz summaries, API CPU per call, the API log, results.md and api-bench.png from
+# bench/api_report.py) go to bench/results/api-<time>/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=.venv/bin/python
@@ -82,5 +83,7 @@ echo "=== sequential SendMessage, $SEQ calls, no client_message_id ==="
 run sequential "$SEQ" -c 1 -connections 1
 echo "=== sequential SendMessage, $SEQ calls, a new client_message_id each ==="
 run sequential-cmid "$SEQ" -c 1 -connections 1 -cmid
-grep -h "chat4all_api_messages_published_total \|chat4all_api_shed_total\|chat4all_api_rate_limited_total " \
+grep -h "^chat4all_api_messages_published_total \|^chat4all_api_shed_total\|^chat4all_api_rate_limited_total " \
   <(curl -s "http://127.0.0.1:$METRICS_PORT/metrics") || true
+echo "=== $OUT/results.md (and api-bench.png) ==="
+"$PY" bench/api_report.py "$OUT"
