@@ -17,6 +17,7 @@ import shutil
 import subprocess
 import sys
 import time
+import urllib.request
 import uuid
 from pathlib import Path
 
@@ -27,6 +28,10 @@ from chat4all.cassandra import connect  # noqa: E402
 from chat4all.settings import get_settings  # noqa: E402
 from tests.fixtures.worker import IsolatedPipeline  # noqa: E402
 from tests.pipeline.helpers import events_for, publish_messages, setup_conversations  # noqa: E402
+
+
+def _metric(text: str, name: str) -> float:
+    return sum(float(line.split()[-1]) for line in text.splitlines() if line.startswith(name + " ") or line.startswith(name + "{"))
 
 
 def main() -> None:
@@ -73,10 +78,15 @@ def main() -> None:
             time.sleep(0.5)
         drained_s = time.time() - t0
         used = meter.since(before)
+        metrics_text = urllib.request.urlopen(worker.url + "/metrics", timeout=5).read().decode()
         if spy is not None:
             spy.wait(timeout=args.seconds + 30)
         n = len(events)
         print(f"offered {args.rate:g} msg/s for {sent_s:.1f} s: {n} messages, {read} READ after {drained_s:.1f} s")
+        batches = _metric(metrics_text, "chat4all_cassandra_batch_writes_count")
+        writes = _metric(metrics_text, "chat4all_cassandra_batch_writes_sum")
+        if batches:
+            print(f"Cassandra: {writes:.0f} writes in {batches:.0f} requests ({writes / batches:.1f} per batch)")
         print("| process | CPU s | ms per message |")
         print("|---|---|---|")
         for name, seconds in sorted(used.items()):
