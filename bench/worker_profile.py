@@ -78,7 +78,10 @@ def main() -> None:
             time.sleep(0.5)
         drained_s = time.time() - t0
         used = meter.since(before)
-        metrics_text = urllib.request.urlopen(worker.url + "/metrics", timeout=5).read().decode()
+        try:
+            metrics_text = urllib.request.urlopen(worker.url + "/metrics", timeout=5).read().decode()
+        except OSError:  # a worker without its metrics page
+            metrics_text = ""
         if spy is not None:
             spy.wait(timeout=args.seconds + 30)
         n = len(events)

@@ -88,7 +88,7 @@ class Settings(BaseSettings):
     topic_prefix: str = Field("", description="Prefix of every topic name (pipeline, API, gateway, dlq): tests and benchmarks use it to isolate a run.")
     cassandra_retry_max_seconds: float = Field(5.0, description="Longest pause between retries while Cassandra is unreachable (s); retries never stop.")
     agent_max_in_flight: int = Field(512, description="Events an agent keeps in flight (Cassandra writes, broker acks) before it stops pulling more.")
-    producer_linger_ms: int = Field(5, description="Worker producer linger (ms): records sent within it share one produce request.")
+    producer_linger_ms: int = Field(10, description="Worker producer linger (ms): records sent within it share one produce request.")
     cassandra_batch_linger_ms: float = Field(10.0, description="Worker: how long a Cassandra write waits for others bound to the same replicas, to share one unlogged batch (ms).")
     cassandra_batch_max_writes: int = Field(32, description="Worker: most writes in one unlogged batch (values are also capped at 24 KiB per batch).")
 
