@@ -30,6 +30,36 @@ logger = logging.getLogger(__name__)
 Runner = Callable[[Any], Awaitable[Any]]
 
 
+class _BatchWarnings(logging.Filter):
+    """Drops the server's per-batch size warnings (the driver logs one per response), telling the operator once.
+
+    A cluster left at Cassandra's default thresholds (5 KiB, 10 partitions) warns on nearly
+    every batch these writes make; thousands of log lines a minute cost the worker real CPU.
+    """
+
+    _MARKERS = ("Unlogged batch covering", "exceeding specified threshold")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._told = False
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if not any(marker in message for marker in self._MARKERS):
+            return True
+        if not self._told:
+            self._told = True
+            logger.warning(
+                "Cassandra warns about the worker's write batches (%s); raise batch_size_warn_threshold and "
+                "unlogged_batch_across_partitions_warn_threshold (docs/pipeline.md). Further such warnings are not logged.",
+                message[:200],
+            )
+        return False
+
+
+_batch_warnings = _BatchWarnings()
+
+
 def _value_bytes(bound: BoundStatement) -> int:
     return sum(len(v) for v in bound.values if isinstance(v, bytes | bytearray))
 
@@ -61,6 +91,9 @@ class WriteBatcher:
         self._timer: asyncio.TimerHandle | None = None
         self._tasks: set[asyncio.Task] = set()
         self._on_batch = on_batch
+        protocol_logger = logging.getLogger("cassandra.protocol")
+        if _batch_warnings not in protocol_logger.filters:
+            protocol_logger.addFilter(_batch_warnings)
 
     def _replicas(self, bound: BoundStatement) -> Any:
         key = bound.routing_key
