@@ -80,7 +80,8 @@ class ChannelWorker:
         self.indexes: dict[int, list[int]] = {}
         self.owned: set[int] = set()
         self.tick_ms = ctx.settings.schedule_tick_ms
-        self.inflight = InFlight(name=f"{channel}-connector", limit=ctx.settings.agent_max_in_flight)
+        self.inflight = InFlight(name=f"{channel}-connector", limit=ctx.settings.agent_max_in_flight,
+                                 on_done=metrics.agent_observer(f"{channel}-connector"))
         self.agent = ctx.app.agent(ctx.topics.outbound[channel], name=f"{channel}-connector")(self._consume)
 
     def _make_connector(self, faults: FaultInjector) -> BaseConnector:

@@ -28,7 +28,7 @@ class Router:
     def __init__(self, ctx: AgentContext) -> None:
         self.ctx = ctx
         self.dedup = DedupTable(app=ctx.app, settings=ctx.settings)
-        self.inflight = InFlight(name="router", limit=ctx.settings.agent_max_in_flight)
+        self.inflight = InFlight(name="router", limit=ctx.settings.agent_max_in_flight, on_done=metrics.agent_observer("router"))
         self.topic_name = ctx.topics.messages.get_topic_name()
         self.agent = ctx.app.agent(ctx.topics.messages, name="router")(self._consume)
 

@@ -69,7 +69,8 @@ class StatusTracker:
     def __init__(self, ctx: AgentContext) -> None:
         self.ctx = ctx
         self.tables = ReceiptTables(app=ctx.app, settings=ctx.settings)
-        self.inflight = InFlight(name="status-tracker", limit=ctx.settings.agent_max_in_flight)
+        self.inflight = InFlight(name="status-tracker", limit=ctx.settings.agent_max_in_flight,
+                                 on_done=metrics.agent_observer("status-tracker"))
         self.topic_name = ctx.topics.status_updates.get_topic_name()
         self.agent = ctx.app.agent(ctx.topics.status_updates, name="status-tracker")(self._consume)
 

@@ -63,6 +63,10 @@ def build_worker(
         raise ValueError(f"unknown role {role!r}; use one of {', '.join(ROLES)}")
     app = create_app(settings)
     topics = PipelineTopics.create(app, settings)
+    # Table changelog records (and the schedule's receipts) wait in faust's producer buffer;
+    # past max_messages (faust: 100) every agent pauses while it drains, logging a warning
+    # each time: hundreds a minute at 300 msg/s. A firing of due receipts alone can exceed it.
+    app.producer.buffer.max_messages = settings.producer_buffer_max_messages
     # See streams/takeover.py: three record-loss paths at partition takeover (never-committed
     # partitions, batches made stale by a seek, queues cleared after the final seek).
     takeover.install(is_source_topic=topics.source_names.__contains__,

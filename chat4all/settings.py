@@ -89,6 +89,7 @@ class Settings(BaseSettings):
     cassandra_retry_max_seconds: float = Field(5.0, description="Longest pause between retries while Cassandra is unreachable (s); retries never stop.")
     agent_max_in_flight: int = Field(512, description="Events an agent keeps in flight (Cassandra writes, broker acks) before it stops pulling more.")
     producer_linger_ms: int = Field(10, description="Worker producer linger (ms): records sent within it share one produce request.")
+    producer_buffer_max_messages: int = Field(2000, description="Worker: changelog records faust may hold unsent before its agents pause to let the producer catch up (faust's default is 100).")
     cassandra_batch_linger_ms: float = Field(10.0, description="Worker: how long a Cassandra write waits for others bound to the same replicas, to share one unlogged batch (ms).")
     cassandra_batch_max_writes: int = Field(32, description="Worker: most writes in one unlogged batch (values are also capped at 24 KiB per batch).")
 

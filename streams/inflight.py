@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -40,8 +41,9 @@ class InFlight:
     have inline), and that event is never acked.
     """
 
-    def __init__(self, *, name: str, limit: int = 512) -> None:
+    def __init__(self, *, name: str, limit: int = 512, on_done: Callable[[float], None] | None = None) -> None:
         self.name = name
+        self._on_done = on_done
         self._slots = asyncio.Semaphore(limit)
         self._tails: dict[Any, asyncio.Future] = {}
         self._tasks: set[asyncio.Task] = set()
@@ -60,6 +62,8 @@ class InFlight:
         self._raise_pending()
         if io is None and then is None:
             event.ack()
+            if self._on_done is not None:
+                self._on_done(0.0)
             return
         await self._slots.acquire()
         previous = self._tails.get(order_key) if order_key is not None else None
@@ -67,7 +71,8 @@ class InFlight:
         if order_key is not None:
             self._tails[order_key] = task
         self._tasks.add(task)
-        task.add_done_callback(lambda t: self._done(t, event, order_key))
+        started = time.monotonic()
+        task.add_done_callback(lambda t: self._done(t, event, order_key, started))
 
     async def _run(self, io: Step | None, then: Step | None, previous: asyncio.Future | None) -> None:
         if io is not None:
@@ -78,7 +83,7 @@ class InFlight:
         if then is not None:
             await then()
 
-    def _done(self, task: asyncio.Task, event: Any, order_key: Any) -> None:
+    def _done(self, task: asyncio.Task, event: Any, order_key: Any, started: float) -> None:
         self._tasks.discard(task)
         self._slots.release()
         if order_key is not None and self._tails.get(order_key) is task:
@@ -92,6 +97,8 @@ class InFlight:
                 self._error = exc
             return
         event.ack()
+        if self._on_done is not None:
+            self._on_done(time.monotonic() - started)
 
     def _raise_pending(self) -> None:
         if self._error is not None:
