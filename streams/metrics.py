@@ -74,7 +74,8 @@ def install_metrics(app: faust.App) -> None:
 
     class MetricsView(View):
         async def get(self, request: Request) -> Response:
-            return self.bytes(generate_latest(REGISTRY), content_type=CONTENT_TYPE_LATEST)
+            # As a header: aiohttp refuses a content_type argument that carries a charset.
+            return self.bytes(generate_latest(REGISTRY), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     app.page("/metrics")(MetricsView)
 
