@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 C4A    := $(BIN)/chat4all
 
-.PHONY: help venv deps up down status run test test-unit lint protos bench-pipeline bench-api bench-upload bench-step clean
+.PHONY: help venv deps up down status run test test-unit lint protos bench-pipeline bench-api bench-upload bench-step bench-burst bench-scaling bench-soak bench-overload clean
 
 help:
 	@echo "make run    - start the local stack and the platform (worker + API) in the foreground"
@@ -64,6 +64,18 @@ bench-upload: up
 	$(BIN)/python bench/upload_bench.py
 
 # Step load through the gRPC API (issue 9): RATES=50,100,200,300,400 STEP_SECONDS=20 by default.
+bench-burst: up
+	$(BIN)/python bench/burst.py
+
+bench-scaling: up
+	$(BIN)/python bench/scaling.py
+
+bench-soak: up
+	$(BIN)/python bench/soak.py
+
+bench-overload: up
+	$(BIN)/python bench/overload.py
+
 bench-step: up
 	$(BIN)/python bench/step_load.py --rates $(or $(RATES),50,100,200,300,400) --step-seconds $(or $(STEP_SECONDS),20)
 
