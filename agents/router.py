@@ -138,16 +138,18 @@ class Router:
         await self.inflight.submit(event, persist, fan_out, order_key=msg.conversation_id)
         return ROUTED
 
-    async def _dead_letter_now(self, event: Any, *, reason: str, **ids: Any) -> None:
-        fut = await self.ctx.dead_letters.send(
+    async def _send_dead_letter(self, event: Any, *, reason: str, **ids: Any) -> Any:
+        return await self.ctx.dead_letters.send(
             source="router", topic=self.topic_name, key=event.key, payload=event.value or b"", reason=reason, **ids
         )
-        await fut
+
+    async def _dead_letter_now(self, event: Any, *, reason: str, **ids: Any) -> None:
+        """Dead-letter from a background step and wait for the broker's ack (the event is acked after it)."""
+        await (await self._send_dead_letter(event, reason=reason, **ids))
 
     async def _dead_letter(self, event: Any, *, reason: str, **ids: Any) -> None:
-        fut = await self.ctx.dead_letters.send(
-            source="router", topic=self.topic_name, key=event.key, payload=event.value or b"", reason=reason, **ids
-        )
+        """Dead-letter from the loop; the event is acked once the dead letter is on the broker."""
+        fut = await self._send_dead_letter(event, reason=reason, **ids)
 
         async def acked() -> None:
             await fut
