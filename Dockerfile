@@ -7,6 +7,7 @@ COPY streams streams
 COPY agents agents
 COPY tables tables
 COPY api api
+COPY gateway gateway
 COPY connectors connectors
 COPY cql cql
 COPY stack stack
