@@ -17,7 +17,7 @@ from connectors.registry import CONNECTORS
 from connectors.simulators import SimulatedNetworkConnector
 from streams import metrics
 from streams.context import AgentContext
-from streams.inflight import InFlight
+from streams.inflight import InFlight, awaiting
 from streams.parsing import InvalidRecord, decode
 from streams.records import Notification, OutboundEvent, StatusUpdate
 from tables.schedule import DurableSchedule
@@ -41,14 +41,6 @@ def connector_config(settings: Settings) -> ConnectorConfig:
         delivered_delay_ms=settings.delivered_delay_ms,
         read_delay_ms=settings.read_delay_ms,
     )
-
-
-def _awaiting(futures: list[Any]) -> Any:
-    async def acked() -> None:
-        for fut in futures:
-            await fut
-
-    return acked
 
 
 def _on_attempt(channel: str, outcome: str) -> None:
@@ -138,7 +130,7 @@ class ChannelWorker:
             fut = await self.ctx.dead_letters.send(
                 source=f"{self.channel}-connector", topic=self.topic_name, key=key, payload=raw or b"", reason=str(exc),
             )
-            await inflight.submit(event, then=_awaiting([fut]))
+            await inflight.submit(event, then=awaiting([fut]))
             return
         result = await self.connector.deliver(outbound)
         if result.sent:
@@ -168,7 +160,7 @@ class ChannelWorker:
             reason=result.reason or "failed", attempts=result.attempts,
             message_id=outbound.message_id, conversation_id=outbound.conversation_id,
         ))
-        await inflight.submit(event, then=_awaiting(pending))
+        await inflight.submit(event, then=awaiting(pending))
 
     @staticmethod
     def _entry(event: OutboundEvent, status: str, due_ms: int) -> dict[str, Any]:

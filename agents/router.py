@@ -9,7 +9,7 @@ from agents.channel_selection import select_targets
 from streams import metrics
 from streams.cassandra_io import PipelineStore
 from streams.context import AgentContext
-from streams.inflight import InFlight
+from streams.inflight import InFlight, awaiting
 from streams.parsing import InvalidRecord, decode
 from streams.records import MessageEvent, OutboundEvent
 from tables.dedup import DedupTable
@@ -150,8 +150,4 @@ class Router:
     async def _dead_letter(self, event: Any, *, reason: str, **ids: Any) -> None:
         """Dead-letter from the loop; the event is acked once the dead letter is on the broker."""
         fut = await self._send_dead_letter(event, reason=reason, **ids)
-
-        async def acked() -> None:
-            await fut
-
-        await self.inflight.submit(event, then=acked)
+        await self.inflight.submit(event, then=awaiting([fut]))

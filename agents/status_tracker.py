@@ -10,7 +10,7 @@ from typing import Any
 from streams import metrics
 from streams.cassandra_io import PipelineStore
 from streams.context import AgentContext
-from streams.inflight import InFlight
+from streams.inflight import InFlight, awaiting
 from streams.parsing import InvalidRecord, decode
 from streams.records import Notification, StatusUpdate
 from tables.receipt_states import ReceiptTables
@@ -202,10 +202,7 @@ class StatusTracker:
             reason=reason, **ids,
         )
 
-        async def acked() -> None:
-            await fut
-
-        await self.inflight.submit(event, then=acked)
+        await self.inflight.submit(event, then=awaiting([fut]))
 
 
 def _notifications(update: StatusUpdate, entry: dict[str, Any], changes: list[Any]) -> list[tuple[bytes, bytes]]:

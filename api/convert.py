@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
-import time
 import uuid
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from api.errors import invalid
+from chat4all.clock import now_ms
 
-
-def now_ms() -> int:
-    return time.time_ns() // 1_000_000
+__all__ = ["now_ms"]  # the one wall-clock helper, re-exported for the API's modules
 
 
 def ts_from_ms(ms: int) -> Timestamp:

@@ -32,6 +32,16 @@ logger = logging.getLogger(__name__)
 Step = Callable[[], Awaitable[Any]]
 
 
+def awaiting(futures: list[Any]) -> Step:
+    """A ``then`` step that waits for these broker acks (the event is acked after them)."""
+
+    async def acked() -> None:
+        for fut in futures:
+            await fut
+
+    return acked
+
+
 class InFlight:
     """Background I/O of one agent with manual acks; at most ``limit`` events in flight (default 512).
 
