@@ -9,6 +9,7 @@ from redis.asyncio import BlockingConnectionPool, Redis
 
 from api.admission import Admission
 from api.idempotency import SendClaims
+from api.pagination import Cursors, cursor_key
 from api.publisher import Publisher
 from api.ratelimit import RateLimiter
 from api.store import Store
@@ -32,6 +33,7 @@ class ApiDeps:
     send_limiter: RateLimiter
     send_claims: SendClaims
     admission: Admission
+    cursors: Cursors  # signs and checks page tokens
 
     async def close(self) -> None:
         await self.publisher.close()
@@ -81,4 +83,5 @@ def build_deps(settings: Settings) -> ApiDeps:
         ),
         send_claims=SendClaims(redis=redis, store=store, settings=settings),
         admission=Admission(settings=settings),
+        cursors=Cursors(key=cursor_key(settings=settings, jwt_secret=secret)),
     )

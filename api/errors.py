@@ -6,7 +6,7 @@ import asyncio
 
 import grpc
 from aiokafka.errors import KafkaError
-from cassandra import DriverException, RequestExecutionException
+from cassandra import DriverException, RequestExecutionException, RequestValidationException
 from cassandra.cluster import NoHostAvailable
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -54,6 +54,17 @@ OUTAGE_ERRORS: tuple[type[BaseException], ...] = (
     asyncio.TimeoutError,
     ConnectionError,
 )
+
+# Cassandra's answers that the statement itself is wrong (InvalidRequest: e.g. a partition key
+# longer than 64 KiB; SyntaxException, Unauthorized, ConfigurationException). They derive from
+# DriverException but retrying cannot help, so they are never an outage: a client told
+# UNAVAILABLE would retry forever. (streams.cassandra_io.is_outage does not count them either.)
+NOT_OUTAGE_ERRORS: tuple[type[BaseException], ...] = (RequestValidationException,)
+
+
+def is_outage(exc: BaseException) -> bool:
+    """True if ``exc`` means a dependency is down or slow (the call gets UNAVAILABLE)."""
+    return isinstance(exc, OUTAGE_ERRORS) and not isinstance(exc, NOT_OUTAGE_ERRORS)
 
 
 def describe_outage(exc: BaseException) -> str:

@@ -14,7 +14,7 @@ from typing import Any
 import grpc
 
 from api import metrics
-from api.errors import OUTAGE_ERRORS, ApiError, describe_outage
+from api.errors import ApiError, describe_outage, is_outage
 
 logger = logging.getLogger(__name__)
 
@@ -104,7 +104,7 @@ class _Observed:
             if isinstance(exc, ApiError):
                 code = exc.code
                 await context.abort(exc.code, exc.message, trailing_metadata=exc.trailers)
-            elif isinstance(exc, OUTAGE_ERRORS):
+            elif is_outage(exc):
                 code = grpc.StatusCode.UNAVAILABLE
                 logger.warning("%s: dependency unavailable: %s: %s", method, type(exc).__name__, exc)
                 await context.abort(grpc.StatusCode.UNAVAILABLE, describe_outage(exc))

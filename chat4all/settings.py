@@ -100,6 +100,7 @@ class Settings(BaseSettings):
     jwt_secret: SecretStr | None = Field(None, description="JWT signing secret; required unless dev_mode.")
     jwt_issuer: str = Field("chat4all", description="JWT issuer claim.")
     jwt_ttl_seconds: int = Field(3600, description="Access token lifetime.")
+    api_cursor_secret: SecretStr | None = Field(None, description="Key (32+ bytes) that signs page tokens (HMAC-SHA256); unset: derived from the JWT secret, so API processes sharing it accept each other's.")
     rate_limit_per_second: float = Field(20.0, description="SendMessage token-bucket refill rate per user.")
     rate_limit_burst: int = Field(100, description="SendMessage token-bucket size per user.")
     max_content_chars: int = Field(4096, description="Longest message content accepted.")

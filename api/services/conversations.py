@@ -6,7 +6,6 @@ import asyncio
 import dataclasses
 import datetime as dt
 import logging
-import uuid
 
 import grpc
 import uuid6
@@ -17,7 +16,7 @@ from api.auth import current_user_uuid
 from api.convert import parse_uuid, ts_from_datetime
 from api.deps import ApiDeps
 from api.errors import invalid, not_found
-from api.pagination import decode_token, encode_token, page_size
+from api.pagination import cursor_uuid, page_size
 from chat4all.v1 import conversations_pb2 as pb
 from chat4all.v1 import conversations_pb2_grpc
 
@@ -130,20 +129,17 @@ class ConversationServicer(conversations_pb2_grpc.ConversationServiceServicer):
     ) -> pb.ListConversationsResponse:
         caller = current_user_uuid(context)
         size = page_size(request.page_size)
-        cursor = decode_token("conversations", request.page_token)
+        cursor = self._deps.cursors.decode("conversations", request.page_token)
         store = self._deps.store
         if cursor is None:
             rs = await store.execute("list_conversations_first", (caller, size + 1), context=context)
         else:
-            try:
-                after = uuid.UUID(cursor["after"])
-            except (KeyError, ValueError, TypeError):
-                raise invalid("page_token is malformed") from None
+            after = cursor_uuid(cursor, "after")
             rs = await store.execute("list_conversations_after", (caller, after, size + 1), context=context)
         ids = [row.conversation_id for row in rs]
         more = len(ids) > size
         ids = ids[:size]
         loaded = await asyncio.gather(*(load_conversation(store, cid, context=context) for cid in ids))
         conversations = [to_proto(c) for c in loaded if c is not None]
-        token = encode_token("conversations", {"after": str(ids[-1])}) if more else ""
+        token = self._deps.cursors.encode("conversations", {"after": str(ids[-1])}) if more else ""
         return pb.ListConversationsResponse(conversations=conversations, next_page_token=token)

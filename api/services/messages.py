@@ -18,7 +18,7 @@ from api.deadline import budget
 from api.deps import ApiDeps
 from api.errors import ApiError, denied, invalid, not_found
 from api.idempotency import ClaimedMessage, fingerprint
-from api.pagination import MAX_PAGE_SIZE, decode_token, encode_token, page_size
+from api.pagination import MAX_PAGE_SIZE, cursor_ms, cursor_uuid, page_size
 from api.publisher import NotPublished
 from api.wire import message_event
 from chat4all.topics import CHANNELS, MESSAGES, NATIVE, STATUS_UPDATES
@@ -208,15 +208,12 @@ class MessageServicer(messages_pb2_grpc.MessageServiceServicer):
         store = self._deps.store
         conversation = await require_participant(store, request.conversation_id, caller, context=context)
         size = page_size(request.page_size)
-        cursor = decode_token("messages", request.page_token)
+        cursor = self._deps.cursors.decode("messages", request.page_token)
         cid = conversation.conversation_id
         if cursor is None:
             rs = await store.execute("messages_first", (cid, size + 1), context=context)
         else:
-            try:
-                after_ts, after_id = datetime_from_ms(int(cursor["ts"])), uuid.UUID(cursor["id"])
-            except (KeyError, ValueError, TypeError):
-                raise invalid("page_token is malformed") from None
+            after_ts, after_id = datetime_from_ms(cursor_ms(cursor, "ts")), cursor_uuid(cursor, "id")
             rs = await store.execute("messages_after", (cid, after_ts, after_id, size + 1), context=context)
         rows = list(rs)
         more = len(rows) > size
@@ -230,7 +227,7 @@ class MessageServicer(messages_pb2_grpc.MessageServiceServicer):
         token = ""
         if more:
             last = rows[-1]
-            token = encode_token("messages", {"ts": ms_from_datetime(last.ts), "id": str(last.message_id)})
+            token = self._deps.cursors.encode("messages", {"ts": ms_from_datetime(last.ts), "id": str(last.message_id)})
         return pb.GetMessagesResponse(messages=messages, next_page_token=token)
 
     async def _acknowledge_delivery(self, caller: uuid.UUID, rows: list[Any], context: grpc.aio.ServicerContext) -> None:
