@@ -7,7 +7,6 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from cassandra import ConsistencyLevel
 from cassandra.cluster import Session
 
 from chat4all.cassandra import aexecute
@@ -45,8 +44,6 @@ class FileRecordStore:
             "SELECT file_id, conversation_id, uploader_id, filename, mime_type, size, sha256, bucket, "
             "object_key, created_at FROM files WHERE file_id = ?"
         )
-        for stmt in (self._insert, self._get):
-            stmt.consistency_level = ConsistencyLevel.LOCAL_QUORUM
 
     async def insert(self, r: FileRecord) -> None:
         await aexecute(

@@ -7,7 +7,6 @@ import logging
 from typing import Any
 
 import grpc
-from cassandra import ConsistencyLevel
 from cassandra.cluster import ResultSet, Session
 from cassandra.query import PreparedStatement
 
@@ -73,14 +72,8 @@ STATEMENTS: dict[str, str] = {
     ),
 }
 
-
-# The claims' lightweight transactions: Paxos among the local DC's replicas (LOCAL_SERIAL), and
-# the commit written to a quorum of them, so that a claim is durable once the keyspace is
-# replicated (the same as ONE at replication factor 1).
-CONSISTENCY: dict[str, tuple[int, int]] = {
-    "claim_client_message": (ConsistencyLevel.LOCAL_QUORUM, ConsistencyLevel.LOCAL_SERIAL),
-    "release_client_message": (ConsistencyLevel.LOCAL_QUORUM, ConsistencyLevel.LOCAL_SERIAL),
-}
+# Consistency levels are not set per statement: the cluster's execution profiles carry the
+# configured ones (chat4all/cassandra.py; docs/security.md, "Consistency").
 
 
 class Store:
@@ -105,9 +98,6 @@ class Store:
         try:
             session = driver_cluster.connect(ks)
             prepared = {name: session.prepare(cql.replace("{ks}", ks)) for name, cql in STATEMENTS.items()}
-            for name, (level, serial) in CONSISTENCY.items():
-                prepared[name].consistency_level = level
-                prepared[name].serial_consistency_level = serial
         except Exception:
             driver_cluster.shutdown()  # a failed attempt must not leave the driver's threads behind
             raise

@@ -9,26 +9,58 @@ import threading
 import weakref
 from typing import Any
 
+from cassandra import ConsistencyLevel
 from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile, ResponseFuture, Session
 from cassandra.policies import DCAwareRoundRobinPolicy
+from cassandra.query import BatchStatement, BoundStatement
 
 from chat4all.settings import Settings
 
 logger = logging.getLogger(__name__)
 
 
+# The profile of every statement that is not a read (writes, batches, LWTs); reads run in
+# EXEC_PROFILE_DEFAULT. ``aexecute`` picks one by the statement's kind.
+WRITE_PROFILE = "chat4all-write"
+
+
+def execution_profiles(settings: Settings) -> dict[Any, ExecutionProfile]:
+    """The driver's execution profiles: reads at ``cassandra_read_consistency``, everything else at
+    ``cassandra_write_consistency``; both with ``cassandra_serial_consistency`` for LWTs."""
+    serial = ConsistencyLevel.name_to_value[settings.cassandra_serial_consistency]
+
+    def profile(level: str) -> ExecutionProfile:
+        return ExecutionProfile(
+            load_balancing_policy=DCAwareRoundRobinPolicy(local_dc=settings.cassandra_local_dc),
+            consistency_level=ConsistencyLevel.name_to_value[level],
+            serial_consistency_level=serial,
+        )
+
+    return {EXEC_PROFILE_DEFAULT: profile(settings.cassandra_read_consistency),
+            WRITE_PROFILE: profile(settings.cassandra_write_consistency)}
+
+
 def cluster(settings: Settings, *, connect_timeout: float = 10.0) -> Cluster:
     """A driver Cluster for the configured contact point (not yet connected)."""
-    profile = ExecutionProfile(load_balancing_policy=DCAwareRoundRobinPolicy(local_dc=settings.cassandra_local_dc))
     return Cluster(
         contact_points=[settings.cassandra_host],
         port=settings.cassandra_port,
         # v4, not v5: the driver computes v5's CRC24 segment checksums in pure Python, about
         # 14% more client CPU per statement (bench/cassandra_drivers.py); nothing here needs v5.
         protocol_version=4,
-        execution_profiles={EXEC_PROFILE_DEFAULT: profile},
+        execution_profiles=execution_profiles(settings),
         connect_timeout=connect_timeout,
     )
+
+
+def profile_for(query: Any) -> Any:
+    """EXEC_PROFILE_DEFAULT for a read (a SELECT), WRITE_PROFILE for anything else."""
+    if isinstance(query, BatchStatement):
+        return WRITE_PROFILE
+    if isinstance(query, BoundStatement):
+        query = query.prepared_statement
+    text = query if isinstance(query, str) else getattr(query, "query_string", "")
+    return EXEC_PROFILE_DEFAULT if text.lstrip()[:6].upper() == "SELECT" else WRITE_PROFILE
 
 
 def connect(settings: Settings, *, connect_timeout: float = 10.0) -> Session:
@@ -83,12 +115,18 @@ def _bridge(loop: asyncio.AbstractEventLoop) -> _LoopBridge:
     return bridge
 
 
-def aexecute(session: Session, query: Any, params: Any = None, *, timeout: float = 10.0) -> asyncio.Future:
-    """Run a statement without blocking the event loop; the result is the driver's ResultSet."""
+def aexecute(
+    session: Session, query: Any, params: Any = None, *, timeout: float = 10.0, paging_state: bytes | None = None
+) -> asyncio.Future:
+    """Run a statement without blocking the event loop, in the profile of its kind (``profile_for``);
+    the result is the driver's ResultSet. With a ``fetch_size`` on the statement, the result holds
+    one page (``current_rows``); pass its ``paging_state`` back for the next."""
     loop = asyncio.get_running_loop()
     bridge = _bridge(loop)
     result: asyncio.Future = loop.create_future()
-    response: ResponseFuture = session.execute_async(query, params, timeout=timeout)
+    response: ResponseFuture = session.execute_async(
+        query, params, timeout=timeout, execution_profile=profile_for(query), paging_state=paging_state
+    )
 
     def on_ok(_rows: Any) -> None:
         # The callback runs on the driver's thread: hand the whole ResultSet to the loop.

@@ -4,12 +4,29 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr
+from pydantic import BeforeValidator, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _level_name(value: object) -> object:
+    return value.strip().upper() if isinstance(value, str) else value
+
+
+# Cassandra consistency level names (cassandra.ConsistencyLevel) each kind of statement accepts;
+# chat4all/cassandra.py puts them in the driver's execution profiles. A bad name stops start-up.
+ReadConsistency = Annotated[
+    Literal["ONE", "TWO", "THREE", "QUORUM", "ALL", "LOCAL_QUORUM", "LOCAL_ONE", "SERIAL", "LOCAL_SERIAL"],
+    BeforeValidator(_level_name),
+]
+WriteConsistency = Annotated[
+    Literal["ANY", "ONE", "TWO", "THREE", "QUORUM", "ALL", "LOCAL_QUORUM", "EACH_QUORUM", "LOCAL_ONE"],
+    BeforeValidator(_level_name),
+]
+SerialConsistency = Annotated[Literal["SERIAL", "LOCAL_SERIAL"], BeforeValidator(_level_name)]
 
 
 class Settings(BaseSettings):
@@ -50,6 +67,9 @@ class Settings(BaseSettings):
     cassandra_local_dc: str = Field("datacenter1", description="Cassandra local datacenter name.")
     cassandra_keyspace: str = Field("chat4all", description="Keyspace name.")
     cassandra_replication_factor: int = Field(1, description="Keyspace replication factor.")
+    cassandra_read_consistency: ReadConsistency = Field("LOCAL_QUORUM", description="Consistency level of every Cassandra read of the API and the workers (the driver's default execution profile).")
+    cassandra_write_consistency: WriteConsistency = Field("LOCAL_QUORUM", description="Consistency level of every Cassandra write, batch and lightweight-transaction commit of the API and the workers.")
+    cassandra_serial_consistency: SerialConsistency = Field("LOCAL_SERIAL", description="Serial consistency of lightweight transactions (the Paxos phase of IF NOT EXISTS / IF ... writes).")
 
     # --- S3 --------------------------------------------------------------------
     s3_host: str = Field("127.0.0.1", description="S3 endpoint host.")
