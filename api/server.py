@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import grpc
+from google.protobuf import descriptor_pool
 from grpc_health.v1 import health, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
@@ -25,6 +26,7 @@ from api.auth import AuthInterceptor
 from api.deps import ApiDeps, build_deps
 from api.health import watch_dependencies
 from api.interceptors import ObservabilityInterceptor
+from api.validation import InputInterceptor
 from chat4all.settings import Settings
 from chat4all.v1 import (
     auth_pb2,
@@ -114,6 +116,11 @@ def build_server(deps: ApiDeps, registrations: list[ServiceRegistration]) -> tup
         interceptors=[
             ObservabilityInterceptor(),
             AuthInterceptor(tokens=deps.tokens, timeout=settings.api_storage_timeout_seconds),
+            # Innermost: every request's fields against api.limits, before the handler's first query.
+            InputInterceptor(
+                settings=settings,
+                services=[descriptor_pool.Default().FindServiceByName(reg.name) for reg in registrations],
+            ),
         ],
         options=[
             # gRPC's default 4 MiB is less than a 4 MiB file chunk plus framing.

@@ -11,6 +11,7 @@ import grpc
 import uuid6
 from cassandra.query import BatchStatement, BatchType
 
+from api import limits
 from api.access import ConversationRow, load_conversation, remember, require_participant
 from api.auth import current_user_uuid
 from api.convert import parse_uuid, ts_from_datetime
@@ -22,8 +23,8 @@ from chat4all.v1 import conversations_pb2_grpc
 
 logger = logging.getLogger(__name__)
 
-MAX_TITLE = 200
-MAX_PARTICIPANTS = 500
+MAX_TITLE = limits.TITLE_CHARS
+MAX_PARTICIPANTS = limits.MAX_PARTICIPANTS
 _TYPES = {pb.CONVERSATION_TYPE_PRIVATE: "PRIVATE", pb.CONVERSATION_TYPE_GROUP: "GROUP"}
 _TYPE_ENUM = {v: k for k, v in _TYPES.items()}
 

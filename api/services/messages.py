@@ -10,7 +10,7 @@ from typing import Any
 import grpc
 import uuid6
 
-from api import metrics
+from api import limits, metrics
 from api.access import require_participant
 from api.auth import current_user_uuid
 from api.convert import datetime_from_ms, ms_from_datetime, now_ms, parse_uuid, ts_from_datetime, ts_from_ms
@@ -28,7 +28,7 @@ from streams.records import StatusUpdate
 
 logger = logging.getLogger(__name__)
 
-MAX_CLIENT_MESSAGE_ID = 128
+MAX_CLIENT_MESSAGE_ID = limits.CLIENT_MESSAGE_ID_CHARS
 _STATUS = {
     "SENT": pb.MESSAGE_STATUS_SENT,
     "DELIVERED": pb.MESSAGE_STATUS_DELIVERED,

@@ -6,6 +6,7 @@ import logging
 
 import grpc
 
+from api import limits
 from api.auth import current_user_uuid
 from api.deps import ApiDeps
 from api.errors import invalid, not_found
@@ -15,7 +16,7 @@ logger = logging.getLogger(__name__)
 
 # Channels a user can link an identity on; "native" needs none (it is Chat4All itself).
 LINKABLE_CHANNELS = ("whatsapp", "instagram")
-MAX_HANDLE = 128
+MAX_HANDLE = limits.HANDLE_CHARS
 
 
 def validate_channel(channel: str) -> str:

@@ -15,6 +15,8 @@ from typing import Any
 
 import click
 
+from chat4all.cli.safe import shown
+
 logger = logging.getLogger(__name__)
 
 SESSION_FILE = "session.json"
@@ -71,7 +73,7 @@ def grpc_errors(fn: Callable) -> Callable:
         try:
             return fn(*args, **kwargs)
         except grpc.RpcError as exc:
-            raise click.ClickException(f"{exc.code().name}: {exc.details()}") from None
+            raise click.ClickException(f"{exc.code().name}: {shown(exc.details())}") from None
 
     return wrapper
 
@@ -175,8 +177,8 @@ def me(server: str | None) -> None:
 
     client = Client(server)
     reply = client.users.GetMe(users_pb2.GetMeRequest(), metadata=client.md, timeout=15)
-    channels = ", ".join(f"{k}={v}" for k, v in sorted(reply.channels.items())) or "none (native only)"
-    click.echo(f"{reply.username} ({reply.user_id}); channels: {channels}")
+    channels = ", ".join(f"{shown(k)}={shown(v)}" for k, v in sorted(reply.channels.items())) or "none (native only)"
+    click.echo(f"{shown(reply.username)} ({shown(reply.user_id)}); channels: {channels}")
 
 
 @click.group()
@@ -220,7 +222,8 @@ def conversation_list(page_size: int, server: str | None) -> None:
         )
         for c in reply.conversations:
             kind = pb.ConversationType.Name(c.type).removeprefix("CONVERSATION_TYPE_")
-            click.echo(f"{c.conversation_id}  {kind:<7}  {c.title or '-'}  participants: {', '.join(c.participant_ids)}")
+            participants = ", ".join(shown(p) for p in c.participant_ids)
+            click.echo(f"{shown(c.conversation_id)}  {kind:<7}  {shown(c.title) or '-'}  participants: {participants}")
         token = reply.next_page_token
         if not token:
             break
@@ -280,15 +283,17 @@ def history(conversation_id: str, page_size: int, all_pages: bool, page_token: s
             timeout=15,
         )
         for m in reply.messages:
-            who = "me" if m.sender_id == client.session.get("user_id") else m.sender_id[:8]
+            who = "me" if m.sender_id == client.session.get("user_id") else shown(m.sender_id[:8])
             status = pb.MessageStatus.Name(m.status).removeprefix("MESSAGE_STATUS_")
-            attachment = f"  [file {m.file.filename} {m.file.size} B {m.file_id}]" if m.file_id else ""
-            click.echo(f"{_when(m.timestamp)}  {who:<8}  {status:<9}  {m.message_id}  {m.content}{attachment}")
+            attachment = f"  [file {shown(m.file.filename)} {m.file.size} B {shown(m.file_id)}]" if m.file_id else ""
+            # Content is another user's text: escaped, so it stays on its own line and cannot
+            # forge history lines or send the terminal escape sequences.
+            click.echo(f"{_when(m.timestamp)}  {who:<8}  {status:<9}  {shown(m.message_id)}  {shown(m.content)}{attachment}")
         token = reply.next_page_token
         if not token or not all_pages:
             break
     if token:
-        click.echo(f"more: --page-token {token}")
+        click.echo(f"more: --page-token {shown(token)}")
 
 
 @click.command()

@@ -12,6 +12,7 @@ from typing import Any
 import click
 
 from chat4all import topics as names
+from chat4all.cli.safe import shown
 from chat4all.settings import Settings, get_settings
 
 logger = logging.getLogger(__name__)
@@ -136,6 +137,7 @@ def list_cmd(reason: str | None, topic: str | None, message_id: str | None, limi
         return
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
     table = Table(title=f"dead letters ({len(shown)} of {len(letters)} matching)")
     for col in ("id", "at (UTC)", "topic", "reason", "attempts", "message_id"):
@@ -143,7 +145,9 @@ def list_cmd(reason: str | None, topic: str | None, message_id: str | None, limi
     for letter in shown:
         b = letter.body
         at = dt.datetime.fromtimestamp((b.get("at_ms") or 0) / 1000, dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
-        table.add_row(letter.id, at, str(b.get("topic")), str(b.get("reason")), str(b.get("attempts", "")), str(b.get("message_id") or ""))
+        # Text cells: a reason can quote what a client sent, and rich would read [style] markup in a str.
+        cells = (letter.id, at, b.get("topic"), b.get("reason"), b.get("attempts", ""), b.get("message_id") or "")
+        table.add_row(*(Text(shown(cell)) for cell in cells))
     Console().print(table)
 
 
@@ -166,7 +170,7 @@ def replay_cmd(ids: tuple[str, ...], reason: str | None, topic: str | None, mess
         if missing:
             raise click.ClickException(f"no such dead letter(s): {', '.join(sorted(missing))}")
     for letter in letters:
-        click.echo(f"{'would replay' if dry_run else 'replaying'} {letter.id} -> {letter.body.get('topic')} ({letter.body.get('reason')})")
+        click.echo(f"{'would replay' if dry_run else 'replaying'} {letter.id} -> {shown(letter.body.get('topic'))} ({shown(letter.body.get('reason'))})")
     if not dry_run:
         count = asyncio.run(replay(settings, letters))
         click.echo(f"replayed {count} record(s)")

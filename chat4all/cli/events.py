@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from chat4all.cli.client import Client, grpc_errors, server_option
+from chat4all.cli.safe import shown
 
 
 @click.command()
@@ -26,10 +27,13 @@ def watch(count: int, timeout: float | None, server: str | None) -> None:
             ev = reply.event
             when = ev.at.ToDatetime().strftime("%H:%M:%S.%f")[:-3]
             if ev.kind == events_pb2.EVENT_KIND_MESSAGE_NEW:
-                click.echo(f"{when} new      {ev.conversation_id} {ev.message_id} from {ev.sender_id}: {ev.content}")
+                click.echo(
+                    f"{when} new      {shown(ev.conversation_id)} {shown(ev.message_id)} from {shown(ev.sender_id)}:"
+                    f" {shown(ev.content)}"
+                )
             else:
                 status = messages_pb2.MessageStatus.Name(ev.status).removeprefix("MESSAGE_STATUS_")
-                click.echo(f"{when} {status:<8} {ev.message_id} by {ev.recipient_id} on {ev.channel}")
+                click.echo(f"{when} {status:<8} {shown(ev.message_id)} by {shown(ev.recipient_id)} on {shown(ev.channel)}")
             seen += 1
             if count and seen >= count:
                 break

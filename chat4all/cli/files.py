@@ -20,6 +20,7 @@ import click
 import grpc
 
 from chat4all.cli.client import Client, server_option
+from chat4all.cli.safe import shown, shown_markup
 
 logger = logging.getLogger(__name__)
 
@@ -212,7 +213,7 @@ def upload(conversation_id: str, path: Path, upload_id: str | None, mime_type: s
     upload_id = upload_id or str(uuid.uuid4())
     click.echo(f"upload id {upload_id} (resume with --upload-id)", err=True)
     channel, metadata = client.channel, client.md
-    bar, progress = _progress_bar(path.name, path.stat().st_size)
+    bar, progress = _progress_bar(shown_markup(path.name), path.stat().st_size)
 
     def attempt(n: int, offset: int) -> None:
         if n > 1:
@@ -225,7 +226,7 @@ def upload(conversation_id: str, path: Path, upload_id: str | None, mime_type: s
                 mime_type=mime_type, chunk_bytes=int(chunk_mib * 1024 * 1024), progress=progress, on_attempt=attempt,
             )
     except grpc.RpcError as exc:
-        raise click.ClickException(f"{exc.code().name}: {exc.details()}") from None
+        raise click.ClickException(f"{exc.code().name}: {shown(exc.details())}") from None
     click.echo(f"file_id {result.file_id}  size {result.size}  sha256 {result.sha256}")
 
 
@@ -245,13 +246,14 @@ def download(file_id: str, output: Path | None, server: str | None) -> None:
             files_pb2.GetDownloadUrlRequest(file_id=file_id), metadata=metadata, timeout=15
         )
     except grpc.RpcError as exc:
-        raise click.ClickException(f"{exc.code().name}: {exc.details()}") from None
+        raise click.ClickException(f"{exc.code().name}: {shown(exc.details())}") from None
     output = output or Path(filename_from_url(answer.url) or file_id)
-    bar, progress = _progress_bar(output.name, None)
+    # The name is the uploader's: rich would read [style] markup in it.
+    bar, progress = _progress_bar(shown_markup(output.name), None)
     with bar:
         size = download_url(answer.url, output, progress=progress, on_total=lambda total: bar.update(bar.task_ids[0], total=total))
     digest = sha256_file(output)
-    click.echo(f"{output}  {size} bytes  sha256 {digest}")
+    click.echo(f"{shown(output)}  {size} bytes  sha256 {digest}")
 
 
 def filename_from_url(url: str) -> str | None:
