@@ -15,7 +15,7 @@ from connectors.faults import FaultInjector
 from connectors.native import NativeConnector
 from connectors.registry import CONNECTORS
 from connectors.simulators import SimulatedNetworkConnector
-from streams import metrics
+from streams import metrics, operator_auth
 from streams.context import AgentContext
 from streams.inflight import InFlight, awaiting
 from streams.parsing import InvalidRecord, decode
@@ -298,6 +298,8 @@ class Connectors:
                 return self.json(role.state())
 
             async def post(self, request: Request) -> Response:
+                if (refused := operator_auth.refusal(self, request, settings=role.ctx.settings)) is not None:
+                    return refused
                 body = await request.json()
                 role.faults.update(error_rate=body.get("error_rate"), outage=body.get("outage"))
                 return self.json(role.state())

@@ -88,6 +88,9 @@ class Settings(BaseSettings):
     # --- Faust workers ---------------------------------------------------------
     app_id: str = Field("chat4all", description="Faust application id (consumer group and changelog prefix).")
     web_port: int = Field(6066, description="Faust web port of a worker (/health, /metrics, tables).")
+    web_bind: str = Field("127.0.0.1", description="Interface a worker's web server listens on (faust's web_bind); 0.0.0.0 for every interface.")
+    web_host: str = Field("127.0.0.1", description="Address other workers and Prometheus use to reach this worker's web server (faust's web_host; canonical URL http://web_host:web_port).")
+    operator_token: SecretStr | None = Field(None, description="Bearer token the worker's operator endpoints (POST /connectors/faults) require when set; unset, they are open in dev mode and off outside it.")
     data_dir: Path = Field(REPO_ROOT / ".stack" / "worker-data", description="Faust data dir (RocksDB); one per worker.")
     processing_guarantee: Literal["at_least_once", "exactly_once"] = Field("at_least_once", description="Faust processing guarantee.")
     broker_session_timeout: float = Field(10.0, description="Kafka consumer session timeout (s): how fast a dead worker's partitions move.")

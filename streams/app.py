@@ -10,6 +10,14 @@ from chat4all.settings import Settings
 
 logger = logging.getLogger(__name__)
 
+def canonical_url(settings: Settings) -> str:
+    """The URL this worker's web server is reached at: http://<web_host>:<web_port>."""
+    host = settings.web_host
+    if ":" in host and not host.startswith("["):  # an IPv6 address
+        host = f"[{host}]"
+    return f"http://{host}:{settings.web_port}"
+
+
 def create_app(settings: Settings) -> faust.App:
     """A faust.App configured from settings (broker, partitions, store, guarantees, timeouts)."""
     return faust.App(
@@ -26,6 +34,12 @@ def create_app(settings: Settings) -> faust.App:
         broker_heartbeat_interval=settings.broker_heartbeat_interval,
         processing_guarantee=settings.processing_guarantee,
         web_port=settings.web_port,
+        # Faust binds every interface by default, and the web server's pages (tables, faults)
+        # are for operators and the platform's own processes: listen where settings say.
+        web_bind=settings.web_bind,
+        # What other workers (table routing) and Prometheus use to reach this one.
+        web_host=settings.web_host,
+        canonical_url=canonical_url(settings),
         datadir=str(settings.data_dir),
         # Tables are read per event; a standby replica makes a failover's recovery short.
         table_standby_replicas=1,
