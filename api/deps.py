@@ -8,8 +8,10 @@ from dataclasses import dataclass
 from redis.asyncio import BlockingConnectionPool, Redis
 
 from api.admission import Admission
+from api.auth_limits import AuthLimits
 from api.idempotency import SendClaims
 from api.pagination import Cursors, cursor_key
+from api.passwords import PasswordHasherPool
 from api.publisher import Publisher
 from api.ratelimit import RateLimiter
 from api.store import Store
@@ -33,12 +35,15 @@ class ApiDeps:
     send_limiter: RateLimiter
     send_claims: SendClaims
     admission: Admission
+    passwords: PasswordHasherPool  # argon2, on threads of its own
+    auth_limits: AuthLimits  # Login/Register per address, failed logins per username
     cursors: Cursors  # signs and checks page tokens
 
     async def close(self) -> None:
         await self.publisher.close()
         await self.store.close()
         await self.redis.aclose()
+        self.passwords.close()
 
 
 def build_deps(settings: Settings) -> ApiDeps:
@@ -83,5 +88,10 @@ def build_deps(settings: Settings) -> ApiDeps:
         ),
         send_claims=SendClaims(redis=redis, store=store, settings=settings),
         admission=Admission(settings=settings),
+        passwords=PasswordHasherPool(
+            threads=settings.password_hash_threads, queue=settings.password_hash_queue,
+            per_owner=settings.password_hash_per_address,
+        ),
+        auth_limits=AuthLimits(redis=redis, settings=settings),
         cursors=Cursors(key=cursor_key(settings=settings, jwt_secret=secret)),
     )

@@ -18,6 +18,11 @@ RATE_LIMITED = Counter("chat4all_api_rate_limited_total", "SendMessage calls ref
 SHED = Counter(
     "chat4all_api_shed_total", "SendMessage calls refused by admission control, by reason (inflight, lag).", ["reason"]
 )
+AUTH_REFUSED = Counter(
+    "chat4all_api_auth_refused_total",
+    "Login and Register calls refused before any password hash, by reason (address, username, password_pool).",
+    ["reason"],
+)
 PIPELINE_LAG = Gauge(
     "chat4all_api_pipeline_lag", "Messages the router group has not committed on `messages`, as last read (-1 = unknown)."
 )

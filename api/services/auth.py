@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 import re
@@ -13,7 +14,7 @@ from api.auth import current_claims
 from api.convert import ts_from_ms
 from api.deps import ApiDeps
 from api.errors import ApiError, invalid, unauthenticated
-from api.passwords import hash_password, verify_password
+from api.login_throttle import Outcome
 from api.services.users import validate_channels
 from chat4all.v1 import auth_pb2, auth_pb2_grpc
 
@@ -36,7 +37,8 @@ def validate_password(password: str) -> str:
 
 
 class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
-    """Accounts and tokens. Passwords are hashed with argon2 in a thread, never logged."""
+    """Accounts and tokens. Passwords are hashed with argon2 on a pool of its own, never logged.
+    Login and Register are limited per client address, Login per username too (api/auth_limits.py)."""
 
     def __init__(self, *, deps: ApiDeps) -> None:
         self._deps = deps
@@ -45,9 +47,11 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
         username = validate_username(request.username)
         validate_password(request.password)
         channels = validate_channels(dict(request.channels))
+        # After the cheap shape checks (they cost nothing to refuse), before the hash.
+        address = await self._deps.auth_limits.check_address(context)
         store = self._deps.store
         user_id = uuid.uuid4()
-        password_hash = await hash_password(request.password)
+        password_hash = await self._deps.passwords.hash(request.password, owner=address)
         # The user row first, then the username claim: if the claim is lost (taken, or an outage),
         # the row is an orphan nobody can log into, never a username without an account.
         now = dt.datetime.now(dt.UTC)
@@ -62,17 +66,34 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
     async def Login(self, request: auth_pb2.LoginRequest, context: grpc.aio.ServicerContext) -> auth_pb2.LoginResponse:
         if not request.username or not request.password:
             raise invalid("username and password are required")
+        limits = self._deps.auth_limits
+        address = await limits.check_address(context)
+        attempt = await limits.begin_login(request.username, context)
+        try:
+            user_id = await self._check_password(request, context, owner=address)
+        except BaseException:
+            # An outage or a cancelled call: the slot is freed, nothing is counted.
+            with contextlib.suppress(Exception):
+                await limits.finish_login(attempt, Outcome.OTHER)
+            raise
+        await limits.finish_login(attempt, Outcome.OK if user_id is not None else Outcome.FAILED)
+        if user_id is None:
+            raise unauthenticated("wrong username or password")
+        token, exp = self._deps.tokens.issue(user_id)
+        return auth_pb2.LoginResponse(access_token=token, expires_at=ts_from_ms(exp * 1000), user_id=user_id)
+
+    async def _check_password(
+        self, request: auth_pb2.LoginRequest, context: grpc.aio.ServicerContext, *, owner: str
+    ) -> str | None:
+        """The user id if the username exists and the password matches, else None."""
         store = self._deps.store
         claim = (await store.execute("user_by_username", (request.username,), context=context)).one()
         row = None
         if claim is not None:
             row = (await store.execute("get_user", (claim.user_id,), context=context)).one()
         # Always verify (against a dummy hash if the user is unknown): same cost either way.
-        ok = await verify_password(row.password_hash if row else None, request.password)
-        if not ok or row is None:
-            raise unauthenticated("wrong username or password")
-        token, exp = self._deps.tokens.issue(str(row.user_id))
-        return auth_pb2.LoginResponse(access_token=token, expires_at=ts_from_ms(exp * 1000), user_id=str(row.user_id))
+        ok = await self._deps.passwords.verify(row.password_hash if row else None, request.password, owner=owner)
+        return str(row.user_id) if ok and row is not None else None
 
     async def RevokeToken(
         self, request: auth_pb2.RevokeTokenRequest, context: grpc.aio.ServicerContext

@@ -15,7 +15,7 @@ import pytest
 from api.convert import parse_uuid
 from api.errors import ApiError
 from api.pagination import Cursors, cursor_key, cursor_ms, cursor_uuid, page_size
-from api.passwords import hash_password, verify_password
+from api.passwords import PasswordHasherPool
 from api.tokens import MissingSecret, TokenService, resolve_secret
 from chat4all.settings import Settings
 from tests.api.fakes import FakeRedis
@@ -163,11 +163,12 @@ def test_secret_required_outside_dev_mode(tmp_path) -> None:
 
 
 async def test_passwords_are_hashed_and_verified_off_the_loop() -> None:
-    hashed = await hash_password("correct horse")
+    passwords = PasswordHasherPool(threads=1, queue=4)
+    hashed = await passwords.hash("correct horse")
     assert hashed.startswith("$argon2") and "correct horse" not in hashed
-    assert await verify_password(hashed, "correct horse")
-    assert not await verify_password(hashed, "wrong horse")
-    assert not await verify_password(None, "anything")  # unknown user: still costs a verification
+    assert await passwords.verify(hashed, "correct horse")
+    assert not await passwords.verify(hashed, "wrong horse")
+    assert not await passwords.verify(None, "anything")  # unknown user: still costs a verification
 
     # The loop keeps running while a hash is computed.
     ticks = 0
@@ -179,9 +180,10 @@ async def test_passwords_are_hashed_and_verified_off_the_loop() -> None:
             await asyncio.sleep(0.001)
 
     task = asyncio.create_task(ticker())
-    await hash_password("another one")
+    await passwords.hash("another one")
     task.cancel()
     assert ticks >= 3
+    passwords.close()
 
 
 def test_cli_session_file_is_private(tmp_path, monkeypatch) -> None:
