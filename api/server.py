@@ -26,6 +26,8 @@ from api.auth import AuthInterceptor
 from api.deps import ApiDeps, build_deps
 from api.health import watch_dependencies
 from api.interceptors import ObservabilityInterceptor
+from api.startup import check_settings
+from api.tls import grpc_server_credentials, load_server_tls
 from api.validation import InputInterceptor
 from chat4all.settings import Settings
 from chat4all.v1 import (
@@ -146,13 +148,17 @@ def build_server(deps: ApiDeps, registrations: list[ServiceRegistration]) -> tup
 
 
 async def serve(settings: Settings, *, ready: Callable[[int], None] | None = None) -> None:
-    """Run the API until SIGTERM/SIGINT, then let in-flight calls finish (api_grace_seconds)."""
+    """Run the API until SIGTERM/SIGINT, then let in-flight calls finish (api_grace_seconds).
+
+    Refuses to start (MissingSecret, UnsafeSettings) with the settings api.startup names."""
+    check_settings(settings)
     deps = build_deps(settings)
     registrations = service_registrations(deps)
     server, health_servicer = build_server(deps, registrations)
     address = f"{settings.api_host}:{settings.api_port}"
+    tls = load_server_tls(settings=settings)
     try:
-        port = server.add_insecure_port(address)
+        port = server.add_secure_port(address, grpc_server_credentials(tls)) if tls else server.add_insecure_port(address)
     except RuntimeError:
         raise PortInUse(f"cannot listen on {address}: is another API running there?") from None
     try:
@@ -166,7 +172,8 @@ async def serve(settings: Settings, *, ready: Callable[[int], None] | None = Non
     names = [reg.name for reg in registrations]
     watcher = asyncio.create_task(watch_dependencies(deps, health_servicer, names))
     logger.info(
-        "API listening on %s:%s (metrics on :%s), services: %s", settings.api_host, port, settings.api_metrics_port, ", ".join(names)
+        "API listening on %s:%s (%s; metrics on :%s), services: %s", settings.api_host, port,
+        "TLS" if tls else "plain TCP", settings.api_metrics_port, ", ".join(names),
     )
     if ready is not None:
         ready(port)

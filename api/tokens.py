@@ -22,11 +22,13 @@ logger = logging.getLogger(__name__)
 
 ALGORITHM = "HS256"
 _REVOKED_PREFIX = "chat4all:revoked:"
+# Pub/sub channel each revoked jti is published on: gateways end the token's live streams at once.
+REVOCATIONS_CHANNEL = "chat4all:revocations"
 MIN_SECRET_BYTES = 32
 
 
 class MissingSecret(RuntimeError):
-    """No JWT secret is configured and dev mode is off: the API must not start."""
+    """No usable JWT secret (none outside dev mode, or one under 32 bytes): the API must not start."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -38,19 +40,29 @@ class Claims:
 
 def resolve_secret(settings: Settings) -> str:
     """The signing secret: CHAT4ALL_JWT_SECRET, or in dev mode one generated once and kept
-    (mode 0600) under the stack dir so that tokens survive an API restart."""
+    (mode 0600) under the stack dir so that tokens survive an API restart.
+
+    A secret shorter than MIN_SECRET_BYTES is refused in dev mode too: a guessable secret lets
+    anyone mint tokens for any user, and dev-mode APIs are reachable by other people as well."""
     if settings.jwt_secret is not None and settings.jwt_secret.get_secret_value():
         secret = settings.jwt_secret.get_secret_value()
-        if len(secret.encode()) < MIN_SECRET_BYTES and not settings.dev_mode:
-            raise MissingSecret(f"CHAT4ALL_JWT_SECRET is shorter than {MIN_SECRET_BYTES} bytes (HS256 needs 32): refusing to start")
+        if len(secret.encode()) < MIN_SECRET_BYTES:
+            raise MissingSecret(
+                f"CHAT4ALL_JWT_SECRET is shorter than {MIN_SECRET_BYTES} bytes (HS256 needs 32): refusing to start;"
+                " unset it in dev mode to have one generated"
+            )
         return secret
     if not settings.dev_mode:
         raise MissingSecret("CHAT4ALL_JWT_SECRET is not set and CHAT4ALL_DEV_MODE is false: refusing to start")
     path = Path(settings.stack_dir) / "api-dev-jwt-secret"
     try:
-        return path.read_text().strip()
+        kept = path.read_text().strip()
     except FileNotFoundError:
         pass
+    else:
+        if len(kept.encode()) < MIN_SECRET_BYTES:
+            raise MissingSecret(f"{path} holds a secret shorter than {MIN_SECRET_BYTES} bytes: delete it to have one generated")
+        return kept
     path.parent.mkdir(parents=True, exist_ok=True)
     secret = secrets.token_urlsafe(48)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -157,6 +169,11 @@ class TokenService:
         now = int(time.time())
         ttl = max(1, claims.expires_at - now + 1)
         await self._redis.set(_REVOKED_PREFIX + claims.jti, "1", ex=ttl)
+        try:
+            await self._redis.publish(REVOCATIONS_CHANNEL, claims.jti)
+        except Exception as exc:  # the revocation holds; live streams then end at their next re-check
+            logger.warning("revocation notice not published (%s); live streams end at their next re-check",
+                           type(exc).__name__)
         if self._cache_seconds > 0:
             # Expired entries go first: the set stays as small as the tokens revoked in one TTL.
             self._revoked_here = {j: exp for j, exp in self._revoked_here.items() if exp > now}

@@ -39,7 +39,7 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="CHAT4ALL_", extra="ignore")
 
     # --- general -------------------------------------------------------------
-    dev_mode: bool = Field(True, description="Dev mode: allows a generated JWT secret. Set false in production.")
+    dev_mode: bool = Field(True, description="Dev mode (the local stack): the API may generate its JWT secret, use the local S3 secret and serve without TLS. Set false in production.")
     log_level: str = Field("INFO", description="Log level of every process.")
     log_format: Literal["text", "json"] = Field("text", description="Log line format.")
 
@@ -120,7 +120,7 @@ class Settings(BaseSettings):
     api_host: str = Field("127.0.0.1", description="gRPC API bind host.")
     api_port: int = Field(50051, description="gRPC API port.")
     api_metrics_port: int = Field(9464, description="Prometheus port of the API.")
-    jwt_secret: SecretStr | None = Field(None, description="JWT signing secret; required unless dev_mode.")
+    jwt_secret: SecretStr | None = Field(None, description="JWT signing secret, at least 32 bytes; required unless dev_mode.")
     jwt_issuer: str = Field("chat4all", description="JWT issuer claim.")
     jwt_ttl_seconds: int = Field(3600, description="Access token lifetime.")
     login_failure_threshold: int = Field(5, description="Failed logins of one username before each further attempt must wait (0 = no username throttle).")
@@ -167,6 +167,11 @@ class Settings(BaseSettings):
     realtime_queue_size: int = Field(1000, description="Events a live client may fall behind before it is disconnected.")
     realtime_session_ttl_seconds: int = Field(60, description="A Redis session expires this long after its last heartbeat.")
     realtime_heartbeat_seconds: float = Field(20.0, description="How often a connected client's session is refreshed.")
+
+    # --- TLS -------------------------------------------------------------------
+    tls_cert_file: Path | None = Field(None, description="PEM certificate (chain) of the gRPC API and the WebSocket gateway; with tls_key_file turns TLS on. Required unless dev_mode.")
+    tls_key_file: Path | None = Field(None, description="PEM private key of tls_cert_file.")
+    tls_ca_file: Path | None = Field(None, description="CLI: PEM CA certificate(s) to verify the API with; set, the CLI connects with TLS.")
 
     @property
     def kafka_bootstrap(self) -> str:

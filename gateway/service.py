@@ -12,6 +12,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from api.auth import current_user_id
 from api.deps import ApiDeps
 from api.server import ServiceRegistration
+from api.tls import server_ssl_context
 from chat4all.v1 import events_pb2, events_pb2_grpc, messages_pb2
 from gateway.client_loop import run_client
 from gateway.events import MESSAGE_NEW, MESSAGE_STATUS, LiveEvent
@@ -61,7 +62,9 @@ class EventServicer(events_pb2_grpc.EventServiceServicer):
             await asyncio.wait_for(self.feed.ready.wait(), FEED_READY_WAIT_SECONDS)
         except TimeoutError:
             logger.warning("realtime gateway: Kafka not reachable yet; live events start when it is")
-        port = await self.websocket.start(host=self._settings.api_host, port=self._settings.websocket_port)
+        port = await self.websocket.start(
+            host=self._settings.api_host, port=self._settings.websocket_port, ssl=server_ssl_context(settings=self._settings),
+        )
         logger.info("realtime gateway: WebSocket on %s:%s%s", self._settings.api_host, port, "/v1/events")
 
     async def stop(self) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import http
 import logging
+from ssl import SSLContext
 from urllib.parse import parse_qs, urlsplit
 
 from websockets.asyncio.server import Server, ServerConnection, serve
@@ -39,8 +40,8 @@ class WebSocketGateway:
         self._users: dict[int, str] = {}  # id(connection) -> user id, set by the handshake
         self._server: Server | None = None
 
-    async def start(self, *, host: str, port: int) -> int:
-        self._server = await serve(self._handle, host, port, process_request=self._authenticate,
+    async def start(self, *, host: str, port: int, ssl: SSLContext | None = None) -> int:
+        self._server = await serve(self._handle, host, port, process_request=self._authenticate, ssl=ssl,
                                    ping_interval=20, ping_timeout=20)
         return self._server.sockets[0].getsockname()[1]
 

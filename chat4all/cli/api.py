@@ -17,6 +17,7 @@ logger = logging.getLogger(__name__)
 def api(host: str | None, port: int | None, metrics_port: int | None) -> None:
     """Run the gRPC API (auth, users, conversations, messages, files) until SIGTERM."""
     from api.server import PortInUse, serve
+    from api.startup import UnsafeSettings
     from api.tokens import MissingSecret
     from chat4all.settings import get_settings
 
@@ -24,5 +25,5 @@ def api(host: str | None, port: int | None, metrics_port: int | None) -> None:
     settings = get_settings().model_copy(update=overrides)
     try:
         asyncio.run(serve(settings))
-    except (MissingSecret, PortInUse) as exc:
+    except (MissingSecret, UnsafeSettings, PortInUse) as exc:
         raise click.ClickException(str(exc)) from None

@@ -57,10 +57,43 @@ def default_server() -> str:
     return f"{settings.api_host}:{settings.api_port}"
 
 
+def _keep_ca_file(ctx: click.Context, param: click.Parameter, value: Path | None) -> None:
+    ctx.meta["chat4all.ca_file"] = value
+
+
 def server_option(fn: Callable) -> Callable:
+    """``--server`` (passed to the command) and ``--ca-file`` (kept for ``Client``: every command
+    that talks to the API takes it without a parameter of its own)."""
+    fn = click.option(
+        "--ca-file", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None, expose_value=False,
+        callback=_keep_ca_file, help="PEM CA certificate of the API: connect with TLS (default: CHAT4ALL_TLS_CA_FILE, or the login's).",
+    )(fn)
     return click.option(
         "--server", envvar="CHAT4ALL_API_TARGET", default=None, help="API address host:port (default: from settings)."
     )(fn)
+
+
+def ca_file(session: dict[str, Any]) -> Path | None:
+    """The CA to verify the API with: --ca-file, else CHAT4ALL_TLS_CA_FILE, else the one the login used."""
+    from chat4all.settings import get_settings
+
+    ctx = click.get_current_context(silent=True)
+    given = ctx.meta.get("chat4all.ca_file") if ctx is not None else None
+    chosen = given or get_settings().tls_ca_file or session.get("ca_file")
+    return Path(chosen) if chosen else None
+
+
+def open_channel(target: str, ca: Path | None) -> Any:
+    """A gRPC channel to ``target``: TLS verified against ``ca`` when given, plain TCP otherwise."""
+    import grpc
+
+    if ca is None:
+        return grpc.insecure_channel(target)
+    try:
+        roots = ca.read_bytes()
+    except OSError as exc:
+        raise click.ClickException(f"cannot read the CA file {ca}: {exc.strerror or exc}") from None
+    return grpc.secure_channel(target, grpc.ssl_channel_credentials(root_certificates=roots))
 
 
 def grpc_errors(fn: Callable) -> Callable:
@@ -82,13 +115,12 @@ class Client:
     """Stubs on one channel, with the saved token as call metadata."""
 
     def __init__(self, server: str | None, *, authenticated: bool = True) -> None:
-        import grpc
-
         from chat4all.v1 import auth_pb2_grpc, conversations_pb2_grpc, messages_pb2_grpc, users_pb2_grpc
 
         self.session = load_session() if authenticated else {}
         self.target = server or self.session.get("server") or default_server()
-        self.channel = grpc.insecure_channel(self.target)
+        self.ca_file = ca_file(self.session)
+        self.channel = open_channel(self.target, self.ca_file)
         self.auth = auth_pb2_grpc.AuthServiceStub(self.channel)
         self.users = users_pb2_grpc.UserServiceStub(self.channel)
         self.conversations = conversations_pb2_grpc.ConversationServiceStub(self.channel)
@@ -146,6 +178,7 @@ def login(username: str, password: str, server: str | None) -> None:
     path = save_session(
         {
             "server": client.target,
+            "ca_file": str(client.ca_file.resolve()) if client.ca_file else None,
             "username": username,
             "user_id": reply.user_id,
             "access_token": reply.access_token,
