@@ -23,6 +23,7 @@ from grpc_reflection.v1alpha import reflection
 
 from api import metrics
 from api.auth import AuthInterceptor
+from api.connection_policy import connection_options
 from api.deps import ApiDeps, build_deps
 from api.health import watch_dependencies
 from api.interceptors import ObservabilityInterceptor
@@ -136,6 +137,7 @@ def build_server(deps: ApiDeps, registrations: list[ServiceRegistration]) -> tup
             # (measured in docs/files.md).
             ("grpc.http2.bdp_probe", 0),
             ("grpc.http2.lookahead_bytes", 2 * 1024 * 1024),
+            *connection_options(settings),
         ],
     )
     for reg in registrations:

@@ -6,6 +6,7 @@ import json
 import logging
 import sys
 
+from chat4all.redact import TokenRedactor
 from chat4all.settings import get_settings
 
 # Fields that callers pass in `extra=` and that every line should show when present.
@@ -29,7 +30,7 @@ class _JsonFormatter(logging.Formatter):
         }
         out.update({k: str(getattr(record, k)) for k in CONTEXT_FIELDS if hasattr(record, k)})
         if record.exc_info:
-            out["exc"] = self.formatException(record.exc_info)
+            out["exc"] = record.exc_text or self.formatException(record.exc_info)  # exc_text: redacted
         return json.dumps(out)
 
 
@@ -41,6 +42,7 @@ def setup_logging(level: str | None = None) -> None:
         handler.setFormatter(_JsonFormatter())
     else:
         handler.setFormatter(_ContextFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.addFilter(TokenRedactor())  # tokens never reach a log line, at any level
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level or settings.log_level)

@@ -148,6 +148,11 @@ class Settings(BaseSettings):
     api_max_inflight_sends: int = Field(2000, description="SendMessage calls one API process works on at once; more get RESOURCE_EXHAUSTED with retry-after.")
     api_admission_max_lag: int = Field(5000, description="SendMessage gets RESOURCE_EXHAUSTED while the router group (app_id) is this many `messages` behind (0 = no lag check).")
     api_admission_poll_seconds: float = Field(1.0, description="How often the API reads the router group's lag on `messages` from Kafka (s).")
+    api_max_concurrent_streams: int = Field(256, description="gRPC calls (HTTP/2 streams) one client connection may have open at once; more wait at the client.")
+    api_keepalive_seconds: float = Field(60.0, description="The API pings a client connection after this long without traffic (s), to find dead peers of long streams.")
+    api_keepalive_timeout_seconds: float = Field(20.0, description="A client connection that does not answer a keepalive ping within this long is closed (s).")
+    api_min_client_ping_seconds: float = Field(10.0, description="Shortest interval between a client's keepalive pings the API tolerates (s); a client pinging faster is disconnected (GOAWAY too_many_pings).")
+    api_max_connection_idle_seconds: float = Field(300.0, description="A client connection with no call open for this long is closed (GOAWAY; the client reconnects on its next call) (s; 0 = never).")
 
     # --- files -----------------------------------------------------------------
     max_file_bytes: int = Field(2 * 1024**3, description="Largest file accepted (bytes).")
@@ -166,7 +171,9 @@ class Settings(BaseSettings):
     websocket_port: int = Field(8765, description="WebSocket gateway port (ws://host:port/v1/events), served by the API process.")
     realtime_queue_size: int = Field(1000, description="Events a live client may fall behind before it is disconnected.")
     realtime_session_ttl_seconds: int = Field(60, description="A Redis session expires this long after its last heartbeat.")
-    realtime_heartbeat_seconds: float = Field(20.0, description="How often a connected client's session is refreshed.")
+    realtime_heartbeat_seconds: float = Field(20.0, description="How often a connected client's session is refreshed and its token re-checked (a revoked token's streams end within it).")
+    realtime_max_streams_per_user: int = Field(8, description="Live streams (WebSocket and Subscribe together) one user may hold on one API process; more are refused.")
+    realtime_max_streams: int = Field(10000, description="Live streams one API process holds in total; more are refused.")
 
     # --- TLS -------------------------------------------------------------------
     tls_cert_file: Path | None = Field(None, description="PEM certificate (chain) of the gRPC API and the WebSocket gateway; with tls_key_file turns TLS on. Required unless dev_mode.")

@@ -1,4 +1,4 @@
-"""One connected client's life, the same for every transport: session, subscription, heartbeat."""
+"""One connected client's life, the same for every transport: session, subscription, heartbeat, token."""
 
 from __future__ import annotations
 
@@ -6,10 +6,11 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
+from typing import NoReturn
 
 from gateway import metrics
 from gateway.events import LiveEvent
-from gateway.hub import Hub
+from gateway.hub import Hub, Subscription
 from gateway.sessions import SessionRegistry
 
 logger = logging.getLogger(__name__)
@@ -23,19 +24,26 @@ async def run_client(
     sessions: SessionRegistry,
     heartbeat_seconds: float,
     send: Callable[[LiveEvent], Awaitable[None]],
+    on_written: Callable[[LiveEvent], None],
+    guard: Callable[[], Awaitable[NoReturn]],
 ) -> None:
-    """Deliver the user's live events through ``send`` until it fails or the task is cancelled.
+    """Deliver the user's live events through ``send`` until it fails, ``guard`` raises (the
+    token ended) or the task is cancelled. ``send`` returns once the event is written to the
+    client's transport; ``on_written`` is then told (the native DELIVERED receipt).
 
-    Raises SubscriptionOverflow when the client fell too far behind.
+    Raises SubscriptionOverflow when the client fell too far behind, and whatever ``guard`` raises.
     """
     session_id = await sessions.open(user_id=user_id, transport=transport)
     sub = hub.subscribe(user_id)
     metrics.CONNECTIONS.labels(transport).inc()
     heartbeat = asyncio.create_task(_heartbeat(sessions, user_id, session_id, heartbeat_seconds))
+    deliver = asyncio.create_task(_deliver(sub, send, on_written))
+    watch = asyncio.create_task(guard())
     reason = "closed"
     try:
-        while True:
-            await send(await sub.next())
+        done, _ = await asyncio.wait({deliver, watch}, return_when=asyncio.FIRST_COMPLETED)
+        for task in done:
+            task.result()  # raises why the stream ended
     except asyncio.CancelledError:
         reason = "client_gone"
         raise
@@ -43,12 +51,23 @@ async def run_client(
         reason = type(exc).__name__
         raise
     finally:
-        heartbeat.cancel()
+        for task in (heartbeat, deliver, watch):
+            task.cancel()
+        await asyncio.gather(heartbeat, deliver, watch, return_exceptions=True)
         hub.unsubscribe(sub)
         metrics.CONNECTIONS.labels(transport).dec()
         metrics.DISCONNECTS.labels(transport, reason).inc()
         with contextlib.suppress(Exception):  # Redis may be down; the session expires by itself
             await sessions.close(user_id=user_id, session_id=session_id)
+
+
+async def _deliver(
+    sub: Subscription, send: Callable[[LiveEvent], Awaitable[None]], on_written: Callable[[LiveEvent], None]
+) -> None:
+    while True:
+        event = await sub.next()
+        await send(event)
+        on_written(event)
 
 
 async def _heartbeat(sessions: SessionRegistry, user_id: str, session_id: str, every: float) -> None:

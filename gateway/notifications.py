@@ -1,8 +1,9 @@
 """Reads `notifications` from its end and hands each event to the clients connected here.
 
 Every gateway instance reads every partition (no consumer group): a user may be connected to
-any instance. A new message handed to at least one client of its recipient is that recipient's
-native DELIVERED receipt, published to `status-updates` like GetMessages does.
+any instance. A new message written to the transport of at least one client of its recipient
+(``written``, called by the client loop) is that recipient's native DELIVERED receipt, published
+to `status-updates` like GetMessages does.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import weakref
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
@@ -24,7 +26,6 @@ from streams.records import StatusUpdate
 logger = logging.getLogger(__name__)
 
 
-
 class NotificationFeed:
     """The background task of one gateway: consume, dispatch, acknowledge delivery."""
 
@@ -34,6 +35,9 @@ class NotificationFeed:
         self._publisher = publisher
         self._task: asyncio.Task | None = None
         self._pending: set[asyncio.Task] = set()
+        # New native messages queued for a client and not yet written to any: the first write
+        # acknowledges. Weak, so an event every client dropped (gone, too slow) leaves nothing.
+        self._unwritten: weakref.WeakSet[LiveEvent] = weakref.WeakSet()
         self.ready = asyncio.Event()  # set once positioned at the end of every partition
 
     def start(self) -> None:
@@ -87,9 +91,17 @@ class NotificationFeed:
         delivered = self._hub.dispatch(event)
         metrics.EVENTS.labels("delivered" if delivered else "no_client").inc()
         if delivered and event.kind == MESSAGE_NEW and event.channel == NATIVE and event.ts_ms is not None:
-            task = asyncio.create_task(self._ack_delivery(event))
-            self._pending.add(task)
-            task.add_done_callback(self._pending.discard)
+            self._unwritten.add(event)
+
+    def written(self, event: LiveEvent) -> None:
+        """``event`` was written to a client's transport: the first write of a new native message
+        publishes its DELIVERED receipt (once, however many clients its recipient has)."""
+        if event not in self._unwritten:
+            return
+        self._unwritten.discard(event)
+        task = asyncio.create_task(self._ack_delivery(event))
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
 
     async def _ack_delivery(self, event: LiveEvent) -> None:
         update = StatusUpdate(

@@ -9,21 +9,30 @@ from collections.abc import AsyncIterator
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from api.auth import current_user_id
+from api.auth import bearer_token, current_claims
 from api.deps import ApiDeps
+from api.errors import ApiError
 from api.server import ServiceRegistration
 from api.tls import server_ssl_context
+from api.tokens import Claims
+from chat4all.redis_client import redis_client
 from chat4all.v1 import events_pb2, events_pb2_grpc, messages_pb2
-from gateway.client_loop import run_client
 from gateway.events import MESSAGE_NEW, MESSAGE_STATUS, LiveEvent
 from gateway.hub import Hub, SubscriptionOverflow
+from gateway.limits import StreamLimits, TooManyStreams
 from gateway.notifications import NotificationFeed
+from gateway.revocations import RevocationNotices
 from gateway.sessions import SessionRegistry
+from gateway.streams import LiveStreams
+from gateway.token_guard import TokenEnded
 from gateway.websocket import WebSocketGateway
 
 logger = logging.getLogger(__name__)
 
 FEED_READY_WAIT_SECONDS = 3.0  # positioning takes well under a second when Kafka is up
+# A stream over a cap waits for another to end, which takes however long the client keeps it:
+# a retry-after is a hint, not a promise.
+CAP_RETRY_AFTER_SECONDS = "5"
 
 _KINDS = {MESSAGE_NEW: events_pb2.EVENT_KIND_MESSAGE_NEW, MESSAGE_STATUS: events_pb2.EVENT_KIND_MESSAGE_STATUS}
 
@@ -48,13 +57,21 @@ class EventServicer(events_pb2_grpc.EventServiceServicer):
         self.hub = Hub(queue_size=settings.realtime_queue_size)
         self.sessions = SessionRegistry(redis=deps.redis, ttl_seconds=settings.realtime_session_ttl_seconds)
         self.feed = NotificationFeed(settings=settings, hub=self.hub, publisher=deps.publisher)
+        # Its own Redis client: the pub/sub subscription keeps a connection for good.
+        self.notices = RevocationNotices(redis=redis_client(settings))
+        self.streams = LiveStreams(
+            hub=self.hub, sessions=self.sessions, tokens=deps.tokens, notices=self.notices,
+            limits=StreamLimits(per_user=settings.realtime_max_streams_per_user, total=settings.realtime_max_streams),
+            on_written=self.feed.written, heartbeat_seconds=settings.realtime_heartbeat_seconds,
+            token_timeout=settings.api_storage_timeout_seconds,
+        )
         self.websocket = WebSocketGateway(
-            hub=self.hub, sessions=self.sessions, tokens=deps.tokens,
-            heartbeat_seconds=settings.realtime_heartbeat_seconds, auth_timeout=settings.api_storage_timeout_seconds,
+            streams=self.streams, tokens=deps.tokens, auth_timeout=settings.api_storage_timeout_seconds,
         )
 
     async def start(self) -> None:
         self.feed.start()
+        self.notices.start()
         # Serve only once the feed sits at the end of `notifications`, so that a client that
         # connects as soon as the API answers misses nothing; Kafka being down must not keep
         # the API from starting, hence the bound.
@@ -69,33 +86,63 @@ class EventServicer(events_pb2_grpc.EventServiceServicer):
 
     async def stop(self) -> None:
         await self.websocket.stop()
+        await self.notices.stop()
         await self.feed.stop()
 
     async def Subscribe(
         self, request: events_pb2.SubscribeRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[events_pb2.SubscribeResponse]:
-        user_id = current_user_id(context)
-        # The generator form cannot yield from a callback, so hand events over a one-slot queue.
-        out: asyncio.Queue[LiveEvent] = asyncio.Queue(maxsize=1)
-        client = asyncio.create_task(run_client(
-            user_id=user_id, transport="grpc", hub=self.hub, sessions=self.sessions,
-            heartbeat_seconds=self._settings.realtime_heartbeat_seconds, send=out.put,
-        ))
+        claims = current_claims(context)
+        try:
+            lease = self.streams.admit(claims.user_id)
+        except TooManyStreams as exc:
+            raise ApiError(grpc.StatusCode.RESOURCE_EXHAUSTED, exc.message,
+                           trailers=(("retry-after", CAP_RETRY_AFTER_SECONDS),)) from None
+        try:
+            async for event in self._events(claims, bearer_token(context.invocation_metadata()), context):
+                yield event
+        finally:
+            lease.release()
+
+    async def _events(
+        self, claims: Claims, token: str, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[events_pb2.SubscribeResponse]:
+        # The generator form cannot yield from a callback, so hand events over a one-slot queue;
+        # each comes with a future resolved once gRPC wrote it (the generator resumes after a
+        # yield only when the previous message was written), which is when `send` returns.
+        out: asyncio.Queue[tuple[LiveEvent, asyncio.Future[None]]] = asyncio.Queue(maxsize=1)
+
+        async def send(event: LiveEvent) -> None:
+            written = asyncio.get_running_loop().create_future()
+            await out.put((event, written))
+            await written
+
+        client = asyncio.create_task(self.streams.run(token=token, claims=claims, transport="grpc", send=send))
+        # grpc.aio does not cancel a streaming handler whose connection died (keepalive timeout,
+        # reset): its done callback runs, though. End the stream there, or it lingers until an
+        # event fails to be written.
+        context.add_done_callback(lambda _ctx: client.cancel())
         try:
             while True:
                 getter = asyncio.ensure_future(out.get())
                 done, _ = await asyncio.wait({getter, client}, return_when=asyncio.FIRST_COMPLETED)
                 if getter in done:
-                    yield events_pb2.SubscribeResponse(event=to_proto(getter.result()))
+                    event, written = getter.result()
+                    yield events_pb2.SubscribeResponse(event=to_proto(event))
+                    if not written.done():
+                        written.set_result(None)
                     continue
                 getter.cancel()
                 exc = client.exception()
                 if isinstance(exc, SubscriptionOverflow):
                     await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED,
                                         "client fell behind; reconnect and catch up with GetMessages")
+                if isinstance(exc, TokenEnded):
+                    await context.abort(grpc.StatusCode.UNAUTHENTICATED, exc.reason)
                 raise exc or RuntimeError("event stream ended")
         finally:
             client.cancel()
+            await asyncio.gather(client, return_exceptions=True)
 
 
 def registration(deps: ApiDeps) -> ServiceRegistration:

@@ -1,7 +1,11 @@
 """WebSocket face of the gateway: ws://host:CHAT4ALL_WEBSOCKET_PORT/v1/events, one JSON event a frame.
 
 Authentication: `Authorization: Bearer <jwt>` header or, for browsers that cannot set headers,
-`?access_token=<jwt>`. A refused handshake answers HTTP 401 with the reason.
+`?access_token=<jwt>`. A refused handshake answers HTTP 401 with the reason. Once open, the
+stream is closed with a code the client can act on:
+- 1013 (try again later): over a live-stream cap (gateway/limits.py), before it takes anything;
+- 1008: the client fell too far behind; reconnect and catch up with GetMessages;
+- 4401: its token expired or was revoked; log in again and reconnect.
 """
 
 from __future__ import annotations
@@ -16,28 +20,30 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.http11 import Request, Response
 
 from api.errors import ApiError
-from api.tokens import TokenService
-from gateway.client_loop import run_client
+from api.tokens import Claims, TokenService
 from gateway.events import LiveEvent
-from gateway.hub import Hub, SubscriptionOverflow
-from gateway.sessions import SessionRegistry
+from gateway.hub import SubscriptionOverflow
+from gateway.limits import TooManyStreams
+from gateway.streams import LiveStreams
+from gateway.token_guard import TokenEnded
 
 logger = logging.getLogger(__name__)
 
 PATH = "/v1/events"
+CLOSE_TRY_LATER = 1013
+CLOSE_TOO_SLOW = 1008
+CLOSE_TOKEN_ENDED = 4401
+# Set on the connection by the handshake: (token, claims). It lives and dies with the connection,
+# so a handshake that fails after authentication (bad upgrade headers, server shutting down,
+# client gone) leaves nothing behind; the handler, which always ends, takes every other resource.
+_AUTH_ATTR = "chat4all_auth"
 
 
 class WebSocketGateway:
-    def __init__(
-        self, *, hub: Hub, sessions: SessionRegistry, tokens: TokenService, heartbeat_seconds: float,
-        auth_timeout: float,
-    ) -> None:
-        self._hub = hub
-        self._sessions = sessions
+    def __init__(self, *, streams: LiveStreams, tokens: TokenService, auth_timeout: float) -> None:
+        self._streams = streams
         self._tokens = tokens
-        self._heartbeat = heartbeat_seconds
         self._auth_timeout = auth_timeout
-        self._users: dict[int, str] = {}  # id(connection) -> user id, set by the handshake
         self._server: Server | None = None
 
     async def start(self, *, host: str, port: int, ssl: SSLContext | None = None) -> int:
@@ -62,21 +68,29 @@ class WebSocketGateway:
         except ApiError as exc:  # forged, expired, revoked
             return connection.respond(http.HTTPStatus.UNAUTHORIZED, f"{exc.message}\n")
         except Exception as exc:  # Redis (revocation list) unreachable: not the client's fault
-            logger.warning("websocket handshake: token check failed: %s", exc)
+            logger.warning("websocket handshake: token check failed: %s", type(exc).__name__)
             return connection.respond(http.HTTPStatus.SERVICE_UNAVAILABLE, "token check unavailable; retry\n")
-        self._users[id(connection)] = claims.user_id
+        setattr(connection, _AUTH_ATTR, (token, claims))
         return None
 
     async def _handle(self, connection: ServerConnection) -> None:
-        user_id = self._users.pop(id(connection))
+        token, claims = getattr(connection, _AUTH_ATTR)
+        try:
+            lease = self._streams.admit(claims.user_id)
+        except TooManyStreams as exc:
+            await connection.close(code=CLOSE_TRY_LATER, reason=exc.message)
+            return
+        try:
+            await self._serve(connection, token, claims)
+        finally:
+            lease.release()
 
+    async def _serve(self, connection: ServerConnection, token: str, claims: Claims) -> None:
         async def send(event: LiveEvent) -> None:
-            await connection.send(event.to_json())
+            await connection.send(event.to_json())  # returns once the frame is in the transport
 
-        client = asyncio.create_task(run_client(
-            user_id=user_id, transport="websocket", hub=self._hub, sessions=self._sessions,
-            heartbeat_seconds=self._heartbeat, send=send,
-        ))
+        client = asyncio.create_task(
+            self._streams.run(token=token, claims=claims, transport="websocket", send=send))
         # The client loop waits on events, not on the socket: watch the socket too, so that a
         # client that leaves ends its session at once rather than at the next event.
         closed = asyncio.create_task(connection.wait_closed())
@@ -86,9 +100,11 @@ class WebSocketGateway:
             closed.cancel()
             if not client.done():
                 client.cancel()
-            results = await asyncio.gather(client, return_exceptions=True)
-        if isinstance(results[0], SubscriptionOverflow):
-            await connection.close(code=1008, reason="too slow: reconnect and catch up with GetMessages")
+            (result,) = await asyncio.gather(client, return_exceptions=True)
+        if isinstance(result, SubscriptionOverflow):
+            await connection.close(code=CLOSE_TOO_SLOW, reason="too slow: reconnect and catch up with GetMessages")
+        elif isinstance(result, TokenEnded):
+            await connection.close(code=CLOSE_TOKEN_ENDED, reason=result.reason)
 
 
 def _token(request: Request, query: str) -> str | None:
