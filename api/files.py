@@ -70,6 +70,9 @@ class ChunkRequest:
     def WhichOneof(self, oneof_group: str) -> str | None:  # noqa: N802 - protobuf's name
         return "chunk" if oneof_group == "payload" else None
 
+    def HasField(self, field_name: str) -> bool:  # noqa: N802 - protobuf's name
+        return field_name in ("chunk", "payload")
+
 
 _CHUNK_TAG = 0x12  # field 2 (chunk), wire type 2 (length-delimited)
 
@@ -124,7 +127,9 @@ def _api_error(exc: UploadError | SessionConflict) -> ApiError:
         return ApiError(grpc.StatusCode.ABORTED, f"another stream is writing upload {exc}; check GetUploadStatus and resume")
     trailers: tuple[tuple[str, str], ...] = ()
     if exc.bytes_received is not None:
-        trailers = (("bytes-received", str(exc.bytes_received)),)
+        trailers += (("bytes-received", str(exc.bytes_received)),)
+    if exc.retry_after is not None:
+        trailers += (("retry-after", f"{exc.retry_after:.3f}"),)
     return ApiError(getattr(grpc.StatusCode, exc.code), exc.message, trailers=trailers)
 
 
@@ -197,6 +202,9 @@ class FileServicer(files_pb2_grpc.FileServiceServicer):
                     max_chunk_bytes=self._settings.upload_max_chunk_bytes,
                     session_ttl_seconds=self._settings.upload_session_ttl_seconds,
                     max_streams=self._settings.upload_max_streams,
+                    max_streams_per_user=self._settings.upload_max_streams_per_user,
+                    max_sessions_per_user=self._settings.upload_max_sessions_per_user,
+                    idle_seconds=self._settings.upload_idle_seconds,
                     parts_in_flight=self._settings.upload_parts_in_flight,
                 )
         return self._uploader
@@ -212,10 +220,14 @@ class FileServicer(files_pb2_grpc.FileServiceServicer):
         self, request_iterator: AsyncIterator[files_pb2.UploadFileRequest], context: grpc.aio.ServicerContext
     ) -> files_pb2.UploadFileResponse:
         caller = current_user_uuid(context)
+        idle = self._settings.upload_idle_seconds
         try:
-            first = await anext(request_iterator)
+            async with asyncio.timeout(idle):
+                first = await anext(request_iterator)
         except StopAsyncIteration:
             raise invalid("empty stream: the first message must be info") from None
+        except TimeoutError:
+            raise ApiError(grpc.StatusCode.ABORTED, f"no info message within {idle:g} s: stream closed") from None
         if first.WhichOneof("payload") != "info":
             raise invalid("the first message of UploadFile must be info (FileInfo), then chunks")
         info = first.info

@@ -1,16 +1,15 @@
-"""Resumable upload sessions in Cassandra's `uploads` table, changed only by conditional (LWT) writes."""
+"""Resumable upload sessions in Cassandra's `upload_sessions` table (one partition per uploader), changed only by conditional (LWT) writes."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import uuid
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
-from cassandra import ConsistencyLevel
 from cassandra.cluster import Session
-from cassandra.query import SimpleStatement
 
 from chat4all.cassandra import aexecute
 
@@ -21,7 +20,7 @@ COMPLETE = "complete"
 EXPIRED = "expired"
 
 _COLUMNS = (
-    "upload_id, uploader_id, conversation_id, file_id, filename, mime_type, size, sha256, object_key, "
+    "uploader_id, upload_id, conversation_id, file_id, filename, mime_type, size, sha256, object_key, "
     "s3_upload_id, parts, tail_bytes, bytes_received, state, created_at, expires_at"
 )
 
@@ -30,8 +29,8 @@ _COLUMNS = (
 class UploadSession:
     """One upload session: what is being uploaded and which of its bytes are durable where."""
 
-    upload_id: str
     uploader_id: uuid.UUID
+    upload_id: str
     conversation_id: uuid.UUID
     file_id: uuid.UUID
     filename: str
@@ -47,6 +46,11 @@ class UploadSession:
     tail_bytes: int = 0
     bytes_received: int = 0
     state: str = RECEIVING
+
+    @property
+    def key(self) -> tuple[uuid.UUID, str]:
+        """What names the session: upload ids are unique per uploader only."""
+        return (self.uploader_id, self.upload_id)
 
     @property
     def parts_bytes(self) -> int:
@@ -87,52 +91,77 @@ class SessionConflict(Exception):
 
 
 class UploadSessionStore:
-    """Reads and conditionally writes `uploads` rows; every change is fenced on bytes_received."""
+    """Reads and conditionally writes `upload_sessions` rows; every change is fenced on bytes_received.
 
-    def __init__(self, *, session: Session, timeout: float = 10.0) -> None:
+    Consistency levels come from the cluster's execution profiles (chat4all/cassandra.py).
+    """
+
+    def __init__(self, *, session: Session, timeout: float = 10.0, page_size: int = 500) -> None:
         self._session = session
         self._timeout = timeout
-        cl = ConsistencyLevel.LOCAL_QUORUM
+        self._page_size = page_size
         prepare = session.prepare
-        self._get = prepare(f"SELECT {_COLUMNS} FROM uploads WHERE upload_id = ?")
+        where = "WHERE uploader_id = ? AND upload_id = ?"
+        self._get = prepare(f"SELECT {_COLUMNS} FROM upload_sessions {where}")
         self._insert = prepare(
-            f"INSERT INTO uploads ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) IF NOT EXISTS"
+            f"INSERT INTO upload_sessions ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) IF NOT EXISTS"
         )
         self._set_s3_upload = prepare(
-            "UPDATE uploads SET s3_upload_id = ? WHERE upload_id = ? IF bytes_received = ? AND state = ?"
+            f"UPDATE upload_sessions SET s3_upload_id = ? {where} IF bytes_received = ? AND state = ?"
         )
         self._commit_part = prepare(
-            "UPDATE uploads SET parts = parts + ?, tail_bytes = 0, bytes_received = ?, expires_at = ? "
-            "WHERE upload_id = ? IF bytes_received = ? AND state = ?"
+            "UPDATE upload_sessions SET parts = parts + ?, tail_bytes = 0, bytes_received = ?, expires_at = ? "
+            f"{where} IF bytes_received = ? AND state = ?"
         )
         self._commit_tail = prepare(
-            "UPDATE uploads SET tail_bytes = ?, bytes_received = ?, expires_at = ? "
-            "WHERE upload_id = ? IF bytes_received = ? AND state = ?"
+            f"UPDATE upload_sessions SET tail_bytes = ?, bytes_received = ?, expires_at = ? {where} "
+            "IF bytes_received = ? AND state = ?"
         )
         self._complete = prepare(
-            "UPDATE uploads SET state = ?, bytes_received = ?, tail_bytes = 0, parts = [] "
-            "WHERE upload_id = ? IF bytes_received = ? AND state = ?"
+            "UPDATE upload_sessions SET state = ?, bytes_received = ?, tail_bytes = 0, parts = [] "
+            f"{where} IF bytes_received = ? AND state = ?"
         )
-        self._expire = prepare("UPDATE uploads SET state = ? WHERE upload_id = ? IF expires_at = ?")
-        self._delete = prepare("DELETE FROM uploads WHERE upload_id = ? IF EXISTS")
-        for stmt in (self._get, self._insert, self._set_s3_upload, self._commit_part, self._commit_tail,
-                     self._complete, self._expire, self._delete):
-            stmt.consistency_level = cl
+        self._expire = prepare(f"UPDATE upload_sessions SET state = ? {where} IF expires_at = ?")
+        self._delete = prepare(f"DELETE FROM upload_sessions {where} IF EXISTS")
+        self._of_uploader = prepare("SELECT state, expires_at FROM upload_sessions WHERE uploader_id = ?")
+        self._of_uploader.fetch_size = page_size
+        self._scan = prepare(f"SELECT {_COLUMNS} FROM upload_sessions")
+        self._scan.fetch_size = page_size
 
-    async def _run(self, stmt, params):  # noqa: ANN001, ANN202 - thin wrapper
-        return await aexecute(self._session, stmt, params, timeout=self._timeout)
+    async def _run(self, stmt, params, *, paging_state: bytes | None = None):  # noqa: ANN001, ANN202 - thin wrapper
+        return await aexecute(self._session, stmt, params, timeout=self._timeout, paging_state=paging_state)
 
-    async def get(self, upload_id: str) -> UploadSession | None:
-        """The session, or None."""
-        rows = await self._run(self._get, (upload_id,))
+    async def _pages(self, stmt: Any, params: Any) -> AsyncIterator[list[Any]]:
+        """The rows of a paged query, one driver page (``page_size`` rows) at a time."""
+        paging_state = None
+        while True:
+            rows = await self._run(stmt, params, paging_state=paging_state)
+            yield list(rows.current_rows)
+            paging_state = rows.paging_state
+            if paging_state is None:
+                return
+
+    async def get(self, uploader_id: uuid.UUID, upload_id: str) -> UploadSession | None:
+        """The uploader's session named ``upload_id``, or None."""
+        rows = await self._run(self._get, (uploader_id, upload_id))
         row = rows.one()
         return _from_row(row) if row is not None else None
 
+    async def open_sessions(self, uploader_id: uuid.UUID, *, now: datetime) -> list[datetime]:
+        """Expiry times of the uploader's unfinished sessions that have not expired (one partition read)."""
+        open_until: list[datetime] = []
+        async for page in self._pages(self._of_uploader, (uploader_id,)):
+            for row in page:
+                expires_at = _aware(row.expires_at)
+                if (row.state or RECEIVING) == RECEIVING and expires_at is not None and expires_at > now:
+                    open_until.append(expires_at)
+        return open_until
+
     async def create(self, s: UploadSession) -> bool:
-        """Insert a new session; False if the upload_id is already taken."""
+        """Insert a new session; False if the uploader already has one with this upload_id."""
         result = await self._run(
             self._insert,
-            (s.upload_id, s.uploader_id, s.conversation_id, s.file_id, s.filename, s.mime_type, s.size,
+            (s.uploader_id, s.upload_id, s.conversation_id, s.file_id, s.filename, s.mime_type, s.size,
              s.sha256, s.object_key, s.s3_upload_id, s.parts, s.tail_bytes, s.bytes_received, s.state,
              s.created_at, s.expires_at),
         )
@@ -140,7 +169,7 @@ class UploadSessionStore:
 
     async def set_s3_upload(self, s: UploadSession, s3_upload_id: str) -> None:
         """Record the S3 multipart upload id (right after creating it, so that clean-up can abort it)."""
-        result = await self._run(self._set_s3_upload, (s3_upload_id, s.upload_id, s.bytes_received, RECEIVING))
+        result = await self._run(self._set_s3_upload, (s3_upload_id, *s.key, s.bytes_received, RECEIVING))
         if not result.was_applied:
             raise SessionConflict(s.upload_id)
         s.s3_upload_id = s3_upload_id
@@ -149,7 +178,7 @@ class UploadSessionStore:
         """Record a written part; the staged tail (now inside the part) no longer counts."""
         new_received = s.parts_bytes + part[2]
         result = await self._run(
-            self._commit_part, ([part], new_received, expires_at, s.upload_id, s.bytes_received, RECEIVING)
+            self._commit_part, ([part], new_received, expires_at, *s.key, s.bytes_received, RECEIVING)
         )
         if not result.was_applied:
             raise SessionConflict(s.upload_id)
@@ -162,7 +191,7 @@ class UploadSessionStore:
         """Record that the staging object at ``s.tail_key`` now holds ``tail_bytes`` durable bytes."""
         new_received = s.parts_bytes + tail_bytes
         result = await self._run(
-            self._commit_tail, (tail_bytes, new_received, expires_at, s.upload_id, s.bytes_received, RECEIVING)
+            self._commit_tail, (tail_bytes, new_received, expires_at, *s.key, s.bytes_received, RECEIVING)
         )
         if not result.was_applied:
             raise SessionConflict(s.upload_id)
@@ -172,7 +201,7 @@ class UploadSessionStore:
 
     async def mark_complete(self, s: UploadSession) -> None:
         """The file is stored and its metadata written; keep the row so that a retry gets the same file_id."""
-        result = await self._run(self._complete, (COMPLETE, s.size, s.upload_id, s.bytes_received, RECEIVING))
+        result = await self._run(self._complete, (COMPLETE, s.size, *s.key, s.bytes_received, RECEIVING))
         if not result.was_applied:
             raise SessionConflict(s.upload_id)
         s.state = COMPLETE
@@ -182,27 +211,25 @@ class UploadSessionStore:
 
     async def mark_expired(self, s: UploadSession) -> bool:
         """Claim an expired session for clean-up; False if a stream extended it meanwhile."""
-        result = await self._run(self._expire, (EXPIRED, s.upload_id, s.expires_at))
+        result = await self._run(self._expire, (EXPIRED, *s.key, s.expires_at))
         if result.was_applied:
             s.state = EXPIRED
         return bool(result.was_applied)
 
-    async def delete(self, upload_id: str) -> None:
-        await self._run(self._delete, (upload_id,))
+    async def delete(self, s: UploadSession) -> None:
+        await self._run(self._delete, s.key)
 
-    async def scan(self) -> list[UploadSession]:
-        """Every session. The table holds only live and recently finished uploads, so a scan is small."""
-        stmt = SimpleStatement(f"SELECT {_COLUMNS} FROM uploads", fetch_size=500)
-        stmt.consistency_level = ConsistencyLevel.LOCAL_QUORUM
-        # Paging fetches further pages synchronously while iterating: do it all in a thread.
-        rows = await asyncio.to_thread(lambda: list(self._session.execute(stmt, timeout=self._timeout)))
-        return [_from_row(r) for r in rows]
+    async def scan(self) -> AsyncIterator[list[UploadSession]]:
+        """Every session, one page (``page_size`` rows, the driver's paging) at a time: the cleaner
+        never holds more than a page of the table."""
+        async for page in self._pages(self._scan, None):
+            yield [_from_row(r) for r in page]
 
 
 def _from_row(row) -> UploadSession:  # noqa: ANN001 - driver row
     return UploadSession(
-        upload_id=row.upload_id,
         uploader_id=row.uploader_id,
+        upload_id=row.upload_id,
         conversation_id=row.conversation_id,
         file_id=row.file_id,
         filename=row.filename or "",

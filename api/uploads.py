@@ -34,7 +34,7 @@ import weakref
 from collections import deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from minio.error import S3Error
 
@@ -62,10 +62,11 @@ class UploadError(Exception):
 
     code = "INTERNAL"
 
-    def __init__(self, message: str, *, bytes_received: int | None = None) -> None:
+    def __init__(self, message: str, *, bytes_received: int | None = None, retry_after: float | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.bytes_received = bytes_received
+        self.retry_after = retry_after  # seconds, for RESOURCE_EXHAUSTED
 
 
 class InvalidUpload(UploadError):
@@ -92,16 +93,25 @@ class SessionExpired(UploadError):
     code = "FAILED_PRECONDITION"
 
 
-class NotUploader(UploadError):
-    code = "PERMISSION_DENIED"
-
-
 class SessionNotFound(UploadError):
     code = "NOT_FOUND"
 
 
 class TooManyStreams(UploadError):
+    """The process's or the user's stream slots are taken, or the user holds too many open sessions."""
+
     code = "RESOURCE_EXHAUSTED"
+
+
+class StreamIdle(UploadError):
+    """The client sent nothing for ``idle_seconds``: the stream is closed, its bytes kept."""
+
+    code = "ABORTED"
+
+
+# How long a client refused for lack of a stream slot waits: slots free as streams end, or
+# within the idle timeout for a stream that stalls.
+STREAM_RETRY_SECONDS = 2.0
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -130,7 +140,9 @@ class Uploader:
 
     Defaults come from settings: ``part_bytes`` 8 MiB (at least 5 MiB, S3's minimum),
     ``parts_in_flight`` 2, ``max_chunk_bytes`` 4 MiB, ``max_file_bytes`` 2 GiB,
-    ``session_ttl_seconds`` one day, counted from the last durable byte.
+    ``session_ttl_seconds`` one day, counted from the last durable byte; per user,
+    ``max_streams_per_user`` 4 streams at once (in this process) and ``max_sessions_per_user`` 16
+    unfinished sessions; a stream that sends nothing for ``idle_seconds`` (30) is closed.
     """
 
     def __init__(
@@ -144,6 +156,9 @@ class Uploader:
         max_chunk_bytes: int,
         session_ttl_seconds: int,
         max_streams: int = 32,
+        max_streams_per_user: int = 4,
+        max_sessions_per_user: int = 16,
+        idle_seconds: float = 30.0,
         parts_in_flight: int = 2,
         lock_wait_seconds: float = 30.0,
     ) -> None:
@@ -163,11 +178,17 @@ class Uploader:
         # Each stream buffers up to parts_in_flight + 1 parts: a cap keeps the process's memory predictable.
         self.max_streams = max_streams
         self.active_streams = 0
-        # One stream at a time per upload_id in this process; a resumed stream waits until the
+        # Per user as well, so that one user's (idle) streams cannot take every slot.
+        self.max_streams_per_user = max_streams_per_user
+        self.streams_of: dict[uuid.UUID, int] = {}
+        self.max_sessions_per_user = max_sessions_per_user
+        self.idle_seconds = idle_seconds
+        # One stream at a time per upload in this process; a resumed stream waits until the
         # cut one has saved its tail. Across processes the session row's conditional writes fence.
-        self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
-        # upload_id -> (offset, hash of bytes [0, offset)) of streams cut in this process.
-        self._hashes: dict[str, tuple[int, object]] = {}
+        # Keys are (uploader_id, upload_id): upload ids are unique per uploader only.
+        self._locks: weakref.WeakValueDictionary[tuple[uuid.UUID, str], asyncio.Lock] = weakref.WeakValueDictionary()
+        # (uploader_id, upload_id) -> (offset, hash of bytes [0, offset)) of streams cut in this process.
+        self._hashes: dict[tuple[uuid.UUID, str], tuple[int, object]] = {}
         self._background: set[asyncio.Task] = set()
 
     # --- public --------------------------------------------------------------------------
@@ -198,19 +219,29 @@ class Uploader:
         """
         self.validate(req)
         if self.active_streams >= self.max_streams:
-            raise TooManyStreams(f"this server is receiving {self.max_streams} uploads already; retry in a few seconds")
-        lock = self._locks.get(req.upload_id)
+            raise TooManyStreams(
+                f"this server is receiving {self.max_streams} uploads already; retry in a few seconds",
+                retry_after=STREAM_RETRY_SECONDS,
+            )
+        user = req.uploader_id
+        if self.streams_of.get(user, 0) >= self.max_streams_per_user:
+            raise TooManyStreams(
+                f"you have {self.max_streams_per_user} upload streams open on this server already (the limit); "
+                "retry once one of them ends",
+                retry_after=STREAM_RETRY_SECONDS,
+            )
+        key = (user, req.upload_id)
+        lock = self._locks.get(key)
         if lock is None:
-            lock = self._locks[req.upload_id] = asyncio.Lock()
-        self.active_streams += 1
-        hold = _Hold(self, lock)
+            lock = self._locks[key] = asyncio.Lock()
+        hold = _Hold(self, lock, user)
         try:
             await asyncio.wait_for(lock.acquire(), self._lock_wait)
         except TimeoutError:
-            self.active_streams -= 1
+            hold.give_back()
             raise UploadBusy(f"another stream is still writing upload {req.upload_id}; try again") from None
         except BaseException:
-            self.active_streams -= 1
+            hold.give_back()
             raise
         release_here = True
         try:
@@ -222,7 +253,7 @@ class Uploader:
                 # Inside: a long staged tail is cut into parts as it is loaded, and those writes
                 # are saved like any other if something fails.
                 await rx.load_tail()
-                async for chunk in chunks:
+                async for chunk in self._paced(chunks):
                     await rx.feed(chunk)
             except asyncio.CancelledError:
                 # The call was cancelled (client gone, deadline, shutdown): save what arrived in a
@@ -234,6 +265,14 @@ class Uploader:
                 await rx.abandon()
                 await self.discard(session)
                 raise
+            except StreamIdle:
+                release_here = False
+                durable = await asyncio.shield(self._spawn(rx.save(), hold, f"save {req.upload_id}"))
+                raise StreamIdle(
+                    f"no data for {self.idle_seconds:g} s: stream closed; {durable} bytes of upload "
+                    f"{req.upload_id!r} are kept, resume from bytes_received",
+                    bytes_received=durable,
+                ) from None
             except Exception:
                 # A refused chunk, a lost race or an outage: keep what arrived, then answer.
                 release_here = False
@@ -254,12 +293,11 @@ class Uploader:
                 hold.release()
 
     async def status(self, *, upload_id: str, caller_id: uuid.UUID) -> UploadSession:
-        """The session for GetUploadStatus: NOT_FOUND if unknown or expired, PERMISSION_DENIED if not the caller's."""
-        session = await self.sessions.get(upload_id)
+        """The caller's session for GetUploadStatus; NOT_FOUND if the caller has none of that id or it expired
+        (another user's upload of the same id is another session, and invisible)."""
+        session = await self.sessions.get(caller_id, upload_id)
         if session is None or session.state == EXPIRED or (session.state != COMPLETE and session.expired()):
             raise SessionNotFound(f"no upload session {upload_id!r} (unknown or expired)")
-        if session.uploader_id != caller_id:
-            raise NotUploader(f"upload {upload_id!r} belongs to another user")
         return session
 
     async def discard(self, session: UploadSession) -> None:
@@ -267,31 +305,32 @@ class Uploader:
         if session.s3_upload_id:
             await self.store.abort_multipart(session.object_key, s3_upload_id=session.s3_upload_id)
         await self.store.delete_prefix(session.staging_prefix)
-        await self.sessions.delete(session.upload_id)
-        self._hashes.pop(session.upload_id, None)
+        await self.sessions.delete(session)
+        self._hashes.pop(session.key, None)
         logger.info("discarded upload %s (%d bytes received)", session.upload_id, session.bytes_received)
 
     async def cleanup_expired(self) -> int:
         """Abort expired sessions' multipart uploads, delete their staging data and rows; returns how many."""
         now = now_ms()
         cleaned = 0
-        for session in await self.sessions.scan():
-            if session.state == COMPLETE:
-                if session.expired(now):
-                    await self.sessions.delete(session.upload_id)
-                    cleaned += 1
-                continue
-            if session.state != EXPIRED:
-                if not session.expired(now):
+        async for page in self.sessions.scan():  # a page at a time, never the whole table
+            for session in page:
+                if session.state == COMPLETE:
+                    if session.expired(now):
+                        await self.sessions.delete(session)
+                        cleaned += 1
                     continue
-                lock = self._locks.get(session.upload_id)
-                if lock is not None and lock.locked():
-                    continue  # a stream is on it right now
-                # The conditional write loses if a stream extended the session meanwhile.
-                if not await self.sessions.mark_expired(session):
-                    continue
-            await self.discard(session)
-            cleaned += 1
+                if session.state != EXPIRED:
+                    if not session.expired(now):
+                        continue
+                    lock = self._locks.get(session.key)
+                    if lock is not None and lock.locked():
+                        continue  # a stream is on it right now
+                    # The conditional write loses if a stream extended the session meanwhile.
+                    if not await self.sessions.mark_expired(session):
+                        continue
+                await self.discard(session)
+                cleaned += 1
         return cleaned
 
     async def run_cleaner(self, interval_seconds: float) -> None:
@@ -327,8 +366,21 @@ class Uploader:
         task.add_done_callback(done)
         return task
 
+    async def _paced(self, chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+        """The stream's chunks; StreamIdle if the client sends nothing for ``idle_seconds``."""
+        it = aiter(chunks)
+        while True:
+            try:
+                async with asyncio.timeout(self.idle_seconds):
+                    chunk = await anext(it)
+            except StopAsyncIteration:
+                return
+            except TimeoutError:
+                raise StreamIdle(f"no data for {self.idle_seconds:g} s") from None
+            yield chunk
+
     def _take_hash(self, session: UploadSession):  # noqa: ANN202 - hashlib object
-        cached = self._hashes.pop(session.upload_id, None)
+        cached = self._hashes.pop(session.key, None)
         if session.bytes_received == 0:
             return hashlib.sha256()
         if cached is not None and cached[0] == session.bytes_received:
@@ -337,17 +389,16 @@ class Uploader:
 
     async def _open(self, req: UploadRequest) -> UploadSession:
         now = now_ms()
-        session = await self.sessions.get(req.upload_id)
+        session = await self.sessions.get(req.uploader_id, req.upload_id)
         if session is not None and session.state == COMPLETE and session.expired(now):
-            await self.sessions.delete(session.upload_id)
+            await self.sessions.delete(session)
             session = None
         if session is not None and (session.state == EXPIRED or session.expired(now)):
-            if session.uploader_id == req.uploader_id:
-                if session.state == EXPIRED or await self.sessions.mark_expired(session):
-                    await self.discard(session)
-                raise SessionExpired(f"upload session {req.upload_id!r} expired; start again with a new upload_id")
-            raise NotUploader(f"upload {req.upload_id!r} belongs to another user")
+            if session.state == EXPIRED or await self.sessions.mark_expired(session):
+                await self.discard(session)
+            raise SessionExpired(f"upload session {req.upload_id!r} expired; start again with a new upload_id")
         if session is None:
+            await self._check_open_sessions(req.uploader_id, now)
             file_id = uuid.uuid4()
             candidate = UploadSession(
                 upload_id=req.upload_id,
@@ -366,11 +417,9 @@ class Uploader:
                 logger.info("upload %s started: file %s, %d bytes", req.upload_id, file_id, req.size)
                 session = candidate
             else:
-                session = await self.sessions.get(req.upload_id)
+                session = await self.sessions.get(req.uploader_id, req.upload_id)
                 if session is None:
                     raise UploadBusy(f"upload {req.upload_id!r} changed meanwhile; try again")
-        if session.uploader_id != req.uploader_id:
-            raise NotUploader(f"upload {req.upload_id!r} belongs to another user")
         if (session.conversation_id, session.size, session.sha256) != (req.conversation_id, req.size, req.sha256):
             raise InvalidUpload(
                 f"upload_id {req.upload_id!r} was started for another file (conversation, size or sha256 differ)"
@@ -382,21 +431,55 @@ class Uploader:
             )
         return session
 
+    async def _check_open_sessions(self, uploader_id: uuid.UUID, now: datetime) -> None:
+        """RESOURCE_EXHAUSTED if the uploader already holds ``max_sessions_per_user`` unfinished sessions.
+
+        Checked before the new session's insert: new sessions of one user starting at the same
+        moment (at most ``max_streams_per_user`` per API process) may each pass the check, so
+        the count can exceed the limit by that many, no more.
+        """
+        open_until = await self.sessions.open_sessions(uploader_id, now=now)
+        if len(open_until) >= self.max_sessions_per_user:
+            wait = (min(open_until) - now).total_seconds()
+            raise TooManyStreams(
+                f"you have {len(open_until)} unfinished uploads (the limit is {self.max_sessions_per_user}); "
+                "finish one of them, or wait until one expires, before starting another",
+                retry_after=max(1.0, wait),
+            )
+
 
 class _Hold:
     """What one stream holds until it and its background save or finish are done: its upload's
-    lock and a stream slot. Released exactly once."""
+    lock and a stream slot (of the process and of its user). Released exactly once."""
 
-    def __init__(self, uploader: Uploader, lock: asyncio.Lock) -> None:
+    def __init__(self, uploader: Uploader, lock: asyncio.Lock, user: uuid.UUID) -> None:
         self._uploader = uploader
         self._lock = lock
+        self._user = user
         self._released = False
+        uploader.active_streams += 1
+        uploader.streams_of[user] = uploader.streams_of.get(user, 0) + 1
+
+    def give_back(self) -> None:
+        """The slots only (the lock was never acquired)."""
+        if not self._released:
+            self._released = True
+            self._free_slots()
 
     def release(self) -> None:
         if not self._released:
             self._released = True
             self._lock.release()
-            self._uploader.active_streams -= 1
+            self._free_slots()
+
+    def _free_slots(self) -> None:
+        up = self._uploader
+        up.active_streams -= 1
+        left = up.streams_of.get(self._user, 1) - 1
+        if left > 0:
+            up.streams_of[self._user] = left
+        else:
+            up.streams_of.pop(self._user, None)
 
 
 class TooManyBytes(InvalidUpload):
@@ -614,7 +697,7 @@ class _Receiver:
         if self.sha is not None:
             await self._hashed_all()
             if self.sha is not None and self.hashed == s.bytes_received:
-                self.up._hashes[s.upload_id] = (s.bytes_received, self.sha)
+                self.up._hashes[s.key] = (s.bytes_received, self.sha)
         return s.bytes_received
 
     async def _assemble(self) -> None:
@@ -683,7 +766,7 @@ class _Receiver:
             )
         )
         await self.up.sessions.mark_complete(s)
-        self.up._hashes.pop(s.upload_id, None)
+        self.up._hashes.pop(s.key, None)
         try:
             await store.delete_prefix(s.staging_prefix)
         except Exception as exc:  # only garbage left behind; the cleaner does not need it

@@ -169,12 +169,13 @@ class Cleaner:
 
     def file(self, file_id: str, upload_id: str | None) -> None:
         fid = uuid.UUID(file_id)
-        row = self.session.execute("SELECT object_key FROM files WHERE file_id = %s", (fid,)).one()
+        row = self.session.execute("SELECT object_key, uploader_id FROM files WHERE file_id = %s", (fid,)).one()
         if row is not None:
             self.s3.remove_object(self.settings.s3_bucket, row.object_key)
         self.session.execute("DELETE FROM files WHERE file_id = %s", (fid,))
-        if upload_id:
-            self.session.execute("DELETE FROM uploads WHERE upload_id = %s", (upload_id,))
+        if upload_id and row is not None:  # sessions are keyed by (uploader, upload_id)
+            self.session.execute("DELETE FROM upload_sessions WHERE uploader_id = %s AND upload_id = %s",
+                                 (row.uploader_id, upload_id))
 
     def close(self) -> None:
         self.session.cluster.shutdown()

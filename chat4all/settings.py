@@ -164,6 +164,9 @@ class Settings(BaseSettings):
     s3_public_endpoint: str | None = Field(None, description="host:port put in presigned URLs, if clients reach S3 elsewhere than s3_host:s3_port.")
     upload_mmap_threshold_bytes: int = Field(8 * 1024**2, description="API: allocations this large use mmap and return to the OS when freed (glibc; 0 = glibc default); above the largest chunk, at most the part size.")
     upload_max_streams: int = Field(32, description="Upload streams one API process receives at once (each buffers up to upload_parts_in_flight + 1 parts); more get RESOURCE_EXHAUSTED.")
+    upload_max_streams_per_user: int = Field(4, description="Upload streams one user may have open at once in one API process; more get RESOURCE_EXHAUSTED with retry-after.")
+    upload_max_sessions_per_user: int = Field(16, description="Unfinished (resumable) upload sessions one user may hold; a new upload_id beyond that gets RESOURCE_EXHAUSTED with retry-after.")
+    upload_idle_seconds: float = Field(30.0, description="An upload stream that sends nothing for this long is closed (ABORTED, its bytes kept for the resume).")
     upload_parts_in_flight: int = Field(2, description="S3 parts one upload stream writes at once while the next fills (each stream buffers up to this + 1 parts).")
     s3_signed_payload: bool = Field(False, description="Sign request bodies of 64 KiB and more (SHA-256) over plain http too; off, they go as UNSIGNED-PAYLOAD as over https (S3Proxy then skips a SHA-256 of every uploaded byte).")
 

@@ -25,8 +25,9 @@ def schema_statements(settings: Settings) -> list[str]:
 
 
 def apply_schema(settings: Settings) -> int:
-    """Apply every schema statement (all idempotent); returns how many ran."""
+    """Apply every schema statement (all idempotent), then the data migrations; returns how many statements ran."""
     from chat4all.cassandra import cluster as make_cluster
+    from chat4all.stack.migrations import move_legacy_uploads
 
     cluster = make_cluster(settings)
     try:
@@ -34,6 +35,8 @@ def apply_schema(settings: Settings) -> int:
         statements = schema_statements(settings)
         for stmt in statements:
             session.execute(stmt, timeout=60)
+        cluster.refresh_schema_metadata()
+        move_legacy_uploads(session, keyspace=settings.cassandra_keyspace)
         return len(statements)
     finally:
         cluster.shutdown()

@@ -36,8 +36,12 @@ def wait_status(files, md, upload_id: str, expected: int, timeout: float = 15.0)
         time.sleep(0.2)
 
 
-def session_row(cql, upload_id: str):  # noqa: ANN001, ANN201
-    return cql.execute("SELECT * FROM uploads WHERE upload_id = %s", (upload_id,)).one()
+def session_row(cql, upload_id: str, uploader_id: str | None = None):  # noqa: ANN001, ANN201
+    """The upload_sessions row of ``upload_id`` (test upload ids are unique, so the uploader is optional)."""
+    if uploader_id is not None:
+        return cql.execute("SELECT * FROM upload_sessions WHERE uploader_id = %s AND upload_id = %s",
+                           (uuid.UUID(uploader_id), upload_id)).one()
+    return cql.execute("SELECT * FROM upload_sessions WHERE upload_id = %s ALLOW FILTERING", (upload_id,)).one()
 
 
 def write_random(path: Path, size: int) -> Path:

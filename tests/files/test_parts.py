@@ -80,25 +80,28 @@ class FakeStore:
 
 
 class FakeSessions:
-    """The `uploads` row in memory, with the real store's compare-and-set on bytes_received."""
+    """The `upload_sessions` rows in memory, with the real store's compare-and-set on bytes_received."""
 
     def __init__(self) -> None:
-        self.rows: dict[str, UploadSession] = {}
+        self.rows: dict[tuple, UploadSession] = {}
         self.committed: list[int] = []
 
     def _check(self, s: UploadSession) -> UploadSession:
-        row = self.rows[s.upload_id]
+        row = self.rows[s.key]
         if row.bytes_received != s.bytes_received or row.state != RECEIVING:
             raise SessionConflict(s.upload_id)
         return row
 
-    async def get(self, upload_id: str) -> UploadSession | None:
-        return copy.deepcopy(self.rows.get(upload_id))
+    async def get(self, uploader_id, upload_id: str) -> UploadSession | None:  # noqa: ANN001
+        return copy.deepcopy(self.rows.get((uploader_id, upload_id)))
+
+    async def open_sessions(self, uploader_id, *, now) -> list:  # noqa: ANN001
+        return [s.expires_at for (u, _), s in self.rows.items() if u == uploader_id and s.state == RECEIVING]
 
     async def create(self, s: UploadSession) -> bool:
-        if s.upload_id in self.rows:
+        if s.key in self.rows:
             return False
-        self.rows[s.upload_id] = copy.deepcopy(s)
+        self.rows[s.key] = copy.deepcopy(s)
         return True
 
     async def set_s3_upload(self, s: UploadSession, s3_upload_id: str) -> None:
@@ -110,21 +113,21 @@ class FakeSessions:
         await asyncio.sleep(0)
         s.parts.append(part)
         s.tail_bytes, s.bytes_received = 0, s.parts_bytes
-        self.rows[s.upload_id] = copy.deepcopy(s)
+        self.rows[s.key] = copy.deepcopy(s)
         self.committed.append(part[0])
 
     async def commit_tail(self, s: UploadSession, tail_bytes: int, *, expires_at) -> None:  # noqa: ANN001
         self._check(s)
         s.tail_bytes, s.bytes_received = tail_bytes, s.parts_bytes + tail_bytes
-        self.rows[s.upload_id] = copy.deepcopy(s)
+        self.rows[s.key] = copy.deepcopy(s)
 
     async def mark_complete(self, s: UploadSession) -> None:
         self._check(s)
         s.state, s.bytes_received, s.parts, s.tail_bytes = "complete", s.size, [], 0
-        self.rows[s.upload_id] = copy.deepcopy(s)
+        self.rows[s.key] = copy.deepcopy(s)
 
-    async def delete(self, upload_id: str) -> None:
-        self.rows.pop(upload_id, None)
+    async def delete(self, s: UploadSession) -> None:
+        self.rows.pop(s.key, None)
 
 
 class FakeFiles:
@@ -193,7 +196,7 @@ async def test_a_failed_part_keeps_its_bytes_and_those_of_later_parts() -> None:
     with pytest.raises(UploadIncomplete) as err:
         await up.upload(request(data, "u-fail"), stream(data, end=cut))
     assert err.value.bytes_received == cut  # the parts' bytes were put back, not dropped
-    row = sessions.rows["u-fail"]
+    row = sessions.rows[(UPLOADER, "u-fail")]
     # Part 2 was written but is not recorded after the failed part 1: every byte is in the staged tail.
     assert 2 in store.parts and row.parts == [] and row.bytes_received == row.tail_bytes == cut
     assert store.objects[row.tail_key] == data[:cut]
@@ -211,7 +214,7 @@ async def test_a_failed_part_seen_while_receiving_stops_the_stream_and_keeps_eve
     data = os.urandom(5 * PART)
     with pytest.raises(ConnectionError):  # the servicer maps S3 outages to UNAVAILABLE
         await make_uploader(store, sessions).upload(request(data, "u-stop"), stream(data))
-    row = sessions.rows["u-stop"]
+    row = sessions.rows[(UPLOADER, "u-stop")]
     assert row.parts == [] and row.bytes_received == row.tail_bytes >= 3 * PART
     assert store.objects[row.tail_key] == data[:row.bytes_received]
 
@@ -224,7 +227,7 @@ async def test_an_early_end_stages_the_tail_after_the_recorded_parts() -> None:
     with pytest.raises(UploadIncomplete) as err:
         await up.upload(request(data, "u-early"), stream(data, end=cut))
     assert err.value.bytes_received == cut
-    row = sessions.rows["u-early"]
+    row = sessions.rows[(UPLOADER, "u-early")]
     assert [n for n, _, _ in row.parts] == [1, 2] and row.tail_bytes == 3 * MiB
     # A resume in a new process (no hash in memory) still completes; the caller re-reads to verify.
     fresh = make_uploader(store, sessions)
@@ -242,7 +245,7 @@ async def test_part_n_always_holds_the_same_bytes_so_a_resume_rewrites_unrecorde
     with pytest.raises(ConnectionError):
         await up.upload(request(data, "u-bounds"), stream(data, chunk=odd))
     stale_3 = store.parts.get(3)
-    row = sessions.rows["u-bounds"]
+    row = sessions.rows[(UPLOADER, "u-bounds")]
     assert [(n, size) for n, _, size in row.parts] == [(1, PART)]
     await up.upload(request(data, "u-bounds", offset=row.bytes_received), stream(data, start=row.bytes_received, chunk=odd))
     # Every part, the stale one included, was (re)written at its fixed offset.
@@ -258,7 +261,7 @@ async def test_a_long_staged_tail_is_cut_into_parts_on_resume_and_a_failure_then
     store.fail.add(1)  # with 3 parts in flight, the failure of part 1 is seen at the 4th cut
     with pytest.raises(ConnectionError):
         await make_uploader(store, sessions, parts_in_flight=3).upload(request(data, "u-long"), stream(data, end=5 * PART))
-    row = sessions.rows["u-long"]
+    row = sessions.rows[(UPLOADER, "u-long")]
     first = row.bytes_received
     assert row.parts == [] and row.tail_bytes == first == 4 * PART
 
@@ -268,7 +271,7 @@ async def test_a_long_staged_tail_is_cut_into_parts_on_resume_and_a_failure_then
     up = make_uploader(store, sessions)
     with pytest.raises(ConnectionError):
         await up.upload(request(data, "u-long", offset=first), stream(data, start=first))
-    row = sessions.rows["u-long"]
+    row = sessions.rows[(UPLOADER, "u-long")]
     assert [n for n, _, _ in row.parts] == [1]
     assert row.bytes_received == first  # part 1 recorded, the rest staged again: nothing forgotten
     assert store.objects[row.tail_key][:row.tail_bytes] == data[PART:first]

@@ -169,15 +169,19 @@ def test_only_participants_and_only_the_uploader(files, room) -> None:
     half = [files_pb2.UploadFileRequest(info=info), files_pb2.UploadFileRequest(chunk=data[:100])]
     with pytest.raises(grpc.RpcError):
         files.UploadFile(iter(half), metadata=room.alice.md, timeout=10)
-    # Bob takes part in the conversation but did not start this upload.
+    # Bob takes part in the conversation but did not start this upload: upload ids are per
+    # uploader, so to him (and to Eve) this one does not exist, and his stream with the same
+    # upload_id is an upload of his own that leaves Alice's alone.
     for caller in (room.bob, room.eve):
         with pytest.raises(grpc.RpcError) as exc:
             files.GetUploadStatus(files_pb2.GetUploadStatusRequest(upload_id=info.upload_id), metadata=caller.md)
-        assert status_code(exc) == grpc.StatusCode.PERMISSION_DENIED
+        assert status_code(exc) == grpc.StatusCode.NOT_FOUND
     with pytest.raises(grpc.RpcError) as exc:
         files.UploadFile(iter([files_pb2.UploadFileRequest(info=info), files_pb2.UploadFileRequest(chunk=data[100:])]),
                          metadata=room.bob.md, timeout=10)
-    assert status_code(exc) == grpc.StatusCode.PERMISSION_DENIED
+    assert status_code(exc) == grpc.StatusCode.ABORTED  # his own upload, short of its size
+    assert files.GetUploadStatus(files_pb2.GetUploadStatusRequest(upload_id=info.upload_id),
+                                 metadata=room.alice.md).bytes_received == 100
 
     rest = [files_pb2.UploadFileRequest(info=info), files_pb2.UploadFileRequest(chunk=data[100:])]
     done = files.UploadFile(iter(rest), metadata=room.alice.md, timeout=10)
