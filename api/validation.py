@@ -101,7 +101,7 @@ def checked_text(value: str, rule: Rule, field: str) -> str:
 
 def _check_items(count: int, max_items: int, field: str) -> None:
     if count > max_items:
-        raise invalid(f"{field} has {count} entries; the limit is {max_items}")
+        raise invalid(f"{field} has {count} entries; at most {max_items} are allowed")
 
 
 def check_message(message: Message, plan: _MessagePlan, prefix: str = "") -> None:
@@ -156,7 +156,8 @@ class _CheckedStream:
 def _check(request: Any, plan: _MessagePlan) -> None:
     if isinstance(request, Undecodable):
         raise invalid(f"the request is not a valid {request.type_name} message (bad wire format or invalid UTF-8)")
-    check_message(request, plan)
+    if isinstance(request, Message):  # not api.files.ChunkRequest: a bare chunk, bytes only
+        check_message(request, plan)
 
 
 def _safe_deserializer(deserialize: Callable[[bytes], Any] | None, type_name: str) -> Callable[[bytes], Any] | None:
