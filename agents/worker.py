@@ -13,13 +13,14 @@ from agents.router import Router
 from agents.status_tracker import StatusTracker
 from chat4all.clock import Clock, now_ms
 from chat4all.settings import Settings
-from streams import metrics, takeover
+from streams import fetching, metrics, takeover
 from streams.app import create_app
 from streams.cassandra_io import PipelineStoreProvider
 from streams.context import AgentContext, StoreProvider
 from streams.dead_letters import DeadLetters
 from streams.health import Health, install_health_page
 from streams.topics import PipelineTopics
+from tables.options import install_memory_budget
 
 logger = logging.getLogger(__name__)
 
@@ -71,6 +72,8 @@ def build_worker(
     # partitions, batches made stale by a seek, queues cleared after the final seek).
     takeover.install(is_source_topic=topics.source_names.__contains__,
                      on_stale=lambda tp: metrics.stale_records_skipped.labels(tp.topic).inc())
+    install_memory_budget(settings)
+    fetching.install(min_bytes=settings.consumer_fetch_min_bytes, max_wait_ms=settings.consumer_fetch_max_wait_ms)
     health = Health(roles=[role])
     cassandra = PipelineStoreProvider(settings=settings, health=health) if store is None else None
     ctx = AgentContext(

@@ -8,9 +8,9 @@ from typing import Any
 import faust
 
 from chat4all.settings import Settings
-from tables.options import rocksdb_options
+from tables.options import rocksdb_options, with_ttl_changelog
 
-SETTLED_WINDOW = timedelta(hours=1)
+SETTLED_TTL = timedelta(hours=3)
 
 
 class ReceiptTables:
@@ -22,8 +22,9 @@ class ReceiptTables:
     of the update that settled it: a late or replayed connector update for one of them must
     not re-create the entry from its receipt set (that would start again from SENT); it is
     counted stale, or, when it is the settling update itself replayed after a crash, its
-    final state is written to Cassandra again. Kept two windows at least, then forgotten by
-    faust's window expiry, so this table stays bounded too.
+    final state is written to Cassandra again. Kept three hours (RocksDB's TTL, and the
+    changelog's retention), so this table stays bounded too; not a faust window, which would
+    keep every key of the last three hours in memory as well.
     """
 
     def __init__(self, *, app: faust.App, settings: Settings) -> None:
@@ -35,20 +36,19 @@ class ReceiptTables:
             options=rocksdb_options(settings),
             help="Per message: conversation, ts, sender, last applied offset and every '<recipient>:<channel>' receipt.",
         )
-        self.settled = app.Table(
-            "receipt-settled",
-            default=dict,  # an empty dict: not settled
+        self.settled = with_ttl_changelog(app.Table(
+            "receipt-finals",
+            default=None,
             key_type=str,
             partitions=settings.topic_partitions,
-            options=rocksdb_options(settings),
-            help="Message ids whose receipts all settled (READ/FAILED) recently: the final entry and the settling offset.",
-        ).tumbling(SETTLED_WINDOW, expires=SETTLED_WINDOW * 3)
+            options=rocksdb_options(settings, ttl=SETTLED_TTL),
+            help="Message ids whose receipts all settled (READ/FAILED) in the last 3 h: the final entry and the settling offset.",
+        ), SETTLED_TTL)
 
     def recently_settled(self, message_id: str) -> dict[str, Any] | None:
-        """The settled marker ({"o": offset, "e": final entry}) of the current or previous window (inside the tracker's stream)."""
-        per_event = self.settled.relative_to_stream()
-        marker = per_event[message_id].current() or per_event[message_id].delta(SETTLED_WINDOW)
+        """The settled marker ({"o": offset, "e": final entry}) of a message, if it settled recently (inside the tracker's stream)."""
+        marker = self.settled.get(message_id)
         return marker if isinstance(marker, dict) and marker else None
 
     def mark_settled(self, message_id: str, *, offset: int, entry: dict[str, Any]) -> None:
-        self.settled.relative_to_stream()[message_id] = {"o": offset, "e": entry}
+        self.settled[message_id] = {"o": offset, "e": entry}
