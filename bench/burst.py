@@ -24,6 +24,10 @@ CPU ms per message of the worker(s), Kafka, Cassandra and this script over the s
 (utime+stime from /proc, idle included; "other" = busy CPU of the machine none of them used), the
 worker's peak RSS and the load average. The script's own polling costs Cassandra some CPU.
 
+Before the burst it measures the machine's yardstick (bench/yardstick.py: raw aiokafka pass-through on
+the same broker, ``--yardstick-messages`` records, default 100,000, 0 skips it), printed and written
+to the results.
+
 Results (results.md, results.json, burst.png, the workers' logs) go to ``--out``/burst-<UTC time>/
 (default bench/results/). The target of issue 9 is >= 400 msg/s with one worker.
 
@@ -56,6 +60,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
 from bench.proc_cpu import CpuMeter, machine_busy_seconds, process_cpu_seconds, stack_pids  # noqa: E402
+from bench.yardstick import YardstickResult, run_yardstick  # noqa: E402
 
 logger = logging.getLogger("burst")
 
@@ -164,6 +169,27 @@ def add_quiet_args(parser: argparse.ArgumentParser) -> None:
                         help="before each run, wait up to this many seconds for the machine to be quiet")
     parser.add_argument("--idle-cores", type=float, default=0.3,
                         help="'quiet' for --wait-idle: cores busy outside this script (the stack's servers included)")
+
+
+def add_yardstick_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--yardstick-messages", type=int, default=100_000,
+                        help="records of the yardstick (bench/yardstick.py) run before the measurement "
+                             "(default %(default)s); 0 skips it")
+
+
+def measure_yardstick(bootstrap: str, messages: int) -> YardstickResult | None:
+    """The machine's yardstick (bench/yardstick.py's run_yardstick) with ``messages`` records, printed;
+    None when ``messages`` is 0."""
+    if messages <= 0:
+        return None
+    result = asyncio.run(run_yardstick(bootstrap, messages=messages))
+    print(result.summary(), flush=True)
+    return result
+
+
+def yardstick_lines(yardstick: YardstickResult | None) -> list[str]:
+    """The results.md line for the yardstick (as bench/step_load.py writes it), none if it was skipped."""
+    return [f"Yardstick: {yardstick.summary()}.", ""] if yardstick is not None else []
 
 
 def rss_mb(pid: int, field_name: str = "VmRSS") -> float | None:
@@ -504,11 +530,13 @@ def plot_burst(result: BurstResult, path: Path, *, title: str) -> Path | None:
 CPU_COLUMNS = ("workers", "kafka", "cassandra", "redis", "s3proxy", "bench", "other")
 
 
-def render_markdown(meta: Mapping[str, Any], results: Sequence[BurstResult]) -> str:
+def render_markdown(meta: Mapping[str, Any], results: Sequence[BurstResult],
+                    yardstick: YardstickResult | None = None) -> str:
     lines = [f"Burst, {meta['date']} — `{meta['command']}`", "",
              f"Machine: {meta['machine']}; code {meta['commit']}; load average {meta['loadavg_start']} at the start. "
              "\"others' cores\": busy CPU of the machine that none of the measured processes used during the run "
              "(other sessions on this shared machine).", ""]
+    lines += yardstick_lines(yardstick)
     lines.append(markdown_table(
         ["workers", "messages", "READ", "failed", "publish s", "all DELIVERED s", "first READ s", "elapsed s",
          "msg/s to READ",
@@ -534,6 +562,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds from the first publish")
     parser.add_argument("--poll-interval", type=float, default=0.5)
     add_quiet_args(parser)
+    add_yardstick_arg(parser)
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "bench" / "results", help="results folder")
     parser.add_argument("--log-level", default="INFO")
     args = parser.parse_args(argv)
@@ -553,6 +582,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     meta = run_meta("burst", argv)
     out = results_dir(args.out, "burst", meta)
     settings = get_settings()
+    yardstick = measure_yardstick(settings.kafka_bootstrap, args.yardstick_messages)
     session = connect(settings)
     try:
         result = run_burst(settings, session, workers=args.workers, messages=args.messages,
@@ -562,8 +592,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         session.cluster.shutdown()
     meta["loadavg_end"] = loadavg()
-    table = render_markdown(meta, [result])
-    write_results(out, table, {"meta": meta, "target_msgs_per_s": TARGET_MSGS_PER_S, "result": asdict(result)})
+    table = render_markdown(meta, [result], yardstick)
+    write_results(out, table, {"meta": meta, "yardstick": asdict(yardstick) if yardstick else None,
+                               "target_msgs_per_s": TARGET_MSGS_PER_S, "result": asdict(result)})
     plot = plot_burst(result, out / "burst.png", title=f"Burst, {meta['date']}, {args.workers} worker(s) "
                                                       f"({meta['commit']})")
     print(table)

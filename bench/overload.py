@@ -20,8 +20,10 @@ backlog the API read from Kafka; in total: answers by code, whether every RESOUR
 carried a ``retry-after`` trailer, how many accepted messages were delivered, and the drain time
 (the last of them DELIVERED minus the last send). It passes when no answer was CANCELLED,
 DEADLINE_EXCEEDED or another error, every refusal had ``retry-after``, and every accepted message
-was delivered. Results (results.md, results.json, overload.png, the API's and worker's logs) go
-to ``--out``/overload-<UTC time>/ (default bench/results/).
+was delivered. Before the platform starts it measures the machine's yardstick (bench/yardstick.py:
+raw aiokafka pass-through on the same broker, ``--yardstick-messages`` records, default 100,000,
+0 skips it), printed and written to the results. Results (results.md, results.json, overload.png,
+the API's and worker's logs) go to ``--out``/overload-<UTC time>/ (default bench/results/).
 
     .venv/bin/python bench/overload.py                        # 900 msg/s offered for 20 s
     .venv/bin/python bench/overload.py --sustained 100 --factor 3 --seconds 20
@@ -42,7 +44,7 @@ import time
 import urllib.request
 import uuid
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import grpc
@@ -51,6 +53,8 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
 from bench.api_setup import senders as bench_senders  # noqa: E402
+from bench.burst import add_yardstick_arg, measure_yardstick, yardstick_lines  # noqa: E402
+from bench.yardstick import YardstickResult  # noqa: E402
 from chat4all.cassandra import connect  # noqa: E402
 from chat4all.settings import Settings, get_settings  # noqa: E402
 from chat4all.v1 import messages_pb2, messages_pb2_grpc  # noqa: E402
@@ -175,7 +179,8 @@ async def wait_delivered(settings: Settings, sends: list[Send], *, timeout: floa
     return {m for ids in pending.values() for m in ids}
 
 
-def render(meta: dict, sends: list[Send], lags: list[tuple[int, float | None]], verdict: dict) -> str:
+def render(meta: dict, sends: list[Send], lags: list[tuple[int, float | None]], verdict: dict,
+           yardstick: YardstickResult | None = None) -> str:
     per_second: dict[int, Counter] = {}
     for s in sends:
         per_second.setdefault(s.second, Counter())[s.code or "?"] += 1
@@ -186,6 +191,7 @@ def render(meta: dict, sends: list[Send], lags: list[tuple[int, float | None]], 
         "",
         f"{meta['date']}; {meta['machine']}; {meta['senders']} senders; API settings: {meta['api_env'] or 'defaults'}.",
         "",
+        *yardstick_lines(yardstick),
         "| second | offered | accepted | shed (RESOURCE_EXHAUSTED) | other | backlog read by the API |",
         "|---|---|---|---|---|---|",
     ]
@@ -251,7 +257,7 @@ def start_platform(args: argparse.Namespace, out: Path) -> tuple[IsolatedPipelin
 
 
 async def run(args: argparse.Namespace, out: Path, pipeline: IsolatedPipeline, api: ApiProcess, secret: str,
-              api_env: dict[str, str]) -> int:
+              api_env: dict[str, str], yardstick: YardstickResult | None = None) -> int:
     pairs = await asyncio.to_thread(bench_senders, api.target, users=args.senders, secret=secret, whatsapp_peer=True)
     isolated = get_settings().model_copy(update={"topic_prefix": pipeline.prefix, "app_id": pipeline.app_id})
     await warm_up(api, pairs, isolated, timeout=120)
@@ -286,9 +292,10 @@ async def run(args: argparse.Namespace, out: Path, pipeline: IsolatedPipeline, a
         "offered_rate": rate, "factor": args.factor, "sustained": args.sustained, "seconds": args.seconds,
         "senders": args.senders, "api_env": api_env,
     }
-    report = render(meta, sends, lags, verdict)
+    report = render(meta, sends, lags, verdict, yardstick)
     (out / "results.md").write_text(report)
-    (out / "results.json").write_text(json.dumps({"meta": meta, "verdict": verdict, "lag": lags, "codes": dict(codes)},
+    (out / "results.json").write_text(json.dumps({"meta": meta, "yardstick": asdict(yardstick) if yardstick else None,
+                                                  "verdict": verdict, "lag": lags, "codes": dict(codes)},
                                                  indent=2, default=str))
     plot(out / "overload.png", sends, lags, rate)
     print(report)
@@ -308,14 +315,16 @@ def main() -> int:
     parser.add_argument("--senders", type=int, default=100, help="senders, each in its own conversation (default 100)")
     parser.add_argument("--max-lag", type=int, help="CHAT4ALL_API_ADMISSION_MAX_LAG for this run's API (default: its default)")
     parser.add_argument("--drain-timeout", type=float, default=180.0, help="longest wait for every accepted message to be DELIVERED")
+    add_yardstick_arg(parser)
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "bench" / "results")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     out = args.out / f"overload-{dt.datetime.now(dt.UTC).strftime('%Y%m%dT%H%M%SZ')}"
     out.mkdir(parents=True, exist_ok=True)
+    yardstick = measure_yardstick(get_settings().kafka_bootstrap, args.yardstick_messages)
     pipeline, api, secret, api_env = start_platform(args, out)
     try:
-        return asyncio.run(run(args, out, pipeline, api, secret, api_env))
+        return asyncio.run(run(args, out, pipeline, api, secret, api_env, yardstick))
     finally:
         api.stop()
         pipeline.close()

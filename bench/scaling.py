@@ -16,6 +16,10 @@ that two workers reach >= 0.9x of one (the cost of a second group member and of 
 standbys stays small). What it should show on a machine with more cores: docs/performance.md,
 "Worker scaling".
 
+Before the first run it measures the machine's yardstick (bench/yardstick.py: raw aiokafka
+pass-through on the same broker, ``--yardstick-messages`` records, default 100,000, 0 skips it),
+printed and written to the results.
+
 Results (results.md, results.json, scaling.png, the workers' logs) go to
 ``--out``/scaling-<UTC time>/ (default bench/results/). Bounded: each run ends ``--timeout`` s after
 its first publish (default 300).
@@ -43,13 +47,17 @@ sys.path.insert(0, str(REPO_ROOT))
 from bench.burst import (  # noqa: E402
     BurstResult,
     add_quiet_args,
+    add_yardstick_arg,
     loadavg,
     markdown_table,
+    measure_yardstick,
     results_dir,
     run_burst,
     run_meta,
     write_results,
+    yardstick_lines,
 )
+from bench.yardstick import YardstickResult  # noqa: E402
 
 logger = logging.getLogger("scaling")
 
@@ -82,10 +90,12 @@ def summarise(results: Sequence[BurstResult]) -> list[dict[str, Any]]:
     return rows
 
 
-def render_markdown(meta: Mapping[str, Any], results: Sequence[BurstResult], summary: Sequence[dict[str, Any]]) -> str:
+def render_markdown(meta: Mapping[str, Any], results: Sequence[BurstResult], summary: Sequence[dict[str, Any]],
+                    yardstick: YardstickResult | None = None) -> str:
     lines = [f"Worker scaling, {meta['date']} — `{meta['command']}`", "",
              f"Machine: {meta['machine']}; code {meta['commit']}; load average {meta['loadavg_start']} at the "
              f"start, {meta.get('loadavg_end', '?')} at the end.", ""]
+    lines += yardstick_lines(yardstick)
     lines.append(markdown_table(
         ["workers", "runs msg/s to READ", "median msg/s", "ratio to 1 worker", "ratio per repeat",
          "median msg/s to DELIVERED",
@@ -164,6 +174,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--timeout", type=float, default=300.0, help="per run, seconds from the first publish")
     parser.add_argument("--poll-interval", type=float, default=0.5)
     add_quiet_args(parser)
+    add_yardstick_arg(parser)
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "bench" / "results", help="results folder")
     parser.add_argument("--log-level", default="INFO")
     args = parser.parse_args(argv)
@@ -187,6 +198,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     meta = run_meta("scaling", argv)
     out = results_dir(args.out, "scaling", meta)
     settings = get_settings()
+    yardstick = measure_yardstick(settings.kafka_bootstrap, args.yardstick_messages)
     session = connect(settings)
     results: list[BurstResult] = []
     try:
@@ -206,10 +218,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         session.cluster.shutdown()
     meta["loadavg_end"] = loadavg()
     summary = summarise(results)
-    table = render_markdown(meta, results, summary)
+    table = render_markdown(meta, results, summary, yardstick)
     runs = [{k: v for k, v in asdict(r).items() if k not in ("samples", "delivered_cdf_ms", "read_cdf_ms")}
             for r in results]
-    write_results(out, table, {"meta": meta, "summary": summary, "runs": runs})
+    write_results(out, table, {"meta": meta, "yardstick": asdict(yardstick) if yardstick else None,
+                               "summary": summary, "runs": runs})
     plot = plot_scaling(results, summary, out / "scaling.png",
                         title=f"Worker scaling, {meta['date']}, {args.messages} messages ({meta['commit']})")
     print(table)

@@ -25,6 +25,10 @@ Growth per minute is the least-squares slope of each series over the load (and o
 half, after the warm-up); whether that growth is bounded is a matter of the retention settings
 (docs/performance.md, "Soak").
 
+Before the load it measures the machine's yardstick (bench/yardstick.py: raw aiokafka pass-through
+on the same broker, ``--yardstick-messages`` records, default 100,000, 0 skips it), printed and
+written to the results.
+
 Results (results.md, results.json, soak.png, the worker's log) go to ``--out``/soak-<UTC time>/
 (default bench/results/). Bounded: minutes x 60 x rate messages, then at most drain-timeout s.
 
@@ -56,11 +60,13 @@ sys.path.insert(0, str(REPO_ROOT))
 from bench.burst import (  # noqa: E402
     PublishStats,
     add_quiet_args,
+    add_yardstick_arg,
     check_alive,
     cpu_ms_per_message,
     latencies_ms,
     loadavg,
     markdown_table,
+    measure_yardstick,
     percentile,
     produce,
     results_dir,
@@ -70,8 +76,10 @@ from bench.burst import (  # noqa: E402
     stop_pipeline,
     wait_quiet,
     write_results,
+    yardstick_lines,
 )
 from bench.proc_cpu import CpuMeter, CpuSample, stack_pids  # noqa: E402
+from bench.yardstick import YardstickResult  # noqa: E402
 
 logger = logging.getLogger("soak")
 
@@ -370,12 +378,14 @@ def per_minute_table(soak: Soak) -> list[list[Any]]:
     return rows
 
 
-def render_markdown(meta: Mapping[str, Any], soak: Soak, summary: Mapping[str, Any]) -> str:
+def render_markdown(meta: Mapping[str, Any], soak: Soak, summary: Mapping[str, Any],
+                    yardstick: YardstickResult | None = None) -> str:
     g = summary["growth"]
     lines = [f"Soak, {meta['date']} — `{meta['command']}`", "",
              f"Machine: {meta['machine']}; code {meta['commit']}; load average {meta['loadavg_start']} at the "
              f"start, {meta.get('loadavg_end', '?')} at the end. Load: {soak.rate:g} msg/s produced straight to "
              f"the run's `messages` topic (not through the API) for {soak.seconds / 60:g} min.", "",
+             *yardstick_lines(yardstick),
              f"Published {summary['published']} in {summary['publish_s']:.1f} s ({summary['published_per_s']:.1f} "
              f"msg/s, worst producer lag {summary['producer_lag_max_ms']:.0f} ms); "
              + (f"worker applied every READ {summary['drain_s']} s after the last publish"
@@ -482,6 +492,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--metrics-seconds", type=float, default=5.0, help="lag and counters every ...")
     parser.add_argument("--drain-timeout", type=float, default=120.0, help="after the last publish")
     add_quiet_args(parser)
+    add_yardstick_arg(parser)
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "bench" / "results", help="results folder")
     parser.add_argument("--log-level", default="INFO")
     args = parser.parse_args(argv)
@@ -504,6 +515,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     meta = run_meta("soak", argv)
     out = results_dir(args.out, "soak", meta)
     settings = get_settings()
+    yardstick = measure_yardstick(settings.kafka_bootstrap, args.yardstick_messages)
     session = connect(settings)
     pipeline = IsolatedPipeline(settings, name="c4a-soak")
     try:
@@ -547,8 +559,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "kafka_topics_mb": kafka_topics,
         "latency_per_minute": latency_per_minute(rows, soak.t0),
     }
-    table = render_markdown(meta, soak, summary)
-    write_results(out, table, {"meta": meta, "rate": args.rate, "minutes": args.minutes, "summary": summary,
+    table = render_markdown(meta, soak, summary, yardstick)
+    write_results(out, table, {"meta": meta, "yardstick": asdict(yardstick) if yardstick else None,
+                               "rate": args.rate, "minutes": args.minutes, "summary": summary,
                                "resources": [asdict(r) for r in soak.resources],
                                "metrics": [asdict(m) for m in soak.metrics]})
     plot = plot_soak(soak, out / "soak.png", title=f"Soak, {meta['date']}: {args.rate:g} msg/s straight to "

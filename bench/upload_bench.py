@@ -19,6 +19,10 @@ multipart upload with the API's part size, parts written one at a time and ``upl
 at a time, then CompleteMultipartUpload; once with the API's client (large bodies unsigned unless
 CHAT4ALL_S3_SIGNED_PAYLOAD) and once with the SDK's default signing (SHA-256 of every body).
 
+Before the API starts it measures the machine's yardstick (bench/yardstick.py: raw aiokafka
+pass-through on the same broker, ``--yardstick-messages`` records, default 100,000, 0 skips it),
+printed and written to the results.
+
 Everything a run creates (object, metadata row, session row) is deleted afterwards unless
 --keep. Results: a table on stdout, and JSON + markdown under bench/results/upload-<time>/.
 """
@@ -40,12 +44,15 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
+from bench.burst import add_yardstick_arg, measure_yardstick, yardstick_lines  # noqa: E402 - after the path set-up
+from bench.yardstick import YardstickResult  # noqa: E402
 from chat4all.settings import Settings, get_settings  # noqa: E402 - after the path set-up, so that it runs from a checkout
 from chat4all.v1 import files_pb2, files_pb2_grpc  # noqa: E402
 from tests.fixtures.api import ApiClient, ApiProcess, client_for, start_api  # noqa: E402
@@ -259,12 +266,13 @@ def s3_ceiling(settings: Settings, *, size: int, in_flight: int, signed: bool) -
     return asyncio.run(go())
 
 
-def markdown(report: dict) -> str:
+def markdown(report: dict, yardstick: YardstickResult | None = None) -> str:
     lines = [
         f"Upload benchmark {report['date']}: {report['size_mib']} MiB in {report['chunk_mib']} MiB chunks, "
         f"part {report['part_mib']} MiB, {report['parts_in_flight']} parts in flight, "
         f"signed payload {report['signed_payload']}; load average before: {report['load_average']}",
         "",
+        *yardstick_lines(yardstick),
         "| run | MB/s | seconds | of which assembling | API RSS growth MiB | CPU s api / s3proxy / cassandra / client |",
         "|---|---|---|---|---|---|",
     ]
@@ -291,6 +299,7 @@ def main() -> None:
     parser.add_argument("--no-ceiling", dest="ceiling", action="store_false", help="skip the raw S3 measurement")
     parser.add_argument("--keep", action="store_true", help="keep the uploaded objects")
     parser.add_argument("--py-spy", metavar="PATH", help="record the API with py-spy (raw format) during the first run")
+    add_yardstick_arg(parser)
     parser.add_argument("--out", type=Path, default=None, help="results folder (default bench/results/upload-<time>)")
     args = parser.parse_args()
     size, chunk = args.size_mib * MiB, int(args.chunk_mib * MiB)
@@ -298,6 +307,7 @@ def main() -> None:
     free = shutil.disk_usage(settings.stack_dir).free
     if free < 3 * size:  # the parts, the assembled object, and slack
         sys.exit(f"only {free // MiB} MiB free under {settings.stack_dir}; need about {3 * size // MiB}")
+    yardstick = measure_yardstick(settings.kafka_bootstrap, args.yardstick_messages)
 
     sample = next(chunks(chunk, chunk))
     assert chunk_message(sample) == files_pb2.UploadFileRequest(chunk=sample).SerializeToString()
@@ -360,6 +370,7 @@ def main() -> None:
         "part_mib": settings.upload_part_bytes / MiB,
         "parts_in_flight": settings.upload_parts_in_flight,
         "signed_payload": settings.s3_signed_payload,
+        "yardstick": asdict(yardstick) if yardstick else None,
         "runs": runs,
         "median_mb_per_s": statistics.median(r["mb_per_s"] for r in runs) if runs else None,
         "max_rss_growth_mib": max((r["api_rss_growth_mib"] for r in runs), default=None),
@@ -368,7 +379,7 @@ def main() -> None:
     out = args.out or REPO_ROOT / "bench" / "results" / f"upload-{started:%Y%m%dT%H%M%SZ}"
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_text(json.dumps(report, indent=2) + "\n")
-    table = markdown(report)
+    table = markdown(report, yardstick)
     (out / "table.md").write_text(table)
     print(table)
     print(f"results in {out}", file=sys.stderr)
