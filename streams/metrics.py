@@ -9,6 +9,8 @@ import faust
 from faust.web import Request, Response, View
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Counter, Gauge, Histogram, generate_latest
 
+from tables.options import memory_in_use
+
 logger = logging.getLogger(__name__)
 
 agent_events = Counter("chat4all_agent_events_total", "Events an agent finished (acked), per agent.", ["agent"])
@@ -64,6 +66,20 @@ status_latency = Histogram(
     buckets=(0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1, 2, 3, 5, 7.5, 10, 20, 60),
 )
 
+rocksdb_memory = Gauge(
+    "chat4all_rocksdb_memory_bytes",
+    "RocksDB memory of this worker's tables: the shared cache in all (memtables charged to it) and the memtables.",
+    ["kind"],
+)
+
+
+def _set_rocksdb_memory() -> None:
+    usage = memory_in_use()
+    if usage is not None:
+        rocksdb_memory.labels("cache_total").set(usage[0])
+        rocksdb_memory.labels("memtables").set(usage[1])
+
+
 def install_metrics(app: faust.App) -> None:
     """The /metrics page on ``app`` and the consumer-lag gauge, refreshed every 5 s.
 
@@ -74,6 +90,7 @@ def install_metrics(app: faust.App) -> None:
 
     class MetricsView(View):
         async def get(self, request: Request) -> Response:
+            _set_rocksdb_memory()
             # As a header: aiohttp refuses a content_type argument that carries a charset.
             return self.bytes(generate_latest(REGISTRY), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
