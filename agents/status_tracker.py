@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from chat4all.clock import to_ms
 from streams import metrics
 from streams.cassandra_io import PipelineStore
 from streams.context import AgentContext
@@ -28,16 +28,6 @@ from tables.state_machine import (
 
 logger = logging.getLogger(__name__)
 
-def _to_ms(value: Any) -> int | None:
-    if value is None:
-        return None
-    if isinstance(value, dt.datetime):
-        if value.tzinfo is None:
-            value = value.replace(tzinfo=dt.UTC)
-        return int(value.timestamp() * 1000)
-    return int(value)
-
-
 async def _entry_from_cassandra(update: StatusUpdate, store: PipelineStore) -> dict[str, Any] | None:
     """Rebuild a message's entry from its messages row (updates from the API carry no receipt set)."""
     found = await store.message_receipts(
@@ -51,8 +41,8 @@ async def _entry_from_cassandra(update: StatusUpdate, store: PipelineStore) -> d
         status = getattr(receipt, "status", None) or "SENT"
         entry["r"][key] = {
             "s": status if status in RANK else "SENT",
-            "d": _to_ms(getattr(receipt, "delivered_at", None)),
-            "rd": _to_ms(getattr(receipt, "read_at", None)),
+            "d": to_ms(getattr(receipt, "delivered_at", None)),
+            "rd": to_ms(getattr(receipt, "read_at", None)),
         }
     return entry
 

@@ -8,9 +8,7 @@ import uuid
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from api.errors import invalid
-from chat4all.clock import now_ms
-
-__all__ = ["now_ms"]  # the one wall-clock helper, re-exported for the API's modules
+from chat4all.clock import as_utc
 
 
 def ts_from_ms(ms: int) -> Timestamp:
@@ -23,21 +21,9 @@ def ts_from_datetime(value: dt.datetime | None) -> Timestamp | None:
     """A protobuf Timestamp, or None for a time that has not happened (field left unset)."""
     if value is None:
         return None
-    if value.tzinfo is None:  # the driver returns naive UTC datetimes
-        value = value.replace(tzinfo=dt.UTC)
     out = Timestamp()
-    out.FromDatetime(value)
+    out.FromDatetime(as_utc(value))
     return out
-
-
-def datetime_from_ms(ms: int) -> dt.datetime:
-    return dt.datetime.fromtimestamp(ms / 1000, tz=dt.UTC)
-
-
-def ms_from_datetime(value: dt.datetime) -> int:
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=dt.UTC)
-    return int(value.timestamp() * 1000)
 
 
 def parse_uuid(value: str, field: str) -> uuid.UUID:

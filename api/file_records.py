@@ -5,11 +5,12 @@ from __future__ import annotations
 import logging
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
 from cassandra.cluster import Session
 
 from chat4all.cassandra import aexecute
+from chat4all.clock import as_utc
 
 logger = logging.getLogger(__name__)
 
@@ -59,7 +60,6 @@ class FileRecordStore:
         row = rows.one()
         if row is None:
             return None
-        created = row.created_at.replace(tzinfo=UTC) if row.created_at and row.created_at.tzinfo is None else row.created_at
         return FileRecord(
             file_id=row.file_id,
             conversation_id=row.conversation_id,
@@ -70,5 +70,5 @@ class FileRecordStore:
             sha256=row.sha256 or "",
             bucket=row.bucket or "",
             object_key=row.object_key or "",
-            created_at=created,
+            created_at=as_utc(row.created_at),
         )

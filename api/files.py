@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import grpc
@@ -21,6 +21,7 @@ from api.errors import ApiError, invalid, not_found
 from api.file_records import FileRecordStore
 from api.upload_sessions import SessionConflict, UploadSessionStore
 from api.uploads import InvalidUpload, Uploader, UploadError, UploadRequest
+from chat4all.clock import utc_now
 from chat4all.objectstore import ObjectStore, build_object_store
 from chat4all.v1 import files_pb2, files_pb2_grpc
 
@@ -293,7 +294,7 @@ class FileServicer(files_pb2_grpc.FileServiceServicer):
             raise not_found(f"file {file_id} not found")
         await require_participant(self._deps.store, str(record.conversation_id), current_user_uuid(context), context=context)
         ttl = self._settings.presigned_url_ttl_seconds
-        expires_at = datetime.now(UTC) + timedelta(seconds=ttl)
+        expires_at = utc_now() + timedelta(seconds=ttl)
         url = self._objects.presigned_get(record.object_key, ttl_seconds=ttl, filename=record.filename)
         return files_pb2.GetDownloadUrlResponse(url=url, expires_at=ts_from_datetime(expires_at))
 

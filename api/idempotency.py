@@ -35,10 +35,10 @@ from dataclasses import dataclass
 import grpc
 from redis.asyncio import Redis
 
-from api.convert import datetime_from_ms, ms_from_datetime
 from api.deadline import budget
 from api.errors import DependencyUnavailable
 from api.store import Store
+from chat4all.clock import as_utc, to_ms
 from chat4all.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -142,7 +142,7 @@ class SendClaims:
                         client_message_id,
                         proposed.message_id,
                         proposed.conversation_id,
-                        datetime_from_ms(proposed.ts_ms),
+                        as_utc(proposed.ts_ms),
                         proposed.fingerprint,
                     ),
                     context=context,
@@ -154,7 +154,7 @@ class SendClaims:
                 earlier = ClaimedMessage(
                     message_id=row.message_id,
                     conversation_id=row.conversation_id,
-                    ts_ms=ms_from_datetime(row.ts),
+                    ts_ms=to_ms(row.ts),
                     fingerprint=getattr(row, "fingerprint", None),
                 )
                 claim = Claim(message=earlier, replay=True)

@@ -6,12 +6,13 @@ import logging
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from cassandra.cluster import Session
 
 from chat4all.cassandra import aexecute
+from chat4all.clock import as_utc, utc_now
 
 logger = logging.getLogger(__name__)
 
@@ -67,23 +68,12 @@ class UploadSession:
         return f"{self.staging_prefix}{self.parts_bytes}"
 
     def expired(self, now: datetime | None = None) -> bool:
-        return self.expires_at <= (now or datetime.now(UTC))
+        return self.expires_at <= (now or utc_now())
 
 
 def staging_prefix(file_id: uuid.UUID) -> str:
     """Prefix of an upload's staging objects (tails below S3's minimum part size)."""
     return f"staging/{file_id}/"
-
-
-def now_ms() -> datetime:
-    """Now in UTC, truncated to milliseconds as Cassandra stores timestamps (so compare-and-set matches)."""
-    now = datetime.now(UTC)
-    return now.replace(microsecond=now.microsecond // 1000 * 1000)
-
-
-def _aware(ts: datetime | None) -> datetime | None:
-    # The driver returns naive datetimes that are UTC.
-    return ts.replace(tzinfo=UTC) if ts is not None and ts.tzinfo is None else ts
 
 
 class SessionConflict(Exception):
@@ -152,7 +142,7 @@ class UploadSessionStore:
         open_until: list[datetime] = []
         async for page in self._pages(self._of_uploader, (uploader_id,)):
             for row in page:
-                expires_at = _aware(row.expires_at)
+                expires_at = as_utc(row.expires_at)
                 if (row.state or RECEIVING) == RECEIVING and expires_at is not None and expires_at > now:
                     open_until.append(expires_at)
         return open_until
@@ -237,8 +227,8 @@ def _from_row(row) -> UploadSession:  # noqa: ANN001 - driver row
         size=row.size or 0,
         sha256=row.sha256 or "",
         object_key=row.object_key,
-        created_at=_aware(row.created_at),
-        expires_at=_aware(row.expires_at),
+        created_at=as_utc(row.created_at),
+        expires_at=as_utc(row.expires_at),
         s3_upload_id=row.s3_upload_id,
         parts=[(int(n), str(e), int(z)) for n, e, z in (row.parts or [])],
         tail_bytes=row.tail_bytes or 0,

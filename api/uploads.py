@@ -45,8 +45,8 @@ from api.upload_sessions import (
     SessionConflict,
     UploadSession,
     UploadSessionStore,
-    now_ms,
 )
+from chat4all.clock import utc_now
 from chat4all.objectstore import ObjectStore, is_missing
 
 logger = logging.getLogger(__name__)
@@ -311,7 +311,7 @@ class Uploader:
 
     async def cleanup_expired(self) -> int:
         """Abort expired sessions' multipart uploads, delete their staging data and rows; returns how many."""
-        now = now_ms()
+        now = utc_now()
         cleaned = 0
         async for page in self.sessions.scan():  # a page at a time, never the whole table
             for session in page:
@@ -388,7 +388,7 @@ class Uploader:
         return None  # verified by reading the assembled object back
 
     async def _open(self, req: UploadRequest) -> UploadSession:
-        now = now_ms()
+        now = utc_now()
         session = await self.sessions.get(req.uploader_id, req.upload_id)
         if session is not None and session.state == COMPLETE and session.expired(now):
             await self.sessions.delete(session)
@@ -645,7 +645,7 @@ class _Receiver:
             # Parts are recorded in order: one whose predecessor failed stays unrecorded (its
             # S3 part is replaced when the resumed stream writes that number again).
             await previous
-        await self.up.sessions.commit_part(s, (number, etag, len(data)), expires_at=now_ms() + self.up.session_ttl)
+        await self.up.sessions.commit_part(s, (number, etag, len(data)), expires_at=utc_now() + self.up.session_ttl)
 
     async def _settle(self) -> None:
         """Wait for every part in flight. If one failed, its bytes and those of the parts after it
@@ -692,7 +692,7 @@ class _Receiver:
             # Same key as the tail read back at the start: the new tail extends it, and the
             # row's tail_bytes says how much of it counts, so a crash between the two writes is safe.
             await self.up.store.put(s.tail_key, data)
-            await self.up.sessions.commit_tail(s, size, expires_at=now_ms() + self.up.session_ttl)
+            await self.up.sessions.commit_tail(s, size, expires_at=utc_now() + self.up.session_ttl)
             logger.info("upload %s: %d bytes durable (%d in the staged tail)", s.upload_id, s.bytes_received, size)
         if self.sha is not None:
             await self._hashed_all()
@@ -750,7 +750,7 @@ class _Receiver:
                 s.s3_upload_id = None  # completed: nothing left to abort
                 await self.up.discard(s)
                 raise ChecksumMismatch(f"SHA-256 of the stored object is {digest}, not {s.sha256}; upload discarded")
-        created = now_ms()
+        created = utc_now()
         await self.up.files.insert(
             FileRecord(
                 file_id=s.file_id,

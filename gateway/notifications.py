@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 import weakref
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from api.publisher import Publisher
+from chat4all.clock import now_ms
 from chat4all.settings import Settings
 from chat4all.topics import NATIVE, NOTIFICATIONS, STATUS_UPDATES, topic_name
 from gateway import metrics
@@ -106,7 +106,7 @@ class NotificationFeed:
     async def _ack_delivery(self, event: LiveEvent) -> None:
         update = StatusUpdate(
             message_id=event.message_id, conversation_id=event.conversation_id, ts_ms=event.ts_ms,
-            recipient_id=event.user_id, channel=NATIVE, status="DELIVERED", at_ms=int(time.time() * 1000),
+            recipient_id=event.user_id, channel=NATIVE, status="DELIVERED", at_ms=now_ms(),
             receipt_keys=list(event.receipt_keys), source="gateway", sender_id=event.sender_id,
         )
         try:

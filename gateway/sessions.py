@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import logging
 import socket
-import time
 import uuid
 
 from redis.asyncio import Redis
+
+from chat4all.clock import now_ms
 
 logger = logging.getLogger(__name__)
 
@@ -29,7 +30,7 @@ class SessionRegistry:
         async with self._redis.pipeline(transaction=True) as pipe:
             pipe.hset(_SESSION + session_id, mapping={
                 "user_id": user_id, "transport": transport, "gateway": self._gateway,
-                "connected_at": str(int(time.time() * 1000)),
+                "connected_at": str(now_ms()),
             })
             pipe.expire(_SESSION + session_id, self._ttl)
             pipe.sadd(_PRESENCE + user_id, session_id)

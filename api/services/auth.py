@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import logging
 import re
 import uuid
@@ -16,6 +15,7 @@ from api.deps import ApiDeps
 from api.errors import ApiError, invalid, unauthenticated
 from api.login_throttle import Outcome
 from api.services.users import validate_channels
+from chat4all.clock import utc_now
 from chat4all.v1 import auth_pb2, auth_pb2_grpc
 
 logger = logging.getLogger(__name__)
@@ -54,7 +54,7 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
         password_hash = await self._deps.passwords.hash(request.password, owner=address)
         # The user row first, then the username claim: if the claim is lost (taken, or an outage),
         # the row is an orphan nobody can log into, never a username without an account.
-        now = dt.datetime.now(dt.UTC)
+        now = utc_now()
         await store.execute("insert_user", (user_id, username, password_hash, channels or None, now), context=context)
         claim = (await store.execute("claim_username", (username, user_id), context=context)).one()
         if not claim.applied:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import datetime as dt
 import logging
 
 import grpc
@@ -18,6 +17,7 @@ from api.convert import parse_uuid, ts_from_datetime
 from api.deps import ApiDeps
 from api.errors import invalid, not_found
 from api.pagination import cursor_uuid, page_size
+from chat4all.clock import utc_now
 from chat4all.v1 import conversations_pb2 as pb
 from chat4all.v1 import conversations_pb2_grpc
 
@@ -94,7 +94,7 @@ class ConversationServicer(conversations_pb2_grpc.ConversationServiceServicer):
             title=request.title,
             participant_ids=frozenset(participants),
             created_by=caller,
-            created_at=dt.datetime.now(dt.UTC).replace(microsecond=0),
+            created_at=utc_now().replace(microsecond=0),
         )
         created = True
         if kind == "PRIVATE":

@@ -13,7 +13,7 @@ import uuid6
 from api import limits, metrics
 from api.access import require_participant
 from api.auth import current_user_uuid
-from api.convert import datetime_from_ms, ms_from_datetime, now_ms, parse_uuid, ts_from_datetime, ts_from_ms
+from api.convert import parse_uuid, ts_from_datetime, ts_from_ms
 from api.deadline import budget
 from api.deps import ApiDeps
 from api.errors import ApiError, denied, invalid, not_found
@@ -21,6 +21,7 @@ from api.idempotency import ClaimedMessage, fingerprint
 from api.pagination import MAX_PAGE_SIZE, cursor_ms, cursor_uuid, page_size
 from api.publisher import NotPublished
 from api.wire import message_event
+from chat4all.clock import as_utc, now_ms, to_ms
 from chat4all.topics import CHANNELS, MESSAGES, NATIVE, STATUS_UPDATES
 from chat4all.v1 import common_pb2, messages_pb2_grpc
 from chat4all.v1 import messages_pb2 as pb
@@ -213,7 +214,7 @@ class MessageServicer(messages_pb2_grpc.MessageServiceServicer):
         if cursor is None:
             rs = await store.execute("messages_first", (cid, size + 1), context=context)
         else:
-            after_ts, after_id = datetime_from_ms(cursor_ms(cursor, "ts")), cursor_uuid(cursor, "id")
+            after_ts, after_id = as_utc(cursor_ms(cursor, "ts")), cursor_uuid(cursor, "id")
             rs = await store.execute("messages_after", (cid, after_ts, after_id, size + 1), context=context)
         rows = list(rs)
         more = len(rows) > size
@@ -227,7 +228,7 @@ class MessageServicer(messages_pb2_grpc.MessageServiceServicer):
         token = ""
         if more:
             last = rows[-1]
-            token = self._deps.cursors.encode("messages", {"ts": ms_from_datetime(last.ts), "id": str(last.message_id)})
+            token = self._deps.cursors.encode("messages", {"ts": to_ms(last.ts), "id": str(last.message_id)})
         return pb.GetMessagesResponse(messages=messages, next_page_token=token)
 
     async def _acknowledge_delivery(self, caller: uuid.UUID, rows: list[Any], context: grpc.aio.ServicerContext) -> None:
@@ -246,7 +247,7 @@ class MessageServicer(messages_pb2_grpc.MessageServiceServicer):
                 update = StatusUpdate(
                     message_id=str(row.message_id),
                     conversation_id=str(row.conversation_id),
-                    ts_ms=ms_from_datetime(row.ts),
+                    ts_ms=to_ms(row.ts),
                     recipient_id=str(caller),
                     channel=NATIVE,
                     status="DELIVERED",
@@ -287,7 +288,7 @@ class MessageServicer(messages_pb2_grpc.MessageServiceServicer):
                 StatusUpdate(
                     message_id=str(message_id),
                     conversation_id=str(row.conversation_id),
-                    ts_ms=ms_from_datetime(row.ts),
+                    ts_ms=to_ms(row.ts),
                     recipient_id=str(caller),
                     channel="*",
                     status="READ",

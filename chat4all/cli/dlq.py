@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import json
 import logging
 from dataclasses import dataclass
@@ -13,6 +12,7 @@ import click
 
 from chat4all import topics as names
 from chat4all.cli.safe import shown
+from chat4all.clock import as_utc
 from chat4all.settings import Settings, get_settings
 
 logger = logging.getLogger(__name__)
@@ -144,7 +144,7 @@ def list_cmd(reason: str | None, topic: str | None, message_id: str | None, limi
         table.add_column(col)
     for letter in shown:
         b = letter.body
-        at = dt.datetime.fromtimestamp((b.get("at_ms") or 0) / 1000, dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
+        at = as_utc(b.get("at_ms") or 0).strftime("%Y-%m-%d %H:%M:%S")
         # Text cells: a reason can quote what a client sent, and rich would read [style] markup in a str.
         cells = (letter.id, at, b.get("topic"), b.get("reason"), b.get("attempts", ""), b.get("message_id") or "")
         table.add_row(*(Text(shown(cell)) for cell in cells))

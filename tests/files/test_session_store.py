@@ -8,14 +8,15 @@ from datetime import timedelta
 
 import pytest
 
-from api.upload_sessions import UploadSession, UploadSessionStore, now_ms
+from api.upload_sessions import UploadSession, UploadSessionStore
+from chat4all.clock import utc_now
 
 pytestmark = pytest.mark.integration
 
 
 def test_scan_and_open_sessions_page_through_the_table(cql) -> None:  # noqa: ANN001
     uploader = uuid.uuid4()
-    now = now_ms()
+    now = utc_now()
 
     def session(i: int) -> UploadSession:
         file_id = uuid.uuid4()
