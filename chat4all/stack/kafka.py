@@ -38,7 +38,7 @@ class Kafka(Server):
         if (self.data_dir / "meta.properties").exists():
             return
         # KRaft storage is formatted once with a fresh cluster id; later starts reuse it.
-        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        cluster_id = new_cluster_id()
         result = subprocess.run(
             [java(), "-Xmx256m", *self._log_opts(), "-cp", classpath(lib_dir(self.settings, "kafka")),
              "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(self._config)],
@@ -60,6 +60,19 @@ class Kafka(Server):
 
     def healthy(self) -> bool:
         return asyncio.run(_describe_cluster(self.settings.kafka_bootstrap))
+
+
+def new_cluster_id() -> str:
+    """A KRaft cluster id (base64url of a random UUID) that does not start with '-'.
+
+    One id in 64 would, and kafka-storage's argument parser then reads it as an option
+    ("argument --cluster-id/-t: expected one argument"); Kafka's own Uuid.randomUuid skips
+    those ids for the same reason.
+    """
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cluster_id.startswith("-"):
+            return cluster_id
 
 
 async def _describe_cluster(bootstrap: str) -> bool:
