@@ -12,6 +12,7 @@ from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.message import DecodeError, Message
 
 from api.errors import invalid
+from api.interceptors import HandlerCache
 from api.limits import MapRule, Rule, request_rules
 from chat4all.settings import Settings
 
@@ -242,7 +243,7 @@ class InputInterceptor(grpc.aio.ServerInterceptor):
 
     def __init__(self, *, settings: Settings, services: Iterable[Any]) -> None:
         self._plans = method_plans(settings, services)
-        self._wrapped: dict[str, tuple[grpc.RpcMethodHandler, grpc.RpcMethodHandler]] = {}
+        self._handlers = HandlerCache(lambda method, handler: checked_handler(handler, self._plans[method]))
 
     async def intercept_service(
         self,
@@ -251,12 +252,6 @@ class InputInterceptor(grpc.aio.ServerInterceptor):
     ) -> grpc.RpcMethodHandler:
         handler = await continuation(handler_call_details)
         method = handler_call_details.method
-        plan = self._plans.get(method)
-        if handler is None or plan is None:
+        if handler is None or method not in self._plans:
             return handler
-        hit = self._wrapped.get(method)
-        if hit is not None and hit[0] is handler:
-            return hit[1]
-        wrapped = checked_handler(handler, plan)
-        self._wrapped[method] = (handler, wrapped)
-        return wrapped
+        return self._handlers.get(method, handler)
