@@ -22,7 +22,6 @@ def install(*, min_bytes: int, max_wait_ms: int) -> None:
     larger. faust exposes neither setting; aiokafka reads both from the consumer when it
     starts, so they are set on the consumer right after faust creates it.
     """
-    probe = _original_create.__qualname__
     if getattr(AIOKafkaConsumerThread._create_worker_consumer, "_chat4all_fetching", None) == (min_bytes, max_wait_ms):
         return
 
@@ -30,7 +29,7 @@ def install(*, min_bytes: int, max_wait_ms: int) -> None:
         consumer = _original_create(self, transport)
         for name in ("_fetch_min_bytes", "_fetch_max_wait_ms"):
             if not hasattr(consumer, name):
-                raise RuntimeError(f"aiokafka changed a private API ({name}); see {__name__} ({probe})")
+                raise RuntimeError(f"aiokafka changed a private API ({name}); see {__name__}")
         consumer._fetch_min_bytes = min_bytes
         consumer._fetch_max_wait_ms = max_wait_ms
         return consumer

@@ -29,7 +29,7 @@ class DedupTable:
             key_type=str,
             value_type=int,
             partitions=settings.topic_partitions,
-            options=rocksdb_options(settings, ttl=ttl),
+            options=rocksdb_options(ttl=ttl),
             help=f"Message ids the router has routed, with the routing record's offset + 1 (kept {settings.dedup_retention_hours} h).",
         ), ttl)
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from datetime import timedelta
 from typing import Any
 
@@ -10,11 +9,10 @@ from faust.stores import rocksdb as faust_rocksdb
 
 from chat4all.settings import Settings
 
-_lock = threading.Lock()
 _shared: dict[str, Any] = {}
 
 
-def rocksdb_options(settings: Settings, *, ttl: timedelta | None = None) -> dict[str, Any]:
+def rocksdb_options(*, ttl: timedelta | None = None) -> dict[str, Any]:
     """A fresh options dict (faust's store pops keys from it, so never share one between tables).
 
     ``ttl`` opens the table's databases with RocksDB's TTL: an entry older than it is dropped
@@ -84,12 +82,11 @@ def install_memory_budget(settings: Settings) -> None:
     rocksdict = faust_rocksdb.rocksdict
     if rocksdict is None:
         return
-    with _lock:
-        if not _shared:
-            cache = rocksdict.Cache(settings.rocksdb_memory_mb * 1024 * 1024)
-            _shared["cache"] = cache
-            _shared["write_buffers"] = rocksdict.WriteBufferManager.new_write_buffer_manager_with_cache(
-                settings.rocksdb_write_buffer_mb * 1024 * 1024, False, cache,
-            )
-        # faust's Store builds its options from this module attribute when a table opens.
-        faust_rocksdb.RocksDBOptions = BudgetedRocksDBOptions  # type: ignore[misc]
+    if not _shared:
+        cache = rocksdict.Cache(settings.rocksdb_memory_mb * 1024 * 1024)
+        _shared["cache"] = cache
+        _shared["write_buffers"] = rocksdict.WriteBufferManager.new_write_buffer_manager_with_cache(
+            settings.rocksdb_write_buffer_mb * 1024 * 1024, False, cache,
+        )
+    # faust's Store builds its options from this module attribute when a table opens.
+    faust_rocksdb.RocksDBOptions = BudgetedRocksDBOptions  # type: ignore[misc]

@@ -33,7 +33,7 @@ class ReceiptTables:
             default=None,
             key_type=str,
             partitions=settings.topic_partitions,
-            options=rocksdb_options(settings),
+            options=rocksdb_options(),
             help="Per message: conversation, ts, sender, last applied offset and every '<recipient>:<channel>' receipt.",
         )
         self.settled = with_ttl_changelog(app.Table(
@@ -41,7 +41,7 @@ class ReceiptTables:
             default=None,
             key_type=str,
             partitions=settings.topic_partitions,
-            options=rocksdb_options(settings, ttl=SETTLED_TTL),
+            options=rocksdb_options(ttl=SETTLED_TTL),
             help="Message ids whose receipts all settled (READ/FAILED) in the last 3 h: the final entry and the settling offset.",
         ), SETTLED_TTL)
 

@@ -15,6 +15,6 @@ def schedule_table(app: faust.App, settings: Settings, channel: str) -> faust.Ta
         default=None,
         key_type=str,
         partitions=settings.topic_partitions,
-        options=rocksdb_options(settings),
+        options=rocksdb_options(),
         help=f"{channel} connector: scheduled DELIVERED/READ receipts by 100 ms bucket ('p<partition>:b:<bucket>').",
     )
