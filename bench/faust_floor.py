@@ -95,24 +95,26 @@ async def _topics(bootstrap: str, prefix: str) -> None:
         await admin.close()
 
 
-async def _committed(bootstrap: str, group: str, topic: str) -> int:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
+async def _committed(admin: AIOKafkaAdminClient, group: str, topic: str) -> int:
     try:
         offsets = await admin.list_consumer_group_offsets(group)
-        return sum(meta.offset for tp, meta in offsets.items() if tp.topic == topic and meta.offset > 0)
     except Exception:  # group not there yet
         return 0
-    finally:
-        await admin.close()
+    return sum(meta.offset for tp, meta in offsets.items() if tp.topic == topic and meta.offset > 0)
 
 
 async def _wait_committed(bootstrap: str, group: str, topic: str, total: int, timeout: float) -> float:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if await _committed(bootstrap, group, topic) >= total:
-            return time.monotonic()
-        await asyncio.sleep(0.25)
+    # One admin connection for the whole wait: a new one per poll would load the broker four times a second.
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if await _committed(admin, group, topic) >= total:
+                return time.monotonic()
+            await asyncio.sleep(0.25)
+    finally:
+        await admin.close()
     raise TimeoutError(f"{group} did not commit {total} records of {topic} within {timeout} s")
 
 
