@@ -3,6 +3,7 @@ FROM python:3.11-slim
 WORKDIR /app
 COPY setup.cfg pyproject.toml README.md ./
 COPY chat4all chat4all
+COPY cli cli
 COPY streams streams
 COPY agents agents
 COPY tables tables

@@ -16,7 +16,7 @@ class UnsafeSettings(RuntimeError):
 
 
 def _local_s3_secret() -> str:
-    # The default of the setting is the local stack's S3Proxy credential (chat4all/stack).
+    # The default of the setting is the local stack's S3Proxy credential (cli/stack).
     return Settings.model_fields["s3_secret_key"].default.get_secret_value()
 
 

@@ -23,7 +23,7 @@ from pathlib import Path
 logger = logging.getLogger(__name__)
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
-# The local stack's servers; each keeps its pid in <stack_dir>/<name>/<name>.pid (chat4all/stack/server.py).
+# The local stack's servers; each keeps its pid in <stack_dir>/<name>/<name>.pid (cli/stack/server.py).
 STACK_SERVERS = ("kafka", "cassandra", "redis", "s3proxy")
 
 

@@ -316,7 +316,7 @@ def main() -> None:
         sha.update(data)
     digest = sha.hexdigest()
 
-    from chat4all.stack.bootstrap import create_topics
+    from cli.stack.bootstrap import create_topics
 
     create_topics(settings)  # the gateway's own topics; a no-op once they exist
     started = datetime.now(UTC)

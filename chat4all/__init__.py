@@ -1,1 +1,1 @@
-"""Chat4All core: settings, CLI, local stack and shared clients."""
+"""Chat4All core: settings, logging, clock, topic names, shared clients and protobuf code; imports no product package."""

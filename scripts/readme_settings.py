@@ -6,7 +6,7 @@ import re
 import sys
 from pathlib import Path
 
-from chat4all.cli.settings_table import settings_markdown
+from cli.settings_table import settings_markdown
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 BEGIN, END = "<!-- settings:begin -->", "<!-- settings:end -->"

@@ -15,10 +15,10 @@ import pytest
 from redis.asyncio import Redis
 
 from api.login_throttle import LoginThrottle, Outcome
-from chat4all.cli.files import upload_file
 from chat4all.redis_client import redis_client
 from chat4all.settings import Settings
 from chat4all.v1 import auth_pb2, users_pb2
+from cli.files import upload_file
 from tests.fixtures.api import ApiClient, expect_status
 
 pytestmark = pytest.mark.integration

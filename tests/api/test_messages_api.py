@@ -165,7 +165,7 @@ def test_mark_read_validation(api: ApiClient, room) -> None:
 
 
 async def test_an_api_with_a_topic_prefix_publishes_to_its_own_topics(api_factory, settings: Settings) -> None:
-    from chat4all.stack.bootstrap import create_topics
+    from cli.stack.bootstrap import create_topics
 
     prefix = f"c4a-prefix-{uuid.uuid4().hex[:8]}."
     isolated = settings.model_copy(update={"topic_prefix": prefix})

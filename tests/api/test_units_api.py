@@ -187,7 +187,7 @@ async def test_passwords_are_hashed_and_verified_off_the_loop() -> None:
 
 
 def test_cli_session_file_is_private(tmp_path, monkeypatch) -> None:
-    from chat4all.cli import client
+    from cli import client
 
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path))
     path = client.save_session({"access_token": "t", "user_id": "u"})

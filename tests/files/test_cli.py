@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from chat4all.cli.files import download_url, upload_file
 from chat4all.v1 import files_pb2, files_pb2_grpc
+from cli.files import download_url, upload_file
 from tests.files.helpers import CuttingProxy, MiB, write_random
 
 pytestmark = pytest.mark.integration

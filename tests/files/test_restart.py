@@ -12,8 +12,8 @@ import grpc
 import pytest
 from minio.error import S3Error
 
-from chat4all.cli.files import upload_file
 from chat4all.v1 import files_pb2, files_pb2_grpc
+from cli.files import upload_file
 from tests.files.helpers import (
     CutStream,
     MiB,

@@ -13,8 +13,8 @@ import pytest
 import urllib3
 from minio.error import S3Error
 
-from chat4all.cli.files import upload_file
 from chat4all.v1 import files_pb2
+from cli.files import upload_file
 from tests.files.helpers import (
     CutStream,
     MiB,

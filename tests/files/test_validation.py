@@ -13,9 +13,9 @@ from google.protobuf.message import DecodeError
 from api.files import ChunkRequest, _api_error, add_file_service, parse_upload_request
 from api.upload_sessions import SessionConflict
 from api.uploads import ChecksumMismatch, InvalidUpload, Uploader, UploadIncomplete, UploadRequest
-from chat4all.cli.files import filename_from_url
 from chat4all.objectstore import content_disposition
 from chat4all.v1 import files_pb2, files_pb2_grpc
+from cli.files import filename_from_url
 
 GOOD = dict(uploader_id=uuid.uuid4(), conversation_id=uuid.uuid4(), filename="a.txt", mime_type="text/plain",
             size=10, sha256="a" * 64, upload_id="u-1")

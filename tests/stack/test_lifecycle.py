@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from chat4all.settings import Settings
-from chat4all.stack import manager
-from chat4all.stack.process import is_alive
+from cli.stack import manager
+from cli.stack.process import is_alive
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -9,8 +9,8 @@ import pytest
 
 from chat4all.cassandra import connect
 from chat4all.settings import Settings
-from chat4all.stack.bootstrap import apply_schema
-from chat4all.stack.migrations import move_legacy_uploads
+from cli.stack.bootstrap import apply_schema
+from cli.stack.migrations import move_legacy_uploads
 
 pytestmark = pytest.mark.integration
 

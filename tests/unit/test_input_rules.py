@@ -17,8 +17,8 @@ import chat4all.v1
 from api.errors import ApiError, DependencyUnavailable, is_outage
 from api.limits import Rule, request_rules
 from api.validation import checked_text, method_plans
-from chat4all.cli.safe import shown, shown_markup
 from chat4all.settings import Settings
+from cli.safe import shown, shown_markup
 
 HOSTILE = ["\x1b[2J", "\x07", "\x00", "a\rb", "\x7f", "\x9b31m", "\u202eevil", "\u2066x\u2069", "\x0b", "\x1f"]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import uuid
 
-from chat4all.stack import kafka
+from cli.stack import kafka
 
 
 def test_cluster_ids_never_start_with_a_dash(monkeypatch) -> None:

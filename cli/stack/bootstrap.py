@@ -27,7 +27,7 @@ def schema_statements(settings: Settings) -> list[str]:
 def apply_schema(settings: Settings) -> int:
     """Apply every schema statement (all idempotent), then the data migrations; returns how many statements ran."""
     from chat4all.cassandra import cluster as make_cluster
-    from chat4all.stack.migrations import move_legacy_uploads
+    from cli.stack.migrations import move_legacy_uploads
 
     cluster = make_cluster(settings)
     try:

@@ -1,4 +1,4 @@
-"""The `chat4all` command: one click group whose subcommands load lazily from their own modules."""
+"""The `chat4all` command, the entry point (it may import every package; no product package imports it): one click group whose subcommands load lazily."""
 
 from __future__ import annotations
 
@@ -11,22 +11,22 @@ from chat4all.logs import setup_logging
 # name -> "module:attribute". Each area keeps its commands in its own module so that
 # `chat4all stack status` does not import faust, grpc or the cassandra driver.
 COMMANDS: dict[str, str] = {
-    "stack": "chat4all.cli.stack:stack",
-    "settings": "chat4all.cli.settings_table:settings_table",
-    "watch": "chat4all.cli.events:watch",
-    "worker": "chat4all.cli.worker:worker",
-    "dlq": "chat4all.cli.dlq:dlq",
-    "api": "chat4all.cli.api:api",
-    "register": "chat4all.cli.client:register",
-    "login": "chat4all.cli.client:login",
-    "logout": "chat4all.cli.client:logout",
-    "me": "chat4all.cli.client:me",
-    "conversation": "chat4all.cli.client:conversation",
-    "send": "chat4all.cli.client:send",
-    "history": "chat4all.cli.client:history",
-    "read": "chat4all.cli.client:read",
-    "upload": "chat4all.cli.files:upload",
-    "download": "chat4all.cli.files:download",
+    "stack": "cli.stack.commands:stack",
+    "settings": "cli.settings_table:settings_table",
+    "watch": "cli.events:watch",
+    "worker": "cli.worker:worker",
+    "dlq": "cli.dlq:dlq",
+    "api": "cli.api:api",
+    "register": "cli.client:register",
+    "login": "cli.client:login",
+    "logout": "cli.client:logout",
+    "me": "cli.client:me",
+    "conversation": "cli.client:conversation",
+    "send": "cli.client:send",
+    "history": "cli.client:history",
+    "read": "cli.client:read",
+    "upload": "cli.files:upload",
+    "download": "cli.files:download",
 }
 
 

@@ -10,8 +10,8 @@ from pathlib import Path
 from string import Template
 
 from chat4all.settings import REPO_ROOT, Settings
-from chat4all.stack.exceptions import StackError
-from chat4all.stack.process import read_pid
+from cli.stack.exceptions import StackError
+from cli.stack.process import read_pid
 
 logger = logging.getLogger(__name__)
 

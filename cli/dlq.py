@@ -11,9 +11,9 @@ from typing import Any
 import click
 
 from chat4all import topics as names
-from chat4all.cli.safe import shown
 from chat4all.clock import as_utc
 from chat4all.settings import Settings, get_settings
+from cli.safe import shown
 
 logger = logging.getLogger(__name__)
 

@@ -10,8 +10,8 @@ from rich.console import Console
 from rich.table import Table
 
 from chat4all.settings import get_settings
-from chat4all.stack import manager
-from chat4all.stack.exceptions import StackError
+from cli.stack import manager
+from cli.stack.exceptions import StackError
 
 console = Console(stderr=True)
 

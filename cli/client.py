@@ -15,7 +15,7 @@ from typing import Any
 
 import click
 
-from chat4all.cli.safe import shown
+from cli.safe import shown
 
 logger = logging.getLogger(__name__)
 

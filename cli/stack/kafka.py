@@ -8,8 +8,8 @@ import logging
 import subprocess
 import uuid
 
-from chat4all.stack.exceptions import StackError
-from chat4all.stack.server import Server, classpath, java, lib_dir, maven_install
+from cli.stack.exceptions import StackError
+from cli.stack.server import Server, classpath, java, lib_dir, maven_install
 
 logger = logging.getLogger(__name__)
 

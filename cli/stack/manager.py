@@ -8,14 +8,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from chat4all.settings import Settings
-from chat4all.stack import bootstrap
-from chat4all.stack.cassandra import Cassandra
-from chat4all.stack.exceptions import ServerStartError, StackError
-from chat4all.stack.kafka import Kafka
-from chat4all.stack.process import is_alive, port_in_use, spawn, stop, tail
-from chat4all.stack.redis import Redis
-from chat4all.stack.s3proxy import S3Proxy
-from chat4all.stack.server import Server
+from cli.stack import bootstrap
+from cli.stack.cassandra import Cassandra
+from cli.stack.exceptions import ServerStartError, StackError
+from cli.stack.kafka import Kafka
+from cli.stack.process import is_alive, port_in_use, spawn, stop, tail
+from cli.stack.redis import Redis
+from cli.stack.s3proxy import S3Proxy
+from cli.stack.server import Server
 
 logger = logging.getLogger(__name__)
 

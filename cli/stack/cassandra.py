@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import logging
 
-from chat4all.stack.process import port_in_use
-from chat4all.stack.server import Server, classpath, java, lib_dir, maven_install
+from cli.stack.process import port_in_use
+from cli.stack.server import Server, classpath, java, lib_dir, maven_install
 
 logger = logging.getLogger(__name__)
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import click
 
-from chat4all.cli.client import Client, grpc_errors, server_option
-from chat4all.cli.safe import shown
+from cli.client import Client, grpc_errors, server_option
+from cli.safe import shown
 
 
 @click.command()

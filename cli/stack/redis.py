@@ -9,8 +9,8 @@ import subprocess
 
 import redis
 
-from chat4all.stack.exceptions import StackError
-from chat4all.stack.server import Server
+from cli.stack.exceptions import StackError
+from cli.stack.server import Server
 
 logger = logging.getLogger(__name__)
 

@@ -19,8 +19,8 @@ from typing import BinaryIO
 import click
 import grpc
 
-from chat4all.cli.client import Client, server_option
-from chat4all.cli.safe import shown, shown_markup
+from cli.client import Client, server_option
+from cli.safe import shown, shown_markup
 
 logger = logging.getLogger(__name__)
 
