@@ -46,7 +46,7 @@ logger = logging.getLogger(__name__)
 
 # Services other areas own, loaded by name so that this module does not change for them.
 # A module that is not there yet is skipped with a warning.
-EXTRA_SERVICES: tuple[str, ...] = ("api.files:registration", "gateway.service:registration")
+EXTRA_SERVICES: tuple[str, ...] = ("api.services.files:registration", "gateway.service:registration")
 
 
 class PortInUse(RuntimeError):

@@ -15,8 +15,8 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from api.upload_sessions import RECEIVING, SessionConflict, UploadSession
-from api.uploads import Uploader, UploadIncomplete, UploadRequest
+from api.files.sessions import RECEIVING, SessionConflict, UploadSession
+from api.files.uploader import Uploader, UploadIncomplete, UploadRequest
 
 MiB = 1024 * 1024
 PART = 5 * MiB

@@ -8,7 +8,7 @@ from datetime import timedelta
 
 import pytest
 
-from api.upload_sessions import UploadSession, UploadSessionStore
+from api.files.sessions import UploadSession, UploadSessionStore
 from chat4all.clock import utc_now
 
 pytestmark = pytest.mark.integration

@@ -10,9 +10,9 @@ import grpc
 import pytest
 from google.protobuf.message import DecodeError
 
-from api.files import ChunkRequest, _api_error, add_file_service, parse_upload_request
-from api.upload_sessions import SessionConflict
-from api.uploads import ChecksumMismatch, InvalidUpload, Uploader, UploadIncomplete, UploadRequest
+from api.files.sessions import SessionConflict
+from api.files.uploader import ChecksumMismatch, InvalidUpload, Uploader, UploadIncomplete, UploadRequest
+from api.services.files import ChunkRequest, _api_error, add_file_service, parse_upload_request
 from chat4all.objectstore import content_disposition
 from chat4all.v1 import files_pb2, files_pb2_grpc
 from cli.files import filename_from_url

@@ -18,9 +18,9 @@ from api.auth import current_user_uuid
 from api.convert import parse_uuid, ts_from_datetime
 from api.deps import ApiDeps
 from api.errors import ApiError, invalid, not_found
-from api.file_records import FileRecordStore
-from api.upload_sessions import SessionConflict, UploadSessionStore
-from api.uploads import InvalidUpload, Uploader, UploadError, UploadRequest
+from api.files.records import FileRecordStore
+from api.files.sessions import SessionConflict, UploadSessionStore
+from api.files.uploader import InvalidUpload, Uploader, UploadError, UploadRequest
 from chat4all.clock import utc_now
 from chat4all.objectstore import ObjectStore, build_object_store
 from chat4all.v1 import files_pb2, files_pb2_grpc

@@ -38,8 +38,8 @@ from datetime import datetime, timedelta
 
 from minio.error import S3Error
 
-from api.file_records import FileRecord, FileRecordStore
-from api.upload_sessions import (
+from api.files.records import FileRecord, FileRecordStore
+from api.files.sessions import (
     COMPLETE,
     EXPIRED,
     SessionConflict,
