@@ -43,6 +43,7 @@ run: deps
 	scripts/run.sh
 
 test: deps
+	$(BIN)/lint-imports
 	scripts/run_tests.sh
 
 test-unit: venv
@@ -50,6 +51,7 @@ test-unit: venv
 
 lint: venv
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
 
 protos: venv
 	scripts/gen_protos.sh
