@@ -26,9 +26,9 @@ TITLE_CHARS = 200
 MAX_PARTICIPANTS = 500
 CLIENT_MESSAGE_ID_CHARS = 128
 MAX_MARK_READ = 500  # api.pagination.MAX_PAGE_SIZE: a page of history at once
-UPLOAD_ID_CHARS = 128  # api.uploads.MAX_UPLOAD_ID
-FILENAME_CHARS = 255  # api.uploads.MAX_FILENAME
-MIME_TYPE_CHARS = 255  # api.uploads.MAX_MIME_TYPE
+UPLOAD_ID_CHARS = 128  # api.files.validation.MAX_UPLOAD_ID
+FILENAME_CHARS = 255  # api.files.validation.MAX_FILENAME
+MIME_TYPE_CHARS = 255  # api.files.validation.MAX_MIME_TYPE
 SHA256_CHARS = 64  # lowercase hex
 
 

@@ -157,7 +157,7 @@ class _CheckedStream:
 def _check(request: Any, plan: _MessagePlan) -> None:
     if isinstance(request, Undecodable):
         raise invalid(f"the request is not a valid {request.type_name} message (bad wire format or invalid UTF-8)")
-    if isinstance(request, Message):  # not api.files.ChunkRequest: a bare chunk, bytes only
+    if isinstance(request, Message):  # not api.files.handlers.ChunkRequest: a bare chunk, bytes only
         check_message(request, plan)
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
@@ -11,8 +10,6 @@ from cassandra.cluster import Session
 
 from chat4all.cassandra import aexecute
 from chat4all.clock import as_utc
-
-logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -31,11 +28,14 @@ class FileRecord:
     created_at: datetime
 
 
-class FileRecordStore:
-    """Writes a file's row once its object is complete; reads it for downloads and message history."""
+class FileRecordRepository:
+    """Writes a file's row once its object is complete; reads it for downloads and message history.
+
+    Statements are prepared once, here (blocking: build it off the loop).
+    """
 
     def __init__(self, *, session: Session, timeout: float = 10.0) -> None:
-        self._session = session
+        self._cql = session
         self._timeout = timeout
         self._insert = session.prepare(
             "INSERT INTO files (file_id, conversation_id, uploader_id, filename, mime_type, size, sha256, "
@@ -46,17 +46,19 @@ class FileRecordStore:
             "object_key, created_at FROM files WHERE file_id = ?"
         )
 
-    async def insert(self, r: FileRecord) -> None:
+    async def insert(self, record: FileRecord) -> None:
+        """Write the file's row (an upsert: a retried finish writes the same row again)."""
         await aexecute(
-            self._session,
+            self._cql,
             self._insert,
-            (r.file_id, r.conversation_id, r.uploader_id, r.filename, r.mime_type, r.size, r.sha256,
-             r.bucket, r.object_key, r.created_at),
+            (record.file_id, record.conversation_id, record.uploader_id, record.filename, record.mime_type,
+             record.size, record.sha256, record.bucket, record.object_key, record.created_at),
             timeout=self._timeout,
         )
 
-    async def get(self, file_id: uuid.UUID) -> FileRecord | None:
-        rows = await aexecute(self._session, self._get, (file_id,), timeout=self._timeout)
+    async def get(self, file_id: uuid.UUID, *, timeout: float | None = None) -> FileRecord | None:
+        """The file's record, or None; ``timeout`` (seconds) defaults to the repository's."""
+        rows = await aexecute(self._cql, self._get, (file_id,), timeout=self._timeout if timeout is None else timeout)
         row = rows.one()
         if row is None:
             return None

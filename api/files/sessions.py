@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-import logging
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
-from cassandra.cluster import Session
+from cassandra.cluster import ResultSet, Session
 
+from api.files.errors import SessionConflict
 from chat4all.cassandra import aexecute
 from chat4all.clock import as_utc, utc_now
-
-logger = logging.getLogger(__name__)
 
 RECEIVING = "receiving"
 COMPLETE = "complete"
@@ -24,6 +22,14 @@ _COLUMNS = (
     "uploader_id, upload_id, conversation_id, file_id, filename, mime_type, size, sha256, object_key, "
     "s3_upload_id, parts, tail_bytes, bytes_received, state, created_at, expires_at"
 )
+
+
+class Part(NamedTuple):
+    """One S3 part of a multipart upload, as the session row records it."""
+
+    number: int
+    etag: str
+    size: int
 
 
 @dataclass
@@ -42,8 +48,8 @@ class UploadSession:
     created_at: datetime
     expires_at: datetime
     s3_upload_id: str | None = None
-    # (part_number, etag, size) of the S3 parts written so far, in order.
-    parts: list[tuple[int, str, int]] = field(default_factory=list)
+    # The S3 parts written so far, in order.
+    parts: list[Part] = field(default_factory=list)
     tail_bytes: int = 0
     bytes_received: int = 0
     state: str = RECEIVING
@@ -56,10 +62,11 @@ class UploadSession:
     @property
     def parts_bytes(self) -> int:
         """Bytes held in S3 parts; the staged tail starts at this offset."""
-        return sum(size for _, _, size in self.parts)
+        return sum(part.size for part in self.parts)
 
     @property
     def staging_prefix(self) -> str:
+        """Prefix of this upload's staging objects."""
         return staging_prefix(self.file_id)
 
     @property
@@ -68,6 +75,7 @@ class UploadSession:
         return f"{self.staging_prefix}{self.parts_bytes}"
 
     def expired(self, now: datetime | None = None) -> bool:
+        """Whether the session's expiry time has passed at ``now`` (default: the present)."""
         return self.expires_at <= (now or utc_now())
 
 
@@ -76,18 +84,17 @@ def staging_prefix(file_id: uuid.UUID) -> str:
     return f"staging/{file_id}/"
 
 
-class SessionConflict(Exception):
-    """A conditional write lost: another stream changed the session first."""
+class UploadSessionRepository:
+    """Reads and conditionally writes `upload_sessions` rows; every change is fenced on bytes_received
+    and raises SessionConflict when another stream changed the row first.
 
-
-class UploadSessionStore:
-    """Reads and conditionally writes `upload_sessions` rows; every change is fenced on bytes_received.
-
-    Consistency levels come from the cluster's execution profiles (chat4all/cassandra.py).
+    A change is written to the row, then to the UploadSession passed in, so that it keeps saying
+    what the row holds. Statements are prepared once, here (blocking: build it off the loop);
+    consistency levels come from the cluster's execution profiles (chat4all/cassandra.py).
     """
 
     def __init__(self, *, session: Session, timeout: float = 10.0, page_size: int = 500) -> None:
-        self._session = session
+        self._cql = session
         self._timeout = timeout
         self._page_size = page_size
         prepare = session.prepare
@@ -118,8 +125,8 @@ class UploadSessionStore:
         self._scan = prepare(f"SELECT {_COLUMNS} FROM upload_sessions")
         self._scan.fetch_size = page_size
 
-    async def _run(self, stmt, params, *, paging_state: bytes | None = None):  # noqa: ANN001, ANN202 - thin wrapper
-        return await aexecute(self._session, stmt, params, timeout=self._timeout, paging_state=paging_state)
+    async def _run(self, stmt: Any, params: Any, *, paging_state: bytes | None = None) -> ResultSet:
+        return await aexecute(self._cql, stmt, params, timeout=self._timeout, paging_state=paging_state)
 
     async def _pages(self, stmt: Any, params: Any) -> AsyncIterator[list[Any]]:
         """The rows of a paged query, one driver page (``page_size`` rows) at a time."""
@@ -131,7 +138,7 @@ class UploadSessionStore:
             if paging_state is None:
                 return
 
-    async def get(self, uploader_id: uuid.UUID, upload_id: str) -> UploadSession | None:
+    async def get(self, *, uploader_id: uuid.UUID, upload_id: str) -> UploadSession | None:
         """The uploader's session named ``upload_id``, or None."""
         rows = await self._run(self._get, (uploader_id, upload_id))
         row = rows.one()
@@ -147,67 +154,73 @@ class UploadSessionStore:
                     open_until.append(expires_at)
         return open_until
 
-    async def create(self, s: UploadSession) -> bool:
+    async def create(self, session: UploadSession) -> bool:
         """Insert a new session; False if the uploader already has one with this upload_id."""
         result = await self._run(
             self._insert,
-            (s.uploader_id, s.upload_id, s.conversation_id, s.file_id, s.filename, s.mime_type, s.size,
-             s.sha256, s.object_key, s.s3_upload_id, s.parts, s.tail_bytes, s.bytes_received, s.state,
-             s.created_at, s.expires_at),
+            (session.uploader_id, session.upload_id, session.conversation_id, session.file_id, session.filename,
+             session.mime_type, session.size, session.sha256, session.object_key, session.s3_upload_id,
+             session.parts, session.tail_bytes, session.bytes_received, session.state, session.created_at,
+             session.expires_at),
         )
         return bool(result.was_applied)
 
-    async def set_s3_upload(self, s: UploadSession, s3_upload_id: str) -> None:
+    async def set_s3_upload(self, session: UploadSession, *, s3_upload_id: str) -> None:
         """Record the S3 multipart upload id (right after creating it, so that clean-up can abort it)."""
-        result = await self._run(self._set_s3_upload, (s3_upload_id, *s.key, s.bytes_received, RECEIVING))
+        result = await self._run(
+            self._set_s3_upload, (s3_upload_id, *session.key, session.bytes_received, RECEIVING)
+        )
         if not result.was_applied:
-            raise SessionConflict(s.upload_id)
-        s.s3_upload_id = s3_upload_id
+            raise SessionConflict(session.upload_id)
+        session.s3_upload_id = s3_upload_id
 
-    async def commit_part(self, s: UploadSession, part: tuple[int, str, int], *, expires_at: datetime) -> None:
+    async def commit_part(self, session: UploadSession, *, part: Part, expires_at: datetime) -> None:
         """Record a written part; the staged tail (now inside the part) no longer counts."""
-        new_received = s.parts_bytes + part[2]
+        new_received = session.parts_bytes + part.size
         result = await self._run(
-            self._commit_part, ([part], new_received, expires_at, *s.key, s.bytes_received, RECEIVING)
+            self._commit_part, ([part], new_received, expires_at, *session.key, session.bytes_received, RECEIVING)
         )
         if not result.was_applied:
-            raise SessionConflict(s.upload_id)
-        s.parts.append(part)
-        s.tail_bytes = 0
-        s.bytes_received = new_received
-        s.expires_at = expires_at
+            raise SessionConflict(session.upload_id)
+        session.parts.append(part)
+        session.tail_bytes = 0
+        session.bytes_received = new_received
+        session.expires_at = expires_at
 
-    async def commit_tail(self, s: UploadSession, tail_bytes: int, *, expires_at: datetime) -> None:
-        """Record that the staging object at ``s.tail_key`` now holds ``tail_bytes`` durable bytes."""
-        new_received = s.parts_bytes + tail_bytes
+    async def commit_tail(self, session: UploadSession, *, tail_bytes: int, expires_at: datetime) -> None:
+        """Record that the staging object at ``session.tail_key`` now holds ``tail_bytes`` durable bytes."""
+        new_received = session.parts_bytes + tail_bytes
         result = await self._run(
-            self._commit_tail, (tail_bytes, new_received, expires_at, *s.key, s.bytes_received, RECEIVING)
+            self._commit_tail, (tail_bytes, new_received, expires_at, *session.key, session.bytes_received, RECEIVING)
         )
         if not result.was_applied:
-            raise SessionConflict(s.upload_id)
-        s.tail_bytes = tail_bytes
-        s.bytes_received = new_received
-        s.expires_at = expires_at
+            raise SessionConflict(session.upload_id)
+        session.tail_bytes = tail_bytes
+        session.bytes_received = new_received
+        session.expires_at = expires_at
 
-    async def mark_complete(self, s: UploadSession) -> None:
+    async def mark_complete(self, session: UploadSession) -> None:
         """The file is stored and its metadata written; keep the row so that a retry gets the same file_id."""
-        result = await self._run(self._complete, (COMPLETE, s.size, *s.key, s.bytes_received, RECEIVING))
+        result = await self._run(
+            self._complete, (COMPLETE, session.size, *session.key, session.bytes_received, RECEIVING)
+        )
         if not result.was_applied:
-            raise SessionConflict(s.upload_id)
-        s.state = COMPLETE
-        s.bytes_received = s.size
-        s.parts = []
-        s.tail_bytes = 0
+            raise SessionConflict(session.upload_id)
+        session.state = COMPLETE
+        session.bytes_received = session.size
+        session.parts = []
+        session.tail_bytes = 0
 
-    async def mark_expired(self, s: UploadSession) -> bool:
+    async def mark_expired(self, session: UploadSession) -> bool:
         """Claim an expired session for clean-up; False if a stream extended it meanwhile."""
-        result = await self._run(self._expire, (EXPIRED, *s.key, s.expires_at))
+        result = await self._run(self._expire, (EXPIRED, *session.key, session.expires_at))
         if result.was_applied:
-            s.state = EXPIRED
+            session.state = EXPIRED
         return bool(result.was_applied)
 
-    async def delete(self, s: UploadSession) -> None:
-        await self._run(self._delete, s.key)
+    async def delete(self, session: UploadSession) -> None:
+        """Delete the session's row (if it is still there)."""
+        await self._run(self._delete, session.key)
 
     async def scan(self) -> AsyncIterator[list[UploadSession]]:
         """Every session, one page (``page_size`` rows, the driver's paging) at a time: the cleaner
@@ -216,7 +229,7 @@ class UploadSessionStore:
             yield [_from_row(r) for r in page]
 
 
-def _from_row(row) -> UploadSession:  # noqa: ANN001 - driver row
+def _from_row(row: Any) -> UploadSession:
     return UploadSession(
         uploader_id=row.uploader_id,
         upload_id=row.upload_id,
@@ -230,7 +243,7 @@ def _from_row(row) -> UploadSession:  # noqa: ANN001 - driver row
         created_at=as_utc(row.created_at),
         expires_at=as_utc(row.expires_at),
         s3_upload_id=row.s3_upload_id,
-        parts=[(int(n), str(e), int(z)) for n, e, z in (row.parts or [])],
+        parts=[Part(int(n), str(e), int(z)) for n, e, z in (row.parts or [])],
         tail_bytes=row.tail_bytes or 0,
         bytes_received=row.bytes_received or 0,
         state=row.state or RECEIVING,

@@ -10,17 +10,20 @@ from datetime import timedelta
 from typing import Any
 
 import grpc
-import urllib3
-from minio.error import ServerError
 
 from api.access import require_participant
 from api.auth import current_user_uuid
 from api.convert import parse_uuid, ts_from_datetime
 from api.deps import ApiDeps
 from api.errors import ApiError, invalid, not_found
-from api.files.records import FileRecordStore
-from api.files.sessions import SessionConflict, UploadSessionStore
-from api.files.uploader import InvalidUpload, Uploader, UploadError, UploadRequest
+from api.files.cleaner import run_cleaner
+from api.files.errors import S3_OUTAGE, FileError, InvalidUpload
+from api.files.handlers import add_file_service
+from api.files.memory import set_mmap_threshold
+from api.files.records import FileRecordRepository
+from api.files.sessions import UploadSessionRepository
+from api.files.uploader import Uploader
+from api.files.validation import UploadRequest
 from chat4all.clock import utc_now
 from chat4all.objectstore import ObjectStore, build_object_store
 from chat4all.v1 import files_pb2, files_pb2_grpc
@@ -28,121 +31,20 @@ from chat4all.v1 import files_pb2, files_pb2_grpc
 logger = logging.getLogger(__name__)
 
 
-# S3 not answering (connection refused, timeouts, 5xx after the SDK's retries): the client
-# should resume later, so UNAVAILABLE rather than INTERNAL.
-S3_OUTAGE: tuple[type[BaseException], ...] = (urllib3.exceptions.HTTPError, ServerError)
-
-_M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter number
-
-
-def set_mmap_threshold(threshold_bytes: int) -> bool:
-    """Serve allocations of at least ``threshold_bytes`` with mmap, so that freed ones go back to the OS.
-
-    glibc raises its mmap threshold dynamically (up to 32 MiB) once large blocks are freed; after
-    that, large buffers come from the heap and may stay resident after use. A fixed threshold
-    turns that off. The default, 8 MiB, sits between the two sizes an upload allocates: chunks
-    (at most 4 MiB, allocated and freed once per message) come from the heap, whose blocks are
-    reused, while part buffers (8 MiB, a few per stream, reused for the stream's life) are mapped
-    and go back to the OS when the stream ends. A threshold below the chunk size maps and unmaps
-    every chunk: the 1 MiB threshold used before cost the API about 1.4 s of CPU per GiB in
-    page faults and unmapping (docs/files.md). Process-wide, glibc only; returns whether it was
-    applied.
-    """
-    if threshold_bytes <= 0:
-        return False
-    try:
-        import ctypes
-
-        libc = ctypes.CDLL("libc.so.6")
-        return bool(libc.mallopt(_M_MMAP_THRESHOLD, threshold_bytes))
-    except (OSError, AttributeError):
-        return False
-
-
-class ChunkRequest:
-    """An UploadFileRequest that holds only a chunk, as ``parse_upload_request`` returns it: ``chunk``
-    is a view into the message gRPC received, not a copy."""
-
-    __slots__ = ("chunk",)
-
-    def __init__(self, chunk: memoryview) -> None:
-        self.chunk = chunk
-
-    def WhichOneof(self, oneof_group: str) -> str | None:  # noqa: N802 - protobuf's name
-        return "chunk" if oneof_group == "payload" else None
-
-    def HasField(self, field_name: str) -> bool:  # noqa: N802 - protobuf's name
-        return field_name in ("chunk", "payload")
-
-
-_CHUNK_TAG = 0x12  # field 2 (chunk), wire type 2 (length-delimited)
-
-
-def parse_upload_request(data: bytes) -> files_pb2.UploadFileRequest | ChunkRequest:
-    """``UploadFileRequest.FromString``, except for a message that is one chunk field and nothing
-    else (every message after the first): that one becomes a ChunkRequest viewing ``data``.
-
-    The protobuf parser would copy each chunk twice (into its arena, then into a new bytes object
-    when the field is read); at 1 MiB a message that was a third of the API's CPU per uploaded
-    byte, with the allocations. Anything else (info, unknown fields, a repeated field) goes to
-    protobuf, so the result is what protobuf would give.
-    """
-    if len(data) > 1 and data[0] == _CHUNK_TAG:
-        length, shift, pos = 0, 0, 1
-        while pos < len(data) and shift < 64:
-            byte = data[pos]
-            pos += 1
-            length |= (byte & 0x7F) << shift
-            if byte < 0x80:
-                if pos + length == len(data):
-                    return ChunkRequest(memoryview(data)[pos:])
-                break
-            shift += 7
-    return files_pb2.UploadFileRequest.FromString(data)
-
-
-def add_file_service(servicer: files_pb2_grpc.FileServiceServicer, server: grpc.aio.Server) -> None:
-    """``files_pb2_grpc.add_FileServiceServicer_to_server``, built from the service descriptor the
-    same way, except that UploadFile's messages are parsed by ``parse_upload_request``."""
-    service = files_pb2.DESCRIPTOR.services_by_name["FileService"]
-    makers = {
-        (False, False): grpc.unary_unary_rpc_method_handler,
-        (True, False): grpc.stream_unary_rpc_method_handler,
-        (False, True): grpc.unary_stream_rpc_method_handler,
-        (True, True): grpc.stream_stream_rpc_method_handler,
-    }
-    handlers = {}
-    for method in service.methods:
-        request, response = getattr(files_pb2, method.input_type.name), getattr(files_pb2, method.output_type.name)
-        handlers[method.name] = makers[method.client_streaming, method.server_streaming](
-            getattr(servicer, method.name),
-            request_deserializer=parse_upload_request if method.name == "UploadFile" else request.FromString,
-            response_serializer=response.SerializeToString,
-        )
-    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(service.full_name, handlers),))
-    server.add_registered_method_handlers(service.full_name, handlers)
-
-
-def _api_error(exc: UploadError | SessionConflict) -> ApiError:
-    if isinstance(exc, SessionConflict):
-        return ApiError(grpc.StatusCode.ABORTED, f"another stream is writing upload {exc}; check GetUploadStatus and resume")
-    trailers: tuple[tuple[str, str], ...] = ()
-    if exc.bytes_received is not None:
-        trailers += (("bytes-received", str(exc.bytes_received)),)
-    if exc.retry_after is not None:
-        trailers += (("retry-after", f"{exc.retry_after:.3f}"),)
-    return ApiError(getattr(grpc.StatusCode, exc.code), exc.message, trailers=trailers)
+def api_error(exc: FileError) -> ApiError:
+    """The answer to a files-package error: its status, its message, and its trailers."""
+    return ApiError(exc.code, exc.message, trailers=exc.trailers)
 
 
 class FileServicer(files_pb2_grpc.FileServiceServicer):
-    """Uploads (see api.uploads), their status, and download URLs; participants only."""
+    """Uploads (see api.files), their status, and download URLs; participants only."""
 
     def __init__(self, *, deps: ApiDeps, object_store: ObjectStore | None = None) -> None:
         self._deps = deps
         self._settings = deps.settings
         self._objects = object_store or build_object_store(deps.settings)
         self._uploader: Uploader | None = None
-        self._files: FileRecordStore | None = None
+        self._records: FileRecordRepository | None = None
         self._ready = asyncio.Lock()
         self._bucket_ok = False
         self._cleaner: asyncio.Task | None = None
@@ -178,7 +80,7 @@ class FileServicer(files_pb2_grpc.FileServiceServicer):
                 logger.warning("upload clean-up waits for Cassandra: %s", exc)
                 await asyncio.sleep(interval)
                 continue
-            await uploader.run_cleaner(interval)
+            await run_cleaner(uploader, interval_seconds=interval)
 
     async def _get_uploader(self) -> Uploader:
         if self._uploader is not None:
@@ -188,16 +90,19 @@ class FileServicer(files_pb2_grpc.FileServiceServicer):
                 session = await self._deps.store.session(self._settings.api_storage_timeout_seconds)
                 timeout = self._settings.api_storage_timeout_seconds
 
-                def build() -> tuple[UploadSessionStore, FileRecordStore]:
+                def build() -> tuple[UploadSessionRepository, FileRecordRepository]:
                     # Preparing statements blocks: off the loop.
-                    return UploadSessionStore(session=session, timeout=timeout), FileRecordStore(session=session, timeout=timeout)
+                    return (
+                        UploadSessionRepository(session=session, timeout=timeout),
+                        FileRecordRepository(session=session, timeout=timeout),
+                    )
 
-                sessions, files = await asyncio.to_thread(build)
-                self._files = files
+                sessions, records = await asyncio.to_thread(build)
+                self._records = records
                 self._uploader = Uploader(
                     sessions=sessions,
-                    files=files,
-                    store=self._objects,
+                    records=records,
+                    objects=self._objects,
                     max_file_bytes=self._settings.max_file_bytes,
                     part_bytes=self._settings.upload_part_bytes,
                     max_chunk_bytes=self._settings.upload_max_chunk_bytes,
@@ -260,8 +165,8 @@ class FileServicer(files_pb2_grpc.FileServiceServicer):
 
         try:
             stored = await uploader.upload(req, chunks())
-        except (UploadError, SessionConflict) as exc:
-            raise _api_error(exc) from None
+        except FileError as exc:
+            raise api_error(exc) from None
         except S3_OUTAGE as exc:
             logger.warning("upload %s: object storage unavailable: %s", req.upload_id, type(exc).__name__)
             raise ApiError(
@@ -277,8 +182,8 @@ class FileServicer(files_pb2_grpc.FileServiceServicer):
         uploader = await self._get_uploader()
         try:
             session = await uploader.status(upload_id=request.upload_id, caller_id=current_user_uuid(context))
-        except UploadError as exc:
-            raise _api_error(exc) from None
+        except FileError as exc:
+            raise api_error(exc) from None
         return files_pb2.GetUploadStatusResponse(
             bytes_received=session.bytes_received, size=session.size, expires_at=ts_from_datetime(session.expires_at)
         )
@@ -288,8 +193,8 @@ class FileServicer(files_pb2_grpc.FileServiceServicer):
     ) -> files_pb2.GetDownloadUrlResponse:
         file_id = parse_uuid(request.file_id, "file_id")
         await self._get_uploader()
-        assert self._files is not None
-        record = await self._files.get(file_id)
+        assert self._records is not None
+        record = await self._records.get(file_id)
         if record is None:
             raise not_found(f"file {file_id} not found")
         await require_participant(self._deps.store, str(record.conversation_id), current_user_uuid(context), context=context)

@@ -15,8 +15,10 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from api.files.sessions import RECEIVING, SessionConflict, UploadSession
-from api.files.uploader import Uploader, UploadIncomplete, UploadRequest
+from api.files.errors import SessionConflict, UploadIncomplete
+from api.files.sessions import RECEIVING, UploadSession
+from api.files.uploader import Uploader
+from api.files.validation import UploadRequest
 
 MiB = 1024 * 1024
 PART = 5 * MiB
@@ -139,7 +141,7 @@ class FakeFiles:
 
 
 def make_uploader(store: FakeStore, sessions: FakeSessions, *, parts_in_flight: int = 2) -> Uploader:
-    return Uploader(sessions=sessions, files=FakeFiles(), store=store, max_file_bytes=2 * 1024**3,  # type: ignore[arg-type]
+    return Uploader(sessions=sessions, records=FakeFiles(), objects=store, max_file_bytes=2 * 1024**3,  # type: ignore[arg-type]
                     part_bytes=PART, max_chunk_bytes=4 * MiB, session_ttl_seconds=3600, parts_in_flight=parts_in_flight)
 
 

@@ -1,4 +1,4 @@
-"""UploadSessionStore on the real Cassandra: the cleaner's scan and the per-user count read a page at a time."""
+"""UploadSessionRepository on the real Cassandra: the cleaner's scan and the per-user count read a page at a time."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from datetime import timedelta
 
 import pytest
 
-from api.files.sessions import UploadSession, UploadSessionStore
+from api.files.sessions import UploadSession, UploadSessionRepository
 from chat4all.clock import utc_now
 
 pytestmark = pytest.mark.integration
@@ -27,7 +27,7 @@ def test_scan_and_open_sessions_page_through_the_table(cql) -> None:  # noqa: AN
         )
 
     async def run() -> tuple[list[int], set[str], int]:
-        store = await asyncio.to_thread(UploadSessionStore, session=cql, page_size=3)
+        store = await asyncio.to_thread(UploadSessionRepository, session=cql, page_size=3)
         mine = [session(i) for i in range(8)]
         try:
             for s in mine:

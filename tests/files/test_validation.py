@@ -10,9 +10,11 @@ import grpc
 import pytest
 from google.protobuf.message import DecodeError
 
-from api.files.sessions import SessionConflict
-from api.files.uploader import ChecksumMismatch, InvalidUpload, Uploader, UploadIncomplete, UploadRequest
-from api.services.files import ChunkRequest, _api_error, add_file_service, parse_upload_request
+from api.files.errors import ChecksumMismatch, InvalidUpload, SessionConflict, UploadIncomplete
+from api.files.handlers import ChunkRequest, add_file_service, parse_upload_request
+from api.files.uploader import Uploader
+from api.files.validation import UploadRequest
+from api.services.files import api_error as _api_error
 from chat4all.objectstore import content_disposition
 from chat4all.v1 import files_pb2, files_pb2_grpc
 from cli.files import filename_from_url
@@ -23,7 +25,7 @@ GOOD = dict(uploader_id=uuid.uuid4(), conversation_id=uuid.uuid4(), filename="a.
 
 def uploader() -> Uploader:
     # Stores are not touched by validate().
-    return Uploader(sessions=None, files=None, store=None, max_file_bytes=2 * 1024**3,  # type: ignore[arg-type]
+    return Uploader(sessions=None, records=None, objects=None, max_file_bytes=2 * 1024**3,  # type: ignore[arg-type]
                     part_bytes=8 * 1024**2, max_chunk_bytes=4 * 1024**2, session_ttl_seconds=60)
 
 
@@ -57,7 +59,7 @@ def test_limits_are_inclusive() -> None:
 
 def test_part_size_below_s3_minimum_is_refused() -> None:
     with pytest.raises(ValueError, match="5 MiB"):
-        Uploader(sessions=None, files=None, store=None, max_file_bytes=1, part_bytes=4 * 1024**2,  # type: ignore[arg-type]
+        Uploader(sessions=None, records=None, objects=None, max_file_bytes=1, part_bytes=4 * 1024**2,  # type: ignore[arg-type]
                  max_chunk_bytes=1, session_ttl_seconds=1)
 
 
