@@ -1,9 +1,11 @@
 """The gRPC API server (grpc.aio): services, interceptors, health, reflection and metrics.
 
-Adding a service: append a `module:function` to EXTRA_SERVICES. The function takes the ApiDeps and
-returns a ServiceRegistration; the server registers it, lists it in reflection and health, runs its
-optional `start()` / `stop()` coroutines, and puts it behind the auth interceptor (its methods
-need a token unless listed in api.auth.PUBLIC_METHODS) and the error/metrics interceptor.
+Adding a service: give its module a `registration(deps) -> ServiceRegistration` (api.registration)
+and add that function to SERVICES in cli/api.py, the one list of what the API process serves. The
+server registers each, lists it in reflection and health, runs its optional `start()` / `stop()`
+coroutines, and puts it behind the auth interceptor (its methods need a token unless listed in
+api.auth.PUBLIC_METHODS) and the error/metrics interceptor. It refuses to start unless the list
+serves exactly the services the protos (chat4all/v1) declare.
 """
 
 from __future__ import annotations
@@ -11,105 +13,64 @@ from __future__ import annotations
 import asyncio
 import importlib
 import logging
+import pkgutil
 import signal
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
+from collections import Counter
+from collections.abc import Callable, Sequence
 
 import grpc
 from google.protobuf import descriptor_pool
 from grpc_health.v1 import health, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+import chat4all.v1
 from api import metrics
 from api.auth import AuthInterceptor
 from api.connection_policy import connection_options
 from api.deps import ApiDeps, build_deps
 from api.health import watch_dependencies
 from api.interceptors import ObservabilityInterceptor
+from api.registration import ServiceFactory, ServiceRegistration
 from api.startup import check_settings
 from api.tls import grpc_server_credentials, load_server_tls
 from api.validation import InputInterceptor
 from chat4all.settings import Settings
-from chat4all.v1 import (
-    auth_pb2,
-    auth_pb2_grpc,
-    conversations_pb2,
-    conversations_pb2_grpc,
-    messages_pb2,
-    messages_pb2_grpc,
-    users_pb2,
-    users_pb2_grpc,
-)
 
 logger = logging.getLogger(__name__)
-
-# Services other areas own, loaded by name so that this module does not change for them.
-# A module that is not there yet is skipped with a warning.
-EXTRA_SERVICES: tuple[str, ...] = ("api.services.files:registration", "gateway.service:registration")
 
 
 class PortInUse(RuntimeError):
     """The API's port could not be bound."""
 
 
-@dataclass(frozen=True, kw_only=True)
-class ServiceRegistration:
-    """One gRPC service: its generated `add_XServicer_to_server`, the servicer and its full name."""
-
-    add_fn: Callable[[Any, grpc.aio.Server], None]
-    servicer: Any
-    name: str  # e.g. "chat4all.v1.FileService", for reflection and health
+class MissingService(RuntimeError):
+    """The services given to the server are not exactly those the protos declare."""
 
 
-def core_services(deps: ApiDeps) -> list[ServiceRegistration]:
-    """The services this module owns."""
-    from api.services.auth import AuthServicer
-    from api.services.conversations import ConversationServicer
-    from api.services.messages import MessageServicer
-    from api.services.users import UserServicer
+def declared_services() -> set[str]:
+    """The full name of every service in the generated modules of chat4all/v1."""
+    names: set[str] = set()
+    for info in pkgutil.iter_modules(chat4all.v1.__path__):
+        if info.name.endswith("_pb2"):
+            module = importlib.import_module(f"chat4all.v1.{info.name}")
+            names.update(service.full_name for service in module.DESCRIPTOR.services_by_name.values())
+    return names
 
-    def full_name(module: Any, service: str) -> str:
-        return module.DESCRIPTOR.services_by_name[service].full_name
 
-    return [
-        ServiceRegistration(
-            add_fn=auth_pb2_grpc.add_AuthServiceServicer_to_server,
-            servicer=AuthServicer(deps=deps),
-            name=full_name(auth_pb2, "AuthService"),
-        ),
-        ServiceRegistration(
-            add_fn=users_pb2_grpc.add_UserServiceServicer_to_server,
-            servicer=UserServicer(deps=deps),
-            name=full_name(users_pb2, "UserService"),
-        ),
-        ServiceRegistration(
-            add_fn=conversations_pb2_grpc.add_ConversationServiceServicer_to_server,
-            servicer=ConversationServicer(deps=deps),
-            name=full_name(conversations_pb2, "ConversationService"),
-        ),
-        ServiceRegistration(
-            add_fn=messages_pb2_grpc.add_MessageServiceServicer_to_server,
-            servicer=MessageServicer(deps=deps),
-            name=full_name(messages_pb2, "MessageService"),
-        ),
+def check_services(names: Sequence[str]) -> None:
+    """Raise MissingService unless `names` are the declared services, each once."""
+    declared, counts = declared_services(), Counter(names)
+    problems = [
+        f"{what}: {', '.join(sorted(which))}"
+        for what, which in (
+            ("not served", declared - counts.keys()),
+            ("not declared", counts.keys() - declared),
+            ("registered twice", {name for name, n in counts.items() if n > 1}),
+        )
+        if which
     ]
-
-
-def service_registrations(deps: ApiDeps) -> list[ServiceRegistration]:
-    """Core services plus every EXTRA_SERVICES entry whose module exists."""
-    registrations = core_services(deps)
-    for target in EXTRA_SERVICES:
-        module_name, attr = target.split(":")
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            if exc.name is None or not (module_name == exc.name or module_name.startswith(exc.name + ".")):
-                raise  # the module exists but one of its imports is missing: a real error
-            logger.warning("service %s not available (module %s missing); skipped", target, module_name)
-            continue
-        registrations.append(getattr(module, attr)(deps))
-    return registrations
+    if problems:
+        raise MissingService("the API's services do not match the protos in chat4all/v1: " + "; ".join(problems))
 
 
 def build_server(deps: ApiDeps, registrations: list[ServiceRegistration]) -> tuple[grpc.aio.Server, health.aio.HealthServicer]:
@@ -149,13 +110,21 @@ def build_server(deps: ApiDeps, registrations: list[ServiceRegistration]) -> tup
     return server, health_servicer
 
 
-async def serve(settings: Settings, *, ready: Callable[[int], None] | None = None) -> None:
-    """Run the API until SIGTERM/SIGINT, then let in-flight calls finish (api_grace_seconds).
+async def serve(
+    settings: Settings, *, services: Sequence[ServiceFactory], ready: Callable[[int], None] | None = None
+) -> None:
+    """Run the API with `services` until SIGTERM/SIGINT, then let in-flight calls finish (api_grace_seconds).
 
-    Refuses to start (MissingSecret, UnsafeSettings) with the settings api.startup names."""
+    Refuses to start with the settings api.startup names (MissingSecret, UnsafeSettings) and with
+    services that are not exactly the protos' (MissingService)."""
     check_settings(settings)
     deps = build_deps(settings)
-    registrations = service_registrations(deps)
+    registrations = [registration(deps) for registration in services]
+    try:
+        check_services([reg.name for reg in registrations])
+    except MissingService:
+        await deps.close()
+        raise
     server, health_servicer = build_server(deps, registrations)
     address = f"{settings.api_host}:{settings.api_port}"
     tls = load_server_tls(settings=settings)

@@ -1,13 +1,29 @@
-"""`chat4all api`: run the gRPC API server."""
+"""`chat4all api`: run the gRPC API server with every service of the API process."""
 
 from __future__ import annotations
 
 import asyncio
-import logging
 
 import click
 
-logger = logging.getLogger(__name__)
+from api.registration import ServiceFactory
+from api.server import MissingService, PortInUse, serve
+from api.services import auth, conversations, files, messages, users
+from api.startup import UnsafeSettings
+from api.tokens import MissingSecret
+from chat4all.settings import get_settings
+from gateway import service as events
+
+# What the API process serves, one static list: a missing or misnamed module fails at import, and a
+# service of the protos left out (or one the protos do not declare) fails start-up (MissingService).
+SERVICES: tuple[ServiceFactory, ...] = (
+    auth.registration,
+    users.registration,
+    conversations.registration,
+    messages.registration,
+    files.registration,
+    events.registration,  # the realtime gateway's EventService and its WebSocket server
+)
 
 
 @click.command("api")
@@ -16,14 +32,9 @@ logger = logging.getLogger(__name__)
 @click.option("--metrics-port", type=int, default=None, help="Prometheus port (default: CHAT4ALL_API_METRICS_PORT).")
 def api(host: str | None, port: int | None, metrics_port: int | None) -> None:
     """Run the gRPC API (auth, users, conversations, messages, files) until SIGTERM."""
-    from api.server import PortInUse, serve
-    from api.startup import UnsafeSettings
-    from api.tokens import MissingSecret
-    from chat4all.settings import get_settings
-
     overrides = {k: v for k, v in {"api_host": host, "api_port": port, "api_metrics_port": metrics_port}.items() if v is not None}
     settings = get_settings().model_copy(update=overrides)
     try:
-        asyncio.run(serve(settings))
-    except (MissingSecret, UnsafeSettings, PortInUse) as exc:
+        asyncio.run(serve(settings, services=SERVICES))
+    except (MissingSecret, UnsafeSettings, PortInUse, MissingService) as exc:
         raise click.ClickException(str(exc)) from None

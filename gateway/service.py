@@ -12,7 +12,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from api.auth import bearer_token, current_claims
 from api.deps import ApiDeps
 from api.errors import ApiError
-from api.server import ServiceRegistration
+from api.registration import ServiceRegistration, full_name
 from api.tls import server_ssl_context
 from api.tokens import Claims
 from chat4all.redis_client import redis_client
@@ -146,9 +146,9 @@ class EventServicer(events_pb2_grpc.EventServiceServicer):
 
 
 def registration(deps: ApiDeps) -> ServiceRegistration:
-    """EXTRA_SERVICES entry point (api/server.py)."""
+    """EventService, for the API server's list of services (cli/api.py)."""
     return ServiceRegistration(
         add_fn=events_pb2_grpc.add_EventServiceServicer_to_server,
         servicer=EventServicer(deps=deps),
-        name=events_pb2.DESCRIPTOR.services_by_name["EventService"].full_name,
+        name=full_name(events_pb2, "EventService"),
     )

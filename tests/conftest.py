@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 from collections.abc import Iterator
 
 import pytest
@@ -11,9 +10,8 @@ from cassandra.cluster import Session
 from chat4all.cassandra import connect
 from chat4all.settings import Settings, get_settings
 
-# Fixture modules written per area; each is registered once it exists in the tree.
-_FIXTURE_MODULES = ["tests.fixtures.stack", "tests.fixtures.worker", "tests.fixtures.api"]
-pytest_plugins = [m for m in _FIXTURE_MODULES if importlib.util.find_spec(m) is not None]
+# The fixture modules, one per area; a missing or misnamed one stops the test session.
+pytest_plugins = ["tests.fixtures.stack", "tests.fixtures.worker", "tests.fixtures.api"]
 
 
 @pytest.fixture(scope="session")

@@ -14,6 +14,7 @@ from api.convert import ts_from_ms
 from api.deps import ApiDeps
 from api.errors import ApiError, invalid, unauthenticated
 from api.login_throttle import Outcome
+from api.registration import ServiceRegistration, full_name
 from api.services.users import validate_channels
 from chat4all.clock import utc_now
 from chat4all.v1 import auth_pb2, auth_pb2_grpc
@@ -100,3 +101,12 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
     ) -> auth_pb2.RevokeTokenResponse:
         await self._deps.tokens.revoke(current_claims(context))
         return auth_pb2.RevokeTokenResponse()
+
+
+def registration(deps: ApiDeps) -> ServiceRegistration:
+    """AuthService, for the API server's list of services (cli/api.py)."""
+    return ServiceRegistration(
+        add_fn=auth_pb2_grpc.add_AuthServiceServicer_to_server,
+        servicer=AuthServicer(deps=deps),
+        name=full_name(auth_pb2, "AuthService"),
+    )

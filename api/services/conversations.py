@@ -17,6 +17,7 @@ from api.convert import parse_uuid, ts_from_datetime
 from api.deps import ApiDeps
 from api.errors import invalid, not_found
 from api.pagination import cursor_uuid, page_size
+from api.registration import ServiceRegistration, full_name
 from chat4all.clock import utc_now
 from chat4all.v1 import conversations_pb2 as pb
 from chat4all.v1 import conversations_pb2_grpc
@@ -144,3 +145,12 @@ class ConversationServicer(conversations_pb2_grpc.ConversationServiceServicer):
         conversations = [to_proto(c) for c in loaded if c is not None]
         token = self._deps.cursors.encode("conversations", {"after": str(ids[-1])}) if more else ""
         return pb.ListConversationsResponse(conversations=conversations, next_page_token=token)
+
+
+def registration(deps: ApiDeps) -> ServiceRegistration:
+    """ConversationService, for the API server's list of services (cli/api.py)."""
+    return ServiceRegistration(
+        add_fn=conversations_pb2_grpc.add_ConversationServiceServicer_to_server,
+        servicer=ConversationServicer(deps=deps),
+        name=full_name(pb, "ConversationService"),
+    )

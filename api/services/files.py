@@ -7,7 +7,6 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 from datetime import timedelta
-from typing import Any
 
 import grpc
 
@@ -24,6 +23,7 @@ from api.files.records import FileRecordRepository
 from api.files.sessions import UploadSessionRepository
 from api.files.uploader import Uploader
 from api.files.validation import UploadRequest
+from api.registration import ServiceRegistration, full_name
 from chat4all.clock import utc_now
 from chat4all.objectstore import ObjectStore, build_object_store
 from chat4all.v1 import files_pb2, files_pb2_grpc
@@ -204,12 +204,10 @@ class FileServicer(files_pb2_grpc.FileServiceServicer):
         return files_pb2.GetDownloadUrlResponse(url=url, expires_at=ts_from_datetime(expires_at))
 
 
-def registration(deps: ApiDeps) -> Any:
-    """The FileService registration api.server picks up (EXTRA_SERVICES)."""
-    from api.server import ServiceRegistration
-
+def registration(deps: ApiDeps) -> ServiceRegistration:
+    """FileService, for the API server's list of services (cli/api.py)."""
     return ServiceRegistration(
         add_fn=add_file_service,
         servicer=FileServicer(deps=deps),
-        name=files_pb2.DESCRIPTOR.services_by_name["FileService"].full_name,
+        name=full_name(files_pb2, "FileService"),
     )

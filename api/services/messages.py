@@ -20,6 +20,7 @@ from api.errors import ApiError, denied, invalid, not_found
 from api.idempotency import ClaimedMessage, fingerprint
 from api.pagination import MAX_PAGE_SIZE, cursor_ms, cursor_uuid, page_size
 from api.publisher import NotPublished
+from api.registration import ServiceRegistration, full_name
 from api.wire import message_event
 from chat4all.clock import as_utc, now_ms, to_ms
 from chat4all.topics import CHANNELS, MESSAGES, NATIVE, STATUS_UPDATES
@@ -308,3 +309,10 @@ class MessageServicer(messages_pb2_grpc.MessageServiceServicer):
         return pb.MarkReadResponse()
 
 
+def registration(deps: ApiDeps) -> ServiceRegistration:
+    """MessageService, for the API server's list of services (cli/api.py)."""
+    return ServiceRegistration(
+        add_fn=messages_pb2_grpc.add_MessageServiceServicer_to_server,
+        servicer=MessageServicer(deps=deps),
+        name=full_name(pb, "MessageService"),
+    )

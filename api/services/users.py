@@ -10,6 +10,7 @@ from api import limits
 from api.auth import current_user_uuid
 from api.deps import ApiDeps
 from api.errors import invalid, not_found
+from api.registration import ServiceRegistration, full_name
 from chat4all.v1 import users_pb2, users_pb2_grpc
 
 logger = logging.getLogger(__name__)
@@ -66,3 +67,12 @@ class UserServicer(users_pb2_grpc.UserServiceServicer):
         channel = validate_channel(request.channel)
         await self._deps.store.execute("unlink_channel", (channel, current_user_uuid(context)), context=context)
         return users_pb2.UnlinkChannelResponse(channels=await self._channels(context))
+
+
+def registration(deps: ApiDeps) -> ServiceRegistration:
+    """UserService, for the API server's list of services (cli/api.py)."""
+    return ServiceRegistration(
+        add_fn=users_pb2_grpc.add_UserServiceServicer_to_server,
+        servicer=UserServicer(deps=deps),
+        name=full_name(users_pb2, "UserService"),
+    )
