@@ -11,6 +11,7 @@ import faust
 from agents.connectors import Connectors
 from agents.router import Router
 from agents.status_tracker import StatusTracker
+from chat4all import producing
 from chat4all.clock import Clock, now_ms
 from chat4all.settings import Settings
 from streams import fetching, metrics, takeover
@@ -74,6 +75,8 @@ def build_worker(
                      on_stale=lambda tp: metrics.stale_records_skipped.labels(tp.topic).inc())
     install_memory_budget(settings)
     fetching.install(min_bytes=settings.consumer_fetch_min_bytes, max_wait_ms=settings.consumer_fetch_max_wait_ms)
+    if settings.producer_drain_by_broker:
+        producing.install()
     health = Health(roles=[role])
     cassandra = PipelineStoreProvider(settings=settings, health=health) if store is None else None
     ctx = AgentContext(

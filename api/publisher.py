@@ -11,6 +11,7 @@ from aiokafka.partitioner import murmur2
 
 from api.deadline import budget
 from api.errors import DependencyUnavailable
+from chat4all import producing
 from chat4all.settings import Settings
 from chat4all.topics import topic_name
 
@@ -60,6 +61,9 @@ class Publisher:
 
     async def _start(self) -> None:
         timeout_ms = int(self._settings.api_publish_timeout_seconds * 1000)
+        if self._settings.producer_drain_by_broker:
+            # Requests then carry every partition's waiting events, not one partition's at a time.
+            producing.install()
         producer = AIOKafkaProducer(
             bootstrap_servers=self._settings.kafka_bootstrap,
             client_id="chat4all-api",

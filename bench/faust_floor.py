@@ -50,6 +50,8 @@ from chat4all.settings import get_settings  # noqa: E402
 
 logger = logging.getLogger("bench.faust_floor")
 VARIANTS = ("consume", "table", "produce")
+# Not run by default: what a lever would save (``--variants consume,produce,produce-raw,...``).
+EXTRA_VARIANTS = ("produce-raw", "produce-node", "table-nowal")
 PARTITIONS = 12
 
 
@@ -60,6 +62,10 @@ def run_worker(variant: str, prefix: str, datadir: str) -> None:
     from streams import fetching
 
     settings = get_settings()
+    if variant == "produce-node":
+        from chat4all import producing
+
+        producing.install()
     fetching.install(min_bytes=settings.consumer_fetch_min_bytes, max_wait_ms=settings.consumer_fetch_max_wait_ms)
     app = faust.App(
         f"{prefix}-app", broker=f"kafka://{settings.kafka_bootstrap}", store="rocksdb://", datadir=datadir,
@@ -71,14 +77,34 @@ def run_worker(variant: str, prefix: str, datadir: str) -> None:
     source = app.topic(f"{prefix}-in", value_serializer="raw", partitions=PARTITIONS)
     sink = app.topic(f"{prefix}-out", value_serializer="raw", partitions=PARTITIONS)
     table = app.Table("floor", default=int, key_type=str, value_type=int, partitions=PARTITIONS)
+    sink_name = sink.get_topic_name()
+    if variant == "table-nowal":
+        from faust.stores import rocksdb as faust_rocksdb
+
+        class NoWal(faust_rocksdb.RocksDBOptions):
+            def open(self, path: Path, *, read_only: bool = False) -> Any:
+                db = super().open(path, read_only=read_only)
+                options = faust_rocksdb.rocksdict.WriteOptions()
+                options.disable_wal = True
+                db.set_write_options(options)
+                return db
+
+        faust_rocksdb.RocksDBOptions = NoWal  # type: ignore[misc]
+
+    def raw_producer() -> Any:
+        return app.producer._ensure_producer()
 
     @app.agent(source)
     async def floor(stream: Any) -> None:
         async for event in stream.noack().events():
             if variant == "table":
                 table[event.key.decode()] = event.message.offset
-            elif variant == "produce":
+            elif variant in ("produce", "produce-node"):
                 await sink.send(key=event.key, value=event.value)
+            elif variant == "produce-raw":
+                await raw_producer().send(sink_name, event.value, key=event.key)
+            elif variant == "table-nowal":
+                table[event.key.decode()] = event.message.offset
             event.ack()
 
     faust.Worker(app, loglevel="WARNING").execute_from_commandline()

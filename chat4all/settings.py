@@ -97,6 +97,7 @@ class Settings(BaseSettings):
     broker_heartbeat_interval: float = Field(3.0, description="Kafka consumer heartbeat interval (s).")
     rocksdb_memory_mb: int = Field(64, description="Worker: RocksDB memory of all its tables together (MiB): one block cache, which the memtables are charged to.")
     rocksdb_write_buffer_mb: int = Field(24, description="Worker: of rocksdb_memory_mb, what memtables of all tables may hold before RocksDB flushes them (MiB).")
+    rocksdb_wal: bool = Field(False, description="Worker: write RocksDB's write-ahead log. Off: a crash loses only unflushed table writes, which recovery reads again from the changelogs.")
     dedup_retention_hours: int = Field(24, description="How long the router remembers a message id.")
     connector_send_error_rate: float = Field(0.0, description="Failure injection: share of connector sends that fail (0..1).")
     connector_outage: bool = Field(False, description="Failure injection: every connector send fails (an outage).")
@@ -116,6 +117,7 @@ class Settings(BaseSettings):
     producer_buffer_max_messages: int = Field(2000, description="Worker: changelog records faust may hold unsent before its agents pause to let the producer catch up (faust's default is 100).")
     cassandra_batch_linger_ms: float = Field(10.0, description="Worker: how long a Cassandra write waits for others bound to the same replicas, to share one unlogged batch (ms).")
     consumer_fetch_min_bytes: int = Field(16384, description="Worker: bytes a fetch waits for before the broker answers (up to consumer_fetch_max_wait_ms); larger fetches, fewer round trips.")
+    producer_drain_by_broker: bool = Field(True, description="Worker and API: a produce request takes every waiting batch of its broker once one batch is ready (as Kafka's Java producer), not only the batches whose linger ran out.")
     consumer_fetch_max_wait_ms: int = Field(20, description="Worker: longest a fetch waits for consumer_fetch_min_bytes (ms); it also bounds the latency this adds.")
     cassandra_batch_max_writes: int = Field(32, description="Worker: most writes in one unlogged batch (values are also capped at 24 KiB per batch).")
 

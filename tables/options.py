@@ -50,6 +50,24 @@ class BudgetedRocksDBOptions(faust_rocksdb.RocksDBOptions):
     worker owns.
     """
 
+    def open(self, path: Any, *, read_only: bool = False) -> Any:
+        """Open a partition database; without the write-ahead log unless ``rocksdb_wal`` is set.
+
+        A table's changelog is its log: RocksDB's own WAL is a second one, a write() system
+        call per put (about 1,500 a second at 300 msg/s, a fifth of a table write's cost).
+        Without it a crash loses the memtables' writes since the last flush, and the
+        database reopens as it was at that flush: table entries and faust's persisted
+        changelog offset (a key of the same database, written after the entries it covers)
+        from the same moment, so the recovery reads the changelog again from that offset
+        and nothing is missing. A clean close flushes the memtables first.
+        """
+        db = super().open(path, read_only=read_only)
+        if self.use_rocksdict and not _shared.get("wal", True):
+            write_options = faust_rocksdb.rocksdict.WriteOptions()
+            write_options.disable_wal = True
+            db.set_write_options(write_options)
+        return db
+
     def as_options(self) -> Any:
         options = super().as_options()
         if not self.use_rocksdict:
@@ -72,7 +90,7 @@ class BudgetedRocksDBOptions(faust_rocksdb.RocksDBOptions):
 
 def memory_in_use() -> tuple[int, int] | None:
     """Bytes the shared RocksDB cache holds (memtables included) and of those the memtables; None before install."""
-    if not _shared:
+    if "cache" not in _shared:
         return None
     return _shared["cache"].get_usage(), _shared["write_buffers"].get_usage()
 
@@ -82,7 +100,8 @@ def install_memory_budget(settings: Settings) -> None:
     rocksdict = faust_rocksdb.rocksdict
     if rocksdict is None:
         return
-    if not _shared:
+    _shared["wal"] = settings.rocksdb_wal
+    if "cache" not in _shared:
         cache = rocksdict.Cache(settings.rocksdb_memory_mb * 1024 * 1024)
         _shared["cache"] = cache
         _shared["write_buffers"] = rocksdict.WriteBufferManager.new_write_buffer_manager_with_cache(

@@ -39,3 +39,31 @@ def test_every_database_is_charged_to_one_shared_cache(tmp_path: Path) -> None:
     finally:
         for db in dbs:
             db.close()
+
+
+def _wal_bytes(path: Path) -> int:
+    return sum(f.stat().st_size for f in path.glob("*.log"))
+
+
+def test_table_databases_write_no_wal_unless_asked(tmp_path: Path) -> None:
+    written = {}
+    for wal in (False, True):
+        options.install_memory_budget(Settings(rocksdb_wal=wal))
+        path = tmp_path / f"wal-{wal}"
+        db = options.BudgetedRocksDBOptions(write_buffer_size=4 * 1024 * 1024).open(path)
+        try:
+            for i in range(500):
+                db[f"key-{i}".encode()] = b"x" * 100
+            assert db[b"key-7"] == b"x" * 100
+            written[wal] = _wal_bytes(path)
+        finally:
+            db.close()
+        # A clean close flushes the memtable: the writes are there when the database reopens.
+        db = options.BudgetedRocksDBOptions(write_buffer_size=4 * 1024 * 1024).open(path)
+        try:
+            assert db[b"key-499"] == b"x" * 100
+        finally:
+            db.close()
+    options.install_memory_budget(Settings())
+    assert written[False] == 0
+    assert written[True] > 500 * 100
