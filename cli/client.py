@@ -7,7 +7,6 @@ import functools
 import json
 import logging
 import os
-import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -15,6 +14,7 @@ from typing import Any
 
 import click
 
+from chat4all.retry import retry
 from cli.safe import shown
 
 logger = logging.getLogger(__name__)
@@ -284,15 +284,18 @@ def send(conversation_id: str, text: str, file_id: str, channels: tuple[str, ...
         channels=list(channels),
         client_message_id=client_message_id or str(uuid.uuid4()),
     )
-    for attempt in range(1, _RETRIES + 1):
-        try:
-            reply = client.messages.SendMessage(request, metadata=client.md, timeout=15)
-            break
-        except grpc.RpcError as exc:
-            if exc.code() not in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.RESOURCE_EXHAUSTED) or attempt == _RETRIES:
-                raise
-            wait = dict(exc.trailing_metadata() or ()).get("retry-after", str(0.5 * attempt))
-            time.sleep(float(wait))
+
+    def retryable(exc: Exception) -> bool:
+        return isinstance(exc, grpc.RpcError) and exc.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.RESOURCE_EXHAUSTED)
+
+    def wait(exc: Exception, attempt: int) -> float:
+        # The server's retry-after when it sheds load, else half a second more each time.
+        return float(dict(exc.trailing_metadata() or ()).get("retry-after", str(0.5 * attempt)))  # type: ignore[attr-defined]
+
+    reply = retry(
+        lambda _: client.messages.SendMessage(request, metadata=client.md, timeout=15),
+        attempts=_RETRIES, retryable=retryable, delay=wait,
+    )
     click.echo(f"sent {reply.message_id} at {_when(reply.timestamp)}")
 
 

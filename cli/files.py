@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import mimetypes
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -19,6 +18,7 @@ from typing import BinaryIO
 import click
 import grpc
 
+from chat4all.retry import retry
 from cli.client import Client, server_option
 from cli.safe import shown, shown_markup
 
@@ -106,33 +106,37 @@ def upload_file(
     sha256 = sha256 or sha256_file(path)
     upload_id = upload_id or str(uuid.uuid4())
     mime_type = mime_type or mimetypes.guess_type(path.name)[0] or "application/octet-stream"
-    delay = 0.5
-    for attempt in range(1, max_attempts + 1):
-        try:
-            offset = server_offset(stub, upload_id, metadata)
-            if on_attempt is not None:
-                on_attempt(attempt, offset)
-            if progress is not None:
-                progress(offset)
-            info = files_pb2.FileInfo(
-                conversation_id=conversation_id, filename=path.name, mime_type=mime_type,
-                size=size, sha256=sha256, upload_id=upload_id, offset=offset,
+
+    def one_stream(attempt: int):  # noqa: ANN202 - UploadFileResponse
+        offset = server_offset(stub, upload_id, metadata)
+        if on_attempt is not None:
+            on_attempt(attempt, offset)
+        if progress is not None:
+            progress(offset)
+        info = files_pb2.FileInfo(
+            conversation_id=conversation_id, filename=path.name, mime_type=mime_type,
+            size=size, sha256=sha256, upload_id=upload_id, offset=offset,
+        )
+        with open(path, "rb") as source:
+            return stub.UploadFile(
+                upload_requests(info, source, offset=offset, size=size, chunk_bytes=chunk_bytes, progress=progress),
+                metadata=metadata,
             )
-            with open(path, "rb") as source:
-                return stub.UploadFile(
-                    upload_requests(info, source, offset=offset, size=size, chunk_bytes=chunk_bytes, progress=progress),
-                    metadata=metadata,
-                )
-        except grpc.RpcError as exc:
-            code = exc.code()
-            if code == grpc.StatusCode.FAILED_PRECONDITION and "expired" not in (exc.details() or ""):
-                pass  # our offset was stale: ask again
-            elif code not in RETRYABLE or attempt == max_attempts:
-                raise
-            logger.info("upload %s attempt %d: %s: %s; resuming", upload_id, attempt, code.name, exc.details())
-            time.sleep(delay)
-            delay = min(delay * 2, 10.0)
-    raise RuntimeError("unreachable")
+
+    def resumable(exc: Exception) -> bool:
+        if not isinstance(exc, grpc.RpcError):
+            return False
+        if exc.code() == grpc.StatusCode.FAILED_PRECONDITION:
+            return "expired" not in (exc.details() or "")  # our offset was stale: ask again
+        return exc.code() in RETRYABLE
+
+    def resuming(exc: Exception, attempt: int) -> None:
+        logger.info("upload %s attempt %d: %s: %s; resuming", upload_id, attempt, exc.code().name, exc.details())  # type: ignore[attr-defined]
+
+    return retry(
+        one_stream, attempts=max_attempts, retryable=resumable, on_retry=resuming,
+        delay=lambda _, attempt: min(0.5 * 2 ** (attempt - 1), 10.0),  # 0.5 s, doubling, at most 10 s
+    )
 
 
 def download_url(url: str, dest: Path, *, progress: Progress | None = None, max_attempts: int = 10,
@@ -142,36 +146,37 @@ def download_url(url: str, dest: Path, *, progress: Progress | None = None, max_
 
     http = urllib3.PoolManager(retries=False, timeout=urllib3.Timeout(connect=10, read=60))
     partial = dest.with_name(dest.name + ".part")
-    for attempt in range(1, max_attempts + 1):
+
+    def one_request(_: int) -> None:
         have = partial.stat().st_size if partial.exists() else 0
         headers = {"Range": f"bytes={have}-"} if have else {}
+        response = http.request("GET", url, headers=headers, preload_content=False)
         try:
-            response = http.request("GET", url, headers=headers, preload_content=False)
-            try:
-                if response.status == 416 and have:
-                    break  # nothing left to fetch
-                if response.status not in (200, 206):
-                    body = response.read(2048).decode(errors="replace")
-                    raise click.ClickException(f"download refused: HTTP {response.status}: {body[:300]}")
-                mode = "ab" if response.status == 206 else "wb"
-                done = have if response.status == 206 else 0
-                length = response.headers.get("Content-Length")
-                if on_total is not None and length is not None:
-                    on_total(done + int(length))
-                with open(partial, mode) as out:
-                    for block in response.stream(1024 * 1024):
-                        out.write(block)
-                        done += len(block)
-                        if progress is not None:
-                            progress(done)
-                break
-            finally:
-                response.release_conn()
-        except (urllib3.exceptions.HTTPError, OSError) as exc:
-            if attempt == max_attempts:
-                raise
-            logger.info("download attempt %d cut (%s); resuming", attempt, exc)
-            time.sleep(min(0.5 * attempt, 5))
+            if response.status == 416 and have:
+                return  # nothing left to fetch
+            if response.status not in (200, 206):
+                body = response.read(2048).decode(errors="replace")
+                raise click.ClickException(f"download refused: HTTP {response.status}: {body[:300]}")
+            mode = "ab" if response.status == 206 else "wb"
+            done = have if response.status == 206 else 0
+            length = response.headers.get("Content-Length")
+            if on_total is not None and length is not None:
+                on_total(done + int(length))
+            with open(partial, mode) as out:
+                for block in response.stream(1024 * 1024):
+                    out.write(block)
+                    done += len(block)
+                    if progress is not None:
+                        progress(done)
+        finally:
+            response.release_conn()
+
+    retry(
+        one_request, attempts=max_attempts,
+        retryable=lambda exc: isinstance(exc, urllib3.exceptions.HTTPError | OSError),
+        on_retry=lambda exc, attempt: logger.info("download attempt %d cut (%s); resuming", attempt, exc),
+        delay=lambda _, attempt: min(0.5 * attempt, 5),
+    )
     partial.replace(dest)
     return dest.stat().st_size
 

@@ -10,10 +10,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+from chat4all.retry import backoff_delay
 from connectors.breaker import BreakerState, CircuitBreaker
 from connectors.faults import FaultInjector
 from streams.records import OutboundEvent
-from streams.retry import backoff_delay
 
 logger = logging.getLogger(__name__)
 

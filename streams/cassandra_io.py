@@ -15,10 +15,10 @@ from cassandra.query import UNSET_VALUE
 
 from chat4all.cassandra import aexecute, connect
 from chat4all.cassandra_batch import WriteBatcher
+from chat4all.retry import retry_forever
 from chat4all.settings import Settings
 from streams import metrics
 from streams.health import Health
-from streams.retry import retry_forever
 from tables.state_machine import Aggregate, Change, split_key
 
 logger = logging.getLogger(__name__)

@@ -5,12 +5,12 @@ from __future__ import annotations
 import asyncio
 import random
 
+from chat4all.retry import backoff_delay
 from connectors.base import ConnectorConfig
 from connectors.breaker import BreakerState, CircuitBreaker
 from connectors.faults import FaultInjector
 from connectors.simulators import WhatsAppConnector
 from streams.records import OutboundEvent
-from streams.retry import backoff_delay
 
 
 class Clock:

@@ -1,14 +1,19 @@
-"""The one retry helper of the pipeline: exponential backoff with jitter, and retry-until-it-works for outages."""
+"""The one retry helper of the project: backoff delays, retry-until-it-works for outages, bounded retries.
+
+Our own rather than tenacity: `retry_forever` wraps every Cassandra call on the worker's hot path,
+where this loop costs one try block until a call fails, while tenacity copies its retrying object
+and builds a retry state for each call; and the connectors draw their jitter from a seeded
+`random.Random`, which tenacity's random waits do not take. Three small functions serve the
+pipeline (`retry_forever`, `backoff_delay`) and the CLI (`retry`) alike.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import logging
 import random
+import time
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
-
-logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
@@ -52,3 +57,30 @@ async def retry_forever(
             if on_success is not None:
                 on_success()
             return result
+
+
+def retry(
+    operation: Callable[[int], T],
+    *,
+    attempts: int,
+    retryable: Callable[[Exception], bool],
+    delay: Callable[[Exception, int], float],
+    on_retry: Callable[[Exception, int], None] | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+) -> T:
+    """Call ``operation(attempt)`` (1-based) up to ``attempts`` times; blocking, for the CLI.
+
+    After an error that is ``retryable``, ``on_retry(error, attempt)`` runs and the caller sleeps
+    ``delay(error, attempt)`` seconds before the next attempt. Any other error, and the error of
+    the last attempt, is raised.
+    """
+    for attempt in range(1, attempts + 1):
+        try:
+            return operation(attempt)
+        except Exception as exc:
+            if attempt == attempts or not retryable(exc):
+                raise
+            if on_retry is not None:
+                on_retry(exc, attempt)
+            sleep(delay(exc, attempt))
+    raise ValueError(f"attempts must be at least 1, not {attempts}")
