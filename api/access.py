@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import time
 import uuid
 from dataclasses import dataclass
 
 import grpc
+from cachetools import TTLCache
 
 from api.convert import parse_uuid
 from api.errors import denied, not_found
@@ -32,13 +32,11 @@ class ConversationRow:
     created_at: dt.datetime | None
 
 
-_cache: dict[uuid.UUID, tuple[float, ConversationRow]] = {}
+_cache: TTLCache[uuid.UUID, ConversationRow] = TTLCache(maxsize=_CACHE_MAX, ttl=_CACHE_TTL_SECONDS)
 
 
 def remember(conversation: ConversationRow) -> None:
-    if len(_cache) >= _CACHE_MAX:
-        _cache.clear()
-    _cache[conversation.conversation_id] = (time.monotonic() + _CACHE_TTL_SECONDS, conversation)
+    _cache[conversation.conversation_id] = conversation
 
 
 async def load_conversation(
@@ -46,8 +44,8 @@ async def load_conversation(
 ) -> ConversationRow | None:
     """The conversation, or None if there is none with that id."""
     hit = _cache.get(conversation_id)
-    if hit is not None and hit[0] > time.monotonic():
-        return hit[1]
+    if hit is not None:
+        return hit
     row = (await store.execute("get_conversation", (conversation_id,), context=context)).one()
     if row is None:
         return None

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import jwt
+from cachetools import TLRUCache
 from redis.asyncio import Redis
 
 from api.errors import DependencyUnavailable, unauthenticated
@@ -91,9 +92,12 @@ class TokenService:
         self._ttl = ttl_seconds
         self._redis = redis
         self._cache_seconds = cache_seconds
-        self._cache_size = cache_size
-        # token -> (its claims, monotonic time until which its revocation check holds)
-        self._cache: dict[str, tuple[Claims, float]] = {}
+        # token -> its claims, until its revocation check is due again. Each entry lives between half
+        # and all of cache_seconds: tokens first seen together (a client fleet starting up) do not
+        # all fall due for their Redis lookup at the same moment.
+        self._cache: TLRUCache[str, Claims] = TLRUCache(
+            maxsize=cache_size, ttu=lambda _token, _claims, now: now + cache_seconds * random.uniform(0.5, 1.0)
+        )
         # jti -> expiry (epoch s) of tokens revoked through this process: refused even if cached
         self._revoked_here: dict[str, int] = {}
 
@@ -106,31 +110,20 @@ class TokenService:
 
     async def verify(self, token: str, *, timeout: float) -> Claims:
         """The token's claims; UNAUTHENTICATED if it is forged, expired, malformed or revoked."""
-        hit = self._cache.get(token)
-        if hit is not None:
-            claims, fresh_until = hit
+        claims = self._cache.get(token)
+        if claims is not None:
             if time.time() >= claims.expires_at:
                 del self._cache[token]
                 raise unauthenticated("access token expired; log in again")
             if claims.jti in self._revoked_here:
                 raise unauthenticated("access token was revoked; log in again")
-            if fresh_until > time.monotonic():
-                return claims
-            # The signature was checked when it was cached; only the revocation needs asking again.
-        else:
-            claims = self._decode(token)
+            return claims
+        # Not cached, or its revocation check is due: checked in full (an evicted token too).
+        claims = self._decode(token)
         await self._check_not_revoked(claims, timeout)
         if self._cache_seconds > 0:
-            self._remember(token, claims)
+            self._cache[token] = claims
         return claims
-
-    def _remember(self, token: str, claims: Claims) -> None:
-        if token not in self._cache and len(self._cache) >= self._cache_size:
-            # Oldest first (dicts keep insertion order); an evicted token is simply checked again.
-            del self._cache[next(iter(self._cache))]
-        # Between half and all of cache_seconds: tokens first seen together (a client fleet starting
-        # up) do not all fall due for their Redis lookup at the same moment.
-        self._cache[token] = (claims, time.monotonic() + self._cache_seconds * random.uniform(0.5, 1.0))
 
     def _decode(self, token: str) -> Claims:
         try:

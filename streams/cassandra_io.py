@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 import uuid
 from dataclasses import dataclass
 from typing import Any
 
+from cachetools import TTLCache
 from cassandra import DriverException, OperationTimedOut, ReadTimeout, Unavailable, WriteTimeout
 from cassandra.cluster import NoHostAvailable, Session
 from cassandra.query import UNSET_VALUE
@@ -55,9 +55,10 @@ class PipelineStore:
         self._session = session
         self._health = health
         self._settings = settings
-        self._cache_ttl = settings.router_cache_seconds
-        self._conversations: dict[str, tuple[float, Conversation]] = {}
-        self._users: dict[str, tuple[float, dict[str, str]]] = {}
+        # One lookup per message on the router's path: a TTLCache get costs about a microsecond.
+        ttl = settings.router_cache_seconds
+        self._conversations: TTLCache[str, Conversation] = TTLCache(maxsize=100_000, ttl=ttl)
+        self._users: TTLCache[str, dict[str, str]] = TTLCache(maxsize=200_000, ttl=ttl)
         self._limit = asyncio.Semaphore(settings.cassandra_concurrency)
         prep = session.prepare
         self._get_conversation = prep("SELECT conversation_id, participant_ids FROM conversations WHERE conversation_id = ?")
@@ -123,10 +124,8 @@ class PipelineStore:
 
     async def conversation(self, conversation_id: str, *, fresh: bool = False) -> Conversation | None:
         """The conversation's participants, cached for ``router_cache_seconds``; misses are never cached."""
-        now = time.monotonic()
-        cached = self._conversations.get(conversation_id)
-        if cached and not fresh and now - cached[0] < self._cache_ttl:
-            return cached[1]
+        if not fresh and (cached := self._conversations.get(conversation_id)) is not None:
+            return cached
         rows = await self._run("read_conversation", self._get_conversation, (uuid.UUID(conversation_id),))
         row = rows.one()
         if row is None:
@@ -135,21 +134,17 @@ class PipelineStore:
         conv = Conversation(
             conversation_id=conversation_id, participant_ids=frozenset(str(p) for p in (row.participant_ids or ()))
         )
-        self._conversations[conversation_id] = (now, conv)
-        if len(self._conversations) > 100_000:  # a crude bound: drop the oldest half
-            for key in sorted(self._conversations, key=lambda k: self._conversations[k][0])[:50_000]:
-                self._conversations.pop(key, None)
+        self._conversations[conversation_id] = conv
         return conv
 
     async def user_channels(self, user_ids: list[str]) -> dict[str, dict[str, str]]:
         """Linked channels (name -> handle) of each user, read concurrently, cached briefly."""
-        now = time.monotonic()
         out: dict[str, dict[str, str]] = {}
         missing = []
         for uid in user_ids:
             cached = self._users.get(uid)
-            if cached and now - cached[0] < self._cache_ttl:
-                out[uid] = cached[1]
+            if cached is not None:
+                out[uid] = cached
             else:
                 missing.append(uid)
         if missing:
@@ -157,10 +152,8 @@ class PipelineStore:
             for uid, rows in zip(missing, results, strict=True):
                 row = rows.one()
                 channels = dict(row.channels or {}) if row is not None else {}
-                self._users[uid] = (now, channels)
+                self._users[uid] = channels
                 out[uid] = channels
-            if len(self._users) > 200_000:
-                self._users.clear()
         return out
 
     # --- writes --------------------------------------------------------------
