@@ -36,18 +36,30 @@
    is absorbed by the idempotent effects.
 
 All rely on private attributes of the pinned versions (setup.cfg); ``install`` checks
-them and fails the worker's start-up loudly if an upgrade moved them.
+them and fails the worker's start-up loudly if an upgrade moved them. The private names
+checked are read from this module's own code, so a patch cannot touch one the check misses.
 """
 
 from __future__ import annotations
 
+import ast
+import inspect
 import logging
+import re
+import sys
 from collections import defaultdict
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer
+from aiokafka.consumer.subscription_state import (
+    Assignment,
+    Subscription,
+    SubscriptionState,
+    TopicPartitionState,
+)
 from faust.transport import consumer as faust_consumer
+from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP
 from mode.utils.queues import FlowControlEvent
 
@@ -122,7 +134,7 @@ def install(*, is_source_topic: Callable[[str], bool], on_stale: Callable[[TP], 
     """Patch aiokafka's seek_to_committed, faust's Consumer and mode's flow control once per process (idempotent)."""
     if getattr(AIOKafkaConsumer.seek_to_committed, "_chat4all_patched", False):
         return
-    _check_private_api()
+    check_private_api()
 
     async def seek_to_committed_or_beginning(self: AIOKafkaConsumer, *partitions):  # type: ignore[no-untyped-def]
         committed = await _original_seek_to_committed(self, *partitions)
@@ -147,14 +159,70 @@ def install(*, is_source_topic: Callable[[str], bool], on_stale: Callable[[TP], 
     FlowControlEvent.resume = resume_clearing_only_after_suspend  # type: ignore[method-assign]
 
 
-def _check_private_api() -> None:
-    """The attributes the patches read must exist in the installed aiokafka and mode."""
-    from aiokafka.consumer.subscription_state import Assignment, SubscriptionState, TopicPartitionState
+def private_owners() -> dict[str, type]:
+    """Each private name the patches touch, with the pinned class that defines it."""
+    return {
+        "_read_offset": faust_consumer.Consumer,  # ReadOffsets replaces it
+        "_thread": faust_consumer.ThreadDelegateConsumer,  # the consumer's ConsumerThread
+        "_consumer": faust_aiokafka.AIOKafkaConsumerThread,  # that thread's AIOKafkaConsumer
+        "_subscription": AIOKafkaConsumer,  # the fetch positions
+        "_suspend": FlowControlEvent,
+        "_resume": FlowControlEvent,
+    }
 
-    missing = [name for cls, name in ((SubscriptionState, "subscription"), (Assignment, "state_value"),
-                                      (TopicPartitionState, "has_valid_position"), (TopicPartitionState, "position"))
-               if not hasattr(cls, name)]
-    probe = FlowControlEvent()
-    missing += [f"FlowControlEvent.{name}" for name in ("_suspend", "_resume", "clear") if not hasattr(probe, name)]
+
+def private_names_touched(source: str | None = None) -> set[str]:
+    """The private attribute names this module's code reads or writes on other libraries' objects.
+
+    Every ``obj._name`` and ``getattr/hasattr(obj, "_name")`` counts, except names this module
+    defines itself (``self._x`` in its own classes, attributes it sets on its own functions).
+    """
+    tree = ast.parse(source if source is not None else inspect.getsource(sys.modules[__name__]))
+    functions = {node.name for node in ast.walk(tree) if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)}
+    own: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ClassDef):
+            own |= {a.attr for a in ast.walk(node) if isinstance(a, ast.Attribute)
+                    and isinstance(a.value, ast.Name) and a.value.id == "self"}
+        elif isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Store) \
+                and isinstance(node.value, ast.Name) and node.value.id in functions:
+            own.add(node.attr)
+    touched: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute):
+            touched.add(node.attr)
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in ("getattr", "hasattr") \
+                and len(node.args) > 1 and isinstance(node.args[1], ast.Constant) and isinstance(node.args[1].value, str):
+            touched.add(node.args[1].value)
+    return {name for name in touched - own if name.startswith("_") and not name.startswith("__")}
+
+
+def _defines(cls: type, name: str) -> bool:
+    """``cls`` has ``name`` as a class attribute, or the module of it (or of a base) assigns ``self.<name>``."""
+    if hasattr(cls, name):
+        return True
+    # A text search, not a parse: a parse of faust's and aiokafka's consumer modules costs ~70 ms of start-up.
+    assignment = re.compile(rf"\bself\.{re.escape(name)}\s*(:[^=\n]+)?=(?!=)")
+    for klass in cls.__mro__:
+        try:
+            source = inspect.getsource(sys.modules[klass.__module__])
+        except (KeyError, OSError, TypeError):  # builtins, or no source
+            continue
+        if assignment.search(source):
+            return True
+    return False
+
+
+def check_private_api(*, owners: Mapping[str, type] | None = None, touched: set[str] | None = None) -> None:
+    """Raise RuntimeError unless every private name the patches touch is where the pinned libraries keep it."""
+    owners = private_owners() if owners is None else owners
+    touched = private_names_touched() if touched is None else touched
+    missing = [f"{name} (no owner in streams.takeover.private_owners)" for name in sorted(touched - owners.keys())]
+    missing += [f"{owners[name].__name__}.{name}" for name in sorted(touched & owners.keys()) if not _defines(owners[name], name)]
+    # The public names the patches reach through those private ones.
+    missing += [f"{cls.__name__}.{name}" for cls, name in (
+        (SubscriptionState, "subscription"), (Subscription, "assignment"), (Assignment, "state_value"),
+        (TopicPartitionState, "has_valid_position"), (TopicPartitionState, "position"), (FlowControlEvent, "clear"),
+    ) if not hasattr(cls, name)]
     if missing:
-        raise RuntimeError(f"aiokafka/mode changed a private API ({', '.join(missing)}); see streams/takeover.py")
+        raise RuntimeError(f"faust/aiokafka/mode changed a private API ({', '.join(missing)}); see streams/takeover.py")

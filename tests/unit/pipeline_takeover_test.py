@@ -6,9 +6,18 @@ import asyncio
 from types import SimpleNamespace
 
 import faust.transport.consumer as faust_consumer
+import pytest
 from faust.types import TP
 
-from streams.takeover import ReadOffsets, current_records, install, is_stale
+from streams.takeover import (
+    ReadOffsets,
+    check_private_api,
+    current_records,
+    install,
+    is_stale,
+    private_names_touched,
+    private_owners,
+)
 
 install(is_source_topic=lambda topic: True)  # as build_worker does
 
@@ -64,6 +73,42 @@ def test_read_offset_moves_with_delivered_records_and_seeks_but_not_past_the_pos
 def test_faust_consumers_are_patched():
     assert faust_consumer.Consumer.getmany.__name__ == "getmany_current"
     assert faust_consumer.Consumer.__init__.__name__ == "init_with_guarded_read_offsets"
+
+
+def test_the_private_names_checked_are_those_the_code_touches():
+    touched = private_names_touched()
+    assert touched >= {"_read_offset", "_thread", "_consumer", "_subscription", "_suspend", "_resume"}
+    assert "_position" not in touched and "_chat4all_patched" not in touched  # this module's own
+    assert touched <= private_owners().keys()
+    check_private_api()  # the pinned versions have them all
+
+
+def test_a_private_name_the_code_touches_without_an_owner_fails_the_check():
+    owners = {name: cls for name, cls in private_owners().items() if name != "_subscription"}
+    with pytest.raises(RuntimeError, match=r"_subscription \(no owner"):
+        check_private_api(owners=owners)
+
+
+def test_a_private_attribute_a_library_renamed_fails_the_check():
+    class Consumer:
+        def __init__(self) -> None:
+            self._read_offsets = {}  # renamed upstream
+
+    with pytest.raises(RuntimeError, match=r"Consumer\._read_offset\b"):
+        check_private_api(owners={**private_owners(), "_read_offset": Consumer})
+
+
+def test_new_private_names_in_the_code_are_found():
+    source = (
+        "def patch(consumer):\n"
+        "    consumer._fetcher._records.clear()\n"
+        "    return getattr(consumer, '_coordinator', None)\n"
+        "patch._done = True\n"
+        "class Guard:\n"
+        "    def __init__(self):\n"
+        "        self._mine = 1\n"
+    )
+    assert private_names_touched(source) == {"_fetcher", "_records", "_coordinator"}
 
 
 def test_resuming_a_running_flow_keeps_queued_records_and_resuming_after_a_suspend_clears_them():
