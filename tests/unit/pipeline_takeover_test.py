@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 from types import SimpleNamespace
 
-import faust.transport.consumer as faust_consumer
+import faust
 import pytest
+from aiokafka.consumer.subscription_state import SubscriptionState
+from aiokafka.structs import ConsumerRecord, TopicPartition
 from faust.types import TP
 
 from streams.takeover import (
@@ -70,9 +72,29 @@ def test_read_offset_moves_with_delivered_records_and_seeks_but_not_past_the_pos
     assert offsets[A] is None
 
 
-def test_faust_consumers_are_patched():
-    assert faust_consumer.Consumer.getmany.__name__ == "getmany_current"
-    assert faust_consumer.Consumer.__init__.__name__ == "init_with_guarded_read_offsets"
+def test_a_faust_consumer_skips_records_a_seek_made_stale_and_bounds_its_read_offset():
+    async def scenario() -> tuple[list[int], int | None, int | None]:
+        consumer = faust.App("takeover-unit", broker="kafka://127.0.0.1:1").consumer  # built, never started
+        assert isinstance(consumer._read_offset, ReadOffsets)
+        # aiokafka's own subscription state, its fetch position for A rewound to 3 by a seek...
+        subscription = SubscriptionState()
+        subscription.assign_from_user({TopicPartition(A.topic, A.partition)})
+        subscription.seek(TopicPartition(A.topic, A.partition), 3)
+        consumer._thread._consumer = SimpleNamespace(_subscription=subscription, highwater=lambda tp: 6)
+        # ...after the batch 0..5 had been fetched.
+        batch = [ConsumerRecord(A.topic, A.partition, offset, 0, 0, b"k", b"v", None, 1, 1, ()) for offset in range(6)]
+
+        async def wait_next_records(timeout: float):
+            return {A: batch}, {A}
+
+        consumer._wait_next_records = wait_next_records
+        delivered = [message.offset async for _, message in consumer.getmany(timeout=0)]
+        consumer._read_offset[A] = 5  # a stale record cannot move the read offset past the position
+        stale = consumer._read_offset[A]
+        consumer._read_offset[A] = 2
+        return delivered, stale, consumer._read_offset[A]
+
+    assert asyncio.run(scenario()) == ([0, 1, 2], None, 2)
 
 
 def test_the_private_names_checked_are_those_the_code_touches():
