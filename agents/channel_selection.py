@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from chat4all.topics import CHANNELS, NATIVE
+from chat4all.wire import DELIVERY_CHANNELS, Channel
 
 
 @dataclass(frozen=True)
@@ -27,7 +27,7 @@ def select_targets(
     participant_ids: Iterable[str],
     linked_channels: Mapping[str, Mapping[str, str]],
     requested: Iterable[str] = (),
-    known_channels: Iterable[str] = CHANNELS,
+    known_channels: Iterable[str] = DELIVERY_CHANNELS,
 ) -> list[Target]:
     """Targets of a message, recipients and channels in a stable (sorted) order.
 
@@ -40,14 +40,14 @@ def select_targets(
     wanted = {c for c in requested if c in known}
     targets: list[Target] = []
     for recipient in sorted(set(participant_ids) - {sender_id}):
-        linked = {name: handle for name, handle in (linked_channels.get(recipient) or {}).items() if name in known and name != NATIVE}
+        linked = {name: handle for name, handle in (linked_channels.get(recipient) or {}).items() if name in known and name != Channel.NATIVE}
         if wanted:
             chosen = [(name, linked[name]) for name in sorted(linked) if name in wanted]
-            if NATIVE in wanted:
-                chosen.append((NATIVE, None))
+            if Channel.NATIVE in wanted:
+                chosen.append((Channel.NATIVE, None))
         else:
             chosen = sorted(linked.items())
         if not chosen:
-            chosen = [(NATIVE, None)]
+            chosen = [(Channel.NATIVE, None)]
         targets.extend(Target(recipient_id=recipient, channel=name, handle=handle) for name, handle in chosen)
     return targets

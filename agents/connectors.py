@@ -2,13 +2,24 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from typing import Any
 
 from faust.web import Request, Response, View
 
 from chat4all.settings import Settings
+from chat4all.wire import (
+    InvalidRecord,
+    Kind,
+    Notification,
+    OutboundEvent,
+    Status,
+    StatusUpdate,
+    Tick,
+    decode,
+    encode,
+    is_tick,
+)
 from connectors.base import BaseConnector, ConnectorConfig
 from connectors.breaker import BreakerState
 from connectors.faults import FaultInjector
@@ -18,14 +29,11 @@ from connectors.simulators import SimulatedNetworkConnector
 from streams import metrics, operator_auth
 from streams.context import AgentContext
 from streams.inflight import InFlight, awaiting
-from streams.parsing import InvalidRecord, decode
-from streams.records import Notification, OutboundEvent, StatusUpdate
 from tables.schedule import DurableSchedule
 from tables.schedules import schedule_table
 
 logger = logging.getLogger(__name__)
 
-TICK_FIELD = "__tick__"
 _NEVER = 2**62
 
 
@@ -88,11 +96,11 @@ class ChannelWorker:
 
     async def _publish_native(self, event: OutboundEvent) -> None:
         note = Notification(
-            user_id=event.recipient_id, kind="message.new", message_id=event.message_id,
+            user_id=event.recipient_id, kind=Kind.MESSAGE_NEW, message_id=event.message_id,
             conversation_id=event.conversation_id, at_ms=self.ctx.clock(), sender_id=event.sender_id,
             content=event.content, channel=event.channel, ts_ms=event.ts_ms, receipt_keys=event.receipt_keys,
         )
-        await self.ctx.topics.notifications.send(key=event.recipient_id.encode(), value=note.dumps())
+        await self.ctx.topics.notifications.send(key=event.recipient_id.encode(), value=encode(note))
 
     async def _consume(self, stream: Any) -> None:
         async for event in stream.noack().events():
@@ -120,7 +128,7 @@ class ChannelWorker:
         """Process one event of `<channel>-outbound` in its partition's event context."""
         partition, key, raw = event.message.partition, event.key, event.value
         inflight = self.inflight
-        if raw is not None and TICK_FIELD.encode() in raw[:32]:
+        if is_tick(raw):
             self.fire_due(partition)
             await inflight.submit(event)
             return
@@ -151,10 +159,10 @@ class ChannelWorker:
         # Given up on: the recipient's receipt becomes FAILED and the record goes to dead-letters.
         failed = StatusUpdate(
             message_id=outbound.message_id, conversation_id=outbound.conversation_id, ts_ms=outbound.ts_ms,
-            recipient_id=outbound.recipient_id, channel=self.channel, status="FAILED", at_ms=self.ctx.clock(),
+            recipient_id=outbound.recipient_id, channel=self.channel, status=Status.FAILED, at_ms=self.ctx.clock(),
             receipt_keys=outbound.receipt_keys, reason=result.reason, source=self.channel, sender_id=outbound.sender_id,
         )
-        pending = [await self.ctx.topics.status_updates.send(key=outbound.message_id.encode(), value=failed.dumps())]
+        pending = [await self.ctx.topics.status_updates.send(key=outbound.message_id.encode(), value=encode(failed))]
         pending.append(await self.ctx.dead_letters.send(
             source=f"{self.channel}-connector", topic=self.topic_name, key=key, payload=raw or b"",
             reason=result.reason or "failed", attempts=result.attempts,
@@ -205,10 +213,10 @@ class ChannelWorker:
                     message_id=e["m"], conversation_id=e["c"], ts_ms=e["t"], recipient_id=e["r"], channel=self.channel,
                     status=e["st"], at_ms=now, receipt_keys=e["k"], source=self.channel, sender_id=e["s"],
                 )
-                futures.append(self.ctx.topics.status_updates.send_soon(key=e["m"].encode(), value=update.dumps()))
-                if e["st"] == "DELIVERED":
+                futures.append(self.ctx.topics.status_updates.send_soon(key=e["m"].encode(), value=encode(update)))
+                if e["st"] == Status.DELIVERED:
                     assert isinstance(self.connector, SimulatedNetworkConnector)
-                    follow_ups.append({**e, "st": "READ", "due": now + self.connector.read_delay_ms()})
+                    follow_ups.append({**e, "st": Status.READ, "due": now + self.connector.read_delay_ms()})
             fired[bucket] = [f for f in futures if f is not None]
         schedule.add_many(follow_ups)
         waiting = schedule.next_due_ms(skip=fired.keys())
@@ -231,7 +239,7 @@ class ChannelWorker:
             if self._fire_wanted(partition, now):
                 # Until the agent handles this tick and sets the real hint, do not tick again.
                 self.next_due[partition] = now + 2000
-                await topic.send(key=None, value=json.dumps({TICK_FIELD: now}).encode(), partition=partition)
+                await topic.send(key=None, value=encode(Tick(at_ms=now)), partition=partition)
 
 
 

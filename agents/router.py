@@ -6,12 +6,11 @@ import logging
 from typing import Any
 
 from agents.channel_selection import select_targets
+from chat4all.wire import InvalidRecord, MessageEvent, OutboundEvent, decode, encode
 from streams import metrics
 from streams.cassandra_io import PipelineStore
 from streams.context import AgentContext
 from streams.inflight import InFlight, awaiting
-from streams.parsing import InvalidRecord, decode
-from streams.records import MessageEvent, OutboundEvent
 from tables.dedup import DedupTable
 
 logger = logging.getLogger(__name__)
@@ -126,7 +125,7 @@ class Router:
                 )
                 # Keyed by message id: every record of one message lands on the same partition
                 # of status-updates later, in order.
-                pending.append(await outbound_topics[target.channel].send(key=msg.message_id.encode(), value=outbound.dumps()))
+                pending.append(await outbound_topics[target.channel].send(key=msg.message_id.encode(), value=encode(outbound)))
                 metrics.outbound_sent.labels(target.channel).inc()
             # The event is acked (and its offset may be committed) only once the broker has these.
             for fut in pending:

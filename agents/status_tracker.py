@@ -7,12 +7,11 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from chat4all.clock import to_ms
+from chat4all.wire import InvalidRecord, Kind, Notification, StatusUpdate, decode, encode
 from streams import metrics
 from streams.cassandra_io import PipelineStore
 from streams.context import AgentContext
 from streams.inflight import InFlight, awaiting
-from streams.parsing import InvalidRecord, decode
-from streams.records import Notification, StatusUpdate
 from tables.receipt_states import ReceiptTables
 from tables.state_machine import (
     RANK,
@@ -203,9 +202,9 @@ def _notifications(update: StatusUpdate, entry: dict[str, Any], changes: list[An
         if sender_id:
             recipient_id, channel = split_key(change.key)
             note = Notification(
-                user_id=sender_id, kind="message.status", message_id=update.message_id,
+                user_id=sender_id, kind=Kind.MESSAGE_STATUS, message_id=update.message_id,
                 conversation_id=entry["cid"], at_ms=update.at_ms, status=change.status,
                 recipient_id=recipient_id, channel=channel,
             )
-            out.append((sender_id.encode(), note.dumps()))
+            out.append((sender_id.encode(), encode(note)))
     return out

@@ -5,13 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from chat4all.settings import Settings
+from chat4all.wire import DELIVERY_CHANNELS
 
 MESSAGES = "messages"
 STATUS_UPDATES = "status-updates"
 NOTIFICATIONS = "notifications"
 DEAD_LETTERS = "dead-letters"
-NATIVE = "native"  # Chat4All's own clients: DELIVERED and READ come from them, not a simulator
-CHANNELS = ("whatsapp", "instagram", NATIVE)
 
 
 def topic_name(settings: Settings, name: str) -> str:
@@ -43,5 +42,5 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
         TopicSpec(name=NOTIFICATIONS, partitions=parts, retention_ms=short_ms),
         TopicSpec(name=DEAD_LETTERS, partitions=parts, retention_ms=long_ms),
     ]
-    specs += [TopicSpec(name=outbound_topic(c), partitions=parts, retention_ms=short_ms) for c in CHANNELS]
+    specs += [TopicSpec(name=outbound_topic(c), partitions=parts, retention_ms=short_ms) for c in DELIVERY_CHANNELS]
     return specs

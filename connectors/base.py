@@ -11,9 +11,9 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from chat4all.retry import backoff_delay
+from chat4all.wire import OutboundEvent
 from connectors.breaker import BreakerState, CircuitBreaker
 from connectors.faults import FaultInjector
-from streams.records import OutboundEvent
 
 logger = logging.getLogger(__name__)
 

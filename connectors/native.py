@@ -5,8 +5,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 
+from chat4all.wire import Channel, OutboundEvent
 from connectors.base import BaseConnector
-from streams.records import OutboundEvent
 
 logger = logging.getLogger(__name__)
 
@@ -18,7 +18,7 @@ class NativeConnector(BaseConnector):
     both are StatusUpdates the API publishes.
     """
 
-    channel = "native"
+    channel = Channel.NATIVE
     needs_handle = False
 
     def __init__(self, *, publish: Callable[[OutboundEvent], Awaitable[None]], **kwargs) -> None:  # type: ignore[no-untyped-def]

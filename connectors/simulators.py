@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import logging
 
+from chat4all.wire import Channel, OutboundEvent, Status
 from connectors.base import BaseConnector, ScheduledStatus
-from streams.records import OutboundEvent
 
 logger = logging.getLogger(__name__)
 
@@ -23,7 +23,7 @@ class SimulatedNetworkConnector(BaseConnector):
 
     def after_send(self, event: OutboundEvent, *, now_ms: int) -> list[ScheduledStatus]:
         low, high = self.config.delivered_delay_ms
-        return [ScheduledStatus(status="DELIVERED", due_ms=now_ms + self.rng.randint(low, high))]
+        return [ScheduledStatus(status=Status.DELIVERED, due_ms=now_ms + self.rng.randint(low, high))]
 
     def read_delay_ms(self) -> int:
         """How long after DELIVERED the simulated recipient reads the message."""
@@ -34,10 +34,10 @@ class SimulatedNetworkConnector(BaseConnector):
 class WhatsAppConnector(SimulatedNetworkConnector):
     """WhatsApp simulator (handle = phone number)."""
 
-    channel = "whatsapp"
+    channel = Channel.WHATSAPP
 
 
 class InstagramConnector(SimulatedNetworkConnector):
     """Instagram simulator (handle = username)."""
 
-    channel = "instagram"
+    channel = Channel.INSTAGRAM

@@ -8,8 +8,8 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import NoReturn
 
+from chat4all.wire import Notification
 from gateway import metrics
-from gateway.events import LiveEvent
 from gateway.hub import Hub, Subscription
 from gateway.sessions import SessionRegistry
 
@@ -23,8 +23,8 @@ async def run_client(
     hub: Hub,
     sessions: SessionRegistry,
     heartbeat_seconds: float,
-    send: Callable[[LiveEvent], Awaitable[None]],
-    on_written: Callable[[LiveEvent], None],
+    send: Callable[[Notification], Awaitable[None]],
+    on_written: Callable[[Notification], None],
     guard: Callable[[], Awaitable[NoReturn]],
 ) -> None:
     """Deliver the user's live events through ``send`` until it fails, ``guard`` raises (the
@@ -62,7 +62,7 @@ async def run_client(
 
 
 async def _deliver(
-    sub: Subscription, send: Callable[[LiveEvent], Awaitable[None]], on_written: Callable[[LiveEvent], None]
+    sub: Subscription, send: Callable[[Notification], Awaitable[None]], on_written: Callable[[Notification], None]
 ) -> None:
     while True:
         event = await sub.next()

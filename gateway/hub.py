@@ -6,7 +6,7 @@ import asyncio
 import logging
 from collections import defaultdict
 
-from gateway.events import LiveEvent
+from chat4all.wire import Notification
 
 logger = logging.getLogger(__name__)
 
@@ -20,10 +20,10 @@ class Subscription:
 
     def __init__(self, *, user_id: str, maxsize: int) -> None:
         self.user_id = user_id
-        self._queue: asyncio.Queue[LiveEvent] = asyncio.Queue(maxsize=maxsize)
+        self._queue: asyncio.Queue[Notification] = asyncio.Queue(maxsize=maxsize)
         self.overflowed = False
 
-    def offer(self, event: LiveEvent) -> bool:
+    def offer(self, event: Notification) -> bool:
         # Never block the consumer loop on one slow client: drop the client instead.
         if self.overflowed:
             return False
@@ -34,7 +34,7 @@ class Subscription:
             self.overflowed = True
             return False
 
-    async def next(self) -> LiveEvent:
+    async def next(self) -> Notification:
         if self.overflowed and self._queue.empty():
             raise SubscriptionOverflow(f"client of user {self.user_id} fell behind")
         event = await self._queue.get()
@@ -63,6 +63,6 @@ class Hub:
     def connected(self, user_id: str) -> int:
         return len(self._subs.get(user_id, ()))
 
-    def dispatch(self, event: LiveEvent) -> int:
+    def dispatch(self, event: Notification) -> int:
         """How many subscriptions took the event."""
         return sum(sub.offer(event) for sub in list(self._subs.get(event.user_id, ())))

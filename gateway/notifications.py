@@ -17,11 +17,10 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from api.publisher import Publisher
 from chat4all.clock import now_ms
 from chat4all.settings import Settings
-from chat4all.topics import NATIVE, NOTIFICATIONS, STATUS_UPDATES, topic_name
+from chat4all.topics import NOTIFICATIONS, STATUS_UPDATES, topic_name
+from chat4all.wire import Channel, Kind, Notification, Status, StatusUpdate, decode, encode
 from gateway import metrics
-from gateway.events import MESSAGE_NEW, LiveEvent
 from gateway.hub import Hub
-from streams.records import StatusUpdate
 
 logger = logging.getLogger(__name__)
 
@@ -37,7 +36,7 @@ class NotificationFeed:
         self._pending: set[asyncio.Task] = set()
         # New native messages queued for a client and not yet written to any: the first write
         # acknowledges. Weak, so an event every client dropped (gone, too slow) leaves nothing.
-        self._unwritten: weakref.WeakSet[LiveEvent] = weakref.WeakSet()
+        self._unwritten: weakref.WeakSet[Notification] = weakref.WeakSet()
         self.ready = asyncio.Event()  # set once positioned at the end of every partition
 
     def start(self) -> None:
@@ -83,17 +82,17 @@ class NotificationFeed:
 
     def _handle(self, raw: bytes) -> None:
         try:
-            event = LiveEvent.from_record(raw)
+            event = decode(Notification, raw)
         except Exception as exc:  # a record we cannot read is not ours to fix: count and move on
             metrics.EVENTS.labels("unreadable").inc()
             logger.warning("unreadable notification skipped: %s", exc)
             return
         delivered = self._hub.dispatch(event)
         metrics.EVENTS.labels("delivered" if delivered else "no_client").inc()
-        if delivered and event.kind == MESSAGE_NEW and event.channel == NATIVE and event.ts_ms is not None:
+        if delivered and event.kind == Kind.MESSAGE_NEW and event.channel == Channel.NATIVE and event.ts_ms is not None:
             self._unwritten.add(event)
 
-    def written(self, event: LiveEvent) -> None:
+    def written(self, event: Notification) -> None:
         """``event`` was written to a client's transport: the first write of a new native message
         publishes its DELIVERED receipt (once, however many clients its recipient has)."""
         if event not in self._unwritten:
@@ -103,14 +102,14 @@ class NotificationFeed:
         self._pending.add(task)
         task.add_done_callback(self._pending.discard)
 
-    async def _ack_delivery(self, event: LiveEvent) -> None:
+    async def _ack_delivery(self, event: Notification) -> None:
         update = StatusUpdate(
             message_id=event.message_id, conversation_id=event.conversation_id, ts_ms=event.ts_ms,
-            recipient_id=event.user_id, channel=NATIVE, status="DELIVERED", at_ms=now_ms(),
+            recipient_id=event.user_id, channel=Channel.NATIVE, status=Status.DELIVERED, at_ms=now_ms(),
             receipt_keys=list(event.receipt_keys), source="gateway", sender_id=event.sender_id,
         )
         try:
-            await self._publisher.publish(STATUS_UPDATES, key=event.message_id, value=update.dumps())
+            await self._publisher.publish(STATUS_UPDATES, key=event.message_id, value=encode(update))
         except Exception as exc:
             # Not lost: the receipt stays SENT and becomes DELIVERED when the user fetches history.
             logger.warning("DELIVERED receipt not published (%s); GetMessages will publish it",

@@ -17,7 +17,7 @@ from api.tls import server_ssl_context
 from api.tokens import Claims
 from chat4all.redis_client import redis_client
 from chat4all.v1 import events_pb2, events_pb2_grpc, messages_pb2
-from gateway.events import MESSAGE_NEW, MESSAGE_STATUS, LiveEvent
+from chat4all.wire import Kind, Notification
 from gateway.hub import Hub, SubscriptionOverflow
 from gateway.limits import StreamLimits, TooManyStreams
 from gateway.notifications import NotificationFeed
@@ -34,10 +34,10 @@ FEED_READY_WAIT_SECONDS = 3.0  # positioning takes well under a second when Kafk
 # a retry-after is a hint, not a promise.
 CAP_RETRY_AFTER_SECONDS = "5"
 
-_KINDS = {MESSAGE_NEW: events_pb2.EVENT_KIND_MESSAGE_NEW, MESSAGE_STATUS: events_pb2.EVENT_KIND_MESSAGE_STATUS}
+_KINDS = {Kind.MESSAGE_NEW: events_pb2.EVENT_KIND_MESSAGE_NEW, Kind.MESSAGE_STATUS: events_pb2.EVENT_KIND_MESSAGE_STATUS}
 
 
-def to_proto(event: LiveEvent) -> events_pb2.Event:
+def to_proto(event: Notification) -> events_pb2.Event:
     at = Timestamp()
     at.FromMilliseconds(event.at_ms)
     status = messages_pb2.MessageStatus.Value(f"MESSAGE_STATUS_{event.status}") if event.status else 0
@@ -110,9 +110,9 @@ class EventServicer(events_pb2_grpc.EventServiceServicer):
         # The generator form cannot yield from a callback, so hand events over a one-slot queue;
         # each comes with a future resolved once gRPC wrote it (the generator resumes after a
         # yield only when the previous message was written), which is when `send` returns.
-        out: asyncio.Queue[tuple[LiveEvent, asyncio.Future[None]]] = asyncio.Queue(maxsize=1)
+        out: asyncio.Queue[tuple[Notification, asyncio.Future[None]]] = asyncio.Queue(maxsize=1)
 
-        async def send(event: LiveEvent) -> None:
+        async def send(event: Notification) -> None:
             written = asyncio.get_running_loop().create_future()
             await out.put((event, written))
             await written

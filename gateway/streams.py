@@ -6,8 +6,8 @@ import functools
 from collections.abc import Awaitable, Callable
 
 from api.tokens import Claims, TokenService
+from chat4all.wire import Notification
 from gateway.client_loop import run_client
-from gateway.events import LiveEvent
 from gateway.hub import Hub
 from gateway.limits import StreamLease, StreamLimits
 from gateway.revocations import RevocationNotices
@@ -20,7 +20,7 @@ class LiveStreams:
 
     def __init__(
         self, *, hub: Hub, sessions: SessionRegistry, limits: StreamLimits, tokens: TokenService,
-        notices: RevocationNotices, on_written: Callable[[LiveEvent], None], heartbeat_seconds: float,
+        notices: RevocationNotices, on_written: Callable[[Notification], None], heartbeat_seconds: float,
         token_timeout: float,
     ) -> None:
         self.hub = hub
@@ -37,7 +37,7 @@ class LiveStreams:
         return self.limits.acquire(user_id)
 
     async def run(
-        self, *, token: str, claims: Claims, transport: str, send: Callable[[LiveEvent], Awaitable[None]],
+        self, *, token: str, claims: Claims, transport: str, send: Callable[[Notification], Awaitable[None]],
     ) -> None:
         """Deliver until the client goes, falls behind (SubscriptionOverflow) or its token ends
         (TokenEnded). The caller holds the stream's lease and releases it when this returns."""

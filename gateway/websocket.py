@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import http
+import json
 import logging
 from ssl import SSLContext
 from urllib.parse import parse_qs, urlsplit
@@ -21,7 +22,7 @@ from websockets.http11 import Request, Response
 
 from api.errors import ApiError
 from api.tokens import Claims, TokenService
-from gateway.events import LiveEvent
+from chat4all.wire import Notification
 from gateway.hub import SubscriptionOverflow
 from gateway.limits import TooManyStreams
 from gateway.streams import LiveStreams
@@ -86,8 +87,8 @@ class WebSocketGateway:
             lease.release()
 
     async def _serve(self, connection: ServerConnection, token: str, claims: Claims) -> None:
-        async def send(event: LiveEvent) -> None:
-            await connection.send(event.to_json())  # returns once the frame is in the transport
+        async def send(event: Notification) -> None:
+            await connection.send(frame(event))  # returns once the frame is in the transport
 
         client = asyncio.create_task(
             self._streams.run(token=token, claims=claims, transport="websocket", send=send))
@@ -105,6 +106,17 @@ class WebSocketGateway:
             await connection.close(code=CLOSE_TOO_SLOW, reason="too slow: reconnect and catch up with GetMessages")
         elif isinstance(result, TokenEnded):
             await connection.close(code=CLOSE_TOKEN_ENDED, reason=result.reason)
+
+
+# A frame's fields in the order clients have always had them; user_id (the connection's user)
+# and receipt_keys and v (the gateway's own business) stay out, and so do fields not set.
+_FRAME_FIELDS = ("kind", "message_id", "conversation_id", "at_ms", "sender_id", "content", "status", "recipient_id",
+                 "channel", "ts_ms")
+
+
+def frame(event: Notification) -> str:
+    """The WebSocket frame of a notification: a JSON object of its fields that are set."""
+    return json.dumps({name: value for name in _FRAME_FIELDS if (value := getattr(event, name)) is not None})
 
 
 def _token(request: Request, query: str) -> str | None:

@@ -1,1 +1,1 @@
-"""Faust app, topics and the records that travel on them."""
+"""Faust app, its topics and the worker's wiring (the records on the topics are chat4all/wire.py)."""

@@ -17,6 +17,7 @@ from chat4all.cassandra import aexecute, connect
 from chat4all.cassandra_batch import WriteBatcher
 from chat4all.retry import retry_forever
 from chat4all.settings import Settings
+from chat4all.wire import Status
 from streams import metrics
 from streams.health import Health
 from tables.state_machine import Aggregate, Change, split_key
@@ -180,11 +181,11 @@ class PipelineStore:
         receipts = {}
         for key in receipt_keys:
             rid, channel = split_key(key)
-            receipts[key] = (uuid.UUID(rid), channel, "SENT", None, None)
+            receipts[key] = (uuid.UUID(rid), channel, Status.SENT.value, None, None)
         # Both go through the write batcher: with the other writes of the moment, one request
         # per replica set (chat4all/cassandra_batch.py).
         await asyncio.gather(
-            self._writes.write(self._insert_message, (cid, ts_ms, mid, sid, content, fid, "SENT", receipts, write_ts)),
+            self._writes.write(self._insert_message, (cid, ts_ms, mid, sid, content, fid, Status.SENT.value, receipts, write_ts)),
             self._writes.write(self._insert_by_id, (mid, cid, ts_ms, sid, write_ts)),
         )
 

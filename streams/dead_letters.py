@@ -8,8 +8,8 @@ import logging
 import faust
 
 from chat4all.clock import Clock, now_ms
+from chat4all.wire import DeadLetter, encode
 from streams import metrics
-from streams.records import DeadLetter
 
 logger = logging.getLogger(__name__)
 
@@ -50,7 +50,7 @@ class DeadLetters:
             message_id=message_id,
             conversation_id=conversation_id,
         )
-        fut = await self._topic.send(key=key_text.encode() if key_text else None, value=record.dumps())
+        fut = await self._topic.send(key=key_text.encode() if key_text else None, value=encode(record))
         metrics.dead_letters.labels(source, reason.split(":")[0][:40]).inc()
         logger.warning(
             "dead-lettered a %s record: %s", topic, reason, extra={"message_id": message_id, "conversation_id": conversation_id}

@@ -8,6 +8,7 @@ import faust
 
 from chat4all import topics as names
 from chat4all.settings import Settings
+from chat4all.wire import DELIVERY_CHANNELS
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -37,7 +38,7 @@ class PipelineTopics:
             status_updates=topic(names.STATUS_UPDATES),
             notifications=topic(names.NOTIFICATIONS),
             dead_letters=topic(names.DEAD_LETTERS),
-            outbound={c: topic(names.outbound_topic(c)) for c in names.CHANNELS},
+            outbound={c: topic(names.outbound_topic(c)) for c in DELIVERY_CHANNELS},
         )
 
     @property

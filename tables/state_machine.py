@@ -14,10 +14,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-SENT = "SENT"
-DELIVERED = "DELIVERED"
-READ = "READ"
-FAILED = "FAILED"
+from chat4all.wire import Channel, Status
+
+# Plain strings, as the table values hold them.
+SENT, DELIVERED, READ, FAILED = Status.SENT.value, Status.DELIVERED.value, Status.READ.value, Status.FAILED.value
 STATUSES = (SENT, DELIVERED, READ, FAILED)
 
 # Forward order of a receipt. FAILED is terminal and ranks highest so that the write
@@ -76,7 +76,7 @@ class Outcome:
 
 
 def _targets(entry: dict[str, Any], recipient_id: str, channel: str) -> list[str]:
-    if channel == "*":
+    if channel == Channel.ALL:
         return [k for k in entry["r"] if split_key(k)[0] == recipient_id]
     key = receipt_key(recipient_id, channel)
     return [key] if key in entry["r"] else []
@@ -171,7 +171,7 @@ def current_changes(entry: dict[str, Any], *, recipient_id: str | None = None, c
     For writing an entry again as it stands: a replayed update after a crash, whose table
     write survived while its Cassandra write may not have.
     """
-    keys = list(entry["r"]) if recipient_id is None else _targets(entry, recipient_id, channel or "*")
+    keys = list(entry["r"]) if recipient_id is None else _targets(entry, recipient_id, channel or Channel.ALL)
     return [
         Change(key=k, status=entry["r"][k]["s"], delivered_ms=entry["r"][k]["d"], read_ms=entry["r"][k]["rd"])
         for k in keys

@@ -21,21 +21,20 @@ from api.idempotency import ClaimedMessage, fingerprint
 from api.pagination import MAX_PAGE_SIZE, cursor_ms, cursor_uuid, page_size
 from api.publisher import NotPublished
 from api.registration import ServiceRegistration, full_name
-from api.wire import message_event
 from chat4all.clock import as_utc, now_ms, to_ms
-from chat4all.topics import CHANNELS, MESSAGES, NATIVE, STATUS_UPDATES
+from chat4all.topics import MESSAGES, STATUS_UPDATES
 from chat4all.v1 import common_pb2, messages_pb2_grpc
 from chat4all.v1 import messages_pb2 as pb
-from streams.records import StatusUpdate
+from chat4all.wire import DELIVERY_CHANNELS, Channel, MessageEvent, Status, StatusUpdate, encode
 
 logger = logging.getLogger(__name__)
 
 MAX_CLIENT_MESSAGE_ID = limits.CLIENT_MESSAGE_ID_CHARS
 _STATUS = {
-    "SENT": pb.MESSAGE_STATUS_SENT,
-    "DELIVERED": pb.MESSAGE_STATUS_DELIVERED,
-    "READ": pb.MESSAGE_STATUS_READ,
-    "FAILED": pb.MESSAGE_STATUS_FAILED,
+    Status.SENT: pb.MESSAGE_STATUS_SENT,
+    Status.DELIVERED: pb.MESSAGE_STATUS_DELIVERED,
+    Status.READ: pb.MESSAGE_STATUS_READ,
+    Status.FAILED: pb.MESSAGE_STATUS_FAILED,
 }
 
 
@@ -47,8 +46,8 @@ def validate_send_channels(channels: list[str]) -> list[str]:
     """The channels SendMessage may be restricted to, without duplicates, in the given order."""
     out: list[str] = []
     for channel in channels:
-        if channel not in CHANNELS:
-            raise invalid(f"channels: unknown channel {channel[:32]!r}; use {', '.join(CHANNELS)}")
+        if channel not in DELIVERY_CHANNELS:
+            raise invalid(f"channels: unknown channel {channel[:32]!r}; use {', '.join(DELIVERY_CHANNELS)}")
         if channel not in out:
             out.append(channel)
     return out
@@ -184,7 +183,7 @@ class MessageServicer(messages_pb2_grpc.MessageServiceServicer):
         if replay and (await store.execute("message_by_id", (message_id,), context=context)).one() is not None:
             return response  # stored already: nothing to publish again
         conversation_id = str(conversation.conversation_id)
-        event = message_event(
+        event = MessageEvent(
             message_id=str(message_id),
             conversation_id=conversation_id,
             sender_id=str(caller),
@@ -196,7 +195,7 @@ class MessageServicer(messages_pb2_grpc.MessageServiceServicer):
         )
         try:
             # A replay that is not stored yet is published again: the router dedups by message_id.
-            await self._deps.publisher.publish(MESSAGES, key=conversation_id, value=event, context=context)
+            await self._deps.publisher.publish(MESSAGES, key=conversation_id, value=encode(event), context=context)
         except NotPublished:
             if claimed is not None:
                 await self._deps.send_claims.release(caller, cmid, claimed)
@@ -237,27 +236,27 @@ class MessageServicer(messages_pb2_grpc.MessageServiceServicer):
 
         Best effort: if Kafka is down the history is still returned, and the next fetch tries again
         (the receipt is still SENT)."""
-        key = f"{caller}:{NATIVE}"
+        key = f"{caller}:{Channel.NATIVE}"
         at_ms = now_ms()
         futures = []
         try:
             for row in rows:
                 receipt = (row.receipts or {}).get(key)
-                if row.sender_id == caller or receipt is None or receipt.status != "SENT":
+                if row.sender_id == caller or receipt is None or receipt.status != Status.SENT:
                     continue
                 update = StatusUpdate(
                     message_id=str(row.message_id),
                     conversation_id=str(row.conversation_id),
                     ts_ms=to_ms(row.ts),
                     recipient_id=str(caller),
-                    channel=NATIVE,
-                    status="DELIVERED",
+                    channel=Channel.NATIVE,
+                    status=Status.DELIVERED,
                     at_ms=at_ms,
                     receipt_keys=sorted(row.receipts),
                     source="api.get_messages",
                     sender_id=str(row.sender_id),
                 )
-                fut = await self._deps.publisher.send_nowait(STATUS_UPDATES, key=str(row.message_id), value=update.dumps())
+                fut = await self._deps.publisher.send_nowait(STATUS_UPDATES, key=str(row.message_id), value=encode(update))
                 if fut is not None:
                     futures.append(fut)
             if futures:
@@ -291,8 +290,8 @@ class MessageServicer(messages_pb2_grpc.MessageServiceServicer):
                     conversation_id=str(row.conversation_id),
                     ts_ms=to_ms(row.ts),
                     recipient_id=str(caller),
-                    channel="*",
-                    status="READ",
+                    channel=Channel.ALL,
+                    status=Status.READ,
                     at_ms=at_ms,
                     source="api.mark_read",
                     sender_id=str(row.sender_id),
@@ -302,7 +301,7 @@ class MessageServicer(messages_pb2_grpc.MessageServiceServicer):
         # a partial failure (UNAVAILABLE) is safe.
         await asyncio.gather(
             *(
-                self._deps.publisher.publish(STATUS_UPDATES, key=u.message_id, value=u.dumps(), context=context)
+                self._deps.publisher.publish(STATUS_UPDATES, key=u.message_id, value=encode(u), context=context)
                 for u in updates
             )
         )

@@ -6,11 +6,11 @@ import asyncio
 import random
 
 from chat4all.retry import backoff_delay
+from chat4all.wire import OutboundEvent
 from connectors.base import ConnectorConfig
 from connectors.breaker import BreakerState, CircuitBreaker
 from connectors.faults import FaultInjector
 from connectors.simulators import WhatsAppConnector
-from streams.records import OutboundEvent
 
 
 class Clock:

@@ -6,12 +6,13 @@ import asyncio
 
 import pytest
 
-from gateway.events import LiveEvent
+from chat4all.wire import Kind, Notification, decode
 from gateway.hub import Hub, SubscriptionOverflow
+from gateway.websocket import frame
 
 
-def _event(user_id: str, n: int) -> LiveEvent:
-    return LiveEvent(user_id=user_id, kind="message.new", message_id=f"m{n}", conversation_id="c", at_ms=n)
+def _event(user_id: str, n: int) -> Notification:
+    return Notification(user_id=user_id, kind=Kind.MESSAGE_NEW, message_id=f"m{n}", conversation_id="c", at_ms=n)
 
 
 async def test_dispatch_reaches_every_subscription_of_that_user_only() -> None:
@@ -36,9 +37,9 @@ async def test_a_client_that_falls_behind_gets_what_was_queued_then_overflow() -
         await sub.next()
 
 
-def test_live_event_parses_a_notification_and_ignores_unknown_fields() -> None:
+def test_the_gateway_parses_a_notification_ignoring_unknown_fields_and_frames_it_without_its_user() -> None:
     raw = b'{"user_id":"u","kind":"message.status","message_id":"m","conversation_id":"c","at_ms":5,' \
           b'"status":"READ","future_field":1,"receipt_keys":["u:native"]}'
-    ev = LiveEvent.from_record(raw)
+    ev = decode(Notification, raw)
     assert ev.status == "READ" and ev.receipt_keys == ("u:native",)
-    assert '"user_id"' not in ev.to_json() and '"status": "READ"' in ev.to_json()
+    assert '"user_id"' not in frame(ev) and '"status": "READ"' in frame(ev)
