@@ -75,8 +75,7 @@ def build_worker(
                      on_stale=lambda tp: metrics.stale_records_skipped.labels(tp.topic).inc())
     install_memory_budget(settings)
     fetching.install(min_bytes=settings.consumer_fetch_min_bytes, max_wait_ms=settings.consumer_fetch_max_wait_ms)
-    if settings.producer_drain_by_broker:
-        producing.install()
+    producing.install(drain_by_broker=settings.producer_drain_by_broker)
     health = Health(roles=[role])
     cassandra = PipelineStoreProvider(settings=settings, health=health) if store is None else None
     ctx = AgentContext(

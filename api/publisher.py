@@ -7,11 +7,11 @@ import logging
 
 import grpc
 from aiokafka import AIOKafkaProducer
-from aiokafka.partitioner import murmur2
 
 from api.deadline import budget
 from api.errors import DependencyUnavailable
 from chat4all import producing
+from chat4all.producing import CachedPartitioner
 from chat4all.settings import Settings
 from chat4all.topics import topic_name
 
@@ -24,27 +24,6 @@ class NotPublished(DependencyUnavailable):
 
 class OutcomeUnknown(DependencyUnavailable):
     """The event reached the producer's buffer but was not acknowledged in time: it may still land."""
-
-
-class CachedPartitioner:
-    """aiokafka's default (Java-compatible murmur2) partitioning, remembered per key.
-
-    murmur2 is pure Python in aiokafka (a few microseconds per key), and SendMessage keys every
-    event by its conversation: the same few keys over and over."""
-
-    def __init__(self, *, size: int = 100_000) -> None:
-        self._size = size
-        self._hashes: dict[bytes, int] = {}
-
-    def __call__(self, key: bytes | None, all_partitions: list[int], available: list[int]) -> int:
-        if key is None:
-            raise ValueError("the API always publishes with a key")
-        h = self._hashes.get(key)
-        if h is None:
-            if len(self._hashes) >= self._size:
-                self._hashes.clear()
-            h = self._hashes[key] = murmur2(key) & 0x7FFFFFFF
-        return all_partitions[h % len(all_partitions)]
 
 
 class Publisher:
@@ -61,9 +40,8 @@ class Publisher:
 
     async def _start(self) -> None:
         timeout_ms = int(self._settings.api_publish_timeout_seconds * 1000)
-        if self._settings.producer_drain_by_broker:
-            # Requests then carry every partition's waiting events, not one partition's at a time.
-            producing.install()
+        # Requests then carry every partition's waiting events, not one partition's at a time.
+        producing.install(drain_by_broker=self._settings.producer_drain_by_broker)
         producer = AIOKafkaProducer(
             bootstrap_servers=self._settings.kafka_bootstrap,
             client_id="chat4all-api",

@@ -6,6 +6,7 @@ import logging
 
 import faust
 
+from chat4all.producing import CachedPartitioner
 from chat4all.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -53,4 +54,6 @@ def create_app(settings: Settings) -> faust.App:
         # records of many events into one produce request per partition leader.
         producer_linger=settings.producer_linger_ms / 1000,
         producer_max_batch_size=256 * 1024,
+        # murmur2 as aiokafka's default, each key's hash computed once (chat4all/producing.py).
+        producer_partitioner=CachedPartitioner(),
     )

@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin import AIOKafkaAdminClient, NewPartitions, NewTopic
+from aiokafka.partitioner import murmur2
 from aiokafka.producer.sender import Sender
 
 from chat4all import producing
@@ -94,3 +95,37 @@ def test_a_ready_batch_takes_every_waiting_batch_of_its_broker(stack: Settings, 
     # the 144 ms of sends); drained per broker, the first ready batch takes them all.
     assert patched_requests <= 2, patched_requests
     assert plain_requests >= 4, plain_requests
+
+
+async def _keyed(bootstrap: str) -> tuple[dict[bytes, int], dict[bytes, int]]:
+    """Where 40 keyed records land with 12 partitions, then again after the topic grows to 16."""
+    topic = f"test-partitions-{uuid.uuid4().hex[:8]}"
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    producing.install()
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, partitioner=producing.CachedPartitioner())
+    try:
+        await admin.create_topics([NewTopic(topic, num_partitions=PARTITIONS, replication_factor=1)])
+        await producer.start()
+        keys = [f"key-{n}".encode() for n in range(40)]
+        before = {k: (await (await producer.send(topic, b"v", key=k))).partition for k in keys}
+        await admin.create_partitions({topic: NewPartitions(total_count=16)})
+        for _ in range(50):
+            await producer.client.force_metadata_update()
+            if len(producer.client.cluster.partitions_for_topic(topic) or ()) == 16:
+                break
+            await asyncio.sleep(0.2)
+        after = {k: (await (await producer.send(topic, b"v", key=k))).partition for k in keys}
+    finally:
+        await producer.stop()
+        await admin.close()
+        producing.uninstall()
+    return before, after
+
+
+def test_keyed_records_land_where_the_java_compatible_partitioner_puts_them(stack: Settings, unpatched: None) -> None:
+    before, after = asyncio.run(_keyed(stack.kafka_bootstrap))
+    assert before == {k: (murmur2(k) & 0x7FFFFFFF) % PARTITIONS for k in before}
+    # The partition cache followed the metadata update: keys now spread over 16 partitions.
+    assert after == {k: (murmur2(k) & 0x7FFFFFFF) % 16 for k in after}
+    assert max(after.values()) >= PARTITIONS
