@@ -9,6 +9,7 @@ from redis.asyncio import BlockingConnectionPool, Redis
 
 from api.admission import Admission
 from api.auth_limits import AuthLimits
+from api.files.tables import FileTables
 from api.idempotency import SendClaims
 from api.pagination import Cursors, cursor_key
 from api.passwords import PasswordHasherPool
@@ -38,6 +39,7 @@ class ApiDeps:
     passwords: PasswordHasherPool  # argon2, on threads of its own
     auth_limits: AuthLimits  # Login/Register per address, failed logins per username
     cursors: Cursors  # signs and checks page tokens
+    file_tables: FileTables  # upload_sessions and files (api.files), prepared on first use
 
     async def close(self) -> None:
         await self.publisher.close()
@@ -94,4 +96,5 @@ def build_deps(settings: Settings) -> ApiDeps:
         ),
         auth_limits=AuthLimits(redis=redis, settings=settings),
         cursors=Cursors(key=cursor_key(settings=settings, jwt_secret=secret)),
+        file_tables=FileTables(store=store, timeout=timeout),
     )

@@ -17,7 +17,8 @@ from chat4all.settings import Settings
 
 logger = logging.getLogger(__name__)
 
-# Every statement the API runs, prepared once per session. Names are what handlers use.
+# The statements of the API's tables, prepared once per session; names are what handlers use.
+# The files package's tables have repositories of their own (api.files.tables).
 STATEMENTS: dict[str, str] = {
     "ping": "SELECT release_version FROM system.local",
     # users
@@ -64,11 +65,6 @@ STATEMENTS: dict[str, str] = {
     "messages_after": (
         "SELECT conversation_id, ts, message_id, sender_id, content, file_id, status, delivered_at, read_at, receipts"
         " FROM {ks}.messages WHERE conversation_id = ? AND (ts, message_id) > (?, ?) LIMIT ?"
-    ),
-    # files (metadata written by the FileService)
-    "get_file": (
-        "SELECT file_id, conversation_id, uploader_id, filename, mime_type, size, sha256, created_at"
-        " FROM {ks}.files WHERE file_id = ?"
     ),
 }
 

@@ -19,8 +19,6 @@ from api.files.cleaner import run_cleaner
 from api.files.errors import S3_OUTAGE, FileError, InvalidUpload
 from api.files.handlers import add_file_service
 from api.files.memory import set_mmap_threshold
-from api.files.records import FileRecordRepository
-from api.files.sessions import UploadSessionRepository
 from api.files.uploader import Uploader
 from api.files.validation import UploadRequest
 from api.registration import ServiceRegistration, full_name
@@ -44,7 +42,6 @@ class FileServicer(files_pb2_grpc.FileServiceServicer):
         self._settings = deps.settings
         self._objects = object_store or build_object_store(deps.settings)
         self._uploader: Uploader | None = None
-        self._records: FileRecordRepository | None = None
         self._ready = asyncio.Lock()
         self._bucket_ok = False
         self._cleaner: asyncio.Task | None = None
@@ -87,21 +84,10 @@ class FileServicer(files_pb2_grpc.FileServiceServicer):
             return self._uploader
         async with self._ready:
             if self._uploader is None:
-                session = await self._deps.store.session(self._settings.api_storage_timeout_seconds)
-                timeout = self._settings.api_storage_timeout_seconds
-
-                def build() -> tuple[UploadSessionRepository, FileRecordRepository]:
-                    # Preparing statements blocks: off the loop.
-                    return (
-                        UploadSessionRepository(session=session, timeout=timeout),
-                        FileRecordRepository(session=session, timeout=timeout),
-                    )
-
-                sessions, records = await asyncio.to_thread(build)
-                self._records = records
+                tables = self._deps.file_tables
                 self._uploader = Uploader(
-                    sessions=sessions,
-                    records=records,
+                    sessions=await tables.sessions(),
+                    records=await tables.records(),
                     objects=self._objects,
                     max_file_bytes=self._settings.max_file_bytes,
                     part_bytes=self._settings.upload_part_bytes,
@@ -192,9 +178,8 @@ class FileServicer(files_pb2_grpc.FileServiceServicer):
         self, request: files_pb2.GetDownloadUrlRequest, context: grpc.aio.ServicerContext
     ) -> files_pb2.GetDownloadUrlResponse:
         file_id = parse_uuid(request.file_id, "file_id")
-        await self._get_uploader()
-        assert self._records is not None
-        record = await self._records.get(file_id)
+        records = await self._deps.file_tables.records()
+        record = await records.get(file_id)
         if record is None:
             raise not_found(f"file {file_id} not found")
         await require_participant(self._deps.store, str(record.conversation_id), current_user_uuid(context), context=context)

@@ -17,6 +17,7 @@ from api.convert import parse_uuid, ts_from_datetime, ts_from_ms
 from api.deadline import budget
 from api.deps import ApiDeps
 from api.errors import ApiError, denied, invalid, not_found
+from api.files.records import FileRecord
 from api.idempotency import ClaimedMessage, fingerprint
 from api.pagination import MAX_PAGE_SIZE, cursor_ms, cursor_uuid, page_size
 from api.publisher import NotPublished
@@ -53,14 +54,14 @@ def validate_send_channels(channels: list[str]) -> list[str]:
     return out
 
 
-def file_metadata(row: Any) -> common_pb2.FileMetadata:
+def file_metadata(record: FileRecord) -> common_pb2.FileMetadata:
     return common_pb2.FileMetadata(
-        file_id=str(row.file_id),
-        filename=row.filename or "",
-        mime_type=row.mime_type or "",
-        size=row.size or 0,
-        sha256=row.sha256 or "",
-        created_at=ts_from_datetime(row.created_at),
+        file_id=str(record.file_id),
+        filename=record.filename,
+        mime_type=record.mime_type,
+        size=record.size,
+        sha256=record.sha256,
+        created_at=ts_from_datetime(record.created_at),
     )
 
 
@@ -95,6 +96,13 @@ class MessageServicer(messages_pb2_grpc.MessageServiceServicer):
 
     def __init__(self, *, deps: ApiDeps) -> None:
         self._deps = deps
+
+    async def _file_record(self, file_id: uuid.UUID, context: grpc.aio.ServicerContext) -> FileRecord | None:
+        """The file's record (api.files.records), within the call's deadline."""
+        timeout = budget(context, self._deps.settings.api_storage_timeout_seconds)
+        records = await self._deps.file_tables.records(timeout=timeout)
+        async with asyncio.timeout(timeout + 0.05):
+            return await records.get(file_id, timeout=timeout)
 
     async def _rate_limit(self, user_id: uuid.UUID, context: grpc.aio.ServicerContext) -> None:
         timeout = budget(context, self._deps.settings.api_storage_timeout_seconds)
@@ -144,10 +152,10 @@ class MessageServicer(messages_pb2_grpc.MessageServiceServicer):
         file_id = None
         if request.file_id:
             file_id = parse_uuid(request.file_id, "file_id")
-            file_row = (await store.execute("get_file", (file_id,), context=context)).one()
-            if file_row is None:
+            file_record = await self._file_record(file_id, context)
+            if file_record is None:
                 raise not_found(f"file {file_id} not found (is its upload complete?)")
-            if file_row.conversation_id != conversation.conversation_id:
+            if file_record.conversation_id != conversation.conversation_id:
                 raise denied(f"file {file_id} was uploaded to another conversation")
 
         # The id and timestamp are fixed here, once: every later step (router, tracker) is idempotent on them.
@@ -221,8 +229,8 @@ class MessageServicer(messages_pb2_grpc.MessageServiceServicer):
         rows = rows[:size]
 
         file_ids = sorted({row.file_id for row in rows if row.file_id})
-        file_rows = await asyncio.gather(*(store.execute("get_file", (f,), context=context) for f in file_ids))
-        files = {f: file_metadata(r) for f, rs_ in zip(file_ids, file_rows, strict=True) if (r := rs_.one()) is not None}
+        file_records = await asyncio.gather(*(self._file_record(f, context) for f in file_ids))
+        files = {f: file_metadata(r) for f, r in zip(file_ids, file_records, strict=True) if r is not None}
         messages = [message_proto(row, files) for row in rows]
         await self._acknowledge_delivery(caller, rows, context)
         token = ""
