@@ -96,5 +96,5 @@ def build_deps(settings: Settings) -> ApiDeps:
         ),
         auth_limits=AuthLimits(redis=redis, settings=settings),
         cursors=Cursors(key=cursor_key(settings=settings, jwt_secret=secret)),
-        file_tables=FileTables(store=store, timeout=timeout),
+        file_tables=FileTables(cassandra=store, timeout=timeout),
     )

@@ -12,13 +12,14 @@ from api.store import Store
 class FileTables:
     """The `upload_sessions` and `files` repositories of one API process.
 
-    Built on first use, not at start: the API starts while Cassandra is down (api.store), and
+    Built on first use, not at start: the API starts while Cassandra is down (``cassandra``, the
+    API's api.store.Store, connects on first use and again after an outage), and
     preparing their statements blocks, so it runs off the loop, once. ``timeout`` (seconds) is
     the repositories' per-statement timeout and the default wait for the connection.
     """
 
-    def __init__(self, *, store: Store, timeout: float) -> None:
-        self._store = store
+    def __init__(self, *, cassandra: Store, timeout: float) -> None:
+        self._cassandra = cassandra
         self._timeout = timeout
         self._built: tuple[UploadSessionRepository, FileRecordRepository] | None = None
         self._building = asyncio.Lock()
@@ -36,7 +37,7 @@ class FileTables:
             return self._built
         async with self._building:
             if self._built is None:
-                session = await self._store.session(self._timeout if timeout is None else timeout)
+                session = await self._cassandra.session(self._timeout if timeout is None else timeout)
 
                 def prepare() -> tuple[UploadSessionRepository, FileRecordRepository]:
                     return (

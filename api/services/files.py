@@ -37,10 +37,10 @@ def api_error(exc: FileError) -> ApiError:
 class FileServicer(files_pb2_grpc.FileServiceServicer):
     """Uploads (see api.files), their status, and download URLs; participants only."""
 
-    def __init__(self, *, deps: ApiDeps, object_store: ObjectStore | None = None) -> None:
+    def __init__(self, *, deps: ApiDeps, objects: ObjectStore | None = None) -> None:
         self._deps = deps
         self._settings = deps.settings
-        self._objects = object_store or build_object_store(deps.settings)
+        self._objects = objects or build_object_store(deps.settings)
         self._uploader: Uploader | None = None
         self._ready = asyncio.Lock()
         self._bucket_ok = False
