@@ -8,13 +8,15 @@ of those primitives costs in isolation, on the same broker, with an agent that d
 else, so that the worker's CPU per message can be set against the least it could be.
 
 Each variant runs a minimal faust worker in a process of its own (12 partitions, RocksDB
-store, manual acks as the pipeline's agents do, producer linger 10 ms, the same fetch
-settings), offers ``--rate`` events/s for ``--seconds`` and reads the worker's CPU
-(utime + stime, idle included) from /proc from the first event to the last commit:
+store, manual acks as the pipeline's agents do, producer linger 10 ms; the worker's fetch
+settings, produce patches and RocksDB options, so their settings apply here too), offers
+``--rate`` events/s for ``--seconds`` and reads the worker's CPU (utime + stime, idle
+included) from /proc from the first event to the last commit:
 
 - ``consume``: the agent acks each event;
 - ``table``: and writes one table entry per event;
-- ``produce``: and sends one record per event (not awaited, acked at once).
+- ``produce``: and sends one record per event (not awaited, acked at once);
+- ``produce-raw`` (not run by default): the same through aiokafka's producer, not a faust topic.
 
 The marginal cost of a table write or a produced record is the variant minus ``consume``.
 
@@ -50,8 +52,8 @@ from chat4all.settings import get_settings  # noqa: E402
 
 logger = logging.getLogger("bench.faust_floor")
 VARIANTS = ("consume", "table", "produce")
-# Not run by default: what a lever would save (``--variants consume,produce,produce-raw,...``).
-EXTRA_VARIANTS = ("produce-raw", "produce-node", "table-nowal")
+# Not run by default: a record sent through aiokafka's producer directly, not a faust topic.
+EXTRA_VARIANTS = ("produce-raw",)
 PARTITIONS = 12
 
 
@@ -59,13 +61,14 @@ def run_worker(variant: str, prefix: str, datadir: str) -> None:
     """The child process: a minimal faust worker of one variant (runs until killed)."""
     import faust
 
+    from chat4all import producing
     from streams import fetching
+    from tables.options import install_memory_budget
 
     settings = get_settings()
-    if variant == "produce-node":
-        from chat4all import producing
-
-        producing.install()
+    # As the worker has them (agents/worker.py): the produce patches, the RocksDB budget and WAL setting.
+    producing.install(drain_by_broker=settings.producer_drain_by_broker)
+    install_memory_budget(settings)
     fetching.install(min_bytes=settings.consumer_fetch_min_bytes, max_wait_ms=settings.consumer_fetch_max_wait_ms)
     app = faust.App(
         f"{prefix}-app", broker=f"kafka://{settings.kafka_bootstrap}", store="rocksdb://", datadir=datadir,
@@ -78,18 +81,6 @@ def run_worker(variant: str, prefix: str, datadir: str) -> None:
     sink = app.topic(f"{prefix}-out", value_serializer="raw", partitions=PARTITIONS)
     table = app.Table("floor", default=int, key_type=str, value_type=int, partitions=PARTITIONS)
     sink_name = sink.get_topic_name()
-    if variant == "table-nowal":
-        from faust.stores import rocksdb as faust_rocksdb
-
-        class NoWal(faust_rocksdb.RocksDBOptions):
-            def open(self, path: Path, *, read_only: bool = False) -> Any:
-                db = super().open(path, read_only=read_only)
-                options = faust_rocksdb.rocksdict.WriteOptions()
-                options.disable_wal = True
-                db.set_write_options(options)
-                return db
-
-        faust_rocksdb.RocksDBOptions = NoWal  # type: ignore[misc]
 
     def raw_producer() -> Any:
         return app.producer._ensure_producer()
@@ -99,12 +90,10 @@ def run_worker(variant: str, prefix: str, datadir: str) -> None:
         async for event in stream.noack().events():
             if variant == "table":
                 table[event.key.decode()] = event.message.offset
-            elif variant in ("produce", "produce-node"):
+            elif variant == "produce":
                 await sink.send(key=event.key, value=event.value)
             elif variant == "produce-raw":
                 await raw_producer().send(sink_name, event.value, key=event.key)
-            elif variant == "table-nowal":
-                table[event.key.decode()] = event.message.offset
             event.ack()
 
     faust.Worker(app, loglevel="WARNING").execute_from_commandline()
