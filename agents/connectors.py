@@ -100,7 +100,7 @@ class ChannelWorker:
             conversation_id=event.conversation_id, at_ms=self.ctx.clock(), sender_id=event.sender_id,
             content=event.content, channel=event.channel, ts_ms=event.ts_ms, receipt_keys=event.receipt_keys,
         )
-        await self.ctx.topics.notifications.send(key=event.recipient_id.encode(), value=encode(note))
+        await self.ctx.sender.send(self.ctx.topics.notifications, key=event.recipient_id.encode(), value=encode(note))
 
     async def _consume(self, stream: Any) -> None:
         async for event in stream.noack().events():
@@ -162,7 +162,7 @@ class ChannelWorker:
             recipient_id=outbound.recipient_id, channel=self.channel, status=Status.FAILED, at_ms=self.ctx.clock(),
             receipt_keys=outbound.receipt_keys, reason=result.reason, source=self.channel, sender_id=outbound.sender_id,
         )
-        pending = [await self.ctx.topics.status_updates.send(key=outbound.message_id.encode(), value=encode(failed))]
+        pending = [await self.ctx.sender.send(self.ctx.topics.status_updates, key=outbound.message_id.encode(), value=encode(failed))]
         pending.append(await self.ctx.dead_letters.send(
             source=f"{self.channel}-connector", topic=self.topic_name, key=key, payload=raw or b"",
             reason=result.reason or "failed", attempts=result.attempts,
@@ -207,17 +207,17 @@ class ChannelWorker:
         for bucket, entries in schedule.due(now):
             if bucket in fired:
                 continue
-            futures = []
+            records = []
             for e in entries:
                 update = StatusUpdate(
                     message_id=e["m"], conversation_id=e["c"], ts_ms=e["t"], recipient_id=e["r"], channel=self.channel,
                     status=e["st"], at_ms=now, receipt_keys=e["k"], source=self.channel, sender_id=e["s"],
                 )
-                futures.append(self.ctx.topics.status_updates.send_soon(key=e["m"].encode(), value=encode(update)))
+                records.append((e["m"].encode(), encode(update)))
                 if e["st"] == Status.DELIVERED:
                     assert isinstance(self.connector, SimulatedNetworkConnector)
                     follow_ups.append({**e, "st": Status.READ, "due": now + self.connector.read_delay_ms()})
-            fired[bucket] = [f for f in futures if f is not None]
+            fired[bucket] = self.ctx.sender.send_soon(self.ctx.topics.status_updates, records)
         schedule.add_many(follow_ups)
         waiting = schedule.next_due_ms(skip=fired.keys())
         if fired:

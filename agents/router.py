@@ -125,7 +125,8 @@ class Router:
                 )
                 # Keyed by message id: every record of one message lands on the same partition
                 # of status-updates later, in order.
-                pending.append(await outbound_topics[target.channel].send(key=msg.message_id.encode(), value=encode(outbound)))
+                pending.append(await self.ctx.sender.send(
+                    outbound_topics[target.channel], key=msg.message_id.encode(), value=encode(outbound)))
                 metrics.outbound_sent.labels(target.channel).inc()
             # The event is acked (and its offset may be committed) only once the broker has these.
             for fut in pending:

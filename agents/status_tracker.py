@@ -168,10 +168,10 @@ class StatusTracker:
         return persist
 
     def _notify(self, notes: list[tuple[bytes, bytes]]) -> Step:
-        topic = self.ctx.topics.notifications
+        topic, sender = self.ctx.topics.notifications, self.ctx.sender
 
         async def notify() -> None:
-            pending = [await topic.send(key=k, value=v) for k, v in notes]
+            pending = [await sender.send(topic, key=k, value=v) for k, v in notes]
             for fut in pending:
                 await fut
 

@@ -20,6 +20,7 @@ from streams.cassandra_io import PipelineStoreProvider
 from streams.context import AgentContext, StoreProvider
 from streams.dead_letters import DeadLetters
 from streams.health import Health, install_health_page
+from streams.sending import RecordSender
 from streams.topics import PipelineTopics
 from tables.options import install_memory_budget
 
@@ -80,6 +81,7 @@ def build_worker(
     cassandra = PipelineStoreProvider(settings=settings, health=health) if store is None else None
     ctx = AgentContext(
         app=app, settings=settings, topics=topics, store=store or cassandra,  # type: ignore[arg-type]
+        sender=RecordSender(app=app, direct=settings.processing_guarantee == "at_least_once"),
         dead_letters=DeadLetters(topic=topics.dead_letters, clock=clock), health=health, clock=clock,
     )
     worker = PipelineWorker(app=app, ctx=ctx, role=role)

@@ -1,4 +1,4 @@
-"""What every agent of a worker is given: the app, settings, topics, Cassandra, dead letters and a clock."""
+"""What every agent of a worker is given: the app, settings, topics, a record sender, Cassandra, dead letters and a clock."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from chat4all.settings import Settings
 from streams.cassandra_io import PipelineStore
 from streams.dead_letters import DeadLetters
 from streams.health import Health
+from streams.sending import RecordSender
 from streams.topics import PipelineTopics
 
 # Connects on first call (waiting out an outage); tests pass an in-memory stand-in.
@@ -25,6 +26,7 @@ class AgentContext:
     app: faust.App
     settings: Settings
     topics: PipelineTopics
+    sender: RecordSender
     store: StoreProvider
     dead_letters: DeadLetters
     health: Health

@@ -13,7 +13,7 @@ from tests.unit.pipeline_helpers import RecordedSends, new_id, unit_worker
 def connector_env(monkeypatch):
     clock = {"now": 1_800_000_000_000}
     worker = unit_worker("connectors", clock=lambda: clock["now"])
-    sends = RecordedSends(ack_at_once=False).install(monkeypatch, worker.ctx.topics)
+    sends = RecordedSends(ack_at_once=False).install(monkeypatch, worker.ctx.topics, sender=worker.ctx.sender)
     return worker, worker.connectors.channels["whatsapp"], sends, clock
 
 

@@ -49,10 +49,12 @@ class RecordedSends:
         self.ack_at_once = ack_at_once
         self.unacked: list[Any] = []
 
-    def install(self, monkeypatch: Any, topics: Any) -> RecordedSends:
+    def install(self, monkeypatch: Any, topics: Any, *, sender: Any) -> RecordedSends:
+        """Record what the agents send: through faust's topics, which the worker's sender then uses."""
         import asyncio
         import json
 
+        monkeypatch.setattr(sender, "direct", False)
         for topic in topics.all():
             name = topic.get_topic_name()
 

@@ -22,7 +22,7 @@ def router_env(monkeypatch):
         return outcomes[-1]
 
     monkeypatch.setattr(router, "route_message", recording)
-    sends = RecordedSends().install(monkeypatch, worker.ctx.topics)
+    sends = RecordedSends().install(monkeypatch, worker.ctx.topics, sender=worker.ctx.sender)
     return router, store, sends, outcomes
 
 

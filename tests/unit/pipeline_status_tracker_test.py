@@ -22,7 +22,7 @@ def tracker_env(monkeypatch):
         return outcomes[-1]
 
     monkeypatch.setattr(tracker, "track_status", recording)
-    return tracker, store, RecordedSends().install(monkeypatch, worker.ctx.topics), outcomes
+    return tracker, store, RecordedSends().install(monkeypatch, worker.ctx.topics, sender=worker.ctx.sender), outcomes
 
 
 def _update(mid, cid, rid, channel, status, at, keys, sender):
