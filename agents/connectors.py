@@ -29,8 +29,8 @@ from connectors.simulators import SimulatedNetworkConnector
 from streams import metrics, operator_auth
 from streams.context import AgentContext
 from streams.inflight import InFlight, awaiting
-from tables.schedule import DurableSchedule
-from tables.schedules import schedule_table
+from tables.durable_schedule import DurableSchedule
+from tables.scheduled_receipts import scheduled_receipts_table
 
 logger = logging.getLogger(__name__)
 
@@ -68,7 +68,7 @@ class ChannelWorker:
         self.topic_name = ctx.topics.outbound[channel].get_topic_name()
         self.connector = self._make_connector(faults)
         self.scheduled = isinstance(self.connector, SimulatedNetworkConnector)
-        self.table = schedule_table(ctx.app, ctx.settings, channel) if self.scheduled else None
+        self.table = scheduled_receipts_table(ctx.app, ctx.settings, channel) if self.scheduled else None
         # partition -> when its schedule next needs a tick (ms). In memory only: a newly
         # owned partition is ticked at once and its real hint comes back from the table.
         self.next_due: dict[int, int] = {}
@@ -76,7 +76,7 @@ class ChannelWorker:
         self.pending_buckets: dict[int, int] = {}
         # partition -> bucket -> the broker acks of the receipts it fired (in memory only).
         self.fired: dict[int, dict[int, list[Any]]] = {}
-        # partition -> its schedule's sorted bucket numbers (in memory only, see tables/schedule.py).
+        # partition -> its schedule's sorted bucket numbers (in memory only, see tables/durable_schedule.py).
         self.indexes: dict[int, list[int]] = {}
         self.owned: set[int] = set()
         self.tick_ms = ctx.settings.schedule_tick_ms
@@ -108,7 +108,7 @@ class ChannelWorker:
 
     def schedule(self, partition: int) -> DurableSchedule:
         assert self.table is not None
-        # Keys namespaced by partition: see tables/schedule.py for why they must not repeat.
+        # Keys namespaced by partition: see tables/durable_schedule.py for why they must not repeat.
         schedule = DurableSchedule(table=self.table, namespace=f"p{partition}:", index=self.indexes.get(partition))
         self.indexes[partition] = schedule.index
         return schedule

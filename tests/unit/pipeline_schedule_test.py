@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tables.schedule import DurableSchedule, scan_index
+from tables.durable_schedule import DurableSchedule, scan_index
 
 
 def test_entries_fire_in_due_order_once_their_bucket_has_passed():

@@ -1,4 +1,4 @@
-"""Per-channel schedule tables of the simulated connectors: due DELIVERED/READ receipts (tables/schedule.py layout)."""
+"""Per-channel schedule tables of the simulated connectors: due DELIVERED/READ receipts (tables/durable_schedule.py layout)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from chat4all.settings import Settings
 from tables.options import rocksdb_options
 
 
-def schedule_table(app: faust.App, settings: Settings, channel: str) -> faust.Table:
+def scheduled_receipts_table(app: faust.App, settings: Settings, channel: str) -> faust.Table:
     """The changelog-backed schedule of one channel's connector (same partitions as its outbound topic)."""
     return app.Table(
         f"{channel}-schedule",
