@@ -6,10 +6,10 @@ import asyncio
 
 import grpc
 from aiokafka.errors import KafkaError
-from cassandra import DriverException, RequestExecutionException, RequestValidationException
-from cassandra.cluster import NoHostAvailable
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from chat4all import cassandra
 
 
 class ApiError(Exception):
@@ -42,12 +42,12 @@ def unauthenticated(message: str) -> ApiError:
     return ApiError(grpc.StatusCode.UNAUTHENTICATED, message)
 
 
-# Exceptions that mean a dependency is down or slow, never that the request was bad.
+# Exceptions of the other dependencies that mean one is down or slow, never that the request
+# was bad. Cassandra's errors are told apart by chat4all.cassandra.is_outage, the classifier the
+# worker's retries use too: an invalid, unauthorized or too-large statement is never an outage
+# (a client told UNAVAILABLE would retry forever), so it is INTERNAL.
 OUTAGE_ERRORS: tuple[type[BaseException], ...] = (
     DependencyUnavailable,
-    NoHostAvailable,
-    RequestExecutionException,  # Unavailable, ReadTimeout, WriteTimeout, ...
-    DriverException,  # OperationTimedOut, connection errors
     KafkaError,
     RedisConnectionError,
     RedisTimeoutError,
@@ -55,16 +55,10 @@ OUTAGE_ERRORS: tuple[type[BaseException], ...] = (
     ConnectionError,
 )
 
-# Cassandra's answers that the statement itself is wrong (InvalidRequest: e.g. a partition key
-# longer than 64 KiB; SyntaxException, Unauthorized, ConfigurationException). They derive from
-# DriverException but retrying cannot help, so they are never an outage: a client told
-# UNAVAILABLE would retry forever. (streams.cassandra_io.is_outage does not count them either.)
-NOT_OUTAGE_ERRORS: tuple[type[BaseException], ...] = (RequestValidationException,)
-
 
 def is_outage(exc: BaseException) -> bool:
     """True if ``exc`` means a dependency is down or slow (the call gets UNAVAILABLE)."""
-    return isinstance(exc, OUTAGE_ERRORS) and not isinstance(exc, NOT_OUTAGE_ERRORS)
+    return isinstance(exc, OUTAGE_ERRORS) or cassandra.is_outage(exc)
 
 
 def describe_outage(exc: BaseException) -> str:

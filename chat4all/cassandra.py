@@ -1,4 +1,4 @@
-"""Cassandra session factory and an asyncio bridge for the driver's futures."""
+"""Cassandra session factory, an asyncio bridge for the driver's futures, and the one outage classifier."""
 
 from __future__ import annotations
 
@@ -9,9 +9,26 @@ import threading
 import weakref
 from typing import Any
 
-from cassandra import ConsistencyLevel
-from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile, ResponseFuture, Session
+from cassandra import (
+    ConsistencyLevel,
+    DriverException,
+    FunctionFailure,
+    OperationTimedOut,
+    RequestExecutionException,
+    UnresolvableContactPoints,
+)
+from cassandra import protocol as _protocol
+from cassandra.cluster import (
+    EXEC_PROFILE_DEFAULT,
+    Cluster,
+    ExecutionProfile,
+    NoHostAvailable,
+    ResponseFuture,
+    Session,
+)
+from cassandra.connection import ConnectionBusy, ConnectionException
 from cassandra.policies import DCAwareRoundRobinPolicy
+from cassandra.pool import NoConnectionsAvailable
 from cassandra.query import BatchStatement, BoundStatement
 
 from chat4all.settings import Settings
@@ -22,6 +39,36 @@ logger = logging.getLogger(__name__)
 # The profile of every statement that is not a read (writes, batches, LWTs); reads run in
 # EXEC_PROFILE_DEFAULT. ``aexecute`` picks one by the statement's kind.
 WRITE_PROFILE = "chat4all-write"
+
+
+# Errors that mean "Cassandra cannot answer right now": waiting helps. The driver raises two
+# families: its own (cassandra.*) and, for some server errors, the protocol's error messages
+# (cassandra.protocol.*, e.g. an overloaded coordinator when its retry policy gives up).
+_OUTAGES: tuple[type[BaseException], ...] = (
+    NoHostAvailable,  # every host failed or is down (wraps each host's error)
+    OperationTimedOut,  # the client-side timeout
+    RequestExecutionException,  # Unavailable, Read/WriteTimeout, Read/WriteFailure, CDCWriteFailure
+    _protocol.RequestExecutionException,  # Overloaded, IsBootstrapping, Truncate, ... as messages
+    ConnectionException,  # ConnectionShutdown and friends
+    ConnectionBusy,
+    NoConnectionsAvailable,
+    UnresolvableContactPoints,  # DNS: the name may resolve again
+    OSError,  # ConnectionError, TimeoutError (asyncio's too), unreachable networks
+)
+
+# Execution errors that retrying cannot fix: a user-defined function that raised.
+_REFUSED_EXECUTIONS: tuple[type[BaseException], ...] = (FunctionFailure, _protocol.FunctionFailureMessage)
+
+
+def is_outage(exc: BaseException) -> bool:
+    """True if a Cassandra error means an outage (wait and retry; the API answers UNAVAILABLE),
+    False if Cassandra refused the statement (invalid, syntax, unauthorized, too large: retrying
+    cannot help) or the error is not Cassandra's. tests/unit/test_cassandra_outages.py lists each type."""
+    if isinstance(exc, _OUTAGES):
+        return not isinstance(exc, _REFUSED_EXECUTIONS)
+    # The driver reports a lost connection pool as a bare DriverException; its subclasses that
+    # are not listed above (RequestValidationException, AuthenticationFailed, ...) are refusals.
+    return type(exc) is DriverException
 
 
 def execution_profiles(settings: Settings) -> dict[Any, ExecutionProfile]:

@@ -9,11 +9,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from cachetools import TTLCache
-from cassandra import DriverException, OperationTimedOut, ReadTimeout, Unavailable, WriteTimeout
-from cassandra.cluster import NoHostAvailable, Session
+from cassandra.cluster import Session
 from cassandra.query import UNSET_VALUE
 
-from chat4all.cassandra import aexecute, connect
+from chat4all.cassandra import aexecute, connect, is_outage
 from chat4all.cassandra_batch import WriteBatcher
 from chat4all.retry import retry_forever
 from chat4all.settings import Settings
@@ -23,18 +22,6 @@ from streams.health import Health
 from tables.state_machine import Aggregate, Change, split_key
 
 logger = logging.getLogger(__name__)
-
-# Errors that mean "Cassandra is not reachable or overloaded right now", not "this record is bad".
-_OUTAGE_ERRORS = (NoHostAvailable, OperationTimedOut, Unavailable, WriteTimeout, ReadTimeout, ConnectionError, OSError)
-
-
-def is_outage(exc: BaseException) -> bool:
-    """True for errors an agent should wait out (retry with backoff), never dead-letter."""
-    if isinstance(exc, _OUTAGE_ERRORS):
-        return True
-    # The driver reports a lost connection pool as a bare DriverException.
-    return type(exc) is DriverException
-
 
 @dataclass(frozen=True)
 class Conversation:
