@@ -20,8 +20,8 @@ from streams.cassandra_io import PipelineStoreProvider
 from streams.context import AgentContext, StoreProvider
 from streams.dead_letters import DeadLetters
 from streams.health import Health, install_health_page
+from streams.pipeline_topics import PipelineTopics
 from streams.sending import RecordSender
-from streams.topics import PipelineTopics
 from tables.options import install_memory_budget
 
 logger = logging.getLogger(__name__)

@@ -40,7 +40,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from api import metrics
 from api.errors import ApiError
 from chat4all.settings import Settings
-from chat4all.topics import MESSAGES, topic_name
+from chat4all.topic_names import MESSAGES, topic_name
 
 logger = logging.getLogger(__name__)
 

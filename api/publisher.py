@@ -13,7 +13,7 @@ from api.errors import DependencyUnavailable
 from chat4all import producing
 from chat4all.producing import CachedPartitioner
 from chat4all.settings import Settings
-from chat4all.topics import topic_name
+from chat4all.topic_names import topic_name
 
 logger = logging.getLogger(__name__)
 

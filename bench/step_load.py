@@ -174,7 +174,7 @@ class Platform:
     async def _wait_topics(self) -> None:
         from aiokafka.admin import AIOKafkaAdminClient
 
-        from chat4all.topics import topic_name, topic_specs
+        from chat4all.topic_names import topic_name, topic_specs
 
         admin = AIOKafkaAdminClient(bootstrap_servers=self.settings.kafka_bootstrap)
         await admin.start()

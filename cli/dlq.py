@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from chat4all import topics as names
+from chat4all import topic_names as names
 from chat4all.clock import as_utc
 from chat4all.settings import Settings, get_settings
 from cli.safe import shown

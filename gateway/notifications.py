@@ -17,7 +17,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from api.publisher import Publisher
 from chat4all.clock import now_ms
 from chat4all.settings import Settings
-from chat4all.topics import NOTIFICATIONS, STATUS_UPDATES, topic_name
+from chat4all.topic_names import NOTIFICATIONS, STATUS_UPDATES, topic_name
 from chat4all.wire import Channel, Kind, Notification, Status, StatusUpdate, decode, encode
 from gateway import metrics
 from gateway.hub import Hub

@@ -12,8 +12,8 @@ from chat4all.settings import Settings
 from streams.cassandra_io import PipelineStore
 from streams.dead_letters import DeadLetters
 from streams.health import Health
+from streams.pipeline_topics import PipelineTopics
 from streams.sending import RecordSender
-from streams.topics import PipelineTopics
 
 # Connects on first call (waiting out an outage); tests pass an in-memory stand-in.
 StoreProvider = Callable[[], Awaitable[PipelineStore]]

@@ -23,7 +23,7 @@ from api.pagination import MAX_PAGE_SIZE, cursor_ms, cursor_uuid, page_size
 from api.publisher import NotPublished
 from api.registration import ServiceRegistration, full_name
 from chat4all.clock import as_utc, now_ms, to_ms
-from chat4all.topics import MESSAGES, STATUS_UPDATES
+from chat4all.topic_names import MESSAGES, STATUS_UPDATES
 from chat4all.v1 import common_pb2, messages_pb2_grpc
 from chat4all.v1 import messages_pb2 as pb
 from chat4all.wire import DELIVERY_CHANNELS, Channel, MessageEvent, Status, StatusUpdate, encode

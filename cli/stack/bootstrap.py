@@ -8,7 +8,7 @@ import re
 from string import Template
 
 from chat4all.settings import REPO_ROOT, Settings
-from chat4all.topics import topic_name, topic_specs
+from chat4all.topic_names import topic_name, topic_specs
 
 logger = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ from typing import Any
 from cassandra.cluster import Session
 from uuid6 import uuid7
 
-from chat4all import topics as names
+from chat4all import topic_names as names
 from chat4all.settings import Settings
 
 

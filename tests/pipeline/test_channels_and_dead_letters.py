@@ -10,7 +10,7 @@ import uuid
 
 import pytest
 
-from chat4all import topics as names
+from chat4all import topic_names as names
 from tests.fixtures.worker import CHAT4ALL
 from tests.pipeline.helpers import (
     create_conversation,

@@ -17,7 +17,7 @@ from chat4all.cassandra import aexecute, connect
 from chat4all.redis_client import redis_client
 from chat4all.s3 import s3_client
 from chat4all.settings import Settings
-from chat4all.topics import MESSAGES
+from chat4all.topic_names import MESSAGES
 
 pytestmark = pytest.mark.integration
 

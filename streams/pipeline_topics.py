@@ -1,4 +1,4 @@
-"""Faust topic handles of one pipeline app, named and sized by chat4all.topics (one list for stack and app)."""
+"""Faust topic handles of one pipeline app, named and sized by chat4all.topic_names (one list for stack and app)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import faust
 
-from chat4all import topics as names
+from chat4all import topic_names as names
 from chat4all.settings import Settings
 from chat4all.wire import DELIVERY_CHANNELS
 
