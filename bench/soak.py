@@ -41,7 +41,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import datetime as dt
 import logging
 import os
 import statistics
@@ -80,6 +79,7 @@ from bench.burst import (  # noqa: E402
 )
 from bench.proc_cpu import CpuMeter, CpuSample, stack_pids  # noqa: E402
 from bench.yardstick import YardstickResult  # noqa: E402
+from chat4all.clock import as_utc  # noqa: E402
 
 logger = logging.getLogger("soak")
 
@@ -331,7 +331,7 @@ def latency_per_minute(rows: Sequence[Any], t0: float) -> list[dict[str, Any]]:
     for r in rows:
         if r.delivered_at is None:
             continue
-        minute = int((r.ts.replace(tzinfo=dt.UTC).timestamp() - t0) // 60)  # the driver gives naive UTC
+        minute = int((as_utc(r.ts).timestamp() - t0) // 60)
         by_minute.setdefault(minute, []).append((r.delivered_at - r.ts).total_seconds() * 1000)
     return [{"minute": m + 1, "messages": len(v), "p50_ms": percentile(v, 0.5), "p95_ms": percentile(v, 0.95),
              "p99_ms": percentile(v, 0.99), "max_ms": max(v)} for m, v in sorted(by_minute.items())]
