@@ -4,7 +4,7 @@ Adding a service: give its module a `registration(deps) -> ServiceRegistration` 
 and add that function to SERVICES in cli/api.py, the one list of what the API process serves. The
 server registers each, lists it in reflection and health, runs its optional `start()` / `stop()`
 coroutines, and puts it behind the auth interceptor (its methods need a token unless listed in
-api.auth.PUBLIC_METHODS) and the error/metrics interceptor. It refuses to start unless the list
+api.auth_interceptor.PUBLIC_METHODS) and the error/metrics interceptor. It refuses to start unless the list
 serves exactly the services the protos (chat4all/v1) declare.
 """
 
@@ -25,7 +25,7 @@ from grpc_reflection.v1alpha import reflection
 
 import chat4all.v1
 from api import metrics
-from api.auth import AuthInterceptor
+from api.auth_interceptor import AuthInterceptor
 from api.connection_policy import connection_options
 from api.deps import ApiDeps, build_deps
 from api.health import watch_dependencies

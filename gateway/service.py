@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from api.auth import bearer_token, current_claims
+from api.auth_interceptor import bearer_token, current_claims
 from api.deps import ApiDeps
 from api.errors import ApiError
 from api.registration import ServiceRegistration, full_name

@@ -9,7 +9,7 @@ import uuid
 
 import grpc
 
-from api.auth import current_claims
+from api.auth_interceptor import current_claims
 from api.convert import ts_from_ms
 from api.deps import ApiDeps
 from api.errors import ApiError, invalid, unauthenticated

@@ -12,7 +12,7 @@ from cassandra.query import BatchStatement, BatchType
 
 from api import limits
 from api.access import ConversationRow, load_conversation, remember, require_participant
-from api.auth import current_user_uuid
+from api.auth_interceptor import current_user_uuid
 from api.convert import parse_uuid, ts_from_datetime
 from api.deps import ApiDeps
 from api.errors import invalid, not_found

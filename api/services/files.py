@@ -11,7 +11,7 @@ from datetime import timedelta
 import grpc
 
 from api.access import require_participant
-from api.auth import current_user_uuid
+from api.auth_interceptor import current_user_uuid
 from api.convert import parse_uuid, ts_from_datetime
 from api.deps import ApiDeps
 from api.errors import ApiError, invalid, not_found

@@ -12,7 +12,7 @@ import uuid6
 
 from api import limits, metrics
 from api.access import require_participant
-from api.auth import current_user_uuid
+from api.auth_interceptor import current_user_uuid
 from api.convert import parse_uuid, ts_from_datetime, ts_from_ms
 from api.deadline import budget
 from api.deps import ApiDeps

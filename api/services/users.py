@@ -7,7 +7,7 @@ import logging
 import grpc
 
 from api import limits
-from api.auth import current_user_uuid
+from api.auth_interceptor import current_user_uuid
 from api.deps import ApiDeps
 from api.errors import invalid, not_found
 from api.registration import ServiceRegistration, full_name

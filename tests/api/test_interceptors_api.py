@@ -10,7 +10,7 @@ import pytest
 from cassandra.cluster import NoHostAvailable
 from prometheus_client import REGISTRY
 
-from api.auth import AuthInterceptor, current_user_id
+from api.auth_interceptor import AuthInterceptor, current_user_id
 from api.errors import ApiError
 from api.interceptors import ObservabilityInterceptor
 from api.tokens import TokenService
