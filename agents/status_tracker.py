@@ -16,6 +16,7 @@ from tables.receipt_states import ReceiptTables
 from tables.state_machine import (
     RANK,
     STALE,
+    MessageEntry,
     aggregate,
     apply_update,
     current_changes,
@@ -27,7 +28,7 @@ from tables.state_machine import (
 
 logger = logging.getLogger(__name__)
 
-async def _entry_from_cassandra(update: StatusUpdate, store: PipelineStore) -> dict[str, Any] | None:
+async def _entry_from_cassandra(update: StatusUpdate, store: PipelineStore) -> MessageEntry | None:
     """Rebuild a message's entry from its messages row (updates from the API carry no receipt set)."""
     found = await store.message_receipts(
         message_id=update.message_id, conversation_id=update.conversation_id, ts_ms=update.ts_ms
@@ -141,7 +142,7 @@ class StatusTracker:
         await self.inflight.submit(event, self._persist(write, store, event), self._notify(notes), order_key=update.message_id)
         return outcome.outcomes
 
-    def _receipt_write(self, message_id: str, entry: dict[str, Any], changes: list[Any]) -> dict[str, Any]:
+    def _receipt_write(self, message_id: str, entry: MessageEntry, changes: list[Any]) -> dict[str, Any]:
         return {
             "message_id": message_id,
             "conversation_id": entry["cid"],
@@ -177,7 +178,7 @@ class StatusTracker:
 
         return notify
 
-    async def _persist_again(self, event: Any, update: StatusUpdate, entry: dict[str, Any], *, store: PipelineStore) -> None:
+    async def _persist_again(self, event: Any, update: StatusUpdate, entry: MessageEntry, *, store: PipelineStore) -> None:
         """A replayed update: write the entry as it stands and notify its targets' current state again."""
         metrics.transitions.labels(update.status, REPLAYED).inc()
         targets = current_changes(entry, recipient_id=update.recipient_id, channel=update.channel)
@@ -194,7 +195,7 @@ class StatusTracker:
         await self.inflight.submit(event, then=awaiting([fut]))
 
 
-def _notifications(update: StatusUpdate, entry: dict[str, Any], changes: list[Any]) -> list[tuple[bytes, bytes]]:
+def _notifications(update: StatusUpdate, entry: MessageEntry, changes: list[Any]) -> list[tuple[bytes, bytes]]:
     sender_id = entry.get("sid")
     out = []
     for change in changes:

@@ -3,18 +3,26 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any
+from typing import TypedDict
 
 import faust
 
 from chat4all.settings import Settings
 from tables.options import rocksdb_options, with_ttl_changelog
+from tables.state_machine import MessageEntry
 
 SETTLED_TTL = timedelta(hours=3)
 
 
+class SettledMarker(TypedDict):
+    """A recently settled message in `receipt-finals` (key: message id)."""
+
+    o: int  # offset of the `status-updates` record that settled it
+    e: MessageEntry  # the final entry
+
+
 class ReceiptTables:
-    """``states``: message id -> entry (tables/state_machine.py); ``settled``: message id -> final entry and offset.
+    """``states``: message id -> MessageEntry (tables/state_machine.py); ``settled``: message id -> SettledMarker.
 
     ``states`` is keyed by message id, like `status-updates`. An entry leaves it once every
     receipt is READ or FAILED (nothing can change any more), which bounds it by the messages
@@ -45,10 +53,11 @@ class ReceiptTables:
             help="Message ids whose receipts all settled (READ/FAILED) in the last 3 h: the final entry and the settling offset.",
         ), SETTLED_TTL)
 
-    def recently_settled(self, message_id: str) -> dict[str, Any] | None:
-        """The settled marker ({"o": offset, "e": final entry}) of a message, if it settled recently (inside the tracker's stream)."""
+    def recently_settled(self, message_id: str) -> SettledMarker | None:
+        """The settled marker of a message, if it settled recently (inside the tracker's stream)."""
         marker = self.settled.get(message_id)
         return marker if isinstance(marker, dict) and marker else None
 
-    def mark_settled(self, message_id: str, *, offset: int, entry: dict[str, Any]) -> None:
-        self.settled[message_id] = {"o": offset, "e": entry}
+    def mark_settled(self, message_id: str, *, offset: int, entry: MessageEntry) -> None:
+        marker: SettledMarker = {"o": offset, "e": entry}
+        self.settled[message_id] = marker

@@ -1,18 +1,14 @@
 """The delivery-receipt state machine: per recipient and channel, forward only (DESIGN.md section 3).
 
 Pure functions over plain dicts (the status tracker's table values are JSON), so the
-rules are unit-tested without Kafka.
-
-A message's entry::
-
-    {"cid": conversation_id, "ts": ts_ms, "sid": sender_id,
-     "r": {"<recipient_id>:<channel>": {"s": "SENT", "d": delivered_ms|None, "rd": read_ms|None}}}
+rules are unit-tested without Kafka. The entries' shape is MessageEntry: short keys, because
+faust encodes the whole entry on every table write.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import NotRequired, TypedDict
 
 from chat4all.wire import Channel, Status
 
@@ -31,6 +27,24 @@ REJECTED = "rejected"
 UNKNOWN = "unknown"
 
 
+class Receipt(TypedDict):
+    """One recipient's receipt on one channel, as `receipt-states` stores it."""
+
+    s: str  # status: SENT, DELIVERED, READ or FAILED
+    d: int | None  # delivered at, ms since the epoch
+    rd: int | None  # read at, ms since the epoch
+
+
+class MessageEntry(TypedDict):
+    """A message's entry in `receipt-states` (key: message id), every receipt of it in one value."""
+
+    cid: str  # conversation id
+    ts: int  # the message's ts_ms
+    sid: str | None  # sender id, who is notified of each change
+    r: dict[str, Receipt]  # receipts by '<recipient_id>:<channel>'
+    o: NotRequired[int]  # offset of the last `status-updates` record applied (set by the tracker)
+
+
 def receipt_key(recipient_id: str, channel: str) -> str:
     """The '<recipient_id>:<channel>' key of a receipt (also the messages.receipts map key)."""
     return f"{recipient_id}:{channel}"
@@ -42,7 +56,7 @@ def split_key(key: str) -> tuple[str, str]:
     return recipient_id, channel
 
 
-def new_entry(*, conversation_id: str, ts_ms: int, sender_id: str | None, receipt_keys: list[str]) -> dict[str, Any]:
+def new_entry(*, conversation_id: str, ts_ms: int, sender_id: str | None, receipt_keys: list[str]) -> MessageEntry:
     """A message entry with every receipt at SENT (what the router wrote to Cassandra)."""
     return {
         "cid": conversation_id,
@@ -75,7 +89,7 @@ class Outcome:
         return bool(self.changes)
 
 
-def _targets(entry: dict[str, Any], recipient_id: str, channel: str) -> list[str]:
+def _targets(entry: MessageEntry, recipient_id: str, channel: str) -> list[str]:
     if channel == Channel.ALL:
         return [k for k in entry["r"] if split_key(k)[0] == recipient_id]
     key = receipt_key(recipient_id, channel)
@@ -83,7 +97,7 @@ def _targets(entry: dict[str, Any], recipient_id: str, channel: str) -> list[str
 
 
 def apply_update(
-    entry: dict[str, Any], *, recipient_id: str, channel: str, status: str, at_ms: int, reason: str | None = None
+    entry: MessageEntry, *, recipient_id: str, channel: str, status: str, at_ms: int, reason: str | None = None
 ) -> Outcome:
     """Apply a status update to ``entry`` in place; ``channel='*'`` means every channel of that recipient.
 
@@ -133,7 +147,7 @@ class Aggregate:
     read_ms: int | None
 
 
-def aggregate(entry: dict[str, Any]) -> Aggregate:
+def aggregate(entry: MessageEntry) -> Aggregate:
     """Overall status of a message entry.
 
     A recipient's status is the most advanced across their channels (read on any channel
@@ -141,7 +155,7 @@ def aggregate(entry: dict[str, Any]) -> Aggregate:
     advanced recipient, a FAILED recipient counting as least advanced of all.
     delivered_at / read_at are set once every recipient got there: the latest time.
     """
-    per_recipient: dict[str, list[dict[str, Any]]] = {}
+    per_recipient: dict[str, list[Receipt]] = {}
     for key, receipt in entry["r"].items():
         per_recipient.setdefault(split_key(key)[0], []).append(receipt)
     if not per_recipient:
@@ -165,7 +179,7 @@ def aggregate(entry: dict[str, Any]) -> Aggregate:
     return Aggregate(status=status, delivered_ms=delivered_ms, read_ms=read_ms)
 
 
-def current_changes(entry: dict[str, Any], *, recipient_id: str | None = None, channel: str | None = None) -> list[Change]:
+def current_changes(entry: MessageEntry, *, recipient_id: str | None = None, channel: str | None = None) -> list[Change]:
     """The entry's receipts as Changes at their current state (all, or those an update targets).
 
     For writing an entry again as it stands: a replayed update after a crash, whose table
@@ -178,12 +192,12 @@ def current_changes(entry: dict[str, Any], *, recipient_id: str | None = None, c
     ]
 
 
-def is_settled(entry: dict[str, Any]) -> bool:
+def is_settled(entry: MessageEntry) -> bool:
     """True when no receipt can move any more (all READ or FAILED): the entry may leave the table."""
     return all(r["s"] in (READ, FAILED) for r in entry["r"].values())
 
 
-def write_version(entry: dict[str, Any]) -> int:
+def write_version(entry: MessageEntry) -> int:
     """A number that grows with every accepted change (sum of receipt ranks).
 
     Cassandra writes use ``USING TIMESTAMP ts_ms*1000 + 1 + version`` (the router writes
