@@ -30,7 +30,12 @@ from streams import metrics, operator_auth
 from streams.context import AgentContext
 from streams.inflight import InFlight, awaiting
 from tables.durable_schedule import DurableSchedule
-from tables.scheduled_receipts import scheduled_receipts_table
+from tables.scheduled_receipts import (
+    ScheduledReceipt,
+    read_scheduled_receipt,
+    scheduled_receipt,
+    scheduled_receipts_table,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -144,7 +149,7 @@ class ChannelWorker:
         if result.sent:
             if self.scheduled:
                 now = self.ctx.clock()
-                entries = [self._entry(outbound, s.status, s.due_ms) for s in self.connector.after_send(outbound, now_ms=now)]
+                entries = [_scheduled(outbound, s.status, s.due_ms) for s in self.connector.after_send(outbound, now_ms=now)]
                 self.schedule(partition).add_many(entries)
                 due = min(e["due"] for e in entries)
                 self.next_due[partition] = min(self.next_due.get(partition, _NEVER), due)
@@ -169,13 +174,6 @@ class ChannelWorker:
             message_id=outbound.message_id, conversation_id=outbound.conversation_id,
         ))
         await inflight.submit(event, then=awaiting(pending))
-
-    @staticmethod
-    def _entry(event: OutboundEvent, status: str, due_ms: int) -> dict[str, Any]:
-        return {
-            "due": due_ms, "st": status, "m": event.message_id, "c": event.conversation_id, "t": event.ts_ms,
-            "r": event.recipient_id, "s": event.sender_id, "k": event.receipt_keys,
-        }
 
     def _fire_wanted(self, partition: int, now: int) -> bool:
         return self.next_due.get(partition, 0) <= now and now - self.last_fired.get(partition, 0) >= self.tick_ms
@@ -203,17 +201,18 @@ class ChannelWorker:
                 else:
                     done.append(bucket)
         schedule.remove(done)
-        follow_ups = []
+        follow_ups: list[ScheduledReceipt] = []
         for bucket, entries in schedule.due(now):
             if bucket in fired:
                 continue
             records = []
-            for e in entries:
+            for stored in entries:
+                e = read_scheduled_receipt(stored)  # entries of earlier versions are still in the table
                 update = StatusUpdate(
-                    message_id=e["m"], conversation_id=e["c"], ts_ms=e["t"], recipient_id=e["r"], channel=self.channel,
-                    status=e["st"], at_ms=now, receipt_keys=e["k"], source=self.channel, sender_id=e["s"],
+                    message_id=e["mid"], conversation_id=e["cid"], ts_ms=e["ts"], recipient_id=e["rid"], channel=self.channel,
+                    status=e["st"], at_ms=now, receipt_keys=e["k"], source=self.channel, sender_id=e["sid"],
                 )
-                records.append((e["m"].encode(), encode(update)))
+                records.append((e["mid"].encode(), encode(update)))
                 if e["st"] == Status.DELIVERED:
                     assert isinstance(self.connector, SimulatedNetworkConnector)
                     follow_ups.append({**e, "st": Status.READ, "due": now + self.connector.read_delay_ms()})
@@ -241,6 +240,12 @@ class ChannelWorker:
                 self.next_due[partition] = now + 2000
                 await topic.send(key=None, value=encode(Tick(at_ms=now)), partition=partition)
 
+
+def _scheduled(event: OutboundEvent, status: str, due_ms: int) -> ScheduledReceipt:
+    return scheduled_receipt(
+        due_ms=due_ms, status=status, message_id=event.message_id, conversation_id=event.conversation_id,
+        ts_ms=event.ts_ms, recipient_id=event.recipient_id, sender_id=event.sender_id, receipt_keys=event.receipt_keys,
+    )
 
 
 class Connectors:

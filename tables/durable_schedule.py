@@ -19,7 +19,7 @@ bucket, whose receipts then never fired (found by the SIGKILL failover test).
 from __future__ import annotations
 
 import bisect
-from collections.abc import Collection, MutableMapping
+from collections.abc import Collection, Mapping, MutableMapping, Sequence
 from typing import Any
 
 # Written by earlier versions as a stored bucket index; dropped when an index is rebuilt.
@@ -63,11 +63,11 @@ class DurableSchedule:
     def _bucket_key(self, bucket: int) -> str:
         return f"{self._ns}b:{bucket}"
 
-    def add_many(self, entries: list[dict[str, Any]]) -> None:
+    def add_many(self, entries: Sequence[Mapping[str, Any]]) -> None:
         """Schedule entries, each a JSON-able dict with an integer ``due`` (ms since the epoch)."""
         if not entries:
             return
-        by_bucket: dict[int, list[dict[str, Any]]] = {}
+        by_bucket: dict[int, list[Mapping[str, Any]]] = {}
         for entry in entries:
             by_bucket.setdefault(int(entry["due"]) // self._bucket_ms, []).append(entry)
         index = self._index

@@ -1,11 +1,61 @@
-"""Per-channel schedule tables of the simulated connectors: due DELIVERED/READ receipts (tables/durable_schedule.py layout)."""
+"""Per-channel schedule tables of the simulated connectors: due DELIVERED/READ receipts (tables/durable_schedule.py layout).
+
+A bucket's value is a list of ScheduledReceipt dicts. Their keys are short, because every add
+encodes the whole bucket again and this changelog is the pipeline's largest (bench/table_values.py
+prices long keys), and mean what they mean in the status tracker's entries
+(tables/state_machine.py): "cid", "ts" and "sid" alike, while "s" (a receipt's status) and
+"r" (a message's receipts) are the tracker's alone.
+Version 1 entries, without "v", used "m", "c", "t", "r" and "s" for the message, the
+conversation, the message's ts_ms, the recipient and the sender: the changelogs keep them
+until they fire, and read_scheduled_receipt reads them as version 2.
+"""
 
 from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, TypedDict
 
 import faust
 
 from chat4all.settings import Settings
 from tables.options import rocksdb_options
+
+VERSION = 2
+
+
+class ScheduledReceipt(TypedDict):
+    """One receipt of one recipient on the table's channel, due at ``due`` (version 2)."""
+
+    v: int  # shape version (2)
+    due: int  # when it is due, ms since the epoch
+    st: str  # the status it reports: DELIVERED or READ
+    mid: str  # message id
+    cid: str  # conversation id
+    ts: int  # the message's ts_ms
+    rid: str  # recipient id
+    sid: str  # sender id
+    k: list[str]  # the message's receipt keys ('<recipient_id>:<channel>')
+
+
+def scheduled_receipt(
+    *, due_ms: int, status: str, message_id: str, conversation_id: str, ts_ms: int, recipient_id: str,
+    sender_id: str, receipt_keys: list[str],
+) -> ScheduledReceipt:
+    """A schedule entry in the current shape."""
+    return {
+        "v": VERSION, "due": due_ms, "st": status, "mid": message_id, "cid": conversation_id, "ts": ts_ms,
+        "rid": recipient_id, "sid": sender_id, "k": receipt_keys,
+    }
+
+
+def read_scheduled_receipt(stored: Mapping[str, Any]) -> ScheduledReceipt:
+    """A stored schedule entry in the current shape: version 2 as it is, version 1 renamed."""
+    if "v" in stored:
+        return stored  # type: ignore[return-value]
+    return scheduled_receipt(
+        due_ms=stored["due"], status=stored["st"], message_id=stored["m"], conversation_id=stored["c"],
+        ts_ms=stored["t"], recipient_id=stored["r"], sender_id=stored["s"], receipt_keys=stored["k"],
+    )
 
 
 def scheduled_receipts_table(app: faust.App, settings: Settings, channel: str) -> faust.Table:
