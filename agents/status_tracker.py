@@ -35,7 +35,7 @@ async def _entry_from_cassandra(update: StatusUpdate, store: PipelineStore) -> M
     )
     if found is None:
         return None
-    sender_id, receipts = found
+    sender_id, receipts = found.sender_id, found.receipts
     entry = new_entry(conversation_id=update.conversation_id, ts_ms=update.ts_ms, sender_id=sender_id, receipt_keys=list(receipts))
     for key, receipt in receipts.items():
         status = getattr(receipt, "status", None) or "SENT"

@@ -9,6 +9,10 @@ from redis.asyncio import BlockingConnectionPool, Redis
 
 from api.admission import Admission
 from api.auth_limits import AuthLimits
+from api.db.client_messages import ClientMessageRepository
+from api.db.conversations import ConversationRepository
+from api.db.messages import MessageRepository
+from api.db.users import UserRepository
 from api.files.tables import FileTables
 from api.idempotency import SendClaims
 from api.pagination import Cursors, cursor_key
@@ -30,6 +34,9 @@ class ApiDeps:
 
     settings: Settings
     store: Store
+    users: UserRepository  # the API's Cassandra tables, one repository per family (api/db/)
+    conversations: ConversationRepository
+    messages: MessageRepository
     publisher: Publisher
     redis: Redis
     tokens: TokenService
@@ -73,6 +80,9 @@ def build_deps(settings: Settings) -> ApiDeps:
     return ApiDeps(
         settings=settings,
         store=store,
+        users=UserRepository(db=store),
+        conversations=ConversationRepository(db=store),
+        messages=MessageRepository(db=store),
         publisher=Publisher(settings=settings),
         redis=redis,
         tokens=TokenService(
@@ -88,7 +98,7 @@ def build_deps(settings: Settings) -> ApiDeps:
             burst=settings.rate_limit_burst,
             lease_max=settings.rate_limit_lease_max,
         ),
-        send_claims=SendClaims(redis=redis, store=store, settings=settings),
+        send_claims=SendClaims(redis=redis, claims=ClientMessageRepository(db=store), settings=settings),
         admission=Admission(settings=settings),
         passwords=PasswordHasherPool(
             threads=settings.password_hash_threads, queue=settings.password_hash_queue,

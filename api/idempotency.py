@@ -35,10 +35,10 @@ from dataclasses import dataclass
 import grpc
 from redis.asyncio import Redis
 
+from api.db.client_messages import ClientMessageRepository
 from api.deadline import budget
 from api.errors import DependencyUnavailable
-from api.store import Store
-from chat4all.clock import as_utc, to_ms
+from chat4all.clock import as_utc
 from chat4all.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -91,9 +91,9 @@ class Claim:
 class SendClaims:
     """Claims of client_message_ids for one API process (shared state lives in Redis and Cassandra)."""
 
-    def __init__(self, *, redis: Redis, store: Store, settings: Settings) -> None:
+    def __init__(self, *, redis: Redis, claims: ClientMessageRepository, settings: Settings) -> None:
         self._redis = redis
-        self._store = store
+        self._claims = claims
         self._storage_timeout = settings.api_storage_timeout_seconds
         self._cache_ms = int(settings.api_idempotency_cache_seconds * 1000)
         # Longer than a holder's LWT may take; only bounds how long others wait if it dies.
@@ -134,28 +134,23 @@ class SendClaims:
         key = self._key(sender, client_message_id)
         claim: Claim | None = None
         try:
-            row = (
-                await self._store.execute(
-                    "claim_client_message",
-                    (
-                        sender,
-                        client_message_id,
-                        proposed.message_id,
-                        proposed.conversation_id,
-                        as_utc(proposed.ts_ms),
-                        proposed.fingerprint,
-                    ),
-                    context=context,
-                )
-            ).one()
-            if row.applied:
+            held = await self._claims.claim(
+                sender_id=sender,
+                client_message_id=client_message_id,
+                message_id=proposed.message_id,
+                conversation_id=proposed.conversation_id,
+                ts=as_utc(proposed.ts_ms),
+                fingerprint=proposed.fingerprint,
+                context=context,
+            )
+            if held is None:
                 claim = Claim(message=proposed, replay=False)
             else:  # an earlier send's row (Redis had forgotten it, or never saw it)
                 earlier = ClaimedMessage(
-                    message_id=row.message_id,
-                    conversation_id=row.conversation_id,
-                    ts_ms=to_ms(row.ts),
-                    fingerprint=getattr(row, "fingerprint", None),
+                    message_id=held.message_id,
+                    conversation_id=held.conversation_id,
+                    ts_ms=held.ts_ms,
+                    fingerprint=held.fingerprint,
                 )
                 claim = Claim(message=earlier, replay=True)
             try:
@@ -196,7 +191,7 @@ class SendClaims:
     async def release(self, sender: uuid.UUID, client_message_id: str, message: ClaimedMessage) -> None:
         """Kafka never took the claimed message: forget the claim, so a retry starts clean."""
         try:
-            await self._store.execute("release_client_message", (sender, client_message_id, message.message_id))
+            await self._claims.release(sender_id=sender, client_message_id=client_message_id, message_id=message.message_id)
             await self._drop(self._key(sender, client_message_id), message.encode())
         except Exception as exc:
             # Harmless if it stays: a retry with the same client_message_id publishes under this id.

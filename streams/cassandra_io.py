@@ -31,13 +31,28 @@ class Conversation:
     participant_ids: frozenset[str]
 
 
+@dataclass(frozen=True)
+class MessageReceipts:
+    """The sender and the receipts map ("recipient:channel" -> receipt) of a messages row."""
+
+    sender_id: str
+    receipts: dict[str, Any]
+
+
 def _ms(value: int | None) -> Any:
     # None means "not reached yet": leave the column untouched instead of writing a tombstone.
     return UNSET_VALUE if value is None else value
 
 
 class PipelineStore:
-    """Everything the agents read from and write to Cassandra; every call waits out outages."""
+    """Everything the agents read from and write to Cassandra; every call waits out outages.
+
+    The worker owns the statements it runs (the API's repositories in api/db/ own theirs, for
+    the same tables): one object, because the three families share one session, one bound on
+    requests in flight, one write batcher and one outage retry, and the router's path stays one
+    attribute per call. What both sides share is in the core: the session factory, the bridge,
+    the batcher and the outage classifier (chat4all/cassandra.py, chat4all/cassandra_batch.py).
+    """
 
     def __init__(self, *, session: Session, settings: Settings, health: Health) -> None:
         self._session = session
@@ -215,7 +230,7 @@ class PipelineStore:
         ops += [self._writes.write(self._update_receipt, params) for params in failed]
         await asyncio.gather(*ops)
 
-    async def message_receipts(self, *, message_id: str, conversation_id: str, ts_ms: int) -> tuple[str, dict[str, Any]] | None:
+    async def message_receipts(self, *, message_id: str, conversation_id: str, ts_ms: int) -> MessageReceipts | None:
         """Sender and receipts map of a message row (for updates that arrive without the receipt set)."""
         rows = await self._run(
             "read_message", self._get_message, (uuid.UUID(conversation_id), ts_ms, uuid.UUID(message_id))
@@ -223,7 +238,7 @@ class PipelineStore:
         row = rows.one()
         if row is None or row.sender_id is None:
             return None
-        return str(row.sender_id), dict(row.receipts or {})
+        return MessageReceipts(sender_id=str(row.sender_id), receipts=dict(row.receipts or {}))
 
 
 class PipelineStoreProvider:

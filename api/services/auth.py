@@ -50,16 +50,18 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
         channels = validate_channels(dict(request.channels))
         # After the cheap shape checks (they cost nothing to refuse), before the hash.
         address = await self._deps.auth_limits.check_address(context)
-        store = self._deps.store
+        users = self._deps.users
         user_id = uuid.uuid4()
         password_hash = await self._deps.passwords.hash(request.password, owner=address)
         # The user row first, then the username claim: if the claim is lost (taken, or an outage),
         # the row is an orphan nobody can log into, never a username without an account.
         now = utc_now()
-        await store.execute("insert_user", (user_id, username, password_hash, channels or None, now), context=context)
-        claim = (await store.execute("claim_username", (username, user_id), context=context)).one()
-        if not claim.applied:
-            await store.execute("delete_user", (user_id,), context=context)
+        await users.insert(
+            user_id=user_id, username=username, password_hash=password_hash, channels=channels or None,
+            created_at=now, context=context,
+        )
+        if not await users.claim_username(username=username, user_id=user_id, context=context):
+            await users.delete(user_id=user_id, context=context)
             raise ApiError(grpc.StatusCode.ALREADY_EXISTS, f"username {username!r} is already taken")
         logger.info("registered user %s", username, extra={"user_id": str(user_id)})
         return auth_pb2.RegisterResponse(user_id=str(user_id))
@@ -87,14 +89,14 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
         self, request: auth_pb2.LoginRequest, context: grpc.aio.ServicerContext, *, owner: str
     ) -> str | None:
         """The user id if the username exists and the password matches, else None."""
-        store = self._deps.store
-        claim = (await store.execute("user_by_username", (request.username,), context=context)).one()
-        row = None
-        if claim is not None:
-            row = (await store.execute("get_user", (claim.user_id,), context=context)).one()
+        users = self._deps.users
+        user_id = await users.user_id_of(username=request.username, context=context)
+        user = None
+        if user_id is not None:
+            user = await users.get(user_id=user_id, context=context)
         # Always verify (against a dummy hash if the user is unknown): same cost either way.
-        ok = await self._deps.passwords.verify(row.password_hash if row else None, request.password, owner=owner)
-        return str(row.user_id) if ok and row is not None else None
+        ok = await self._deps.passwords.verify(user.password_hash if user else None, request.password, owner=owner)
+        return str(user.user_id) if ok and user is not None else None
 
     async def RevokeToken(
         self, request: auth_pb2.RevokeTokenRequest, context: grpc.aio.ServicerContext

@@ -8,12 +8,12 @@ import logging
 
 import grpc
 import uuid6
-from cassandra.query import BatchStatement, BatchType
 
 from api import limits
-from api.access import ConversationRow, load_conversation, remember, require_participant
+from api.access import load_conversation, remember, require_participant
 from api.auth_interceptor import current_user_uuid
 from api.convert import parse_uuid, ts_from_datetime
+from api.db.conversations import ConversationRow
 from api.deps import ApiDeps
 from api.errors import invalid, not_found
 from api.pagination import cursor_uuid, page_size
@@ -47,25 +47,6 @@ class ConversationServicer(conversations_pb2_grpc.ConversationServiceServicer):
     def __init__(self, *, deps: ApiDeps) -> None:
         self._deps = deps
 
-    async def _write(self, conversation: ConversationRow, context: grpc.aio.ServicerContext) -> None:
-        """The conversation row and every participant's index row, all or nothing (logged batch)."""
-        store = self._deps.store
-        batch = BatchStatement(batch_type=BatchType.LOGGED)
-        batch.add(
-            store.prepared("insert_conversation"),
-            (
-                conversation.conversation_id,
-                conversation.type,
-                conversation.title,
-                set(conversation.participant_ids),
-                conversation.created_by,
-                conversation.created_at,
-            ),
-        )
-        for participant in conversation.participant_ids:
-            batch.add(store.prepared("insert_conversation_by_user"), (participant, conversation.conversation_id))
-        await store.execute_statement(batch, context=context)
-
     async def CreateConversation(
         self, request: pb.CreateConversationRequest, context: grpc.aio.ServicerContext
     ) -> pb.CreateConversationResponse:
@@ -82,10 +63,10 @@ class ConversationServicer(conversations_pb2_grpc.ConversationServiceServicer):
             raise invalid(f"a PRIVATE conversation has exactly two participants (you and one other), got {len(participants)}")
         if kind == "GROUP" and len(participants) < 2:
             raise invalid("a GROUP conversation needs at least one participant besides you")
-        store = self._deps.store
+        conversations = self._deps.conversations
         others = sorted(participants - {caller})
-        rows = await asyncio.gather(*(store.execute("user_exists", (p,), context=context) for p in others))
-        missing = [str(p) for p, rs in zip(others, rows, strict=True) if rs.one() is None]
+        exist = await asyncio.gather(*(self._deps.users.exists(user_id=p, context=context) for p in others))
+        missing = [str(p) for p, found in zip(others, exist, strict=True) if not found]
         if missing:
             raise not_found(f"unknown participant(s): {', '.join(missing)}")
 
@@ -102,16 +83,18 @@ class ConversationServicer(conversations_pb2_grpc.ConversationServiceServicer):
             low, high = sorted(participants)
             # One per pair: claim the pair first. If a previous attempt claimed it but died before
             # writing the rows, the rows are written now under the claimed id (self-repair).
-            claim = (await store.execute("claim_private", (low, high, conversation.conversation_id), context=context)).one()
-            if not claim.applied:
-                existing = await load_conversation(store, claim.conversation_id, context=context)
+            holder = await conversations.claim_private(
+                low=low, high=high, conversation_id=conversation.conversation_id, context=context
+            )
+            if holder is not None:
+                existing = await load_conversation(conversations, holder, context=context)
                 if existing is not None:
                     return pb.CreateConversationResponse(
                         conversation_id=str(existing.conversation_id), conversation=to_proto(existing), created=False
                     )
-                conversation = dataclasses.replace(conversation, conversation_id=claim.conversation_id)
+                conversation = dataclasses.replace(conversation, conversation_id=holder)
                 created = False
-        await self._write(conversation, context)
+        await conversations.insert(conversation=conversation, context=context)
         remember(conversation)
         logger.info("created %s conversation", kind, extra={"conversation_id": str(conversation.conversation_id)})
         return pb.CreateConversationResponse(
@@ -122,7 +105,7 @@ class ConversationServicer(conversations_pb2_grpc.ConversationServiceServicer):
         self, request: pb.GetConversationRequest, context: grpc.aio.ServicerContext
     ) -> pb.GetConversationResponse:
         conversation = await require_participant(
-            self._deps.store, request.conversation_id, current_user_uuid(context), context=context
+            self._deps.conversations, request.conversation_id, current_user_uuid(context), context=context
         )
         return pb.GetConversationResponse(conversation=to_proto(conversation))
 
@@ -132,16 +115,12 @@ class ConversationServicer(conversations_pb2_grpc.ConversationServiceServicer):
         caller = current_user_uuid(context)
         size = page_size(request.page_size)
         cursor = self._deps.cursors.decode("conversations", request.page_token)
-        store = self._deps.store
-        if cursor is None:
-            rs = await store.execute("list_conversations_first", (caller, size + 1), context=context)
-        else:
-            after = cursor_uuid(cursor, "after")
-            rs = await store.execute("list_conversations_after", (caller, after, size + 1), context=context)
-        ids = [row.conversation_id for row in rs]
+        conversations = self._deps.conversations
+        after = None if cursor is None else cursor_uuid(cursor, "after")
+        ids = await conversations.ids_of_user(user_id=caller, after=after, limit=size + 1, context=context)
         more = len(ids) > size
         ids = ids[:size]
-        loaded = await asyncio.gather(*(load_conversation(store, cid, context=context) for cid in ids))
+        loaded = await asyncio.gather(*(load_conversation(conversations, cid, context=context) for cid in ids))
         conversations = [to_proto(c) for c in loaded if c is not None]
         token = self._deps.cursors.encode("conversations", {"after": str(ids[-1])}) if more else ""
         return pb.ListConversationsResponse(conversations=conversations, next_page_token=token)

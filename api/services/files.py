@@ -123,7 +123,7 @@ class FileServicer(files_pb2_grpc.FileServiceServicer):
         if first.WhichOneof("payload") != "info":
             raise invalid("the first message of UploadFile must be info (FileInfo), then chunks")
         info = first.info
-        conversation = await require_participant(self._deps.store, info.conversation_id, caller, context=context)
+        conversation = await require_participant(self._deps.conversations, info.conversation_id, caller, context=context)
         uploader = await self._get_uploader()
         try:
             await self._ensure_bucket()
@@ -182,7 +182,7 @@ class FileServicer(files_pb2_grpc.FileServiceServicer):
         record = await records.get(file_id)
         if record is None:
             raise not_found(f"file {file_id} not found")
-        await require_participant(self._deps.store, str(record.conversation_id), current_user_uuid(context), context=context)
+        await require_participant(self._deps.conversations, str(record.conversation_id), current_user_uuid(context), context=context)
         ttl = self._settings.presigned_url_ttl_seconds
         expires_at = utc_now() + timedelta(seconds=ttl)
         url = self._objects.presigned_get(record.object_key, ttl_seconds=ttl, filename=record.filename)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from typing import Any
 
 import grpc
 import uuid6
@@ -14,6 +13,7 @@ from api import limits, metrics
 from api.access import require_participant
 from api.auth_interceptor import current_user_uuid
 from api.convert import parse_uuid, ts_from_datetime, ts_from_ms
+from api.db.messages import StoredMessage
 from api.deadline import budget
 from api.deps import ApiDeps
 from api.errors import ApiError, denied, invalid, not_found
@@ -65,7 +65,7 @@ def file_metadata(record: FileRecord) -> common_pb2.FileMetadata:
     )
 
 
-def message_proto(row: Any, files: dict[uuid.UUID, common_pb2.FileMetadata]) -> pb.Message:
+def message_proto(row: StoredMessage, files: dict[uuid.UUID, common_pb2.FileMetadata]) -> pb.Message:
     receipts = [
         pb.Receipt(
             recipient_id=str(r.recipient_id),
@@ -139,8 +139,8 @@ class MessageServicer(messages_pb2_grpc.MessageServiceServicer):
         self, request: pb.SendMessageRequest, caller: uuid.UUID, context: grpc.aio.ServicerContext
     ) -> pb.SendMessageResponse:
         await self._rate_limit(caller, context)
-        store, settings = self._deps.store, self._deps.settings
-        conversation = await require_participant(store, request.conversation_id, caller, context=context)
+        settings = self._deps.settings
+        conversation = await require_participant(self._deps.conversations, request.conversation_id, caller, context=context)
         content, cmid = request.content, request.client_message_id
         if not content and not request.file_id:
             raise invalid("a message needs content or a file_id")
@@ -188,7 +188,7 @@ class MessageServicer(messages_pb2_grpc.MessageServiceServicer):
         response = pb.SendMessageResponse(
             message_id=str(message_id), timestamp=ts_from_ms(ts_ms), status=pb.MESSAGE_STATUS_SENT
         )
-        if replay and (await store.execute("message_by_id", (message_id,), context=context)).one() is not None:
+        if replay and await self._deps.messages.by_id(message_id=message_id, context=context) is not None:
             return response  # stored already: nothing to publish again
         conversation_id = str(conversation.conversation_id)
         event = MessageEvent(
@@ -214,17 +214,12 @@ class MessageServicer(messages_pb2_grpc.MessageServiceServicer):
 
     async def GetMessages(self, request: pb.GetMessagesRequest, context: grpc.aio.ServicerContext) -> pb.GetMessagesResponse:
         caller = current_user_uuid(context)
-        store = self._deps.store
-        conversation = await require_participant(store, request.conversation_id, caller, context=context)
+        conversation = await require_participant(self._deps.conversations, request.conversation_id, caller, context=context)
         size = page_size(request.page_size)
         cursor = self._deps.cursors.decode("messages", request.page_token)
         cid = conversation.conversation_id
-        if cursor is None:
-            rs = await store.execute("messages_first", (cid, size + 1), context=context)
-        else:
-            after_ts, after_id = as_utc(cursor_ms(cursor, "ts")), cursor_uuid(cursor, "id")
-            rs = await store.execute("messages_after", (cid, after_ts, after_id, size + 1), context=context)
-        rows = list(rs)
+        after = None if cursor is None else (as_utc(cursor_ms(cursor, "ts")), cursor_uuid(cursor, "id"))
+        rows = await self._deps.messages.page(conversation_id=cid, after=after, limit=size + 1, context=context)
         more = len(rows) > size
         rows = rows[:size]
 
@@ -239,7 +234,7 @@ class MessageServicer(messages_pb2_grpc.MessageServiceServicer):
             token = self._deps.cursors.encode("messages", {"ts": to_ms(last.ts), "id": str(last.message_id)})
         return pb.GetMessagesResponse(messages=messages, next_page_token=token)
 
-    async def _acknowledge_delivery(self, caller: uuid.UUID, rows: list[Any], context: grpc.aio.ServicerContext) -> None:
+    async def _acknowledge_delivery(self, caller: uuid.UUID, rows: list[StoredMessage], context: grpc.aio.ServicerContext) -> None:
         """Native channel: a message fetched by its recipient is DELIVERED to that recipient.
 
         Best effort: if Kafka is down the history is still returned, and the next fetch tries again
@@ -274,18 +269,16 @@ class MessageServicer(messages_pb2_grpc.MessageServiceServicer):
 
     async def MarkRead(self, request: pb.MarkReadRequest, context: grpc.aio.ServicerContext) -> pb.MarkReadResponse:
         caller = current_user_uuid(context)
-        store = self._deps.store
-        conversation = await require_participant(store, request.conversation_id, caller, context=context)
+        conversation = await require_participant(self._deps.conversations, request.conversation_id, caller, context=context)
         if not request.message_ids:
             raise invalid("message_ids is empty")
         if len(request.message_ids) > MAX_PAGE_SIZE:
             raise invalid(f"at most {MAX_PAGE_SIZE} message_ids per call")
         ids = list(dict.fromkeys(parse_uuid(m, "message_ids") for m in request.message_ids))
-        results = await asyncio.gather(*(store.execute("message_by_id", (m,), context=context) for m in ids))
+        found = await asyncio.gather(*(self._deps.messages.by_id(message_id=m, context=context) for m in ids))
         updates = []
         at_ms = now_ms()
-        for message_id, rs in zip(ids, results, strict=True):
-            row = rs.one()
+        for message_id, row in zip(ids, found, strict=True):
             # A message of another conversation is NOT_FOUND here, like an unknown one: the caller
             # learns nothing about conversations it is not part of.
             if row is None or row.conversation_id != conversation.conversation_id:

@@ -44,29 +44,28 @@ class UserServicer(users_pb2_grpc.UserServiceServicer):
         self._deps = deps
 
     async def _channels(self, context: grpc.aio.ServicerContext) -> dict[str, str]:
-        row = (await self._deps.store.execute("get_channels", (current_user_uuid(context),), context=context)).one()
-        return dict(row.channels or {}) if row else {}
+        return await self._deps.users.channels(user_id=current_user_uuid(context), context=context)
 
     async def GetMe(self, request: users_pb2.GetMeRequest, context: grpc.aio.ServicerContext) -> users_pb2.GetMeResponse:
         user_id = current_user_uuid(context)
-        row = (await self._deps.store.execute("get_user", (user_id,), context=context)).one()
-        if row is None:
+        user = await self._deps.users.get(user_id=user_id, context=context)
+        if user is None:
             raise not_found(f"user {user_id} not found")
-        return users_pb2.GetMeResponse(user_id=str(user_id), username=row.username, channels=dict(row.channels or {}))
+        return users_pb2.GetMeResponse(user_id=str(user_id), username=user.username, channels=user.channels)
 
     async def LinkChannel(
         self, request: users_pb2.LinkChannelRequest, context: grpc.aio.ServicerContext
     ) -> users_pb2.LinkChannelResponse:
         channel = validate_channel(request.channel)
         handle = validate_handle(channel, request.handle)
-        await self._deps.store.execute("link_channel", (channel, handle, current_user_uuid(context)), context=context)
+        await self._deps.users.link_channel(user_id=current_user_uuid(context), channel=channel, handle=handle, context=context)
         return users_pb2.LinkChannelResponse(channels=await self._channels(context))
 
     async def UnlinkChannel(
         self, request: users_pb2.UnlinkChannelRequest, context: grpc.aio.ServicerContext
     ) -> users_pb2.UnlinkChannelResponse:
         channel = validate_channel(request.channel)
-        await self._deps.store.execute("unlink_channel", (channel, current_user_uuid(context)), context=context)
+        await self._deps.users.unlink_channel(user_id=current_user_uuid(context), channel=channel, context=context)
         return users_pb2.UnlinkChannelResponse(channels=await self._channels(context))
 
 
