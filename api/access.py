@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import uuid
 
 import grpc
@@ -11,8 +10,6 @@ from cachetools import TTLCache
 from api.convert import parse_uuid
 from api.db.conversations import ConversationRepository, ConversationRow
 from api.errors import denied, not_found
-
-logger = logging.getLogger(__name__)
 
 # Conversations never change participants (there is no RPC for it), so a short cache is safe
 # and spares SendMessage a Cassandra read per message.

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextvars
 import functools
-import logging
 import uuid
 from collections.abc import Awaitable, Callable
 
@@ -15,8 +14,6 @@ from api.deadline import budget
 from api.errors import ApiError, unauthenticated
 from api.interceptors import HandlerCache, wrap_handler
 from api.tokens import Claims, TokenService
-
-logger = logging.getLogger(__name__)
 
 # Methods that need no token: account creation, login, health checks and reflection.
 PUBLIC_METHODS = frozenset({"/chat4all.v1.AuthService/Register", "/chat4all.v1.AuthService/Login"})

@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import ipaddress
-import logging
 
 import grpc
-
-logger = logging.getLogger(__name__)
 
 # Longest header value looked at: a proxy's list of a few hops is far shorter.
 _MAX_HEADER_CHARS = 1024

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 
 from redis.asyncio import BlockingConnectionPool, Redis
@@ -22,8 +21,6 @@ from api.ratelimit import RateLimiter
 from api.store import Store
 from api.tokens import TokenService, resolve_secret
 from chat4all.settings import Settings
-
-logger = logging.getLogger(__name__)
 
 REDIS_MAX_CONNECTIONS = 64
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import logging
 import uuid
 from dataclasses import dataclass
 from enum import Enum
@@ -26,8 +25,6 @@ from enum import Enum
 from redis.asyncio import Redis
 
 from api.errors import DependencyUnavailable
-
-logger = logging.getLogger(__name__)
 
 _PREFIX = "chat4all:login:"
 # An attempt not reported back within this long is counted as given up (never as a failure).

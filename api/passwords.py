@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -16,8 +15,6 @@ from argon2.exceptions import InvalidHashError, VerificationError
 
 from api import metrics
 from api.errors import ApiError
-
-logger = logging.getLogger(__name__)
 
 _hasher = PasswordHasher()
 # Verified when the username is unknown, so a wrong username costs as long as a wrong password.

@@ -4,7 +4,6 @@ through short local leases so that a busy sender costs a Redis call per few mess
 from __future__ import annotations
 
 import asyncio
-import logging
 import math
 import time
 from dataclasses import dataclass
@@ -12,8 +11,6 @@ from dataclasses import dataclass
 from redis.asyncio import Redis
 
 from api.errors import DependencyUnavailable
-
-logger = logging.getLogger(__name__)
 
 # KEYS[1] bucket hash; ARGV: rate (tokens/s), burst, want. Uses the Redis server's clock so every
 # API process agrees on time. Takes min(want, whole tokens available) and returns

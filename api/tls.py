@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import ssl
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,8 +9,6 @@ from pathlib import Path
 import grpc
 
 from chat4all.settings import Settings
-
-logger = logging.getLogger(__name__)
 
 
 class TlsConfigError(RuntimeError):

@@ -50,7 +50,6 @@ from bench.burst import add_yardstick_arg, measure_yardstick, run_meta, yardstic
 from bench.proc_cpu import process_cpu_seconds  # noqa: E402
 from chat4all.settings import get_settings  # noqa: E402
 
-logger = logging.getLogger("bench.faust_floor")
 VARIANTS = ("consume", "table", "produce")
 # Not run by default: a record sent through aiokafka's producer directly, not a faust topic.
 EXTRA_VARIANTS = ("produce-raw",)

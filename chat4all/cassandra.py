@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import logging
 import threading
 import weakref
 from typing import Any
@@ -32,9 +31,6 @@ from cassandra.pool import NoConnectionsAvailable
 from cassandra.query import BatchStatement, BoundStatement
 
 from chat4all.settings import Settings
-
-logger = logging.getLogger(__name__)
-
 
 # The profile of every statement that is not a read (writes, batches, LWTs); reads run in
 # EXEC_PROFILE_DEFAULT. ``aexecute`` picks one by the statement's kind.

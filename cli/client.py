@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import json
-import logging
 import os
 import uuid
 from collections.abc import Callable
@@ -16,8 +15,6 @@ import click
 
 from chat4all.retry import retry
 from cli.safe import shown
-
-logger = logging.getLogger(__name__)
 
 SESSION_FILE = "session.json"
 _RETRIES = 3

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,8 +13,6 @@ from chat4all import topic_names as names
 from chat4all.clock import as_utc
 from chat4all.settings import Settings, get_settings
 from cli.safe import shown
-
-logger = logging.getLogger(__name__)
 
 
 @dataclass

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Awaitable, Callable
 
 from chat4all.wire import Channel, OutboundEvent
 from connectors.base import BaseConnector
-
-logger = logging.getLogger(__name__)
 
 
 class NativeConnector(BaseConnector):

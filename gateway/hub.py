@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections import defaultdict
 
 from chat4all.wire import Notification
-
-logger = logging.getLogger(__name__)
 
 
 class SubscriptionOverflow(Exception):

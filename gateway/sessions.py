@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import logging
 import socket
 import uuid
 
 from redis.asyncio import Redis
 
 from chat4all.clock import now_ms
-
-logger = logging.getLogger(__name__)
 
 _SESSION = "chat4all:session:"
 _PRESENCE = "chat4all:presence:"

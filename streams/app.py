@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import logging
-
 import faust
 
 from chat4all.producing import CachedPartitioner
 from chat4all.settings import Settings
 
-logger = logging.getLogger(__name__)
 
 def canonical_url(settings: Settings) -> str:
     """The URL this worker's web server is reached at: http://<web_host>:<web_port>."""

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
-
-logger = logging.getLogger(__name__)
 
 _original_create = AIOKafkaConsumerThread._create_worker_consumer
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 
 import faust
@@ -10,8 +9,6 @@ from faust.web import Request, Response, View
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Counter, Gauge, Histogram, generate_latest
 
 from tables.options import memory_in_use
-
-logger = logging.getLogger(__name__)
 
 agent_events = Counter("chat4all_agent_events_total", "Events an agent finished (acked), per agent.", ["agent"])
 agent_event_seconds = Histogram(

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import logging
-
 import grpc
 
 from api import limits
@@ -13,8 +11,6 @@ from api.errors import invalid, not_found
 from api.registration import ServiceRegistration, full_name
 from chat4all.v1 import users_pb2, users_pb2_grpc
 from chat4all.wire import Channel
-
-logger = logging.getLogger(__name__)
 
 # Channels a user can link an identity on; "native" needs none (it is Chat4All itself).
 LINKABLE_CHANNELS = (Channel.WHATSAPP, Channel.INSTAGRAM)

@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 import re
 from string import Template
 
 from chat4all.settings import REPO_ROOT, Settings
 from chat4all.topic_names import topic_name, topic_specs
-
-logger = logging.getLogger(__name__)
 
 SCHEMA_FILE = REPO_ROOT / "cql" / "schema.cql"
 

@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-import logging
-
 from cli.stack.process import port_in_use
 from cli.stack.server import Server, classpath, java, lib_dir, maven_install
-
-logger = logging.getLogger(__name__)
 
 # From Cassandra's conf/jvm17-server.options: the JDK internals Cassandra needs on Java 17.
 JVM17_OPTIONS = [

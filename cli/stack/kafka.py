@@ -4,14 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import logging
 import subprocess
 import uuid
 
 from cli.stack.exceptions import StackError
 from cli.stack.server import Server, classpath, java, lib_dir, maven_install
-
-logger = logging.getLogger(__name__)
 
 
 class Kafka(Server):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -16,8 +15,6 @@ from cli.stack.process import is_alive, port_in_use, spawn, stop, tail
 from cli.stack.redis import Redis
 from cli.stack.s3proxy import S3Proxy
 from cli.stack.server import Server
-
-logger = logging.getLogger(__name__)
 
 SERVER_TYPES: tuple[type[Server], ...] = (Cassandra, Kafka, S3Proxy, Redis)  # slowest first
 

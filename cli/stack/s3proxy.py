@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-import logging
-
 from chat4all.s3 import s3_client
 from cli.stack.process import port_in_use
 from cli.stack.server import Server, classpath, java, lib_dir, maven_install
-
-logger = logging.getLogger(__name__)
 
 
 class S3Proxy(Server):
