@@ -26,10 +26,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from chat4all.cassandra import connect  # noqa: E402
-from chat4all.settings import get_settings  # noqa: E402
-from tests.fixtures.worker import IsolatedPipeline  # noqa: E402
-from tests.pipeline.helpers import events_for, publish_messages, setup_conversations  # noqa: E402
+from chat4all.cassandra import connect
+from chat4all.settings import get_settings
+from tests.fixtures.worker import IsolatedPipeline
+from tests.pipeline.helpers import events_for, publish_messages, setup_conversations
 
 
 def _percentile(values: list[float], q: float) -> float:

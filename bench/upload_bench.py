@@ -139,7 +139,7 @@ def chunk_message(data: bytes) -> bytes:
     return bytes(header) + data
 
 
-def upload(channel, md, conversation_id: str, size: int, chunk: int, sha: str, marks: dict) -> files_pb2.UploadFileResponse:  # noqa: ANN001
+def upload(channel, md, conversation_id: str, size: int, chunk: int, sha: str, marks: dict) -> files_pb2.UploadFileResponse:
     info = files_pb2.FileInfo(conversation_id=conversation_id, filename="bench.bin", mime_type="application/octet-stream",
                               size=size, sha256=sha, upload_id=f"bench-{uuid.uuid4()}")
     marks["upload_id"] = info.upload_id
@@ -185,7 +185,7 @@ class Cleaner:
         self.session.cluster.shutdown()
 
 
-def run_upload(api: ApiClient, server: ApiProcess, md, conversation_id: str, *, size: int, chunk: int,  # noqa: ANN001
+def run_upload(api: ApiClient, server: ApiProcess, md, conversation_id: str, *, size: int, chunk: int,
                digest: str, meter: CpuMeter, py_spy: str | None) -> dict[str, object]:
     idle = rss_kib(server.proc.pid)
     sampler = RssSampler(server.proc.pid)

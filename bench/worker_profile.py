@@ -23,11 +23,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.proc_cpu import CpuMeter, stack_pids  # noqa: E402
-from chat4all.cassandra import connect  # noqa: E402
-from chat4all.settings import get_settings  # noqa: E402
-from tests.fixtures.worker import IsolatedPipeline  # noqa: E402
-from tests.pipeline.helpers import events_for, publish_messages, setup_conversations  # noqa: E402
+from bench.proc_cpu import CpuMeter, stack_pids
+from chat4all.cassandra import connect
+from chat4all.settings import get_settings
+from tests.fixtures.worker import IsolatedPipeline
+from tests.pipeline.helpers import events_for, publish_messages, setup_conversations
 
 
 def _metric(text: str, name: str) -> float:

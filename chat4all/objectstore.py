@@ -99,7 +99,7 @@ class UnsignedBodyMinio(Minio):
     headers, Content-Length included.
     """
 
-    def _build_headers(self, host, headers=None, body=None, creds=None):  # noqa: ANN001, ANN202 - SDK's signature
+    def _build_headers(self, host, headers=None, body=None, creds=None):  # SDK's signature
         if body is None or creds is None or self._base_url.is_https or len(body) < UNSIGNED_BODY_BYTES:
             return super()._build_headers(host, headers, body, creds)
         built, date = super()._build_headers(host, headers, None, creds)

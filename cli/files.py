@@ -50,7 +50,7 @@ def sha256_file(path: Path, *, block: int = 4 * 1024 * 1024) -> str:
     return sha.hexdigest()
 
 
-def upload_requests(info, source: BinaryIO, *, offset: int, size: int, chunk_bytes: int, progress: Progress | None) -> Iterator:  # noqa: ANN001
+def upload_requests(info, source: BinaryIO, *, offset: int, size: int, chunk_bytes: int, progress: Progress | None) -> Iterator:
     """The request stream: info, then chunks of ``source`` from ``offset``."""
     from chat4all.v1 import files_pb2
 
@@ -67,7 +67,7 @@ def upload_requests(info, source: BinaryIO, *, offset: int, size: int, chunk_byt
             progress(sent)
 
 
-def server_offset(stub, upload_id: str, metadata, *, timeout: float = 15.0) -> int:  # noqa: ANN001
+def server_offset(stub, upload_id: str, metadata, *, timeout: float = 15.0) -> int:
     """Bytes the server holds for ``upload_id`` (0 if it has no such session)."""
     from chat4all.v1 import files_pb2
 
@@ -82,7 +82,7 @@ def server_offset(stub, upload_id: str, metadata, *, timeout: float = 15.0) -> i
 
 def upload_file(
     channel: grpc.Channel,
-    metadata,  # noqa: ANN001 - gRPC call metadata
+    metadata,  # gRPC call metadata
     *,
     path: Path,
     conversation_id: str,
@@ -93,7 +93,7 @@ def upload_file(
     max_attempts: int = 20,
     progress: Progress | None = None,
     on_attempt: Callable[[int, int], None] | None = None,
-):  # noqa: ANN201 - UploadFileResponse
+):  # returns an UploadFileResponse
     """Upload ``path`` to a conversation, resuming after cuts (up to ``max_attempts`` streams).
 
     Returns the UploadFileResponse. Non-retryable errors (INVALID_ARGUMENT, PERMISSION_DENIED,
@@ -107,7 +107,7 @@ def upload_file(
     upload_id = upload_id or str(uuid.uuid4())
     mime_type = mime_type or mimetypes.guess_type(path.name)[0] or "application/octet-stream"
 
-    def one_stream(attempt: int):  # noqa: ANN202 - UploadFileResponse
+    def one_stream(attempt: int):  # returns an UploadFileResponse
         offset = server_offset(stub, upload_id, metadata)
         if on_attempt is not None:
             on_attempt(attempt, offset)
@@ -184,7 +184,7 @@ def download_url(url: str, dest: Path, *, progress: Progress | None = None, max_
 # --- commands ------------------------------------------------------------------------------
 
 
-def _progress_bar(description: str, total: int | None):  # noqa: ANN202
+def _progress_bar(description: str, total: int | None):
     from rich.progress import (
         BarColumn,
         DownloadColumn,

@@ -16,10 +16,10 @@ class ChunkRequest:
     def __init__(self, chunk: memoryview) -> None:
         self.chunk = chunk
 
-    def WhichOneof(self, oneof_group: str) -> str | None:  # noqa: N802 - protobuf's name
+    def WhichOneof(self, oneof_group: str) -> str | None:  # protobuf's name
         return "chunk" if oneof_group == "payload" else None
 
-    def HasField(self, field_name: str) -> bool:  # noqa: N802 - protobuf's name
+    def HasField(self, field_name: str) -> bool:  # protobuf's name
         return field_name in ("chunk", "payload")
 
 

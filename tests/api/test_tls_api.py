@@ -34,7 +34,7 @@ def tls_files(tmp_path_factory: pytest.TempPathFactory) -> TlsFiles:
 
 
 @pytest.fixture
-def tls_api(api_factory, tls_files: TlsFiles) -> ApiClient:  # noqa: ANN001
+def tls_api(api_factory, tls_files: TlsFiles) -> ApiClient:
     """An API outside dev mode, serving TLS with the test CA's certificate."""
     return api_factory({**PRODUCTION_ENV, **tls_files.server_env()}, wait_serving=False, ca_file=tls_files.ca_file)
 

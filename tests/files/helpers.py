@@ -18,7 +18,7 @@ from chat4all.v1 import files_pb2, files_pb2_grpc
 MiB = 1024 * 1024
 
 
-def info_for(room, data: bytes, **overrides) -> files_pb2.FileInfo:  # noqa: ANN001
+def info_for(room, data: bytes, **overrides) -> files_pb2.FileInfo:
     fields = dict(
         conversation_id=room.conversation_id, filename="blob.bin", mime_type="application/octet-stream",
         size=len(data), sha256=hashlib.sha256(data).hexdigest(), upload_id=f"test-{uuid.uuid4()}",
@@ -27,7 +27,7 @@ def info_for(room, data: bytes, **overrides) -> files_pb2.FileInfo:  # noqa: ANN
     return files_pb2.FileInfo(**fields)
 
 
-def wait_status(files, md, upload_id: str, expected: int, timeout: float = 15.0) -> int:  # noqa: ANN001
+def wait_status(files, md, upload_id: str, expected: int, timeout: float = 15.0) -> int:
     deadline = time.monotonic() + timeout
     while True:
         got = files.GetUploadStatus(files_pb2.GetUploadStatusRequest(upload_id=upload_id), metadata=md, timeout=10)
@@ -36,7 +36,7 @@ def wait_status(files, md, upload_id: str, expected: int, timeout: float = 15.0)
         time.sleep(0.2)
 
 
-def session_row(cql, upload_id: str, uploader_id: str | None = None):  # noqa: ANN001, ANN201
+def session_row(cql, upload_id: str, uploader_id: str | None = None):
     """The upload_sessions row of ``upload_id`` (test upload ids are unique, so the uploader is optional)."""
     if uploader_id is not None:
         return cql.execute("SELECT * FROM upload_sessions WHERE uploader_id = %s AND upload_id = %s",
@@ -78,7 +78,7 @@ class CutStream:
             self.release.wait(60)
 
 
-def cut_upload(files: files_pb2_grpc.FileServiceStub, md, info: files_pb2.FileInfo, data: bytes, *,  # noqa: ANN001
+def cut_upload(files: files_pb2_grpc.FileServiceStub, md, info: files_pb2.FileInfo, data: bytes, *,
                cut_at: int, start: int = 0, settle: float = 1.0) -> None:
     """Send bytes up to ``cut_at``, then cancel the call as a dropped connection would."""
     stream = CutStream(info, data, start=start, cut_at=cut_at)
@@ -134,7 +134,7 @@ class CuttingProxy:
             threading.Thread(target=self._pump, args=(client, server, pair, up), daemon=True).start()
             threading.Thread(target=self._pump, args=(server, client, pair, down), daemon=True).start()
 
-    def _pump(self, src, dst, pair, counted: bool) -> None:  # noqa: ANN001
+    def _pump(self, src, dst, pair, counted: bool) -> None:
         import socket
 
         try:

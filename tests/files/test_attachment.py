@@ -15,7 +15,7 @@ from tests.files.helpers import info_for, status_code
 pytestmark = pytest.mark.integration
 
 
-def test_message_with_attachment_shows_it_in_history(api, files, pipeline_worker) -> None:  # noqa: ANN001
+def test_message_with_attachment_shows_it_in_history(api, files, pipeline_worker) -> None:
     room = make_room(api)  # a conversation of its own: its history holds only this test's messages
     data = b"%PDF-1.7 pretend" * 5000
     info = info_for(room, data, filename="report.pdf", mime_type="application/pdf")

@@ -23,7 +23,7 @@ SHORT = {
 
 
 @pytest.fixture
-def short_lived(api_factory):  # noqa: ANN001, ANN201
+def short_lived(api_factory):
     return api_factory(SHORT)
 
 

@@ -25,7 +25,7 @@ def whole(info: files_pb2.FileInfo, data: bytes) -> list[files_pb2.UploadFileReq
     return [files_pb2.UploadFileRequest(info=info), files_pb2.UploadFileRequest(chunk=data)]
 
 
-def hold_streams(stub, md, room, count: int) -> list[tuple[CutStream, grpc.Future]]:  # noqa: ANN001
+def hold_streams(stub, md, room, count: int) -> list[tuple[CutStream, grpc.Future]]:
     """``count`` upload streams that send their info and then nothing, each under its own upload_id."""
     held = []
     for _ in range(count):
@@ -58,7 +58,7 @@ def release(held: list[tuple[CutStream, grpc.Future]]) -> None:
 
 
 @pytest.fixture
-def fresh_api(api_factory):  # noqa: ANN001, ANN201 - an API whose stream slots no other test uses
+def fresh_api(api_factory):  # an API whose stream slots no other test uses
     return api_factory()
 
 
@@ -210,7 +210,7 @@ def test_upload_ids_are_per_uploader_and_a_foreign_one_is_not_found(api, files, 
     done = files.UploadFile(iter(whole(alice_info, alices)), metadata=room.alice.md, timeout=30)
     assert done.sha256 == alice_info.sha256
 
-    def status(user, uid: str = upload_id):  # noqa: ANN001, ANN202
+    def status(user, uid: str = upload_id):
         return files.GetUploadStatus(files_pb2.GetUploadStatusRequest(upload_id=uid), metadata=user.md, timeout=10)
 
     assert status(room.alice).bytes_received == 2 * MiB and status(room.alice).size == 2 * MiB

@@ -28,7 +28,7 @@ def test_installed_minio_is_the_pinned_one() -> None:
 
 
 def test_a_changed_private_signature_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
-    def _upload_part(self, bucket_name, object_name, data, headers, part_number, upload_id):  # noqa: ANN001, ANN202
+    def _upload_part(self, bucket_name, object_name, data, headers, part_number, upload_id):
         raise AssertionError("never called")
 
     monkeypatch.setattr(Minio, "_upload_part", _upload_part)
@@ -47,14 +47,14 @@ def test_large_bodies_go_unsigned_small_ones_stay_signed() -> None:
     assert headers["x-amz-content-sha256"] == hashlib.sha256(xml).hexdigest()
 
 
-def test_signed_payload_setting_keeps_the_sdk_client(settings) -> None:  # noqa: ANN001
+def test_signed_payload_setting_keeps_the_sdk_client(settings) -> None:
     assert type(build_object_store(settings.model_copy(update={"s3_signed_payload": True}))._client) is Minio
     assert type(build_object_store(settings.model_copy(update={"s3_signed_payload": False}))._client) is UnsignedBodyMinio
 
 
 @pytest.mark.integration
 @pytest.mark.parametrize("signed", [False, True], ids=["unsigned-bodies", "signed-bodies"])
-async def test_multipart_calls_on_the_real_server(settings, signed: bool) -> None:  # noqa: ANN001
+async def test_multipart_calls_on_the_real_server(settings, signed: bool) -> None:
     store = build_object_store(settings.model_copy(update={"s3_signed_payload": signed}))
     await store.ensure_bucket()
     await store.ensure_bucket()  # idempotent

@@ -40,7 +40,7 @@ class FakeStore:
     async def create_multipart(self, key: str, *, content_type: str) -> str:
         return "mpu-1"
 
-    async def upload_part(self, key: str, *, s3_upload_id: str, part_number: int, data) -> str:  # noqa: ANN001
+    async def upload_part(self, key: str, *, s3_upload_id: str, part_number: int, data) -> str:
         self.concurrent += 1
         self.max_concurrent = max(self.max_concurrent, self.concurrent)
         try:
@@ -61,7 +61,7 @@ class FakeStore:
     async def abort_multipart(self, key: str, *, s3_upload_id: str) -> None:
         self.parts.clear()
 
-    async def put(self, key: str, data, *, content_type: str = "") -> None:  # noqa: ANN001
+    async def put(self, key: str, data, *, content_type: str = "") -> None:
         self.objects[key] = bytes(data)
 
     async def read(self, key: str, *, length: int) -> bytes:
@@ -94,10 +94,10 @@ class FakeSessions:
             raise SessionConflict(s.upload_id)
         return row
 
-    async def get(self, uploader_id, upload_id: str) -> UploadSession | None:  # noqa: ANN001
+    async def get(self, uploader_id, upload_id: str) -> UploadSession | None:
         return copy.deepcopy(self.rows.get((uploader_id, upload_id)))
 
-    async def open_sessions(self, uploader_id, *, now) -> list:  # noqa: ANN001
+    async def open_sessions(self, uploader_id, *, now) -> list:
         return [s.expires_at for (u, _), s in self.rows.items() if u == uploader_id and s.state == RECEIVING]
 
     async def create(self, s: UploadSession) -> bool:
@@ -110,7 +110,7 @@ class FakeSessions:
         self._check(s).s3_upload_id = s3_upload_id
         s.s3_upload_id = s3_upload_id
 
-    async def commit_part(self, s: UploadSession, part: tuple[int, str, int], *, expires_at) -> None:  # noqa: ANN001
+    async def commit_part(self, s: UploadSession, part: tuple[int, str, int], *, expires_at) -> None:
         self._check(s)
         await asyncio.sleep(0)
         s.parts.append(part)
@@ -118,7 +118,7 @@ class FakeSessions:
         self.rows[s.key] = copy.deepcopy(s)
         self.committed.append(part[0])
 
-    async def commit_tail(self, s: UploadSession, tail_bytes: int, *, expires_at) -> None:  # noqa: ANN001
+    async def commit_tail(self, s: UploadSession, tail_bytes: int, *, expires_at) -> None:
         self._check(s)
         s.tail_bytes, s.bytes_received = tail_bytes, s.parts_bytes + tail_bytes
         self.rows[s.key] = copy.deepcopy(s)
@@ -136,7 +136,7 @@ class FakeFiles:
     def __init__(self) -> None:
         self.records: list = []
 
-    async def insert(self, record) -> None:  # noqa: ANN001
+    async def insert(self, record) -> None:
         self.records.append(record)
 
 

@@ -14,7 +14,7 @@ from chat4all.clock import utc_now
 pytestmark = pytest.mark.integration
 
 
-def test_scan_and_open_sessions_page_through_the_table(cql) -> None:  # noqa: ANN001
+def test_scan_and_open_sessions_page_through_the_table(cql) -> None:
     uploader = uuid.uuid4()
     now = utc_now()
 

@@ -109,7 +109,7 @@ def test_any_other_message_is_parsed_by_protobuf() -> None:
 
 def test_the_file_service_registers_every_rpc_of_its_proto() -> None:
     class Server:
-        def add_generic_rpc_handlers(self, handlers) -> None:  # noqa: ANN001
+        def add_generic_rpc_handlers(self, handlers) -> None:
             self.generic = handlers
 
         def add_registered_method_handlers(self, name: str, handlers: dict) -> None:

@@ -21,7 +21,7 @@ pytestmark = pytest.mark.integration
 CL = ConsistencyLevel
 
 
-def _levels(session, profile) -> tuple[int, int]:  # noqa: ANN001
+def _levels(session, profile) -> tuple[int, int]:
     p = session.get_execution_profile(profile)
     return p.consistency_level, p.serial_consistency_level
 
