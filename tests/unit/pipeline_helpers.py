@@ -102,3 +102,27 @@ def unit_worker(role: str, *, store: Any = None, clock: Any = None) -> Any:
         return store
 
     return build_worker(settings, role=role, store=provider, clock=clock or now_ms, web=False)  # type: ignore[arg-type]
+
+
+def status_update(mid: str, cid: str, rid: str, channel: str, status: str, at: int, keys: list[str], sender: str) -> bytes:
+    """A raw `status-updates` value as a connector or the API writes it (ts_ms 1000)."""
+    import json
+
+    return json.dumps({"message_id": mid, "conversation_id": cid, "ts_ms": 1000, "recipient_id": rid, "channel": channel,
+                       "status": status, "at_ms": at, "receipt_keys": keys, "sender_id": sender}).encode()
+
+
+def tracker_env(monkeypatch: Any) -> tuple[Any, MemoryStore, RecordedSends, list[list[str]]]:
+    """A status tracker on an in-memory store with recorded sends, and the outcome of every event it tracks."""
+    store = MemoryStore()
+    worker = unit_worker("status", store=store)
+    tracker = worker.status_tracker
+    outcomes: list[list[str]] = []
+    original = tracker.track_status
+
+    async def recording(event: Any, *, store: Any) -> list[str]:
+        outcomes.append(await original(event, store=store))
+        return outcomes[-1]
+
+    monkeypatch.setattr(tracker, "track_status", recording)
+    return tracker, store, RecordedSends().install(monkeypatch, worker.ctx.topics, sender=worker.ctx.sender), outcomes

@@ -2,32 +2,7 @@
 
 from __future__ import annotations
 
-import json
-
-import pytest
-
-from tests.unit.pipeline_helpers import MemoryStore, RecordedSends, new_id, unit_worker
-
-
-@pytest.fixture
-def tracker_env(monkeypatch):
-    store = MemoryStore()
-    worker = unit_worker("status", store=store)
-    tracker = worker.status_tracker
-    outcomes: list[list[str]] = []
-    original = tracker.track_status
-
-    async def recording(event, *, store):
-        outcomes.append(await original(event, store=store))
-        return outcomes[-1]
-
-    monkeypatch.setattr(tracker, "track_status", recording)
-    return tracker, store, RecordedSends().install(monkeypatch, worker.ctx.topics, sender=worker.ctx.sender), outcomes
-
-
-def _update(mid, cid, rid, channel, status, at, keys, sender):
-    return json.dumps({"message_id": mid, "conversation_id": cid, "ts_ms": 1000, "recipient_id": rid, "channel": channel,
-                       "status": status, "at_ms": at, "receipt_keys": keys, "sender_id": sender}).encode()
+from tests.unit.pipeline_helpers import new_id, status_update
 
 
 async def test_updates_walk_the_state_machine_and_write_only_changes(tracker_env):
@@ -43,7 +18,7 @@ async def test_updates_walk_the_state_machine_and_write_only_changes(tracker_env
     ]
     async with tracker.agent.test_context() as agent:
         for rid, ch, st, at in seq:
-            await agent.put(_update(mid, cid, rid, ch, st, at, keys, alice), key=mid.encode())
+            await agent.put(status_update(mid, cid, rid, ch, st, at, keys, alice), key=mid.encode())
         await tracker.inflight.drain()
         assert mid not in tracker.tables.states  # every receipt READ: the entry left the table
     assert outcomes == [["applied"], ["duplicate"], ["applied"], ["applied"], ["stale"]]
@@ -61,15 +36,15 @@ async def test_a_replayed_update_writes_the_entry_to_cassandra_again(tracker_env
     mid, cid, alice, bob = (new_id() for _ in range(4))
     keys = [f"{bob}:whatsapp"]
     async with tracker.agent.test_context() as agent:
-        await agent.put(_update(mid, cid, bob, "whatsapp", "DELIVERED", 1100, keys, alice), key=mid.encode())
+        await agent.put(status_update(mid, cid, bob, "whatsapp", "DELIVERED", 1100, keys, alice), key=mid.encode())
         # The same record again (a crash after its table write, before its Cassandra write
         # was known to be done): not a duplicate to drop, the entry is written again.
         agent.sent_offset -= 1
-        await agent.put(_update(mid, cid, bob, "whatsapp", "DELIVERED", 1100, keys, alice), key=mid.encode())
-        await agent.put(_update(mid, cid, bob, "whatsapp", "READ", 1300, keys, alice), key=mid.encode())
+        await agent.put(status_update(mid, cid, bob, "whatsapp", "DELIVERED", 1100, keys, alice), key=mid.encode())
+        await agent.put(status_update(mid, cid, bob, "whatsapp", "READ", 1300, keys, alice), key=mid.encode())
         agent.sent_offset -= 1  # and the settling update replayed: its final state is written again
-        await agent.put(_update(mid, cid, bob, "whatsapp", "READ", 1300, keys, alice), key=mid.encode())
-        await agent.put(_update(mid, cid, bob, "whatsapp", "DELIVERED", 1400, keys, alice), key=mid.encode())
+        await agent.put(status_update(mid, cid, bob, "whatsapp", "READ", 1300, keys, alice), key=mid.encode())
+        await agent.put(status_update(mid, cid, bob, "whatsapp", "DELIVERED", 1400, keys, alice), key=mid.encode())
         await tracker.inflight.drain()
     assert outcomes == [["applied"], ["replayed"], ["applied"], ["replayed"], ["stale"]]
     assert [w["overall"].status for w in store.receipt_writes] == ["DELIVERED", "DELIVERED", "READ", "READ"]

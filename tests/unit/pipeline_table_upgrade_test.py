@@ -10,7 +10,7 @@ import pytest
 from faust.types import TP
 
 from tables.scheduled_receipts import read_scheduled_receipt, scheduled_receipt
-from tests.unit.pipeline_helpers import MemoryStore, RecordedSends, new_id, unit_worker
+from tests.unit.pipeline_helpers import RecordedSends, new_id, status_update, unit_worker
 
 NOW = 1_800_000_000_000
 
@@ -101,27 +101,6 @@ async def test_recovered_schedule_entries_fire_their_receipts_then_schedule_read
     assert sorted(got, key=lambda u: (u["at_ms"], u["message_id"])) == sorted(want, key=lambda u: (u["at_ms"], u["message_id"]))
 
 
-@pytest.fixture
-def tracker_env(monkeypatch):
-    store = MemoryStore()
-    worker = unit_worker("status", store=store)
-    tracker = worker.status_tracker
-    outcomes: list[list[str]] = []
-    original = tracker.track_status
-
-    async def recording(event, *, store):
-        outcomes.append(await original(event, store=store))
-        return outcomes[-1]
-
-    monkeypatch.setattr(tracker, "track_status", recording)
-    return tracker, store, RecordedSends().install(monkeypatch, worker.ctx.topics, sender=worker.ctx.sender), outcomes
-
-
-def _update(mid, cid, rid, channel, status, at, keys, sender):
-    return json.dumps({"message_id": mid, "conversation_id": cid, "ts_ms": 1000, "recipient_id": rid, "channel": channel,
-                       "status": status, "at_ms": at, "receipt_keys": keys, "sender_id": sender}).encode()
-
-
 async def test_a_recovered_receipt_states_entry_takes_the_next_updates(tracker_env):
     tracker, store, sends, outcomes = tracker_env
     mid, cid, alice, bob, carol = (new_id() for _ in range(5))
@@ -133,10 +112,10 @@ async def test_a_recovered_receipt_states_entry_takes_the_next_updates(tracker_e
     recover(tracker.tables.states, {mid: entry}, partition=0)
     async with tracker.agent.test_context() as agent:
         agent.sent_offset = 3  # the update the entry last applied, replayed
-        await agent.put(_update(mid, cid, bob, "whatsapp", "DELIVERED", 1100, keys, alice), key=mid.encode())
+        await agent.put(status_update(mid, cid, bob, "whatsapp", "DELIVERED", 1100, keys, alice), key=mid.encode())
         agent.sent_offset = 10
-        await agent.put(_update(mid, cid, bob, "whatsapp", "READ", 1300, keys, alice), key=mid.encode())
-        await agent.put(_update(mid, cid, carol, "instagram", "DELIVERED", 1400, keys, alice), key=mid.encode())
+        await agent.put(status_update(mid, cid, bob, "whatsapp", "READ", 1300, keys, alice), key=mid.encode())
+        await agent.put(status_update(mid, cid, carol, "instagram", "DELIVERED", 1400, keys, alice), key=mid.encode())
         await tracker.inflight.drain()
         stored = tracker.tables.states[mid]
     assert outcomes == [["replayed"], ["applied"], ["applied"]]
@@ -156,9 +135,9 @@ async def test_a_recovered_settled_marker_keeps_a_late_update_stale_and_rewrites
     recover(tracker.tables.settled, {mid: {"o": 7, "e": final}}, partition=0)
     async with tracker.agent.test_context() as agent:
         agent.sent_offset = 12
-        await agent.put(_update(mid, cid, bob, "whatsapp", "DELIVERED", 1500, [bob_wa], alice), key=mid.encode())
+        await agent.put(status_update(mid, cid, bob, "whatsapp", "DELIVERED", 1500, [bob_wa], alice), key=mid.encode())
         agent.sent_offset = 7  # the settling update, replayed after a crash
-        await agent.put(_update(mid, cid, bob, "whatsapp", "READ", 1300, [bob_wa], alice), key=mid.encode())
+        await agent.put(status_update(mid, cid, bob, "whatsapp", "READ", 1300, [bob_wa], alice), key=mid.encode())
         await tracker.inflight.drain()
         assert mid not in tracker.tables.states
     assert outcomes == [["stale"], ["replayed"]]
