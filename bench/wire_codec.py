@@ -104,7 +104,7 @@ class OldDeadLetter(_Old):
 
 
 def old_decode(record_type: type[faust.Record], raw: bytes, uuid_fields: tuple[str, ...]) -> Any:
-    """The decode of streams/parsing.py before chat4all/wire.py (errors left out: valid input only)."""
+    """The decode the topics were read with before chat4all/wire.py (errors left out: valid input only)."""
     record = record_type.from_data(orjson.loads(raw))
     for name in uuid_fields:
         uuid.UUID(str(getattr(record, name)))

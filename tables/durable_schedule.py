@@ -1,6 +1,6 @@
 """A durable schedule kept in a changelog-backed table: entries in time buckets, one key per bucket.
 
-Used by connectors for simulated DELIVERED/READ (DESIGN.md section 4, "punctuation"):
+Used by connectors for simulated DELIVERED/READ (the design card's section 4, "punctuation"):
 entries are added while handling an outbound record and fired while handling a tick
 record, both in the event context of one partition.
 

@@ -1,4 +1,4 @@
-"""The delivery-receipt state machine: per recipient and channel, forward only (DESIGN.md section 3).
+"""The delivery-receipt state machine: per recipient and channel, forward only (the design card's section 3).
 
 Pure functions over plain dicts (the status tracker's table values are JSON), so the
 rules are unit-tested without Kafka. The entries' shape is MessageEntry: short keys, because

@@ -1,4 +1,4 @@
-"""Receipt state machine rules (DESIGN.md section 3) and the message aggregate."""
+"""Receipt state machine rules (the design card's section 3) and the message aggregate."""
 
 from __future__ import annotations
 
