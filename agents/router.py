@@ -8,7 +8,7 @@ from typing import Any
 from agents.channel_selection import select_targets
 from chat4all.wire import InvalidRecord, MessageEvent, OutboundEvent, decode, encode
 from streams import metrics
-from streams.cassandra_io import PipelineStore
+from streams.cassandra_io import PipelineRepository
 from streams.context import AgentContext
 from streams.inflight import InFlight, awaiting
 from tables.dedup import DedupTable
@@ -32,11 +32,11 @@ class Router:
         self.agent = ctx.app.agent(ctx.topics.messages, name="router")(self._consume)
 
     async def _consume(self, stream: Any) -> None:
-        store = await self.ctx.store()
+        cassandra = await self.ctx.cassandra()
         async for event in stream.noack().events():
-            await self.route_message(event, store=store)
+            await self.route_message(event, cassandra=cassandra)
 
-    async def route_message(self, event: Any, *, store: PipelineStore) -> str:
+    async def route_message(self, event: Any, *, cassandra: PipelineRepository) -> str:
         """Route one raw `messages` event; must run inside the router's stream (it reads and writes the dedup table).
 
         The decision and the dedup mark happen here, in order; the Cassandra writes and the
@@ -57,10 +57,10 @@ class Router:
             await self.inflight.submit(event)
             return DUPLICATE
 
-        conversation = await store.conversation(msg.conversation_id)
+        conversation = await cassandra.conversation(msg.conversation_id)
         if conversation is not None and msg.sender_id not in conversation.participant_ids:
             # The cache may predate the sender joining: look again before rejecting.
-            conversation = await store.conversation(msg.conversation_id, fresh=True)
+            conversation = await cassandra.conversation(msg.conversation_id, fresh=True)
         reason = None
         if conversation is None:
             reason = "conversation not found"
@@ -73,7 +73,7 @@ class Router:
 
         outbound_topics = self.ctx.topics.outbound
         recipients = sorted(conversation.participant_ids - {msg.sender_id})
-        linked = await store.user_channels(recipients)
+        linked = await cassandra.user_channels(recipients)
         targets = select_targets(
             sender_id=msg.sender_id,
             participant_ids=conversation.participant_ids,
@@ -90,7 +90,7 @@ class Router:
 
         async def persist() -> None:
             try:
-                await store.persist_message(
+                await cassandra.persist_message(
                     message_id=msg.message_id,
                     conversation_id=msg.conversation_id,
                     sender_id=msg.sender_id,

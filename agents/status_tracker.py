@@ -9,7 +9,7 @@ from typing import Any
 from chat4all.clock import to_ms
 from chat4all.wire import InvalidRecord, Kind, Notification, StatusUpdate, decode, encode
 from streams import metrics
-from streams.cassandra_io import PipelineStore
+from streams.cassandra_io import PipelineRepository
 from streams.context import AgentContext
 from streams.inflight import InFlight, awaiting
 from tables.receipt_states import ReceiptTables
@@ -28,9 +28,9 @@ from tables.state_machine import (
 
 logger = logging.getLogger(__name__)
 
-async def _entry_from_cassandra(update: StatusUpdate, store: PipelineStore) -> MessageEntry | None:
+async def _entry_from_cassandra(update: StatusUpdate, cassandra: PipelineRepository) -> MessageEntry | None:
     """Rebuild a message's entry from its messages row (updates from the API carry no receipt set)."""
-    found = await store.message_receipts(
+    found = await cassandra.message_receipts(
         message_id=update.message_id, conversation_id=update.conversation_id, ts_ms=update.ts_ms
     )
     if found is None:
@@ -65,11 +65,11 @@ class StatusTracker:
         self.agent = ctx.app.agent(ctx.topics.status_updates, name="status-tracker")(self._consume)
 
     async def _consume(self, stream: Any) -> None:
-        store = await self.ctx.store()
+        cassandra = await self.ctx.cassandra()
         async for event in stream.noack().events():
-            await self.track_status(event, store=store)
+            await self.track_status(event, cassandra=cassandra)
 
-    async def track_status(self, event: Any, *, store: PipelineStore) -> list[str]:
+    async def track_status(self, event: Any, *, cassandra: PipelineRepository) -> list[str]:
         """Apply one raw `status-updates` event; returns the outcome per targeted receipt (inside the tracker's stream).
 
         The state machine and the table write happen here, in order per partition; the
@@ -97,7 +97,7 @@ class StatusTracker:
             settled = self.tables.recently_settled(update.message_id)
             if settled is not None:
                 if offset <= settled["o"]:
-                    await self._persist_again(event, update, settled["e"], store=store)
+                    await self._persist_again(event, update, settled["e"], cassandra=cassandra)
                     return [REPLAYED]
                 metrics.transitions.labels(update.status, STALE).inc()
                 await self.inflight.submit(event)
@@ -108,12 +108,12 @@ class StatusTracker:
                     receipt_keys=list(update.receipt_keys),
                 )
             else:
-                entry = await _entry_from_cassandra(update, store)
+                entry = await _entry_from_cassandra(update, cassandra)
                 if entry is None:
                     await self._dead_letter(event, reason="unknown message", **ids)
                     return [DEAD_LETTERED]
         elif offset <= entry.get("o", -1):
-            await self._persist_again(event, update, entry, store=store)
+            await self._persist_again(event, update, entry, cassandra=cassandra)
             return [REPLAYED]
         if entry.get("sid") is None and update.sender_id:
             entry["sid"] = update.sender_id
@@ -139,7 +139,7 @@ class StatusTracker:
         # Everything the background steps need is computed now: later updates change ``entry``.
         write = self._receipt_write(update.message_id, entry, outcome.changes)
         notes = _notifications(update, entry, outcome.changes)
-        await self.inflight.submit(event, self._persist(write, store, event), self._notify(notes), order_key=update.message_id)
+        await self.inflight.submit(event, self._persist(write, cassandra, event), self._notify(notes), order_key=update.message_id)
         return outcome.outcomes
 
     def _receipt_write(self, message_id: str, entry: MessageEntry, changes: list[Any]) -> dict[str, Any]:
@@ -153,11 +153,11 @@ class StatusTracker:
             "now_ms": self.ctx.clock(),
         }
 
-    def _persist(self, write: dict[str, Any], store: PipelineStore, event: Any) -> Step:
+    def _persist(self, write: dict[str, Any], cassandra: PipelineRepository, event: Any) -> Step:
         async def persist() -> None:
             # Outages are retried inside persist_receipts; an error here is Cassandra refusing the record.
             try:
-                await store.persist_receipts(**write)
+                await cassandra.persist_receipts(**write)
             except Exception as exc:
                 ids = {"message_id": write["message_id"], "conversation_id": write["conversation_id"]}
                 fut = await self.ctx.dead_letters.send(
@@ -178,13 +178,13 @@ class StatusTracker:
 
         return notify
 
-    async def _persist_again(self, event: Any, update: StatusUpdate, entry: MessageEntry, *, store: PipelineStore) -> None:
+    async def _persist_again(self, event: Any, update: StatusUpdate, entry: MessageEntry, *, cassandra: PipelineRepository) -> None:
         """A replayed update: write the entry as it stands and notify its targets' current state again."""
         metrics.transitions.labels(update.status, REPLAYED).inc()
         targets = current_changes(entry, recipient_id=update.recipient_id, channel=update.channel)
         write = self._receipt_write(update.message_id, entry, current_changes(entry))
         notes = _notifications(update, entry, targets)
-        await self.inflight.submit(event, self._persist(write, store, event), self._notify(notes), order_key=update.message_id)
+        await self.inflight.submit(event, self._persist(write, cassandra, event), self._notify(notes), order_key=update.message_id)
 
     async def _dead_letter(self, event: Any, *, reason: str, **ids: Any) -> None:
         fut = await self.ctx.dead_letters.send(

@@ -16,8 +16,8 @@ from chat4all.clock import Clock, now_ms
 from chat4all.settings import Settings
 from streams import fetching, metrics, takeover
 from streams.app import create_app
-from streams.cassandra_io import PipelineStoreProvider
-from streams.context import AgentContext, StoreProvider
+from streams.cassandra_io import PipelineRepositoryProvider
+from streams.context import AgentContext, RepositoryProvider
 from streams.dead_letters import DeadLetters
 from streams.health import Health, install_health_page
 from streams.pipeline_topics import PipelineTopics
@@ -52,13 +52,13 @@ def build_worker(
     settings: Settings,
     *,
     role: Role = "all",
-    store: StoreProvider | None = None,
+    cassandra: RepositoryProvider | None = None,
     clock: Clock = now_ms,
     web: bool = True,
 ) -> PipelineWorker:
     """The app of one worker of ``role`` (router, connectors, status or all), ready for ``faust.Worker``.
 
-    ``store`` defaults to the real Cassandra store (connected when the first agent starts);
+    ``cassandra`` defaults to the real Cassandra repository (connected when the first agent starts);
     ``web=False`` leaves out the Prometheus sensor and the /health page (unit tests build
     many apps in one process; the sensor registers globally).
     """
@@ -78,9 +78,9 @@ def build_worker(
     fetching.install(min_bytes=settings.consumer_fetch_min_bytes, max_wait_ms=settings.consumer_fetch_max_wait_ms)
     producing.install(drain_by_broker=settings.producer_drain_by_broker)
     health = Health(roles=[role])
-    cassandra = PipelineStoreProvider(settings=settings, health=health) if store is None else None
+    provider = PipelineRepositoryProvider(settings=settings, health=health) if cassandra is None else None
     ctx = AgentContext(
-        app=app, settings=settings, topics=topics, store=store or cassandra,  # type: ignore[arg-type]
+        app=app, settings=settings, topics=topics, cassandra=cassandra or provider,  # type: ignore[arg-type]
         sender=RecordSender(app=app, direct=settings.processing_guarantee == "at_least_once"),
         dead_letters=DeadLetters(topic=topics.dead_letters, clock=clock), health=health, clock=clock,
     )
@@ -97,12 +97,12 @@ def build_worker(
     if web:
         install_health_page(app, health)
         metrics.install_metrics(app)
-    if cassandra is not None:
+    if provider is not None:
 
         @app.timer(interval=5.0)
         async def ping_cassandra() -> None:
             """Keep the Cassandra state fresh on an idle worker (agents update it on every write too)."""
-            current = cassandra.current
+            current = provider.current
             if current is not None:
                 await current.ping()
 

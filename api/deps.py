@@ -8,6 +8,7 @@ from redis.asyncio import BlockingConnectionPool, Redis
 
 from api.admission import Admission
 from api.auth_limits import AuthLimits
+from api.db.cassandra import Cassandra
 from api.db.client_messages import ClientMessageRepository
 from api.db.conversations import ConversationRepository
 from api.db.messages import MessageRepository
@@ -18,7 +19,6 @@ from api.pagination import Cursors, cursor_key
 from api.passwords import PasswordHasherPool
 from api.publisher import Publisher
 from api.ratelimit import RateLimiter
-from api.store import Store
 from api.tokens import TokenService, resolve_secret
 from chat4all.settings import Settings
 
@@ -30,7 +30,7 @@ class ApiDeps:
     """Shared clients of one API process. Servicers receive it in their constructor."""
 
     settings: Settings
-    store: Store
+    cassandra: Cassandra  # the session every repository below runs on
     users: UserRepository  # the API's Cassandra tables, one repository per family (api/db/)
     conversations: ConversationRepository
     messages: MessageRepository
@@ -47,7 +47,7 @@ class ApiDeps:
 
     async def close(self) -> None:
         await self.publisher.close()
-        await self.store.close()
+        await self.cassandra.close()
         await self.redis.aclose()
         self.passwords.close()
 
@@ -73,13 +73,13 @@ def build_deps(settings: Settings) -> ApiDeps:
         timeout=timeout,
     )
     redis = Redis(connection_pool=pool)
-    store = Store(settings=settings)
+    cassandra = Cassandra(settings=settings)
     return ApiDeps(
         settings=settings,
-        store=store,
-        users=UserRepository(db=store),
-        conversations=ConversationRepository(db=store),
-        messages=MessageRepository(db=store),
+        cassandra=cassandra,
+        users=UserRepository(cassandra=cassandra),
+        conversations=ConversationRepository(cassandra=cassandra),
+        messages=MessageRepository(cassandra=cassandra),
         publisher=Publisher(settings=settings),
         redis=redis,
         tokens=TokenService(
@@ -95,7 +95,7 @@ def build_deps(settings: Settings) -> ApiDeps:
             burst=settings.rate_limit_burst,
             lease_max=settings.rate_limit_lease_max,
         ),
-        send_claims=SendClaims(redis=redis, claims=ClientMessageRepository(db=store), settings=settings),
+        send_claims=SendClaims(redis=redis, claims=ClientMessageRepository(cassandra=cassandra), settings=settings),
         admission=Admission(settings=settings),
         passwords=PasswordHasherPool(
             threads=settings.password_hash_threads, queue=settings.password_hash_queue,
@@ -103,5 +103,5 @@ def build_deps(settings: Settings) -> ApiDeps:
         ),
         auth_limits=AuthLimits(redis=redis, settings=settings),
         cursors=Cursors(key=cursor_key(settings=settings, jwt_secret=secret)),
-        file_tables=FileTables(cassandra=store, timeout=timeout),
+        file_tables=FileTables(cassandra=cassandra, timeout=timeout),
     )

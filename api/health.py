@@ -19,7 +19,7 @@ async def check_dependencies(deps: ApiDeps) -> dict[str, bool]:
     timeout = deps.settings.api_storage_timeout_seconds
     state: dict[str, bool] = {}
     try:
-        await deps.store.ping()
+        await deps.cassandra.ping()
         state["cassandra"] = True
     except Exception:
         state["cassandra"] = False

@@ -1,4 +1,4 @@
-"""Cassandra reads and writes of the pipeline: prepared statements, outage retries, short-lived lookups cache."""
+"""The pipeline's Cassandra repository: prepared statements, outage retries, short-lived lookups cache."""
 
 from __future__ import annotations
 
@@ -44,7 +44,7 @@ def _ms(value: int | None) -> Any:
     return UNSET_VALUE if value is None else value
 
 
-class PipelineStore:
+class PipelineRepository:
     """Everything the agents read from and write to Cassandra; every call waits out outages.
 
     The worker owns the statements it runs (the API's repositories in api/db/ own theirs, for
@@ -241,36 +241,36 @@ class PipelineStore:
         return MessageReceipts(sender_id=str(row.sender_id), receipts=dict(row.receipts or {}))
 
 
-class PipelineStoreProvider:
-    """The worker's one PipelineStore, connected on first use (waiting out an outage); agents call it on start."""
+class PipelineRepositoryProvider:
+    """The worker's one PipelineRepository, connected on first use (waiting out an outage); agents call it on start."""
 
     def __init__(self, *, settings: Settings, health: Health) -> None:
         self._settings = settings
         self._health = health
-        self._store: PipelineStore | None = None
+        self._repository: PipelineRepository | None = None
         self._lock = asyncio.Lock()
 
     @property
-    def current(self) -> PipelineStore | None:
-        """The store if this worker has connected already."""
-        return self._store
+    def current(self) -> PipelineRepository | None:
+        """The repository if this worker has connected already."""
+        return self._repository
 
-    async def __call__(self) -> PipelineStore:
-        if self._store is not None:
-            return self._store
+    async def __call__(self) -> PipelineRepository:
+        if self._repository is not None:
+            return self._repository
         async with self._lock:
-            if self._store is None:
+            if self._repository is None:
                 settings, health = self._settings, self._health
 
-                def open_store() -> PipelineStore:
+                def open_repository() -> PipelineRepository:
                     # Blocking (connect, prepare): runs in a thread.
-                    return PipelineStore(session=connect(settings), settings=settings, health=health)
+                    return PipelineRepository(session=connect(settings), settings=settings, health=health)
 
-                self._store = await retry_forever(
-                    lambda: asyncio.to_thread(open_store),
+                self._repository = await retry_forever(
+                    lambda: asyncio.to_thread(open_repository),
                     is_outage=lambda exc: True,
                     largest=settings.cassandra_retry_max_seconds,
                     on_retry=lambda exc, n: health.cassandra_down(exc),
                     on_success=health.cassandra_up,
                 )
-        return self._store
+        return self._repository

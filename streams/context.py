@@ -9,14 +9,14 @@ import faust
 
 from chat4all.clock import Clock
 from chat4all.settings import Settings
-from streams.cassandra_io import PipelineStore
+from streams.cassandra_io import PipelineRepository
 from streams.dead_letters import DeadLetters
 from streams.health import Health
 from streams.pipeline_topics import PipelineTopics
 from streams.sending import RecordSender
 
 # Connects on first call (waiting out an outage); tests pass an in-memory stand-in.
-StoreProvider = Callable[[], Awaitable[PipelineStore]]
+RepositoryProvider = Callable[[], Awaitable[PipelineRepository]]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -27,7 +27,7 @@ class AgentContext:
     settings: Settings
     topics: PipelineTopics
     sender: RecordSender
-    store: StoreProvider
+    cassandra: RepositoryProvider
     dead_letters: DeadLetters
     health: Health
     clock: Clock

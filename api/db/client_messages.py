@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import grpc
 
-from api.store import Store
+from api.db.cassandra import Cassandra
 from chat4all.clock import to_ms
 
 Context = grpc.aio.ServicerContext | None
@@ -27,13 +27,13 @@ class ClientMessageClaim:
 class ClientMessageRepository:
     """Claims of (sender, client_message_id); Cassandra's LWT decides who holds one."""
 
-    def __init__(self, *, db: Store) -> None:
-        self._db = db
-        self._claim = db.statement(
+    def __init__(self, *, cassandra: Cassandra) -> None:
+        self._cassandra = cassandra
+        self._claim = cassandra.statement(
             "INSERT INTO {ks}.client_messages (sender_id, client_message_id, message_id, conversation_id, ts, fingerprint)"
             " VALUES (?, ?, ?, ?, ?, ?) IF NOT EXISTS"
         )
-        self._release = db.statement(
+        self._release = cassandra.statement(
             "DELETE FROM {ks}.client_messages WHERE sender_id = ? AND client_message_id = ? IF message_id = ?"
         )
 
@@ -50,7 +50,7 @@ class ClientMessageRepository:
     ) -> ClientMessageClaim | None:
         """Claim the key for ``message_id``: None if the claim is ours, else the earlier claim that holds it."""
         row = (
-            await self._db.run(
+            await self._cassandra.run(
                 self._claim,
                 (sender_id, client_message_id, message_id, conversation_id, ts, fingerprint),
                 context=context,
@@ -69,4 +69,4 @@ class ClientMessageRepository:
         self, *, sender_id: uuid.UUID, client_message_id: str, message_id: uuid.UUID, context: Context = None
     ) -> None:
         """Drop the claim if it is still ``message_id``'s."""
-        await self._db.run(self._release, (sender_id, client_message_id, message_id), context=context)
+        await self._cassandra.run(self._release, (sender_id, client_message_id, message_id), context=context)

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import grpc
 from cassandra.query import BatchType
 
-from api.store import Store
+from api.db.cassandra import Cassandra
 
 Context = grpc.aio.ServicerContext | None
 
@@ -29,9 +29,9 @@ class ConversationRow:
 class ConversationRepository:
     """Conversations by id, each user's list of them, and the one-per-pair claim of private ones."""
 
-    def __init__(self, *, db: Store) -> None:
-        self._db = db
-        statement = db.statement
+    def __init__(self, *, cassandra: Cassandra) -> None:
+        self._cassandra = cassandra
+        statement = cassandra.statement
         self._insert = statement(
             "INSERT INTO {ks}.conversations (conversation_id, type, title, participant_ids, created_by, created_at)"
             " VALUES (?, ?, ?, ?, ?, ?)"
@@ -65,11 +65,11 @@ class ConversationRepository:
             ),
         )]
         rows += [(self._insert_by_user, (p, conversation.conversation_id)) for p in conversation.participant_ids]
-        await self._db.run_batch(rows, batch_type=BatchType.LOGGED, context=context)
+        await self._cassandra.run_batch(rows, batch_type=BatchType.LOGGED, context=context)
 
     async def get(self, *, conversation_id: uuid.UUID, context: Context = None) -> ConversationRow | None:
         """The conversation, or None."""
-        row = (await self._db.run(self._get, (conversation_id,), context=context)).one()
+        row = (await self._cassandra.run(self._get, (conversation_id,), context=context)).one()
         if row is None:
             return None
         return ConversationRow(
@@ -86,7 +86,7 @@ class ConversationRepository:
     ) -> uuid.UUID | None:
         """Claim the pair (``low`` < ``high``) for ``conversation_id`` (a lightweight transaction):
         None if the claim is ours, else the id of the conversation that holds the pair."""
-        row = (await self._db.run(self._claim_private, (low, high, conversation_id), context=context)).one()
+        row = (await self._cassandra.run(self._claim_private, (low, high, conversation_id), context=context)).one()
         return None if row.applied else row.conversation_id
 
     async def ids_of_user(
@@ -94,7 +94,7 @@ class ConversationRepository:
     ) -> list[uuid.UUID]:
         """Up to ``limit`` ids of the user's conversations in id order, from after ``after`` (None: the first)."""
         if after is None:
-            rows = await self._db.run(self._list_first, (user_id, limit), context=context)
+            rows = await self._cassandra.run(self._list_first, (user_id, limit), context=context)
         else:
-            rows = await self._db.run(self._list_after, (user_id, after, limit), context=context)
+            rows = await self._cassandra.run(self._list_after, (user_id, after, limit), context=context)
         return [row.conversation_id for row in rows]

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import grpc
 
-from api.store import Store
+from api.db.cassandra import Cassandra
 
 Context = grpc.aio.ServicerContext | None
 
@@ -59,9 +59,9 @@ _COLUMNS = "conversation_id, ts, message_id, sender_id, content, file_id, status
 class MessageRepository:
     """A conversation's messages in (ts, message_id) order, and messages by id."""
 
-    def __init__(self, *, db: Store) -> None:
-        self._db = db
-        statement = db.statement
+    def __init__(self, *, cassandra: Cassandra) -> None:
+        self._cassandra = cassandra
+        statement = cassandra.statement
         self._by_id = statement(
             "SELECT message_id, conversation_id, ts, sender_id FROM {ks}.messages_by_id WHERE message_id = ?"
         )
@@ -72,7 +72,7 @@ class MessageRepository:
 
     async def by_id(self, *, message_id: uuid.UUID, context: Context = None) -> MessageRef | None:
         """Where the message is, or None if it is not stored (yet)."""
-        row = (await self._db.run(self._by_id, (message_id,), context=context)).one()
+        row = (await self._cassandra.run(self._by_id, (message_id,), context=context)).one()
         if row is None:
             return None
         return MessageRef(message_id=row.message_id, conversation_id=row.conversation_id, ts=row.ts, sender_id=row.sender_id)
@@ -87,9 +87,9 @@ class MessageRepository:
     ) -> list[StoredMessage]:
         """Up to ``limit`` messages of the conversation after ``after`` (ts, message_id; None: from the first)."""
         if after is None:
-            rows = await self._db.run(self._first, (conversation_id, limit), context=context)
+            rows = await self._cassandra.run(self._first, (conversation_id, limit), context=context)
         else:
-            rows = await self._db.run(self._after, (conversation_id, *after, limit), context=context)
+            rows = await self._cassandra.run(self._after, (conversation_id, *after, limit), context=context)
         return [
             StoredMessage(
                 message_id=row.message_id,

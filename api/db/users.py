@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import grpc
 
-from api.store import Store
+from api.db.cassandra import Cassandra
 
 Context = grpc.aio.ServicerContext | None
 
@@ -26,9 +26,9 @@ class User:
 class UserRepository:
     """Accounts by id and by username. Each call runs within the gRPC call's deadline (``context``)."""
 
-    def __init__(self, *, db: Store) -> None:
-        self._db = db
-        statement = db.statement
+    def __init__(self, *, cassandra: Cassandra) -> None:
+        self._cassandra = cassandra
+        statement = cassandra.statement
         self._insert = statement(
             "INSERT INTO {ks}.users (user_id, username, password_hash, channels, created_at) VALUES (?, ?, ?, ?, ?)"
         )
@@ -54,25 +54,25 @@ class UserRepository:
         context: Context = None,
     ) -> None:
         """Write the user's row (before its username is claimed: see AuthServicer.Register)."""
-        await self._db.run(self._insert, (user_id, username, password_hash, channels, created_at), context=context)
+        await self._cassandra.run(self._insert, (user_id, username, password_hash, channels, created_at), context=context)
 
     async def delete(self, *, user_id: uuid.UUID, context: Context = None) -> None:
         """Delete the user's row."""
-        await self._db.run(self._delete, (user_id,), context=context)
+        await self._cassandra.run(self._delete, (user_id,), context=context)
 
     async def claim_username(self, *, username: str, user_id: uuid.UUID, context: Context = None) -> bool:
         """Claim ``username`` for ``user_id`` (a lightweight transaction); False if it is taken."""
-        row = (await self._db.run(self._claim_username, (username, user_id), context=context)).one()
+        row = (await self._cassandra.run(self._claim_username, (username, user_id), context=context)).one()
         return bool(row.applied)
 
     async def user_id_of(self, *, username: str, context: Context = None) -> uuid.UUID | None:
         """The id that holds ``username``, or None."""
-        row = (await self._db.run(self._by_username, (username,), context=context)).one()
+        row = (await self._cassandra.run(self._by_username, (username,), context=context)).one()
         return None if row is None else row.user_id
 
     async def get(self, *, user_id: uuid.UUID, context: Context = None) -> User | None:
         """The user, or None."""
-        row = (await self._db.run(self._get, (user_id,), context=context)).one()
+        row = (await self._cassandra.run(self._get, (user_id,), context=context)).one()
         if row is None:
             return None
         return User(
@@ -81,17 +81,17 @@ class UserRepository:
 
     async def exists(self, *, user_id: uuid.UUID, context: Context = None) -> bool:
         """Whether the user has a row."""
-        return (await self._db.run(self._exists, (user_id,), context=context)).one() is not None
+        return (await self._cassandra.run(self._exists, (user_id,), context=context)).one() is not None
 
     async def link_channel(self, *, user_id: uuid.UUID, channel: str, handle: str, context: Context = None) -> None:
         """Set the user's handle on ``channel``."""
-        await self._db.run(self._link, (channel, handle, user_id), context=context)
+        await self._cassandra.run(self._link, (channel, handle, user_id), context=context)
 
     async def unlink_channel(self, *, user_id: uuid.UUID, channel: str, context: Context = None) -> None:
         """Remove the user's handle on ``channel``."""
-        await self._db.run(self._unlink, (channel, user_id), context=context)
+        await self._cassandra.run(self._unlink, (channel, user_id), context=context)
 
     async def channels(self, *, user_id: uuid.UUID, context: Context = None) -> dict[str, str]:
         """The user's linked channels (channel -> handle); empty if the user has none or no row."""
-        row = (await self._db.run(self._channels, (user_id,), context=context)).one()
+        row = (await self._cassandra.run(self._channels, (user_id,), context=context)).one()
         return dict(row.channels or {}) if row else {}

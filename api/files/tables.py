@@ -4,21 +4,21 @@ from __future__ import annotations
 
 import asyncio
 
+from api.db.cassandra import Cassandra
 from api.files.records import FileRecordRepository
 from api.files.sessions import UploadSessionRepository
-from api.store import Store
 
 
 class FileTables:
     """The `upload_sessions` and `files` repositories of one API process.
 
     Built on first use, not at start: the API starts while Cassandra is down (``cassandra``, the
-    API's api.store.Store, connects on first use and again after an outage), and
+    API's api.db.cassandra.Cassandra, connects on first use and again after an outage), and
     preparing their statements blocks, so it runs off the loop, once. ``timeout`` (seconds) is
     the repositories' per-statement timeout and the default wait for the connection.
     """
 
-    def __init__(self, *, cassandra: Store, timeout: float) -> None:
+    def __init__(self, *, cassandra: Cassandra, timeout: float) -> None:
         self._cassandra = cassandra
         self._timeout = timeout
         self._built: tuple[UploadSessionRepository, FileRecordRepository] | None = None

@@ -11,5 +11,5 @@ from tests.unit import pipeline_helpers
 
 @pytest.fixture
 def tracker_env(monkeypatch: Any) -> Any:
-    """(tracker, store, sends, outcomes): see tests/unit/pipeline_helpers.py's tracker_env."""
+    """(tracker, cassandra, sends, outcomes): see tests/unit/pipeline_helpers.py's tracker_env."""
     return pipeline_helpers.tracker_env(monkeypatch)

@@ -1,4 +1,4 @@
-"""Shared pieces of the pipeline unit tests: an in-memory PipelineStore stand-in and record builders."""
+"""Shared pieces of the pipeline unit tests: an in-memory PipelineRepository stand-in and record builders."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from streams.cassandra_io import Conversation
 
 
 @dataclass
-class MemoryStore:
+class MemoryRepository:
     """What the agents need from Cassandra, in memory (pure unit tests only)."""
 
     conversations: dict[str, set[str]] = field(default_factory=dict)
@@ -88,7 +88,7 @@ class RecordedSends:
         return [v for t, _k, v in self.sent if t == topic]
 
 
-def unit_worker(role: str, *, store: Any = None, clock: Any = None) -> Any:
+def unit_worker(role: str, *, cassandra: Any = None, clock: Any = None) -> Any:
     """A worker app of ``role`` built as a real worker is, on a temp data dir, without web pages or sensors."""
     import tempfile
 
@@ -99,9 +99,9 @@ def unit_worker(role: str, *, store: Any = None, clock: Any = None) -> Any:
     settings = Settings(data_dir=tempfile.mkdtemp(prefix="c4a-unit-"), app_id=f"c4a-unit-{uuid.uuid4().hex[:8]}")
 
     async def provider() -> Any:
-        return store
+        return cassandra
 
-    return build_worker(settings, role=role, store=provider, clock=clock or now_ms, web=False)  # type: ignore[arg-type]
+    return build_worker(settings, role=role, cassandra=provider, clock=clock or now_ms, web=False)  # type: ignore[arg-type]
 
 
 def status_update(mid: str, cid: str, rid: str, channel: str, status: str, at: int, keys: list[str], sender: str) -> bytes:
@@ -112,17 +112,17 @@ def status_update(mid: str, cid: str, rid: str, channel: str, status: str, at: i
                        "status": status, "at_ms": at, "receipt_keys": keys, "sender_id": sender}).encode()
 
 
-def tracker_env(monkeypatch: Any) -> tuple[Any, MemoryStore, RecordedSends, list[list[str]]]:
-    """A status tracker on an in-memory store with recorded sends, and the outcome of every event it tracks."""
-    store = MemoryStore()
-    worker = unit_worker("status", store=store)
+def tracker_env(monkeypatch: Any) -> tuple[Any, MemoryRepository, RecordedSends, list[list[str]]]:
+    """A status tracker on an in-memory repository with recorded sends, and the outcome of every event it tracks."""
+    cassandra = MemoryRepository()
+    worker = unit_worker("status", cassandra=cassandra)
     tracker = worker.status_tracker
     outcomes: list[list[str]] = []
     original = tracker.track_status
 
-    async def recording(event: Any, *, store: Any) -> list[str]:
-        outcomes.append(await original(event, store=store))
+    async def recording(event: Any, *, cassandra: Any) -> list[str]:
+        outcomes.append(await original(event, cassandra=cassandra))
         return outcomes[-1]
 
     monkeypatch.setattr(tracker, "track_status", recording)
-    return tracker, store, RecordedSends().install(monkeypatch, worker.ctx.topics, sender=worker.ctx.sender), outcomes
+    return tracker, cassandra, RecordedSends().install(monkeypatch, worker.ctx.topics, sender=worker.ctx.sender), outcomes

@@ -6,24 +6,24 @@ import json
 
 import pytest
 
-from tests.unit.pipeline_helpers import MemoryStore, RecordedSends, new_id, unit_worker
+from tests.unit.pipeline_helpers import MemoryRepository, RecordedSends, new_id, unit_worker
 
 
 @pytest.fixture
 def router_env(monkeypatch):
-    store = MemoryStore()
-    worker = unit_worker("router", store=store)
+    cassandra = MemoryRepository()
+    worker = unit_worker("router", cassandra=cassandra)
     router = worker.router
     outcomes: list[str] = []
     original = router.route_message
 
-    async def recording(event, *, store):
-        outcomes.append(await original(event, store=store))
+    async def recording(event, *, cassandra):
+        outcomes.append(await original(event, cassandra=cassandra))
         return outcomes[-1]
 
     monkeypatch.setattr(router, "route_message", recording)
     sends = RecordedSends().install(monkeypatch, worker.ctx.topics, sender=worker.ctx.sender)
-    return router, store, sends, outcomes
+    return router, cassandra, sends, outcomes
 
 
 def _message(conversation_id: str, sender_id: str, **extra) -> bytes:
@@ -34,9 +34,9 @@ def _message(conversation_id: str, sender_id: str, **extra) -> bytes:
 
 
 async def test_a_redelivered_message_is_routed_once(router_env):
-    router, store, sends, outcomes = router_env
+    router, cassandra, sends, outcomes = router_env
     alice, bob, conv = new_id(), new_id(), new_id()
-    store.conversations[conv] = {alice, bob}
+    cassandra.conversations[conv] = {alice, bob}
     raw = _message(conv, alice)
     async with router.agent.test_context() as agent:
         await agent.put(raw, key=conv.encode())
@@ -44,17 +44,17 @@ async def test_a_redelivered_message_is_routed_once(router_env):
         await router.inflight.drain()
     assert outcomes == ["routed", "duplicate"]
     mid = json.loads(raw)["message_id"]
-    assert store.messages[mid]["writes"] == 1
-    assert store.messages[mid]["receipt_keys"] == [f"{bob}:native"]
+    assert cassandra.messages[mid]["writes"] == 1
+    assert cassandra.messages[mid]["receipt_keys"] == [f"{bob}:native"]
     assert len(sends.on("native-outbound")) == 1
 
 
 async def test_fan_out_one_record_per_recipient_and_channel_with_the_full_key(router_env):
-    router, store, sends, outcomes = router_env
+    router, cassandra, sends, outcomes = router_env
     alice, bob, carol, conv = new_id(), new_id(), new_id(), new_id()
-    store.conversations[conv] = {alice, bob, carol}
-    store.channels[bob] = {"whatsapp": "+55", "instagram": "@bob"}
-    store.channels[carol] = {"instagram": "@carol"}
+    cassandra.conversations[conv] = {alice, bob, carol}
+    cassandra.channels[bob] = {"whatsapp": "+55", "instagram": "@bob"}
+    cassandra.channels[carol] = {"instagram": "@carol"}
     async with router.agent.test_context() as agent:
         await agent.put(_message(conv, alice), key=conv.encode())
         await router.inflight.drain()
@@ -66,9 +66,9 @@ async def test_fan_out_one_record_per_recipient_and_channel_with_the_full_key(ro
 
 
 async def test_bad_messages_go_to_dead_letters_with_their_reason(router_env):
-    router, store, sends, outcomes = router_env
+    router, cassandra, sends, outcomes = router_env
     alice, mallory, conv = new_id(), new_id(), new_id()
-    store.conversations[conv] = {alice}
+    cassandra.conversations[conv] = {alice}
     async with router.agent.test_context() as agent:
         await agent.put(b"{not json", key=b"k")
         await agent.put(_message(new_id(), alice), key=b"k")
@@ -79,13 +79,13 @@ async def test_bad_messages_go_to_dead_letters_with_their_reason(router_env):
     assert outcomes == ["dead-lettered"] * 4
     assert reasons[0].startswith("not JSON") and reasons[1] == "conversation not found"
     assert reasons[2] == "sender not a participant" and reasons[3].startswith("invalid sender_id")
-    assert not store.messages
+    assert not cassandra.messages
 
 
 async def test_the_same_record_replayed_after_a_crash_is_routed_again_but_a_copy_is_not(router_env):
-    router, store, sends, outcomes = router_env
+    router, cassandra, sends, outcomes = router_env
     alice, bob, conv = new_id(), new_id(), new_id()
-    store.conversations[conv] = {alice, bob}
+    cassandra.conversations[conv] = {alice, bob}
     raw = _message(conv, alice)
     async with router.agent.test_context() as agent:
         await agent.put(raw, key=conv.encode())

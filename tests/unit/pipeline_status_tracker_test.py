@@ -6,7 +6,7 @@ from tests.unit.pipeline_helpers import new_id, status_update
 
 
 async def test_updates_walk_the_state_machine_and_write_only_changes(tracker_env):
-    tracker, store, sends, outcomes = tracker_env
+    tracker, cassandra, sends, outcomes = tracker_env
     mid, cid, alice, bob, carol = (new_id() for _ in range(5))
     keys = [f"{bob}:whatsapp", f"{carol}:instagram"]
     seq = [
@@ -22,17 +22,17 @@ async def test_updates_walk_the_state_machine_and_write_only_changes(tracker_env
         await tracker.inflight.drain()
         assert mid not in tracker.tables.states  # every receipt READ: the entry left the table
     assert outcomes == [["applied"], ["duplicate"], ["applied"], ["applied"], ["stale"]]
-    assert [w["overall"].status for w in store.receipt_writes] == ["SENT", "DELIVERED", "READ"]
-    last = store.receipt_writes[-1]
+    assert [w["overall"].status for w in cassandra.receipt_writes] == ["SENT", "DELIVERED", "READ"]
+    last = cassandra.receipt_writes[-1]
     assert (last["overall"].delivered_ms, last["overall"].read_ms) == (1200, 1300)
-    versions = [w["version"] for w in store.receipt_writes]
+    versions = [w["version"] for w in cassandra.receipt_writes]
     assert versions == sorted(set(versions))
     notes = sends.on("notifications")
     assert [(n["user_id"], n["status"]) for n in notes] == [(alice, "DELIVERED"), (alice, "READ"), (alice, "READ")]
 
 
 async def test_a_replayed_update_writes_the_entry_to_cassandra_again(tracker_env):
-    tracker, store, sends, outcomes = tracker_env
+    tracker, cassandra, sends, outcomes = tracker_env
     mid, cid, alice, bob = (new_id() for _ in range(4))
     keys = [f"{bob}:whatsapp"]
     async with tracker.agent.test_context() as agent:
@@ -47,5 +47,5 @@ async def test_a_replayed_update_writes_the_entry_to_cassandra_again(tracker_env
         await agent.put(status_update(mid, cid, bob, "whatsapp", "DELIVERED", 1400, keys, alice), key=mid.encode())
         await tracker.inflight.drain()
     assert outcomes == [["applied"], ["replayed"], ["applied"], ["replayed"], ["stale"]]
-    assert [w["overall"].status for w in store.receipt_writes] == ["DELIVERED", "DELIVERED", "READ", "READ"]
-    assert store.receipt_writes[1]["version"] == store.receipt_writes[0]["version"]
+    assert [w["overall"].status for w in cassandra.receipt_writes] == ["DELIVERED", "DELIVERED", "READ", "READ"]
+    assert cassandra.receipt_writes[1]["version"] == cassandra.receipt_writes[0]["version"]

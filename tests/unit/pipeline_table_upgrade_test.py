@@ -102,7 +102,7 @@ async def test_recovered_schedule_entries_fire_their_receipts_then_schedule_read
 
 
 async def test_a_recovered_receipt_states_entry_takes_the_next_updates(tracker_env):
-    tracker, store, sends, outcomes = tracker_env
+    tracker, cassandra, sends, outcomes = tracker_env
     mid, cid, alice, bob, carol = (new_id() for _ in range(5))
     bob_wa, carol_ig = f"{bob}:whatsapp", f"{carol}:instagram"
     keys = [bob_wa, carol_ig]
@@ -121,14 +121,14 @@ async def test_a_recovered_receipt_states_entry_takes_the_next_updates(tracker_e
     assert outcomes == [["replayed"], ["applied"], ["applied"]]
     assert stored["r"] == {bob_wa: {"s": "READ", "d": 1100, "rd": 1300}, carol_ig: {"s": "DELIVERED", "d": 1400, "rd": None}}
     assert stored["o"] == 11
-    overall = [(w["overall"].status, w["overall"].delivered_ms) for w in store.receipt_writes]
+    overall = [(w["overall"].status, w["overall"].delivered_ms) for w in cassandra.receipt_writes]
     assert overall == [("SENT", None), ("SENT", None), ("DELIVERED", 1400)]
     assert [(n["recipient_id"], n["status"]) for n in sends.on("notifications")] == [
         (bob, "DELIVERED"), (bob, "READ"), (carol, "DELIVERED")]
 
 
 async def test_a_recovered_settled_marker_keeps_a_late_update_stale_and_rewrites_a_replayed_one(tracker_env):
-    tracker, store, sends, outcomes = tracker_env
+    tracker, cassandra, sends, outcomes = tracker_env
     mid, cid, alice, bob = (new_id() for _ in range(4))
     bob_wa = f"{bob}:whatsapp"
     final = {"cid": cid, "ts": 1000, "sid": alice, "o": 7, "r": {bob_wa: {"s": "READ", "d": 1100, "rd": 1300}}}
@@ -141,6 +141,6 @@ async def test_a_recovered_settled_marker_keeps_a_late_update_stale_and_rewrites
         await tracker.inflight.drain()
         assert mid not in tracker.tables.states
     assert outcomes == [["stale"], ["replayed"]]
-    [write] = store.receipt_writes
+    [write] = cassandra.receipt_writes
     assert (write["overall"].status, write["overall"].delivered_ms, write["overall"].read_ms) == ("READ", 1100, 1300)
     assert [(n["recipient_id"], n["status"]) for n in sends.on("notifications")] == [(bob, "READ")]

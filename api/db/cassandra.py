@@ -1,4 +1,4 @@
-"""The API's Cassandra session: lazily (re)connected, preparing its repositories' statements, deadline-bound calls."""
+"""The API's Cassandra connection: lazily (re)connected, preparing its repositories' statements, deadline-bound calls."""
 
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ class Statement:
         self.prepared: PreparedStatement | None = None
 
 
-class Store:
+class Cassandra:
     """Cassandra for the API. Connects on first use and again after a failed attempt, so the API
     starts (and answers UNAVAILABLE) while Cassandra is down, and recovers by itself."""
 

@@ -27,21 +27,21 @@ def test_scan_and_open_sessions_page_through_the_table(cql) -> None:
         )
 
     async def run() -> tuple[list[int], set[str], int]:
-        store = await asyncio.to_thread(UploadSessionRepository, session=cql, page_size=3)
+        sessions = await asyncio.to_thread(UploadSessionRepository, session=cql, page_size=3)
         mine = [session(i) for i in range(8)]
         try:
             for s in mine:
-                assert await store.create(s)
+                assert await sessions.create(s)
             pages: list[int] = []
             seen: set[str] = set()
-            async for page in store.scan():
+            async for page in sessions.scan():
                 pages.append(len(page))
                 seen.update(s.upload_id for s in page if s.uploader_id == uploader)
-            open_count = len(await store.open_sessions(uploader, now=now))
+            open_count = len(await sessions.open_sessions(uploader, now=now))
             return pages, seen, open_count
         finally:
             for s in mine:
-                await store.delete(s)
+                await sessions.delete(s)
 
     pages, seen, open_count = asyncio.run(run())
     assert seen == {f"page-{i}" for i in range(8)}
