@@ -10,7 +10,7 @@ from api.files.sessions import Part, UploadSession
 from chat4all.clock import utc_now
 
 if TYPE_CHECKING:
-    from api.files.uploader import Uploader
+    from api.files.upload_context import UploadContext
 
 
 class _PartWrite:
@@ -31,7 +31,7 @@ class PartWrites:
     the OS zero-fills) at most ``parts_in_flight + 1`` of them, whatever the file's size.
     """
 
-    def __init__(self, *, uploader: Uploader, session: UploadSession) -> None:
+    def __init__(self, *, uploader: UploadContext, session: UploadSession) -> None:
         self._uploader = uploader
         self._session = session
         self._spare_buffers: list[bytearray] = []

@@ -40,7 +40,7 @@ from chat4all.clock import utc_now
 from chat4all.objectstore import is_missing
 
 if TYPE_CHECKING:
-    from api.files.uploader import Uploader
+    from api.files.upload_context import UploadContext
 
 logger = logging.getLogger(__name__)
 
@@ -57,7 +57,7 @@ class StoredFile:
 class Receiver:
     """One stream's bytes on their way to S3, for the uploader that opened the session."""
 
-    def __init__(self, *, uploader: Uploader, session: UploadSession, file_hash: StreamHash) -> None:
+    def __init__(self, *, uploader: UploadContext, session: UploadSession, file_hash: StreamHash) -> None:
         self._uploader = uploader
         self._session = session
         self._hash = file_hash
