@@ -59,16 +59,24 @@ class RecordSender:
 
     async def _queue(self, topic: str, records: list[tuple[bytes | None, bytes]], futures: list[asyncio.Future[Any]],
                      previous: asyncio.Future[Any] | None) -> None:
-        if previous is not None and not previous.done():
-            await asyncio.wait([previous])
-        producer = self._producer()
-        for (key, value), outcome in zip(records, futures, strict=True):
-            try:
-                acked = await producer.send(topic, value, key=key)
-            except Exception as exc:
-                outcome.set_exception(exc)
-                continue
-            acked.add_done_callback(lambda done, outcome=outcome: _copy(done, outcome))
+        try:
+            if previous is not None and not previous.done():
+                await asyncio.wait([previous])
+            producer = self._producer()
+            for (key, value), outcome in zip(records, futures, strict=True):
+                try:
+                    acked = await producer.send(topic, value, key=key)
+                except Exception as exc:
+                    outcome.set_exception(exc)
+                    continue
+                acked.add_done_callback(lambda done, outcome=outcome: _copy(done, outcome))
+        except BaseException as exc:
+            # No producer yet, or cancelled part-way: every record not queued fails, so its
+            # caller sees it (a fired bucket then fires again) instead of waiting forever.
+            for outcome in futures:
+                if not outcome.done():
+                    outcome.set_exception(exc if isinstance(exc, Exception) else ConnectionError("send cancelled"))
+            raise
 
 
 def _copy(done: asyncio.Future[Any], outcome: asyncio.Future[Any]) -> None:

@@ -85,6 +85,28 @@ def test_a_refused_or_failed_record_fails_its_own_future_only() -> None:
     assert isinstance(lost, ConnectionError)
 
 
+def test_records_fail_when_there_is_no_producer_yet() -> None:
+    class NotReady(Exception):
+        pass
+
+    class Unready(_FaustProducer):
+        def _ensure_producer(self) -> _Producer:
+            raise NotReady("producer not started")
+
+    async def scenario() -> list[Any]:
+        app = _App(_Producer())
+        app.producer = Unready(_Producer())
+        sender = RecordSender(app=app, direct=True)  # type: ignore[arg-type]
+        futures = sender.send_soon(_Topic(), [(b"a", b"one"), (b"b", b"two")])
+        last = sender._last
+        assert last is not None
+        await asyncio.wait([last])
+        assert isinstance(last.exception(), NotReady)
+        return await asyncio.gather(*futures, return_exceptions=True)
+
+    assert [type(r) for r in asyncio.run(scenario())] == [NotReady, NotReady]
+
+
 def test_a_faust_without_the_producer_accessor_fails_at_start() -> None:
     class Bare:
         producer = object()
