@@ -15,6 +15,7 @@ from streams.inflight import InFlight, awaiting
 from tables.receipt_states import ReceiptTables
 from tables.state_machine import (
     RANK,
+    SENT,
     STALE,
     MessageEntry,
     aggregate,
@@ -38,9 +39,9 @@ async def _entry_from_cassandra(update: StatusUpdate, cassandra: PipelineReposit
     sender_id, receipts = found.sender_id, found.receipts
     entry = new_entry(conversation_id=update.conversation_id, ts_ms=update.ts_ms, sender_id=sender_id, receipt_keys=list(receipts))
     for key, receipt in receipts.items():
-        status = getattr(receipt, "status", None) or "SENT"
+        status = getattr(receipt, "status", None) or SENT
         entry["r"][key] = {
-            "s": status if status in RANK else "SENT",
+            "s": status if status in RANK else SENT,
             "d": to_ms(getattr(receipt, "delivered_at", None)),
             "rd": to_ms(getattr(receipt, "read_at", None)),
         }

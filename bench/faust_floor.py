@@ -51,8 +51,6 @@ from bench.proc_cpu import process_cpu_seconds  # noqa: E402
 from chat4all.settings import get_settings  # noqa: E402
 
 VARIANTS = ("consume", "table", "produce")
-# Not run by default: a record sent through aiokafka's producer directly, not a faust topic.
-EXTRA_VARIANTS = ("produce-raw",)
 PARTITIONS = 12
 
 
