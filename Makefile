@@ -43,6 +43,8 @@ run: deps
 	scripts/run.sh
 
 test: deps
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
 	scripts/run_tests.sh
 
@@ -51,6 +53,7 @@ test-unit: venv
 
 lint: venv
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
 
 protos: venv

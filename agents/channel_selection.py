@@ -40,7 +40,11 @@ def select_targets(
     wanted = {c for c in requested if c in known}
     targets: list[Target] = []
     for recipient in sorted(set(participant_ids) - {sender_id}):
-        linked = {name: handle for name, handle in (linked_channels.get(recipient) or {}).items() if name in known and name != Channel.NATIVE}
+        linked = {
+            name: handle
+            for name, handle in (linked_channels.get(recipient) or {}).items()
+            if name in known and name != Channel.NATIVE
+        }
         if wanted:
             chosen = [(name, linked[name]) for name in sorted(linked) if name in wanted]
             if Channel.NATIVE in wanted:

@@ -85,14 +85,19 @@ class ChannelWorker:
         self.indexes: dict[int, list[int]] = {}
         self.owned: set[int] = set()
         self.tick_ms = ctx.settings.schedule_tick_ms
-        self.inflight = InFlight(name=f"{channel}-connector", limit=ctx.settings.agent_max_in_flight,
-                                 on_done=metrics.agent_observer(f"{channel}-connector"))
+        self.inflight = InFlight(
+            name=f"{channel}-connector",
+            limit=ctx.settings.agent_max_in_flight,
+            on_done=metrics.agent_observer(f"{channel}-connector"),
+        )
         self.agent = ctx.app.agent(ctx.topics.outbound[channel], name=f"{channel}-connector")(self._consume)
 
     def _make_connector(self, faults: FaultInjector) -> BaseConnector:
         cls = CONNECTORS[self.channel]
         common: dict[str, Any] = {
-            "config": connector_config(self.ctx.settings), "on_attempt": _on_attempt, "on_breaker_change": _on_breaker_change,
+            "config": connector_config(self.ctx.settings),
+            "on_attempt": _on_attempt,
+            "on_breaker_change": _on_breaker_change,
         }
         if issubclass(cls, NativeConnector):
             # Failure injection is for the simulated providers only.
@@ -101,11 +106,20 @@ class ChannelWorker:
 
     async def _publish_native(self, event: OutboundEvent) -> None:
         note = Notification(
-            user_id=event.recipient_id, kind=Kind.MESSAGE_NEW, message_id=event.message_id,
-            conversation_id=event.conversation_id, at_ms=self.ctx.clock(), sender_id=event.sender_id,
-            content=event.content, channel=event.channel, ts_ms=event.ts_ms, receipt_keys=event.receipt_keys,
+            user_id=event.recipient_id,
+            kind=Kind.MESSAGE_NEW,
+            message_id=event.message_id,
+            conversation_id=event.conversation_id,
+            at_ms=self.ctx.clock(),
+            sender_id=event.sender_id,
+            content=event.content,
+            channel=event.channel,
+            ts_ms=event.ts_ms,
+            receipt_keys=event.receipt_keys,
         )
-        await self.ctx.sender.send(self.ctx.topics.notifications, key=event.recipient_id.encode(), value=encode(note))
+        await self.ctx.sender.send(
+            self.ctx.topics.notifications, key=event.recipient_id.encode(), value=encode(note)
+        )
 
     async def _consume(self, stream: Any) -> None:
         async for event in stream.noack().events():
@@ -114,7 +128,9 @@ class ChannelWorker:
     def schedule(self, partition: int) -> DurableSchedule:
         assert self.table is not None
         # Keys namespaced by partition: see tables/durable_schedule.py for why they must not repeat.
-        schedule = DurableSchedule(table=self.table, namespace=f"p{partition}:", index=self.indexes.get(partition))
+        schedule = DurableSchedule(
+            table=self.table, namespace=f"p{partition}:", index=self.indexes.get(partition)
+        )
         self.indexes[partition] = schedule.index
         return schedule
 
@@ -138,10 +154,16 @@ class ChannelWorker:
             await inflight.submit(event)
             return
         try:
-            outbound = decode(OutboundEvent, raw, uuid_fields=("message_id", "conversation_id", "recipient_id"))
+            outbound = decode(
+                OutboundEvent, raw, uuid_fields=("message_id", "conversation_id", "recipient_id")
+            )
         except InvalidRecord as exc:
             fut = await self.ctx.dead_letters.send(
-                source=f"{self.channel}-connector", topic=self.topic_name, key=key, payload=raw or b"", reason=str(exc),
+                source=f"{self.channel}-connector",
+                topic=self.topic_name,
+                key=key,
+                payload=raw or b"",
+                reason=str(exc),
             )
             await inflight.submit(event, then=awaiting([fut]))
             return
@@ -149,7 +171,10 @@ class ChannelWorker:
         if result.sent:
             if self.scheduled:
                 now = self.ctx.clock()
-                entries = [_scheduled(outbound, s.status, s.due_ms) for s in self.connector.after_send(outbound, now_ms=now)]
+                entries = [
+                    _scheduled(outbound, s.status, s.due_ms)
+                    for s in self.connector.after_send(outbound, now_ms=now)
+                ]
                 self.schedule(partition).add_many(entries)
                 due = min(e["due"] for e in entries)
                 self.next_due[partition] = min(self.next_due.get(partition, _NEVER), due)
@@ -163,20 +188,41 @@ class ChannelWorker:
             return
         # Given up on: the recipient's receipt becomes FAILED and the record goes to dead-letters.
         failed = StatusUpdate(
-            message_id=outbound.message_id, conversation_id=outbound.conversation_id, ts_ms=outbound.ts_ms,
-            recipient_id=outbound.recipient_id, channel=self.channel, status=Status.FAILED, at_ms=self.ctx.clock(),
-            receipt_keys=outbound.receipt_keys, reason=result.reason, source=self.channel, sender_id=outbound.sender_id,
+            message_id=outbound.message_id,
+            conversation_id=outbound.conversation_id,
+            ts_ms=outbound.ts_ms,
+            recipient_id=outbound.recipient_id,
+            channel=self.channel,
+            status=Status.FAILED,
+            at_ms=self.ctx.clock(),
+            receipt_keys=outbound.receipt_keys,
+            reason=result.reason,
+            source=self.channel,
+            sender_id=outbound.sender_id,
         )
-        pending = [await self.ctx.sender.send(self.ctx.topics.status_updates, key=outbound.message_id.encode(), value=encode(failed))]
-        pending.append(await self.ctx.dead_letters.send(
-            source=f"{self.channel}-connector", topic=self.topic_name, key=key, payload=raw or b"",
-            reason=result.reason or "failed", attempts=result.attempts,
-            message_id=outbound.message_id, conversation_id=outbound.conversation_id,
-        ))
+        pending = [
+            await self.ctx.sender.send(
+                self.ctx.topics.status_updates, key=outbound.message_id.encode(), value=encode(failed)
+            )
+        ]
+        pending.append(
+            await self.ctx.dead_letters.send(
+                source=f"{self.channel}-connector",
+                topic=self.topic_name,
+                key=key,
+                payload=raw or b"",
+                reason=result.reason or "failed",
+                attempts=result.attempts,
+                message_id=outbound.message_id,
+                conversation_id=outbound.conversation_id,
+            )
+        )
         await inflight.submit(event, then=awaiting(pending))
 
     def _fire_wanted(self, partition: int, now: int) -> bool:
-        return self.next_due.get(partition, 0) <= now and now - self.last_fired.get(partition, 0) >= self.tick_ms
+        return (
+            self.next_due.get(partition, 0) <= now and now - self.last_fired.get(partition, 0) >= self.tick_ms
+        )
 
     def fire_due(self, partition: int) -> None:
         """Publish every due receipt of this partition, schedule READ after DELIVERED; forget buckets once acked.
@@ -197,7 +243,9 @@ class ChannelWorker:
             if all(f.done() for f in futures):
                 del fired[bucket]
                 if any(f.cancelled() or f.exception() is not None for f in futures):
-                    logger.warning("%s: receipts of bucket %d were not acked; firing them again", self.channel, bucket)
+                    logger.warning(
+                        "%s: receipts of bucket %d were not acked; firing them again", self.channel, bucket
+                    )
                 else:
                     done.append(bucket)
         schedule.remove(done)
@@ -209,8 +257,16 @@ class ChannelWorker:
             for stored in entries:
                 e = read_scheduled_receipt(stored)  # entries of earlier versions are still in the table
                 update = StatusUpdate(
-                    message_id=e["mid"], conversation_id=e["cid"], ts_ms=e["ts"], recipient_id=e["rid"], channel=self.channel,
-                    status=e["st"], at_ms=now, receipt_keys=e["k"], source=self.channel, sender_id=e["sid"],
+                    message_id=e["mid"],
+                    conversation_id=e["cid"],
+                    ts_ms=e["ts"],
+                    recipient_id=e["rid"],
+                    channel=self.channel,
+                    status=e["st"],
+                    at_ms=now,
+                    receipt_keys=e["k"],
+                    source=self.channel,
+                    sender_id=e["sid"],
                 )
                 records.append((e["mid"].encode(), encode(update)))
                 if e["st"] == Status.DELIVERED:
@@ -225,7 +281,8 @@ class ChannelWorker:
         self.next_due[partition] = _NEVER if waiting is None else waiting
         self.pending_buckets[partition] = schedule.pending()
         metrics.scheduled_pending.labels(self.channel).set(
-            sum(n for p, n in self.pending_buckets.items() if p in self.owned))
+            sum(n for p, n in self.pending_buckets.items() if p in self.owned)
+        )
 
     async def send_ticks(self, assignment: set[Any], now: int) -> None:
         """Tick every owned partition whose schedule is due (or unknown since it was assigned)."""
@@ -243,8 +300,14 @@ class ChannelWorker:
 
 def _scheduled(event: OutboundEvent, status: str, due_ms: int) -> ScheduledReceipt:
     return scheduled_receipt(
-        due_ms=due_ms, status=status, message_id=event.message_id, conversation_id=event.conversation_id,
-        ts_ms=event.ts_ms, recipient_id=event.recipient_id, sender_id=event.sender_id, receipt_keys=event.receipt_keys,
+        due_ms=due_ms,
+        status=status,
+        message_id=event.message_id,
+        conversation_id=event.conversation_id,
+        ts_ms=event.ts_ms,
+        recipient_id=event.recipient_id,
+        sender_id=event.sender_id,
+        receipt_keys=event.receipt_keys,
     )
 
 
@@ -255,9 +318,13 @@ class Connectors:
         self.ctx = ctx
         settings = ctx.settings
         # One injector for the simulated providers, changed at run time through /connectors/faults.
-        self.faults = FaultInjector(error_rate=settings.connector_send_error_rate, outage=settings.connector_outage)
+        self.faults = FaultInjector(
+            error_rate=settings.connector_send_error_rate, outage=settings.connector_outage
+        )
         self.channels: dict[str, ChannelWorker] = {
-            c: ChannelWorker(ctx, channel=c, faults=self.faults) for c in CONNECTORS if c in ctx.topics.outbound
+            c: ChannelWorker(ctx, channel=c, faults=self.faults)
+            for c in CONNECTORS
+            if c in ctx.topics.outbound
         }
         app = ctx.app
         app.on_partitions_revoked.connect(self._forget)

@@ -27,7 +27,9 @@ class Router:
     def __init__(self, ctx: AgentContext) -> None:
         self.ctx = ctx
         self.dedup = DedupTable(app=ctx.app, settings=ctx.settings)
-        self.inflight = InFlight(name="router", limit=ctx.settings.agent_max_in_flight, on_done=metrics.agent_observer("router"))
+        self.inflight = InFlight(
+            name="router", limit=ctx.settings.agent_max_in_flight, on_done=metrics.agent_observer("router")
+        )
         self.topic_name = ctx.topics.messages.get_topic_name()
         self.agent = ctx.app.agent(ctx.topics.messages, name="router")(self._consume)
 
@@ -99,7 +101,9 @@ class Router:
                     file_id=msg.file_id,
                     receipt_keys=receipt_keys,
                 )
-            except Exception as exc:  # outages are retried inside; this is Cassandra refusing the record itself
+            except (
+                Exception
+            ) as exc:  # outages are retried inside; this is Cassandra refusing the record itself
                 rejected.append(f"cassandra rejected: {exc}"[:300])
 
         async def fan_out() -> None:
@@ -125,8 +129,11 @@ class Router:
                 )
                 # Keyed by message id: every record of one message lands on the same partition
                 # of status-updates later, in order.
-                pending.append(await self.ctx.sender.send(
-                    outbound_topics[target.channel], key=msg.message_id.encode(), value=encode(outbound)))
+                pending.append(
+                    await self.ctx.sender.send(
+                        outbound_topics[target.channel], key=msg.message_id.encode(), value=encode(outbound)
+                    )
+                )
                 metrics.outbound_sent.labels(target.channel).inc()
             # The event is acked (and its offset may be committed) only once the broker has these.
             for fut in pending:
@@ -140,7 +147,12 @@ class Router:
 
     async def _send_dead_letter(self, event: Any, *, reason: str, **ids: Any) -> Any:
         return await self.ctx.dead_letters.send(
-            source="router", topic=self.topic_name, key=event.key, payload=event.value or b"", reason=reason, **ids
+            source="router",
+            topic=self.topic_name,
+            key=event.key,
+            payload=event.value or b"",
+            reason=reason,
+            **ids,
         )
 
     async def _dead_letter_now(self, event: Any, *, reason: str, **ids: Any) -> None:

@@ -29,6 +29,7 @@ from tables.state_machine import (
 
 logger = logging.getLogger(__name__)
 
+
 async def _entry_from_cassandra(update: StatusUpdate, cassandra: PipelineRepository) -> MessageEntry | None:
     """Rebuild a message's entry from its messages row (updates from the API carry no receipt set)."""
     found = await cassandra.message_receipts(
@@ -37,7 +38,12 @@ async def _entry_from_cassandra(update: StatusUpdate, cassandra: PipelineReposit
     if found is None:
         return None
     sender_id, receipts = found.sender_id, found.receipts
-    entry = new_entry(conversation_id=update.conversation_id, ts_ms=update.ts_ms, sender_id=sender_id, receipt_keys=list(receipts))
+    entry = new_entry(
+        conversation_id=update.conversation_id,
+        ts_ms=update.ts_ms,
+        sender_id=sender_id,
+        receipt_keys=list(receipts),
+    )
     for key, receipt in receipts.items():
         status = getattr(receipt, "status", None) or SENT
         entry["r"][key] = {
@@ -60,8 +66,11 @@ class StatusTracker:
     def __init__(self, ctx: AgentContext) -> None:
         self.ctx = ctx
         self.tables = ReceiptTables(app=ctx.app, settings=ctx.settings)
-        self.inflight = InFlight(name="status-tracker", limit=ctx.settings.agent_max_in_flight,
-                                 on_done=metrics.agent_observer("status-tracker"))
+        self.inflight = InFlight(
+            name="status-tracker",
+            limit=ctx.settings.agent_max_in_flight,
+            on_done=metrics.agent_observer("status-tracker"),
+        )
         self.topic_name = ctx.topics.status_updates.get_topic_name()
         self.agent = ctx.app.agent(ctx.topics.status_updates, name="status-tracker")(self._consume)
 
@@ -105,7 +114,9 @@ class StatusTracker:
                 return [STALE]
             if update.receipt_keys:
                 entry = new_entry(
-                    conversation_id=update.conversation_id, ts_ms=update.ts_ms, sender_id=update.sender_id,
+                    conversation_id=update.conversation_id,
+                    ts_ms=update.ts_ms,
+                    sender_id=update.sender_id,
                     receipt_keys=list(update.receipt_keys),
                 )
             else:
@@ -120,8 +131,12 @@ class StatusTracker:
             entry["sid"] = update.sender_id
 
         outcome = apply_update(
-            entry, recipient_id=update.recipient_id, channel=update.channel, status=update.status,
-            at_ms=update.at_ms, reason=update.reason,
+            entry,
+            recipient_id=update.recipient_id,
+            channel=update.channel,
+            status=update.status,
+            at_ms=update.at_ms,
+            reason=update.reason,
         )
         for result in outcome.outcomes:
             metrics.transitions.labels(update.status, result).inc()
@@ -140,7 +155,9 @@ class StatusTracker:
         # Everything the background steps need is computed now: later updates change ``entry``.
         write = self._receipt_write(update.message_id, entry, outcome.changes)
         notes = _notifications(update, entry, outcome.changes)
-        await self.inflight.submit(event, self._persist(write, cassandra, event), self._notify(notes), order_key=update.message_id)
+        await self.inflight.submit(
+            event, self._persist(write, cassandra, event), self._notify(notes), order_key=update.message_id
+        )
         return outcome.outcomes
 
     def _receipt_write(self, message_id: str, entry: MessageEntry, changes: list[Any]) -> dict[str, Any]:
@@ -162,8 +179,12 @@ class StatusTracker:
             except Exception as exc:
                 ids = {"message_id": write["message_id"], "conversation_id": write["conversation_id"]}
                 fut = await self.ctx.dead_letters.send(
-                    source="status-tracker", topic=self.topic_name, key=event.key, payload=event.value or b"",
-                    reason=f"cassandra rejected: {exc}"[:300], **ids,
+                    source="status-tracker",
+                    topic=self.topic_name,
+                    key=event.key,
+                    payload=event.value or b"",
+                    reason=f"cassandra rejected: {exc}"[:300],
+                    **ids,
                 )
                 await fut
 
@@ -179,24 +200,34 @@ class StatusTracker:
 
         return notify
 
-    async def _persist_again(self, event: Any, update: StatusUpdate, entry: MessageEntry, *, cassandra: PipelineRepository) -> None:
+    async def _persist_again(
+        self, event: Any, update: StatusUpdate, entry: MessageEntry, *, cassandra: PipelineRepository
+    ) -> None:
         """A replayed update: write the entry as it stands and notify its targets' current state again."""
         metrics.transitions.labels(update.status, REPLAYED).inc()
         targets = current_changes(entry, recipient_id=update.recipient_id, channel=update.channel)
         write = self._receipt_write(update.message_id, entry, current_changes(entry))
         notes = _notifications(update, entry, targets)
-        await self.inflight.submit(event, self._persist(write, cassandra, event), self._notify(notes), order_key=update.message_id)
+        await self.inflight.submit(
+            event, self._persist(write, cassandra, event), self._notify(notes), order_key=update.message_id
+        )
 
     async def _dead_letter(self, event: Any, *, reason: str, **ids: Any) -> None:
         fut = await self.ctx.dead_letters.send(
-            source="status-tracker", topic=self.topic_name, key=event.key, payload=event.value or b"",
-            reason=reason, **ids,
+            source="status-tracker",
+            topic=self.topic_name,
+            key=event.key,
+            payload=event.value or b"",
+            reason=reason,
+            **ids,
         )
 
         await self.inflight.submit(event, then=awaiting([fut]))
 
 
-def _notifications(update: StatusUpdate, entry: MessageEntry, changes: list[Any]) -> list[tuple[bytes, bytes]]:
+def _notifications(
+    update: StatusUpdate, entry: MessageEntry, changes: list[Any]
+) -> list[tuple[bytes, bytes]]:
     sender_id = entry.get("sid")
     out = []
     for change in changes:
@@ -204,9 +235,14 @@ def _notifications(update: StatusUpdate, entry: MessageEntry, changes: list[Any]
         if sender_id:
             recipient_id, channel = split_key(change.key)
             note = Notification(
-                user_id=sender_id, kind=Kind.MESSAGE_STATUS, message_id=update.message_id,
-                conversation_id=entry["cid"], at_ms=update.at_ms, status=change.status,
-                recipient_id=recipient_id, channel=channel,
+                user_id=sender_id,
+                kind=Kind.MESSAGE_STATUS,
+                message_id=update.message_id,
+                conversation_id=entry["cid"],
+                at_ms=update.at_ms,
+                status=change.status,
+                recipient_id=recipient_id,
+                channel=channel,
             )
             out.append((sender_id.encode(), encode(note)))
     return out

@@ -72,17 +72,26 @@ def build_worker(
     app.producer.buffer.max_messages = settings.producer_buffer_max_messages
     # See streams/takeover.py: three record-loss paths at partition takeover (never-committed
     # partitions, batches made stale by a seek, queues cleared after the final seek).
-    takeover.install(is_source_topic=topics.source_names.__contains__,
-                     on_stale=lambda tp: metrics.stale_records_skipped.labels(tp.topic).inc())
+    takeover.install(
+        is_source_topic=topics.source_names.__contains__,
+        on_stale=lambda tp: metrics.stale_records_skipped.labels(tp.topic).inc(),
+    )
     install_memory_budget(settings)
-    fetching.install(min_bytes=settings.consumer_fetch_min_bytes, max_wait_ms=settings.consumer_fetch_max_wait_ms)
+    fetching.install(
+        min_bytes=settings.consumer_fetch_min_bytes, max_wait_ms=settings.consumer_fetch_max_wait_ms
+    )
     producing.install(drain_by_broker=settings.producer_drain_by_broker)
     health = Health(roles=[role])
     provider = PipelineRepositoryProvider(settings=settings, health=health) if cassandra is None else None
     ctx = AgentContext(
-        app=app, settings=settings, topics=topics, cassandra=cassandra or provider,  # type: ignore[arg-type]
+        app=app,
+        settings=settings,
+        topics=topics,
+        cassandra=cassandra or provider,  # type: ignore[arg-type]
         sender=RecordSender(app=app, direct=settings.processing_guarantee == "at_least_once"),
-        dead_letters=DeadLetters(topic=topics.dead_letters, clock=clock), health=health, clock=clock,
+        dead_letters=DeadLetters(topic=topics.dead_letters, clock=clock),
+        health=health,
+        clock=clock,
     )
     worker = PipelineWorker(app=app, ctx=ctx, role=role)
     if role in ("router", "all"):

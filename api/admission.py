@@ -152,7 +152,9 @@ class Admission:
         while True:
             admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=timeout_ms)
             # No group: this consumer only asks for end offsets, it never joins or commits.
-            consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, request_timeout_ms=timeout_ms)
+            consumer = AIOKafkaConsumer(
+                bootstrap_servers=bootstrap, enable_auto_commit=False, request_timeout_ms=timeout_ms
+            )
             try:
                 await admin.start()
                 await consumer.start()
@@ -190,7 +192,9 @@ class Admission:
                 raise LookupError(f"topic {self._topic} not found")
             tps = [TopicPartition(self._topic, p["partition"]) for p in described["partitions"]]
         ends = await consumer.end_offsets(tps)
-        committed = await admin.list_consumer_group_offsets(self._group, group_coordinator_id=coordinator, partitions=tps)
+        committed = await admin.list_consumer_group_offsets(
+            self._group, group_coordinator_id=coordinator, partitions=tps
+        )
         now = time.monotonic()
         known = {tp: c.offset for tp, c in committed.items() if c.offset >= 0}
         if not known:

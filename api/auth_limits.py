@@ -26,7 +26,9 @@ _MAX_RETRY_SECONDS = 3600.0
 
 def _exhausted(message: str, seconds: float) -> ApiError:
     wait = f"{min(_MAX_RETRY_SECONDS, max(0.001, seconds)):.3f}"
-    return ApiError(grpc.StatusCode.RESOURCE_EXHAUSTED, f"{message}; retry in {wait} s", trailers=(("retry-after", wait),))
+    return ApiError(
+        grpc.StatusCode.RESOURCE_EXHAUSTED, f"{message}; retry in {wait} s", trailers=(("retry-after", wait),)
+    )
 
 
 class AuthLimits:
@@ -39,17 +41,23 @@ class AuthLimits:
         self._threshold = settings.login_failure_threshold
         self._addresses = (
             RateLimiter(
-                redis=redis, rate=settings.auth_address_rate_per_second, burst=settings.auth_address_burst,
-                lease_max=1, prefix="chat4all:authaddr:",
+                redis=redis,
+                rate=settings.auth_address_rate_per_second,
+                burst=settings.auth_address_burst,
+                lease_max=1,
+                prefix="chat4all:authaddr:",
             )
             if settings.auth_address_rate_per_second > 0 and settings.auth_address_burst > 0
             else None
         )
         self._logins = (
             LoginThrottle(
-                redis=redis, threshold=settings.login_failure_threshold, backoff_seconds=settings.login_backoff_seconds,
+                redis=redis,
+                threshold=settings.login_failure_threshold,
+                backoff_seconds=settings.login_backoff_seconds,
                 backoff_max_seconds=settings.login_backoff_max_seconds,
-                window_seconds=settings.login_failure_window_seconds, timeout=self._timeout,
+                window_seconds=settings.login_failure_window_seconds,
+                timeout=self._timeout,
             )
             if settings.login_failure_threshold > 0
             else None
@@ -67,7 +75,9 @@ class AuthLimits:
         decision = await self._addresses.acquire(address, timeout=budget(context, self._timeout))
         if not decision.allowed:
             metrics.AUTH_REFUSED.labels("address").inc()
-            raise _exhausted("too many login and register attempts from this address", decision.retry_after_seconds)
+            raise _exhausted(
+                "too many login and register attempts from this address", decision.retry_after_seconds
+            )
         return address
 
     async def begin_login(self, username: str, context: grpc.aio.ServicerContext) -> Attempt | None:
@@ -86,4 +96,6 @@ class AuthLimits:
             return
         wait = await self._logins.finish(attempt, outcome)
         if 0 < wait <= self._backoff:  # the failure that reached the threshold, not every later one
-            logger.info("login: a username reached %s failed logins; its attempts now wait, doubling", self._threshold)
+            logger.info(
+                "login: a username reached %s failed logins; its attempts now wait, doubling", self._threshold
+            )

@@ -95,10 +95,13 @@ def build_deps(settings: Settings) -> ApiDeps:
             burst=settings.rate_limit_burst,
             lease_max=settings.rate_limit_lease_max,
         ),
-        send_claims=SendClaims(redis=redis, claims=ClientMessageRepository(cassandra=cassandra), settings=settings),
+        send_claims=SendClaims(
+            redis=redis, claims=ClientMessageRepository(cassandra=cassandra), settings=settings
+        ),
         admission=Admission(settings=settings),
         passwords=PasswordHasherPool(
-            threads=settings.password_hash_threads, queue=settings.password_hash_queue,
+            threads=settings.password_hash_threads,
+            queue=settings.password_hash_queue,
             per_owner=settings.password_hash_per_address,
         ),
         auth_limits=AuthLimits(redis=redis, settings=settings),

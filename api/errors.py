@@ -15,7 +15,9 @@ from chat4all import cassandra
 class ApiError(Exception):
     """A call's answer as a gRPC status code and a message that says what is wrong."""
 
-    def __init__(self, code: grpc.StatusCode, message: str, *, trailers: tuple[tuple[str, str], ...] = ()) -> None:
+    def __init__(
+        self, code: grpc.StatusCode, message: str, *, trailers: tuple[tuple[str, str], ...] = ()
+    ) -> None:
         super().__init__(message)
         self.code = code
         self.message = message

@@ -54,7 +54,9 @@ return 0
 """
 
 
-def fingerprint(*, conversation_id: uuid.UUID, content: str, file_id: uuid.UUID | None, channels: list[str]) -> str:
+def fingerprint(
+    *, conversation_id: uuid.UUID, content: str, file_id: uuid.UUID | None, channels: list[str]
+) -> str:
     """SHA-256 (hex) of what makes two sends the same message; channel order does not matter."""
     canonical = json.dumps(
         [1, str(conversation_id), content, str(file_id) if file_id else "", sorted(channels)],
@@ -78,7 +80,10 @@ class ClaimedMessage:
     def decode(cls, value: str) -> ClaimedMessage:
         message_id, conversation_id, ts_ms, fp = value[len(_DONE) :].split("|")
         return cls(
-            message_id=uuid.UUID(message_id), conversation_id=uuid.UUID(conversation_id), ts_ms=int(ts_ms), fingerprint=fp or None
+            message_id=uuid.UUID(message_id),
+            conversation_id=uuid.UUID(conversation_id),
+            ts_ms=int(ts_ms),
+            fingerprint=fp or None,
         )
 
 
@@ -105,7 +110,12 @@ class SendClaims:
         return f"{_PREFIX}{sender}:{client_message_id}"
 
     async def claim(
-        self, sender: uuid.UUID, client_message_id: str, proposed: ClaimedMessage, *, context: grpc.aio.ServicerContext | None
+        self,
+        sender: uuid.UUID,
+        client_message_id: str,
+        proposed: ClaimedMessage,
+        *,
+        context: grpc.aio.ServicerContext | None,
     ) -> Claim:
         """Claim the key for ``proposed``, or the message an earlier send claimed it for."""
         key = self._key(sender, client_message_id)
@@ -191,11 +201,17 @@ class SendClaims:
     async def release(self, sender: uuid.UUID, client_message_id: str, message: ClaimedMessage) -> None:
         """Kafka never took the claimed message: forget the claim, so a retry starts clean."""
         try:
-            await self._claims.release(sender_id=sender, client_message_id=client_message_id, message_id=message.message_id)
+            await self._claims.release(
+                sender_id=sender, client_message_id=client_message_id, message_id=message.message_id
+            )
             await self._drop(self._key(sender, client_message_id), message.encode())
         except Exception as exc:
             # Harmless if it stays: a retry with the same client_message_id publishes under this id.
-            logger.warning("could not release a client_message_id claim: %s", exc, extra={"message_id": str(message.message_id)})
+            logger.warning(
+                "could not release a client_message_id claim: %s",
+                exc,
+                extra={"message_id": str(message.message_id)},
+            )
 
     @staticmethod
     def _loop_time(deadline: float) -> float:

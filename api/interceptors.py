@@ -31,7 +31,10 @@ def wrap_handler(handler: grpc.RpcMethodHandler, *, guard: Guard) -> grpc.RpcMet
     Works for all four call shapes, so a streaming service (FileService.UploadFile) gets the same
     checks as a unary one. Build it once per method (see ``HandlerCache``): it is the same for
     every call."""
-    ser = {"request_deserializer": handler.request_deserializer, "response_serializer": handler.response_serializer}
+    ser = {
+        "request_deserializer": handler.request_deserializer,
+        "response_serializer": handler.response_serializer,
+    }
     if handler.unary_unary or handler.stream_unary:
         inner = handler.unary_unary or handler.stream_unary
 
@@ -39,7 +42,11 @@ def wrap_handler(handler: grpc.RpcMethodHandler, *, guard: Guard) -> grpc.RpcMet
             async with guard(context):
                 return await inner(request, context)
 
-        make = grpc.unary_unary_rpc_method_handler if handler.unary_unary else grpc.stream_unary_rpc_method_handler
+        make = (
+            grpc.unary_unary_rpc_method_handler
+            if handler.unary_unary
+            else grpc.stream_unary_rpc_method_handler
+        )
         return make(unary_response, **ser)
 
     inner = handler.unary_stream or handler.stream_stream
@@ -52,7 +59,11 @@ def wrap_handler(handler: grpc.RpcMethodHandler, *, guard: Guard) -> grpc.RpcMet
             else:  # a coroutine that writes with context.write()
                 await inner(request, context)
 
-    make = grpc.unary_stream_rpc_method_handler if handler.unary_stream else grpc.stream_stream_rpc_method_handler
+    make = (
+        grpc.unary_stream_rpc_method_handler
+        if handler.unary_stream
+        else grpc.stream_stream_rpc_method_handler
+    )
     return make(stream_response, **ser)
 
 
@@ -86,7 +97,9 @@ class _Observed:
     async def __aenter__(self) -> None:
         self._start = time.perf_counter()
 
-    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: Any) -> bool:
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: Any
+    ) -> bool:
         context, method = self._context, self._method
         code = grpc.StatusCode.OK
         try:

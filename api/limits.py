@@ -90,7 +90,10 @@ def request_rules(settings: Settings) -> dict[str, dict[str, Rule | MapRule]]:
             "channels": Rule(max_chars=CHANNEL_CHARS, max_items=MAX_CHANNELS),
         },
         "chat4all.v1.GetMessagesRequest": {"conversation_id": _id(), "page_token": page_token},
-        "chat4all.v1.MarkReadRequest": {"conversation_id": _id(), "message_ids": _id(max_items=MAX_MARK_READ)},
+        "chat4all.v1.MarkReadRequest": {
+            "conversation_id": _id(),
+            "message_ids": _id(max_items=MAX_MARK_READ),
+        },
         "chat4all.v1.SubscribeRequest": {},
         "chat4all.v1.UploadFileRequest": {},  # info: FileInfo below; chunk: bytes, capped by upload_max_chunk_bytes
         "chat4all.v1.FileInfo": {

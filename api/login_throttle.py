@@ -101,8 +101,14 @@ class LoginThrottle:
     """Counts failed logins per username in Redis and says when the next attempt may run."""
 
     def __init__(
-        self, *, redis: Redis, threshold: int, backoff_seconds: float, backoff_max_seconds: float,
-        window_seconds: float, timeout: float,
+        self,
+        *,
+        redis: Redis,
+        threshold: int,
+        backoff_seconds: float,
+        backoff_max_seconds: float,
+        window_seconds: float,
+        timeout: float,
     ) -> None:
         self._redis = redis
         self._threshold = max(1, threshold)
@@ -129,7 +135,14 @@ class LoginThrottle:
 
     async def finish(self, attempt: Attempt, outcome: Outcome, *, timeout: float | None = None) -> float:
         """Free the attempt's slot and count its outcome; the wait (s) a failure imposed."""
-        args = [outcome.value, attempt.attempt_id, self._threshold, self._backoff_ms, self._backoff_max_ms, self._window_ms]
+        args = [
+            outcome.value,
+            attempt.attempt_id,
+            self._threshold,
+            self._backoff_ms,
+            self._backoff_max_ms,
+            self._window_ms,
+        ]
         wait_ms = await self._call(self._finish, attempt.key, args, timeout)
         return int(wait_ms) / 1000
 

@@ -5,18 +5,28 @@ from __future__ import annotations
 import grpc
 from prometheus_client import Counter, Gauge, Histogram, start_http_server
 
-REQUESTS = Counter("chat4all_api_requests_total", "gRPC calls handled, by method and status code.", ["method", "code"])
-ERRORS = Counter("chat4all_api_errors_total", "gRPC calls that did not end OK, by method and status code.", ["method", "code"])
+REQUESTS = Counter(
+    "chat4all_api_requests_total", "gRPC calls handled, by method and status code.", ["method", "code"]
+)
+ERRORS = Counter(
+    "chat4all_api_errors_total",
+    "gRPC calls that did not end OK, by method and status code.",
+    ["method", "code"],
+)
 LATENCY = Histogram(
     "chat4all_api_request_seconds",
     "Time to handle a gRPC call, by method.",
     ["method"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
 )
-MESSAGES_SENT = Counter("chat4all_api_messages_published_total", "MessageEvents published to Kafka (acknowledged).")
+MESSAGES_SENT = Counter(
+    "chat4all_api_messages_published_total", "MessageEvents published to Kafka (acknowledged)."
+)
 RATE_LIMITED = Counter("chat4all_api_rate_limited_total", "SendMessage calls refused by the rate limit.")
 SHED = Counter(
-    "chat4all_api_shed_total", "SendMessage calls refused by admission control, by reason (inflight, lag).", ["reason"]
+    "chat4all_api_shed_total",
+    "SendMessage calls refused by admission control, by reason (inflight, lag).",
+    ["reason"],
 )
 AUTH_REFUSED = Counter(
     "chat4all_api_auth_refused_total",
@@ -24,10 +34,12 @@ AUTH_REFUSED = Counter(
     ["reason"],
 )
 PIPELINE_LAG = Gauge(
-    "chat4all_api_pipeline_lag", "Messages the router group has not committed on `messages`, as last read (-1 = unknown)."
+    "chat4all_api_pipeline_lag",
+    "Messages the router group has not committed on `messages`, as last read (-1 = unknown).",
 )
 PIPELINE_DRAIN = Gauge(
-    "chat4all_api_pipeline_drain_rate", "Messages/s the router group committed on `messages` over the last readings."
+    "chat4all_api_pipeline_drain_rate",
+    "Messages/s the router group committed on `messages` over the last readings.",
 )
 
 # (full method, code) -> the label children to update: .labels() costs a lock and a few
@@ -46,7 +58,11 @@ def observe(method: str, code: grpc.StatusCode, seconds: float) -> None:
     if children is None:
         name = _short(method)
         errors = ERRORS.labels(name, code.name) if code is not grpc.StatusCode.OK else None
-        children = _children[(method, code)] = (REQUESTS.labels(name, code.name), LATENCY.labels(name), errors)
+        children = _children[(method, code)] = (
+            REQUESTS.labels(name, code.name),
+            LATENCY.labels(name),
+            errors,
+        )
     requests, latency, errors = children
     requests.inc()
     latency.observe(seconds)

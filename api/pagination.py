@@ -22,7 +22,9 @@ MIN_KEY_BYTES = 32
 MAX_CURSOR_MS = 253_402_300_799_999
 _MAC_BYTES = 32  # the whole HMAC-SHA256 digest
 _DERIVE_LABEL = b"chat4all page-token key v1"
-_MALFORMED = "page_token is not one this server issued; pass the next_page_token of a previous response unchanged"
+_MALFORMED = (
+    "page_token is not one this server issued; pass the next_page_token of a previous response unchanged"
+)
 
 
 class WeakCursorKey(MissingSecret):
@@ -34,7 +36,9 @@ def page_size(requested: int) -> int:
     if requested == 0:
         return DEFAULT_PAGE_SIZE
     if not 1 <= requested <= MAX_PAGE_SIZE:
-        raise invalid(f"page_size must be between 1 and {MAX_PAGE_SIZE} (0 for the default {DEFAULT_PAGE_SIZE}), got {requested}")
+        raise invalid(
+            f"page_size must be between 1 and {MAX_PAGE_SIZE} (0 for the default {DEFAULT_PAGE_SIZE}), got {requested}"
+        )
     return requested
 
 
@@ -48,7 +52,9 @@ def cursor_key(*, settings: Settings, jwt_secret: str) -> bytes:
     if settings.api_cursor_secret is not None and settings.api_cursor_secret.get_secret_value():
         key = settings.api_cursor_secret.get_secret_value().encode()
         if len(key) < MIN_KEY_BYTES:
-            raise WeakCursorKey(f"CHAT4ALL_API_CURSOR_SECRET is shorter than {MIN_KEY_BYTES} bytes: refusing to start")
+            raise WeakCursorKey(
+                f"CHAT4ALL_API_CURSOR_SECRET is shorter than {MIN_KEY_BYTES} bytes: refusing to start"
+            )
         return key
     return hmac.new(jwt_secret.encode(), _DERIVE_LABEL, hashlib.sha256).digest()
 
@@ -91,10 +97,14 @@ class Cursors:
             raise invalid(_MALFORMED)
         try:
             cursor = json.loads(payload)
-        except ValueError:  # signed by us, so never; but a key shared with a buggy writer must not be INTERNAL
+        except (
+            ValueError
+        ):  # signed by us, so never; but a key shared with a buggy writer must not be INTERNAL
             raise invalid(_MALFORMED) from None
         if not isinstance(cursor, dict) or cursor.get("k") != kind:
-            raise invalid("page_token belongs to another call; pass the next_page_token of this call's previous response")
+            raise invalid(
+                "page_token belongs to another call; pass the next_page_token of this call's previous response"
+            )
         return cursor
 
 

@@ -78,12 +78,17 @@ class PasswordHasherPool:
         wait = min(_MAX_RETRY_SECONDS, max(0.1, ahead * self._mean_seconds / self._threads))
         text = f"{wait:.3f}"
         return ApiError(
-            grpc.StatusCode.RESOURCE_EXHAUSTED, f"{what}; retry in {text} s", trailers=(("retry-after", text),)
+            grpc.StatusCode.RESOURCE_EXHAUSTED,
+            f"{what}; retry in {text} s",
+            trailers=(("retry-after", text),),
         )
 
     async def _run(self, owner: str, fn: Callable[..., T], *args: object) -> T:
         if self._busy >= self._capacity:
-            raise self._refuse(f"the server is busy checking passwords ({self._busy} in progress)", self._busy - self._threads + 1)
+            raise self._refuse(
+                f"the server is busy checking passwords ({self._busy} in progress)",
+                self._busy - self._threads + 1,
+            )
         mine = self._owners.get(owner, 0)
         if mine >= self._per_owner:
             raise self._refuse(f"too many password checks in progress from this address ({mine})", mine)

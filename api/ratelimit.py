@@ -86,7 +86,13 @@ class RateLimiter:
     """
 
     def __init__(
-        self, *, redis: Redis, rate: float, burst: int, lease_max: int = 1, prefix: str = "chat4all:ratelimit:"
+        self,
+        *,
+        redis: Redis,
+        rate: float,
+        burst: int,
+        lease_max: int = 1,
+        prefix: str = "chat4all:ratelimit:",
     ) -> None:
         self._redis = redis
         self._rate = rate
@@ -109,7 +115,9 @@ class RateLimiter:
                 lease.tokens -= 1
                 return _ALLOWED
             if lease.denied_until > now:
-                return Decision(allowed=False, retry_after_seconds=math.ceil((lease.denied_until - now) * 1000) / 1000)
+                return Decision(
+                    allowed=False, retry_after_seconds=math.ceil((lease.denied_until - now) * 1000) / 1000
+                )
             if lease.pending is not None:
                 # Another call of this user is asking Redis already: share its answer.
                 try:
@@ -127,7 +135,9 @@ class RateLimiter:
         pending = lease.pending = asyncio.get_running_loop().create_future()
         try:
             async with asyncio.timeout(timeout):
-                granted, wait_ms = await self._script(keys=[self._prefix + key], args=[self._rate, self._burst, want])
+                granted, wait_ms = await self._script(
+                    keys=[self._prefix + key], args=[self._rate, self._burst, want]
+                )
         except TimeoutError:
             raise DependencyUnavailable("Redis is unavailable (rate limit); try again") from None
         finally:
@@ -147,5 +157,7 @@ class RateLimiter:
     def _prune(self) -> None:
         cutoff = time.monotonic() - _IDLE_SECONDS
         self._leases = {
-            k: v for k, v in self._leases.items() if v.pending is not None or max(v.valid_until, v.denied_until) > cutoff
+            k: v
+            for k, v in self._leases.items()
+            if v.pending is not None or max(v.valid_until, v.denied_until) > cutoff
         }

@@ -70,10 +70,14 @@ def check_services(names: Sequence[str]) -> None:
         if which
     ]
     if problems:
-        raise MissingService("the API's services do not match the protos in chat4all/v1: " + "; ".join(problems))
+        raise MissingService(
+            "the API's services do not match the protos in chat4all/v1: " + "; ".join(problems)
+        )
 
 
-def build_server(deps: ApiDeps, registrations: list[ServiceRegistration]) -> tuple[grpc.aio.Server, health.aio.HealthServicer]:
+def build_server(
+    deps: ApiDeps, registrations: list[ServiceRegistration]
+) -> tuple[grpc.aio.Server, health.aio.HealthServicer]:
     """A server with every service, health and reflection, not yet bound or started."""
     settings = deps.settings
     server = grpc.aio.server(
@@ -129,13 +133,19 @@ async def serve(
     address = f"{settings.api_host}:{settings.api_port}"
     tls = load_server_tls(settings=settings)
     try:
-        port = server.add_secure_port(address, grpc_server_credentials(tls)) if tls else server.add_insecure_port(address)
+        port = (
+            server.add_secure_port(address, grpc_server_credentials(tls))
+            if tls
+            else server.add_insecure_port(address)
+        )
     except RuntimeError:
         raise PortInUse(f"cannot listen on {address}: is another API running there?") from None
     try:
         metrics.serve_metrics(settings.api_metrics_port, settings.api_host)
     except OSError:
-        raise PortInUse(f"cannot serve metrics on {settings.api_host}:{settings.api_metrics_port}: port in use") from None
+        raise PortInUse(
+            f"cannot serve metrics on {settings.api_host}:{settings.api_metrics_port}: port in use"
+        ) from None
     for reg in registrations:
         if hasattr(reg.servicer, "start"):
             await reg.servicer.start()
@@ -143,8 +153,12 @@ async def serve(
     names = [reg.name for reg in registrations]
     watcher = asyncio.create_task(watch_dependencies(deps, health_servicer, names))
     logger.info(
-        "API listening on %s:%s (%s; metrics on :%s), services: %s", settings.api_host, port,
-        "TLS" if tls else "plain TCP", settings.api_metrics_port, ", ".join(names),
+        "API listening on %s:%s (%s; metrics on :%s), services: %s",
+        settings.api_host,
+        port,
+        "TLS" if tls else "plain TCP",
+        settings.api_metrics_port,
+        ", ".join(names),
     )
     if ready is not None:
         ready(port)

@@ -40,8 +40,10 @@ def load_server_tls(*, settings: Settings) -> ServerTls | None:
     if cert_file is None or key_file is None:
         raise TlsConfigError("set both CHAT4ALL_TLS_CERT_FILE and CHAT4ALL_TLS_KEY_FILE, or neither")
     tls = ServerTls(
-        cert_file=cert_file, key_file=key_file,
-        cert_pem=_read(cert_file, "CHAT4ALL_TLS_CERT_FILE"), key_pem=_read(key_file, "CHAT4ALL_TLS_KEY_FILE"),
+        cert_file=cert_file,
+        key_file=key_file,
+        cert_pem=_read(cert_file, "CHAT4ALL_TLS_CERT_FILE"),
+        key_pem=_read(key_file, "CHAT4ALL_TLS_KEY_FILE"),
     )
     _ssl_context(tls)  # OpenSSL checks that the key is the certificate's: refuse now, not at the first client
     return tls

@@ -54,7 +54,9 @@ def resolve_secret(settings: Settings) -> str:
             )
         return secret
     if not settings.dev_mode:
-        raise MissingSecret("CHAT4ALL_JWT_SECRET is not set and CHAT4ALL_DEV_MODE is false: refusing to start")
+        raise MissingSecret(
+            "CHAT4ALL_JWT_SECRET is not set and CHAT4ALL_DEV_MODE is false: refusing to start"
+        )
     path = Path(settings.stack_dir) / "api-dev-jwt-secret"
     try:
         kept = path.read_text().strip()
@@ -62,14 +64,18 @@ def resolve_secret(settings: Settings) -> str:
         pass
     else:
         if len(kept.encode()) < MIN_SECRET_BYTES:
-            raise MissingSecret(f"{path} holds a secret shorter than {MIN_SECRET_BYTES} bytes: delete it to have one generated")
+            raise MissingSecret(
+                f"{path} holds a secret shorter than {MIN_SECRET_BYTES} bytes: delete it to have one generated"
+            )
         return kept
     path.parent.mkdir(parents=True, exist_ok=True)
     secret = secrets.token_urlsafe(48)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as f:
         f.write(secret)
-    logger.warning("dev mode: no CHAT4ALL_JWT_SECRET, generated one in %s (never do this in production)", path)
+    logger.warning(
+        "dev mode: no CHAT4ALL_JWT_SECRET, generated one in %s (never do this in production)", path
+    )
     return secret
 
 
@@ -84,7 +90,13 @@ class TokenService:
     """
 
     def __init__(
-        self, *, secret: str, issuer: str, ttl_seconds: int, redis: Redis | None, cache_seconds: float = 0.0,
+        self,
+        *,
+        secret: str,
+        issuer: str,
+        ttl_seconds: int,
+        redis: Redis | None,
+        cache_seconds: float = 0.0,
         cache_size: int = 100_000,
     ) -> None:
         self._secret = secret
@@ -96,7 +108,8 @@ class TokenService:
         # and all of cache_seconds: tokens first seen together (a client fleet starting up) do not
         # all fall due for their Redis lookup at the same moment.
         self._cache: TLRUCache[str, Claims] = TLRUCache(
-            maxsize=cache_size, ttu=lambda _token, _claims, now: now + cache_seconds * random.uniform(0.5, 1.0)
+            maxsize=cache_size,
+            ttu=lambda _token, _claims, now: now + cache_seconds * random.uniform(0.5, 1.0),
         )
         # jti -> expiry (epoch s) of tokens revoked through this process: refused even if cached
         self._revoked_here: dict[str, int] = {}
@@ -165,8 +178,10 @@ class TokenService:
         try:
             await self._redis.publish(REVOCATIONS_CHANNEL, claims.jti)
         except Exception as exc:  # the revocation holds; live streams then end at their next re-check
-            logger.warning("revocation notice not published (%s); live streams end at their next re-check",
-                           type(exc).__name__)
+            logger.warning(
+                "revocation notice not published (%s); live streams end at their next re-check",
+                type(exc).__name__,
+            )
         if self._cache_seconds > 0:
             # Expired entries go first: the set stays as small as the tokens revoked in one TTL.
             self._revoked_here = {j: exp for j, exp in self._revoked_here.items() if exp > now}

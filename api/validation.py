@@ -46,7 +46,9 @@ class Undecodable:
         self.type_name = type_name
 
 
-def _compile(descriptor: Descriptor, rules: dict[str, dict[str, Rule | MapRule]], plans: dict[str, _MessagePlan]) -> _MessagePlan:
+def _compile(
+    descriptor: Descriptor, rules: dict[str, dict[str, Rule | MapRule]], plans: dict[str, _MessagePlan]
+) -> _MessagePlan:
     """The checks of one message type; RuntimeError if one of its string fields has no rule."""
     if descriptor.full_name in plans:
         return plans[descriptor.full_name]
@@ -59,18 +61,28 @@ def _compile(descriptor: Descriptor, rules: dict[str, dict[str, Rule | MapRule]]
         if field.type == FieldDescriptor.TYPE_MESSAGE and field.message_type.GetOptions().map_entry:
             rule = declared.get(field.name)
             if not isinstance(rule, MapRule):
-                raise RuntimeError(f"api.limits: {descriptor.full_name}.{field.name} is a map and needs a MapRule")
+                raise RuntimeError(
+                    f"api.limits: {descriptor.full_name}.{field.name} is a map and needs a MapRule"
+                )
             checks.append(_FieldCheck(name=field.name, rule=rule))
         elif field.type == FieldDescriptor.TYPE_MESSAGE:
             if repeated:
-                raise RuntimeError(f"api.limits: repeated message field {descriptor.full_name}.{field.name} is not supported")
-            checks.append(_FieldCheck(name=field.name, rule=None, sub=_compile(field.message_type, rules, plans)))
+                raise RuntimeError(
+                    f"api.limits: repeated message field {descriptor.full_name}.{field.name} is not supported"
+                )
+            checks.append(
+                _FieldCheck(name=field.name, rule=None, sub=_compile(field.message_type, rules, plans))
+            )
         elif field.type == FieldDescriptor.TYPE_STRING:
             rule = declared.get(field.name)
             if not isinstance(rule, Rule):
-                raise RuntimeError(f"api.limits declares no length limit for {descriptor.full_name}.{field.name}")
+                raise RuntimeError(
+                    f"api.limits declares no length limit for {descriptor.full_name}.{field.name}"
+                )
             if repeated and rule.max_items is None:
-                raise RuntimeError(f"api.limits: repeated field {descriptor.full_name}.{field.name} needs max_items")
+                raise RuntimeError(
+                    f"api.limits: repeated field {descriptor.full_name}.{field.name} needs max_items"
+                )
             checks.append(_FieldCheck(name=field.name, rule=rule, repeated=repeated))
     plans[descriptor.full_name] = plan = _MessagePlan(full_name=descriptor.full_name, fields=tuple(checks))
     return plan
@@ -90,8 +102,10 @@ def checked_text(value: str, rule: Rule, field: str) -> str:
         pattern = _FORBIDDEN_IN_TEXT if rule.chars == "text" else _FORBIDDEN_IN_LINE
         bad = pattern.search(value)
         if bad is not None:
-            allowed = "newline and tab are the only control characters allowed" if rule.chars == "text" else (
-                "it must be one line of printable text"
+            allowed = (
+                "newline and tab are the only control characters allowed"
+                if rule.chars == "text"
+                else ("it must be one line of printable text")
             )
             raise invalid(
                 f"{field} contains the control or bidirectional character {_describe(bad.group())}"
@@ -156,12 +170,16 @@ class _CheckedStream:
 
 def _check(request: Any, plan: _MessagePlan) -> None:
     if isinstance(request, Undecodable):
-        raise invalid(f"the request is not a valid {request.type_name} message (bad wire format or invalid UTF-8)")
+        raise invalid(
+            f"the request is not a valid {request.type_name} message (bad wire format or invalid UTF-8)"
+        )
     if isinstance(request, Message):  # not api.files.handlers.ChunkRequest: a bare chunk, bytes only
         check_message(request, plan)
 
 
-def _safe_deserializer(deserialize: Callable[[bytes], Any] | None, type_name: str) -> Callable[[bytes], Any] | None:
+def _safe_deserializer(
+    deserialize: Callable[[bytes], Any] | None, type_name: str
+) -> Callable[[bytes], Any] | None:
     """A deserializer that returns Undecodable instead of raising: grpc answers INTERNAL for a
     deserializer that raises, and bytes from outside are never our internal error."""
     if deserialize is None:
@@ -186,6 +204,7 @@ def checked_handler(handler: grpc.RpcMethodHandler, plan: _MessagePlan) -> grpc.
         inner = handler.unary_unary or handler.unary_stream
 
         if handler.unary_unary:
+
             async def unary_unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
                 _check(request, plan)
                 return await inner(request, context)
@@ -213,7 +232,9 @@ def checked_handler(handler: grpc.RpcMethodHandler, plan: _MessagePlan) -> grpc.
 
     bidi_inner = handler.stream_stream
 
-    async def stream_stream(requests: AsyncIterator[Any], context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+    async def stream_stream(
+        requests: AsyncIterator[Any], context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[Any]:
         result = bidi_inner(_CheckedStream(requests, plan), context)
         if hasattr(result, "__aiter__"):
             async for item in result:

@@ -89,8 +89,12 @@ def plot(runs: list[Run], path: Path) -> None:
         left.plot(offered, offered, linestyle=":", color="grey", label="offered")
         unthrottled = [r for r in runs if r.name == "rate-0"]
         if unthrottled:
-            left.axhline(unthrottled[0].achieved, color="tab:green", linestyle="--",
-                         label=f"unthrottled: {unthrottled[0].achieved:,.0f}/s")
+            left.axhline(
+                unthrottled[0].achieved,
+                color="tab:green",
+                linestyle="--",
+                label=f"unthrottled: {unthrottled[0].achieved:,.0f}/s",
+            )
         left.set_xlabel("offered (SendMessage/s)")
         left.set_ylabel("achieved (SendMessage/s)")
         left.legend(fontsize="small")
@@ -118,7 +122,11 @@ def _order(run: Run) -> tuple[int, int]:
 
 
 def main(folder: Path) -> None:
-    files = [p for p in folder.glob("*.txt") if p.stem.startswith("rate-") or p.stem in ("sequential", "sequential-cmid")]
+    files = [
+        p
+        for p in folder.glob("*.txt")
+        if p.stem.startswith("rate-") or p.stem in ("sequential", "sequential-cmid")
+    ]
     runs = sorted((parse(p) for p in files), key=_order)
     text = table(runs)
     (folder / "results.md").write_text(text)

@@ -77,7 +77,9 @@ def senders(
     ``whatsapp_peer``: the peer has a WhatsApp handle, so the simulated connector delivers every
     message (DELIVERED, then READ) without a client of the peer online."""
     settings = get_settings()
-    tokens = TokenService(secret=secret, issuer=settings.jwt_issuer, ttl_seconds=settings.jwt_ttl_seconds, redis=None)
+    tokens = TokenService(
+        secret=secret, issuer=settings.jwt_issuer, ttl_seconds=settings.jwt_ttl_seconds, redis=None
+    )
     setup = Setup(target, tokens)
     name = "api-users-whatsapp.json" if whatsapp_peer else "api-users.json"
     cache_path = cache or Path(settings.stack_dir) / "bench" / name
@@ -104,16 +106,25 @@ def main() -> None:
     parser.add_argument("target")
     parser.add_argument("--users", type=int, default=1, help="number of senders (default 1)")
     parser.add_argument("--out", help="write '<token> <conversation_id>' lines here")
-    parser.add_argument("--cache", type=Path, help="senders kept between runs (default <stack_dir>/bench/api-users.json)")
-    parser.add_argument("--whatsapp-peer", action="store_true", help="the peer has a WhatsApp handle (own cache file)")
+    parser.add_argument(
+        "--cache", type=Path, help="senders kept between runs (default <stack_dir>/bench/api-users.json)"
+    )
+    parser.add_argument(
+        "--whatsapp-peer", action="store_true", help="the peer has a WhatsApp handle (own cache file)"
+    )
     args = parser.parse_args()
 
     settings = get_settings()
     if settings.jwt_secret is None:
-        sys.exit("CHAT4ALL_JWT_SECRET must be the secret of the API under test (the benchmark scripts set it)")
+        sys.exit(
+            "CHAT4ALL_JWT_SECRET must be the secret of the API under test (the benchmark scripts set it)"
+        )
     pairs = senders(
-        args.target, users=args.users, secret=settings.jwt_secret.get_secret_value(),
-        whatsapp_peer=args.whatsapp_peer, cache=args.cache,
+        args.target,
+        users=args.users,
+        secret=settings.jwt_secret.get_secret_value(),
+        whatsapp_peer=args.whatsapp_peer,
+        cache=args.cache,
     )
     if args.out:
         with open(args.out, "w") as f:

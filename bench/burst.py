@@ -89,10 +89,16 @@ def loadavg() -> str:
 def git_describe() -> str:
     """Short HEAD commit, marked when the tracked files have uncommitted changes."""
     try:
-        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO_ROOT, capture_output=True,
-                              text=True, timeout=10).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO_ROOT,
-                               capture_output=True, text=True, timeout=10).stdout.strip()
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=10
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=REPO_ROOT,
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return "unknown"
     return f"{head}{' + uncommitted changes' if dirty else ''}"
@@ -103,11 +109,14 @@ def run_meta(name: str, argv: Sequence[str] | None) -> dict[str, Any]:
     started = dt.datetime.now(dt.UTC)
     args = list(argv if argv is not None else sys.argv[1:])
     return {
-        "date": started.strftime("%Y-%m-%d %H:%M UTC"), "stamp": started.strftime("%Y%m%dT%H%M%SZ"),
+        "date": started.strftime("%Y-%m-%d %H:%M UTC"),
+        "stamp": started.strftime("%Y%m%dT%H%M%SZ"),
         "command": " ".join([f".venv/bin/python bench/{name}.py", *args]),
         "machine": f"{os.cpu_count()} cores ({platform.processor() or platform.machine()}), Kafka, Cassandra, "
-                   "S3Proxy, Redis, the worker(s) and this script co-located on 127.0.0.1",
-        "commit": git_describe(), "python": sys.version.split()[0], "loadavg_start": loadavg(),
+        "S3Proxy, Redis, the worker(s) and this script co-located on 127.0.0.1",
+        "commit": git_describe(),
+        "python": sys.version.split()[0],
+        "loadavg_start": loadavg(),
         "inherited_env": {k: v for k, v in os.environ.items() if k.startswith("CHAT4ALL_")},
     }
 
@@ -121,6 +130,7 @@ def results_dir(out: Path, name: str, meta: Mapping[str, Any]) -> Path:
 
 def markdown_table(columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
     """A GitHub markdown table; floats with one decimal, None as a dash."""
+
     def cell(v: Any) -> str:
         if v is None:
             return "–"
@@ -138,10 +148,13 @@ def write_results(path: Path, markdown: str, data: Mapping[str, Any]) -> None:
     (path / "results.json").write_text(json.dumps(data, indent=2, default=str) + "\n")
 
 
-def cpu_ms_per_message(used: Mapping[str, float | None], messages: int, own: Iterable[str]) -> dict[str, float | None]:
+def cpu_ms_per_message(
+    used: Mapping[str, float | None], messages: int, own: Iterable[str]
+) -> dict[str, float | None]:
     """CPU ms per message of each process, plus "other": machine busy time none of ``own`` used."""
-    out: dict[str, float | None] = {k: (v * 1000 / messages if v is not None and messages else None)
-                                    for k, v in used.items()}
+    out: dict[str, float | None] = {
+        k: (v * 1000 / messages if v is not None and messages else None) for k, v in used.items()
+    }
     known = sum(used.get(k) or 0.0 for k in own)
     machine = used.get("machine")
     out["other"] = (max(0.0, machine - known) * 1000 / messages) if machine is not None and messages else None
@@ -156,25 +169,41 @@ def wait_quiet(*, limit_s: float, max_cores: float, window_s: float = 3.0) -> fl
     while time.monotonic() < deadline:
         machine, own = machine_busy_seconds(), process_cpu_seconds(os.getpid()) or 0.0
         time.sleep(window_s)
-        cores = (machine_busy_seconds() - machine - ((process_cpu_seconds(os.getpid()) or 0.0) - own)) / window_s
+        cores = (
+            machine_busy_seconds() - machine - ((process_cpu_seconds(os.getpid()) or 0.0) - own)
+        ) / window_s
         if cores <= max_cores:
             logger.info("machine quiet: %.2f cores busy", cores)
             return cores
-    logger.warning("machine still busy after %.0f s: %.2f cores busy by others; measuring anyway", limit_s, cores)
+    logger.warning(
+        "machine still busy after %.0f s: %.2f cores busy by others; measuring anyway", limit_s, cores
+    )
     return cores
 
 
 def add_quiet_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--wait-idle", type=float, default=0.0,
-                        help="before each run, wait up to this many seconds for the machine to be quiet")
-    parser.add_argument("--idle-cores", type=float, default=0.3,
-                        help="'quiet' for --wait-idle: cores busy outside this script (the stack's servers included)")
+    parser.add_argument(
+        "--wait-idle",
+        type=float,
+        default=0.0,
+        help="before each run, wait up to this many seconds for the machine to be quiet",
+    )
+    parser.add_argument(
+        "--idle-cores",
+        type=float,
+        default=0.3,
+        help="'quiet' for --wait-idle: cores busy outside this script (the stack's servers included)",
+    )
 
 
 def add_yardstick_arg(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--yardstick-messages", type=int, default=100_000,
-                        help="records of the yardstick (bench/yardstick.py) run before the measurement "
-                             "(default %(default)s); 0 skips it")
+    parser.add_argument(
+        "--yardstick-messages",
+        type=int,
+        default=100_000,
+        help="records of the yardstick (bench/yardstick.py) run before the measurement "
+        "(default %(default)s); 0 skips it",
+    )
 
 
 def measure_yardstick(bootstrap: str, messages: int) -> YardstickResult | None:
@@ -203,16 +232,26 @@ def rss_mb(pid: int, field_name: str = "VmRSS") -> float | None:
     return None
 
 
-def start_workers(pipeline: Any, count: int, *, log_dir: Path, ready_timeout: float = 180.0,
-                  env: Mapping[str, str] | None = None) -> list[Any]:
+def start_workers(
+    pipeline: Any,
+    count: int,
+    *,
+    log_dir: Path,
+    ready_timeout: float = 180.0,
+    env: Mapping[str, str] | None = None,
+) -> list[Any]:
     """``count`` `chat4all worker --role all` of ``pipeline``, logging to ``log_dir``; returns when the
     group is settled (every worker healthy, no rebalance, the same assignment for 3 s)."""
     from tests.fixtures.worker import WorkerProcess
 
     workers = []
     for i in range(count):
-        w = WorkerProcess(app_id=pipeline.app_id, role="all", env={**pipeline.env, **(env or {})},
-                          log_path=log_dir / f"worker-{i + 1}.log").start()
+        w = WorkerProcess(
+            app_id=pipeline.app_id,
+            role="all",
+            env={**pipeline.env, **(env or {})},
+            log_path=log_dir / f"worker-{i + 1}.log",
+        ).start()
         pipeline.workers.append(w)
         workers.append(w)
     for w in workers:
@@ -222,8 +261,13 @@ def start_workers(pipeline: Any, count: int, *, log_dir: Path, ready_timeout: fl
     while time.monotonic() < deadline:
         healths = [w.health() for w in workers]
         state = tuple((h or {}).get("kafka", {}).get("assigned_partitions") for h in healths)
-        settled = all(h and h.get("status") == "ok" and not h["kafka"].get("rebalancing")
-                      and h["kafka"].get("assigned_partitions", 0) > 0 for h in healths)
+        settled = all(
+            h
+            and h.get("status") == "ok"
+            and not h["kafka"].get("rebalancing")
+            and h["kafka"].get("assigned_partitions", 0) > 0
+            for h in healths
+        )
         if not settled or state != last:
             stable_since, last = time.monotonic(), state
         elif time.monotonic() - stable_since >= 3.0:
@@ -237,8 +281,9 @@ def check_alive(workers: Sequence[Any]) -> None:
     """Raise if a worker process has exited (a benchmark of a dead worker only measures its timeout)."""
     for w in workers:
         if w.proc is not None and w.proc.poll() is not None:
-            raise RuntimeError(f"worker {w.proc.pid} exited with {w.proc.returncode}; log {w.log_path}:\n"
-                               f"{w.log_tail()}")
+            raise RuntimeError(
+                f"worker {w.proc.pid} exited with {w.proc.returncode}; log {w.log_path}:\n{w.log_tail()}"
+            )
 
 
 def stop_pipeline(pipeline: Any) -> None:
@@ -259,8 +304,16 @@ class PublishStats:
     lag_max_s: float = 0.0  # paced only: how late the worst batch left against its schedule
 
 
-async def produce(bootstrap: str, topic: str, count: int, make_event: Callable[[int], dict[str, Any]], *,
-                  rate: float | None = None, tick_s: float = 0.02, stats: PublishStats | None = None) -> PublishStats:
+async def produce(
+    bootstrap: str,
+    topic: str,
+    count: int,
+    make_event: Callable[[int], dict[str, Any]],
+    *,
+    rate: float | None = None,
+    tick_s: float = 0.02,
+    stats: PublishStats | None = None,
+) -> PublishStats:
     """Produce ``count`` MessageEvents ``make_event(i)`` keyed by conversation id (acks=all), each stamped
     with ``ts_ms`` when it is handed to the producer. ``rate`` None: all at once; else paced at ``rate``
     msg/s in ticks of ``tick_s``. ``stats`` (updated as it goes) lets a concurrent task watch progress."""
@@ -281,8 +334,11 @@ async def produce(bootstrap: str, topic: str, count: int, make_event: Callable[[
             for n in range(i, due):
                 event = make_event(n)
                 event["ts_ms"] = int(time.time() * 1000)
-                futures.append(await producer.send(topic, key=event["conversation_id"].encode(),
-                                                   value=json.dumps(event).encode()))
+                futures.append(
+                    await producer.send(
+                        topic, key=event["conversation_id"].encode(), value=json.dumps(event).encode()
+                    )
+                )
             i = max(i, due)
             stats.sent, stats.last_send = i, time.time()
             if rate is not None:
@@ -321,14 +377,20 @@ class StatusPoller:
 
     def __post_init__(self) -> None:
         self._select = self.session.prepare(
-            "SELECT status, ts, delivered_at, read_at FROM messages WHERE conversation_id = ?")
+            "SELECT status, ts, delivered_at, read_at FROM messages WHERE conversation_id = ?"
+        )
 
     def poll(self, t0: float) -> Sample:
         from cassandra.concurrent import execute_concurrent_with_args
 
         pending = [c for c in self.expected if c not in self.finished_rows]
-        results = execute_concurrent_with_args(self.session, self._select, [(uuid.UUID(c),) for c in pending],
-                                               concurrency=32, raise_on_first_error=True)
+        results = execute_concurrent_with_args(
+            self.session,
+            self._select,
+            [(uuid.UUID(c),) for c in pending],
+            concurrency=32,
+            raise_on_first_error=True,
+        )
         routed = delivered = read = failed = 0
         for cid, (_ok, rows) in zip(pending, results, strict=True):
             rows = list(rows)
@@ -345,7 +407,9 @@ class StatusPoller:
             delivered += sum(1 for r in rows if r.status in DELIVERED_OR_LATER)
             read += sum(1 for r in rows if r.status == "READ")
             failed += sum(1 for r in rows if r.status == "FAILED")
-        sample = Sample(t=round(time.time() - t0, 3), routed=routed, delivered=delivered, read=read, failed=failed)
+        sample = Sample(
+            t=round(time.time() - t0, 3), routed=routed, delivered=delivered, read=read, failed=failed
+        )
         self.samples.append(sample)
         return sample
 
@@ -400,8 +464,10 @@ class BurstResult:
 
 
 def _quantiles(values: Sequence[float]) -> dict[str, float | None]:
-    return {name: (round(v) if (v := percentile(values, q)) is not None else None)
-            for name, q in (("p50", 0.50), ("p95", 0.95), ("p99", 0.99), ("max", 1.0))}
+    return {
+        name: (round(v) if (v := percentile(values, q)) is not None else None)
+        for name, q in (("p50", 0.50), ("p95", 0.95), ("p99", 0.99), ("max", 1.0))
+    }
 
 
 def _cdf_points(values: Sequence[float], points: int = 200) -> list[float]:
@@ -409,13 +475,25 @@ def _cdf_points(values: Sequence[float], points: int = 200) -> list[float]:
     ordered = sorted(values)
     if not ordered:
         return []
-    return [round(ordered[min(len(ordered) - 1, int(i * len(ordered) / points))], 1) for i in range(points)] + \
-        [round(ordered[-1], 1)]
+    return [
+        round(ordered[min(len(ordered) - 1, int(i * len(ordered) / points))], 1) for i in range(points)
+    ] + [round(ordered[-1], 1)]
 
 
-def run_burst(settings: Any, session: Any, *, workers: int, messages: int, conversations: int, timeout: float,
-              poll_interval: float, log_dir: Path, name: str = "c4a-burst", wait_idle: float = 0.0,
-              idle_cores: float = 0.3) -> BurstResult:
+def run_burst(
+    settings: Any,
+    session: Any,
+    *,
+    workers: int,
+    messages: int,
+    conversations: int,
+    timeout: float,
+    poll_interval: float,
+    log_dir: Path,
+    name: str = "c4a-burst",
+    wait_idle: float = 0.0,
+    idle_cores: float = 0.3,
+) -> BurstResult:
     """One burst on a pipeline of its own with ``workers`` workers; the pipeline is gone afterwards."""
     from tests.fixtures.worker import IsolatedPipeline
     from tests.pipeline.helpers import events_for, setup_conversations
@@ -434,12 +512,18 @@ def run_burst(settings: Any, session: Any, *, workers: int, messages: int, conve
         poller = StatusPoller(session=session, expected=expected)
         if wait_idle > 0:
             wait_quiet(limit_s=wait_idle, max_cores=idle_cores + workers * 0.05)  # idle workers tick a little
-        meter = CpuMeter({**{f"worker-{i + 1}": w.proc.pid for i, w in enumerate(procs)},
-                          **stack_pids(settings.stack_dir), "bench": os.getpid()})
+        meter = CpuMeter(
+            {
+                **{f"worker-{i + 1}": w.proc.pid for i, w in enumerate(procs)},
+                **stack_pids(settings.stack_dir),
+                "bench": os.getpid(),
+            }
+        )
         before = meter.sample()
         logger.info("publishing %d messages to %s", messages, pipeline.topic("messages"))
-        stats = asyncio.run(produce(settings.kafka_bootstrap, pipeline.topic("messages"), len(events),
-                                    events.__getitem__))
+        stats = asyncio.run(
+            produce(settings.kafka_bootstrap, pipeline.topic("messages"), len(events), events.__getitem__)
+        )
         t0 = stats.first_send
         logger.info("published in %.2f s; polling Cassandra", stats.last_ack - t0)
         done_at: float | None = None
@@ -448,8 +532,13 @@ def run_burst(settings: Any, session: Any, *, workers: int, messages: int, conve
             check_alive(procs)
             sample = poller.poll(t0)
             if sample.t - last_log >= 5:
-                logger.info("%.0f s: routed %d, delivered %d, READ %d", sample.t, sample.routed, sample.delivered,
-                            sample.read)
+                logger.info(
+                    "%.0f s: routed %d, delivered %d, READ %d",
+                    sample.t,
+                    sample.routed,
+                    sample.delivered,
+                    sample.read,
+                )
                 last_log = sample.t
             if poller.done:
                 done_at = time.time()
@@ -464,24 +553,42 @@ def run_burst(settings: Any, session: Any, *, workers: int, messages: int, conve
         all_delivered = next((s.t for s in poller.samples if s.delivered >= messages), None)
         elapsed = end - t0
         worker_names = [f"worker-{i + 1}" for i in range(workers)]
-        cpu_ms = cpu_ms_per_message(used, final.read or messages,
-                                    own=[*worker_names, "kafka", "cassandra", "redis", "s3proxy", "bench"])
+        cpu_ms = cpu_ms_per_message(
+            used,
+            final.read or messages,
+            own=[*worker_names, "kafka", "cassandra", "redis", "s3proxy", "bench"],
+        )
         cpu_ms["workers"] = sum(cpu_ms.get(n) or 0.0 for n in worker_names)
-        other_cores = (cpu_ms["other"] * (final.read or messages) / 1000 / elapsed) if cpu_ms["other"] is not None \
+        other_cores = (
+            (cpu_ms["other"] * (final.read or messages) / 1000 / elapsed)
+            if cpu_ms["other"] is not None
             else None
+        )
         return BurstResult(
-            workers=workers, messages=messages, conversations=conversations, read=final.read, failed=final.failed,
-            complete=done_at is not None and final.read == messages, publish_s=round(stats.last_ack - t0, 2),
-            elapsed_s=round(elapsed, 2), msgs_per_s=round(final.read / elapsed, 1), first_read_s=first_read,
+            workers=workers,
+            messages=messages,
+            conversations=conversations,
+            read=final.read,
+            failed=final.failed,
+            complete=done_at is not None and final.read == messages,
+            publish_s=round(stats.last_ack - t0, 2),
+            elapsed_s=round(elapsed, 2),
+            msgs_per_s=round(final.read / elapsed, 1),
+            first_read_s=first_read,
             delivered_s=all_delivered,
             msgs_per_s_delivered=round(messages / all_delivered, 1) if all_delivered else None,
-            delivered_ms=_quantiles(delivered_ms), read_ms=_quantiles(read_ms),
+            delivered_ms=_quantiles(delivered_ms),
+            read_ms=_quantiles(read_ms),
             cpu_s={k: (round(v, 2) if v is not None else None) for k, v in used.items()},
             cpu_ms_per_msg={k: (round(v, 3) if v is not None else None) for k, v in cpu_ms.items()},
-            worker_peak_rss_mb=[rss_mb(w.proc.pid, "VmHWM") for w in procs], assigned_partitions=assigned,
-            loadavg=loadavg(), other_cores=round(other_cores, 2) if other_cores is not None else None, code=code,
+            worker_peak_rss_mb=[rss_mb(w.proc.pid, "VmHWM") for w in procs],
+            assigned_partitions=assigned,
+            loadavg=loadavg(),
+            other_cores=round(other_cores, 2) if other_cores is not None else None,
+            code=code,
             samples=poller.samples,
-            delivered_cdf_ms=_cdf_points(delivered_ms), read_cdf_ms=_cdf_points(read_ms),
+            delivered_cdf_ms=_cdf_points(delivered_ms),
+            read_cdf_ms=_cdf_points(read_ms),
         )
     finally:
         stop_pipeline(pipeline)
@@ -504,17 +611,27 @@ def plot_burst(result: BurstResult, path: Path, *, title: str) -> Path | None:
     left.plot(t, [s.delivered for s in result.samples], label="DELIVERED or READ")
     left.plot(t, [s.read for s in result.samples], label="READ", linewidth=2)
     target_t = result.messages / TARGET_MSGS_PER_S
-    left.plot([0, target_t], [0, result.messages], linestyle=":", color="grey",
-              label=f"{TARGET_MSGS_PER_S:g} msg/s from the first publish")
+    left.plot(
+        [0, target_t],
+        [0, result.messages],
+        linestyle=":",
+        color="grey",
+        label=f"{TARGET_MSGS_PER_S:g} msg/s from the first publish",
+    )
     left.axvline(result.publish_s, color="grey", linewidth=0.8, linestyle="--", label="last publish acked")
     left.set_xlabel("seconds since the first publish")
     left.set_ylabel("messages")
     left.set_title(f"{result.messages} messages: {result.msgs_per_s:g} msg/s to READ", fontsize=10)
     left.grid(alpha=0.3)
     left.legend(fontsize=8, loc="upper left")
-    for values, label in ((result.delivered_cdf_ms, "send -> DELIVERED"), (result.read_cdf_ms, "send -> READ")):
+    for values, label in (
+        (result.delivered_cdf_ms, "send -> DELIVERED"),
+        (result.read_cdf_ms, "send -> READ"),
+    ):
         if values:
-            right.plot([v / 1000 for v in values], [i / (len(values) - 1) for i in range(len(values))], label=label)
+            right.plot(
+                [v / 1000 for v in values], [i / (len(values) - 1) for i in range(len(values))], label=label
+            )
     right.set_xlabel("seconds (Cassandra delivered_at / read_at - ts)")
     right.set_ylabel("fraction of messages")
     right.set_title("latency CDF", fontsize=10)
@@ -530,27 +647,80 @@ def plot_burst(result: BurstResult, path: Path, *, title: str) -> Path | None:
 CPU_COLUMNS = ("workers", "kafka", "cassandra", "redis", "s3proxy", "bench", "other")
 
 
-def render_markdown(meta: Mapping[str, Any], results: Sequence[BurstResult],
-                    yardstick: YardstickResult | None = None) -> str:
-    lines = [f"Burst, {meta['date']} — `{meta['command']}`", "",
-             f"Machine: {meta['machine']}; code {meta['commit']}; load average {meta['loadavg_start']} at the start. "
-             "\"others' cores\": busy CPU of the machine that none of the measured processes used during the run "
-             "(other sessions on this shared machine).", ""]
+def render_markdown(
+    meta: Mapping[str, Any], results: Sequence[BurstResult], yardstick: YardstickResult | None = None
+) -> str:
+    lines = [
+        f"Burst, {meta['date']} — `{meta['command']}`",
+        "",
+        f"Machine: {meta['machine']}; code {meta['commit']}; load average {meta['loadavg_start']} at the start. "
+        '"others\' cores": busy CPU of the machine that none of the measured processes used during the run '
+        "(other sessions on this shared machine).",
+        "",
+    ]
     lines += yardstick_lines(yardstick)
-    lines.append(markdown_table(
-        ["workers", "messages", "READ", "failed", "publish s", "all DELIVERED s", "first READ s", "elapsed s",
-         "msg/s to READ",
-         f">= {TARGET_MSGS_PER_S:g}", "DELIVERED p50/p95/p99 ms", "READ p50/p99 ms", "others' cores", "loadavg"],
-        [[r.workers, r.messages, r.read, r.failed, r.publish_s, r.delivered_s, r.first_read_s, r.elapsed_s, r.msgs_per_s,
-          "yes" if r.complete and r.msgs_per_s >= TARGET_MSGS_PER_S else "no",
-          f"{r.delivered_ms['p50']} / {r.delivered_ms['p95']} / {r.delivered_ms['p99']}",
-          f"{r.read_ms['p50']} / {r.read_ms['p99']}", r.other_cores, r.loadavg] for r in results]))
-    lines += ["", "CPU ms per message from the first publish to the last READ (idle included; `bench` is this "
-              "script: producer and Cassandra polling; `other` is busy CPU of the machine none of these used):", ""]
-    lines.append(markdown_table(
-        ["workers", *(("worker(s)" if c == "workers" else c) for c in CPU_COLUMNS), "worker peak RSS MiB"],
-        [[r.workers, *(r.cpu_ms_per_msg.get(c) for c in CPU_COLUMNS),
-          " / ".join(f"{v:.0f}" for v in r.worker_peak_rss_mb if v is not None)] for r in results]))
+    lines.append(
+        markdown_table(
+            [
+                "workers",
+                "messages",
+                "READ",
+                "failed",
+                "publish s",
+                "all DELIVERED s",
+                "first READ s",
+                "elapsed s",
+                "msg/s to READ",
+                f">= {TARGET_MSGS_PER_S:g}",
+                "DELIVERED p50/p95/p99 ms",
+                "READ p50/p99 ms",
+                "others' cores",
+                "loadavg",
+            ],
+            [
+                [
+                    r.workers,
+                    r.messages,
+                    r.read,
+                    r.failed,
+                    r.publish_s,
+                    r.delivered_s,
+                    r.first_read_s,
+                    r.elapsed_s,
+                    r.msgs_per_s,
+                    "yes" if r.complete and r.msgs_per_s >= TARGET_MSGS_PER_S else "no",
+                    f"{r.delivered_ms['p50']} / {r.delivered_ms['p95']} / {r.delivered_ms['p99']}",
+                    f"{r.read_ms['p50']} / {r.read_ms['p99']}",
+                    r.other_cores,
+                    r.loadavg,
+                ]
+                for r in results
+            ],
+        )
+    )
+    lines += [
+        "",
+        "CPU ms per message from the first publish to the last READ (idle included; `bench` is this "
+        "script: producer and Cassandra polling; `other` is busy CPU of the machine none of these used):",
+        "",
+    ]
+    lines.append(
+        markdown_table(
+            [
+                "workers",
+                *(("worker(s)" if c == "workers" else c) for c in CPU_COLUMNS),
+                "worker peak RSS MiB",
+            ],
+            [
+                [
+                    r.workers,
+                    *(r.cpu_ms_per_msg.get(c) for c in CPU_COLUMNS),
+                    " / ".join(f"{v:.0f}" for v in r.worker_peak_rss_mb if v is not None),
+                ]
+                for r in results
+            ],
+        )
+    )
     return "\n".join(lines) + "\n"
 
 
@@ -585,18 +755,35 @@ def main(argv: Sequence[str] | None = None) -> int:
     yardstick = measure_yardstick(settings.kafka_bootstrap, args.yardstick_messages)
     session = connect(settings)
     try:
-        result = run_burst(settings, session, workers=args.workers, messages=args.messages,
-                           conversations=args.conversations, timeout=args.timeout,
-                           poll_interval=args.poll_interval, log_dir=out, wait_idle=args.wait_idle,
-                           idle_cores=args.idle_cores)
+        result = run_burst(
+            settings,
+            session,
+            workers=args.workers,
+            messages=args.messages,
+            conversations=args.conversations,
+            timeout=args.timeout,
+            poll_interval=args.poll_interval,
+            log_dir=out,
+            wait_idle=args.wait_idle,
+            idle_cores=args.idle_cores,
+        )
     finally:
         session.cluster.shutdown()
     meta["loadavg_end"] = loadavg()
     table = render_markdown(meta, [result], yardstick)
-    write_results(out, table, {"meta": meta, "yardstick": asdict(yardstick) if yardstick else None,
-                               "target_msgs_per_s": TARGET_MSGS_PER_S, "result": asdict(result)})
-    plot = plot_burst(result, out / "burst.png", title=f"Burst, {meta['date']}, {args.workers} worker(s) "
-                                                      f"({meta['commit']})")
+    write_results(
+        out,
+        table,
+        {
+            "meta": meta,
+            "yardstick": asdict(yardstick) if yardstick else None,
+            "target_msgs_per_s": TARGET_MSGS_PER_S,
+            "result": asdict(result),
+        },
+    )
+    plot = plot_burst(
+        result, out / "burst.png", title=f"Burst, {meta['date']}, {args.workers} worker(s) ({meta['commit']})"
+    )
     print(table)
     print(f"Results in {out}" + (f" (plot {plot.name})" if plot else ""))
     return 0 if result.complete else 1

@@ -104,7 +104,9 @@ class Message:
 # --- DataStax cassandra-driver and scylla-driver -----------------------------------------------
 
 
-def aexecute_per_result(session: Any, query: Any, params: Any = None, *, timeout: float = 10.0) -> asyncio.Future:
+def aexecute_per_result(
+    session: Any, query: Any, params: Any = None, *, timeout: float = 10.0
+) -> asyncio.Future:
     """chat4all/cassandra.py's bridge as it is: one call_soon_threadsafe (one loop wake-up) per result."""
     loop = asyncio.get_running_loop()
     result: asyncio.Future = loop.create_future()
@@ -194,7 +196,9 @@ class LoopBridge:
 _bridges: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, LoopBridge] = weakref.WeakKeyDictionary()
 
 
-def aexecute_batched(session: Any, query: Any, params: Any = None, *, timeout: float = 10.0) -> asyncio.Future:
+def aexecute_batched(
+    session: Any, query: Any, params: Any = None, *, timeout: float = 10.0
+) -> asyncio.Future:
     """The proposed bridge: like aexecute_per_result, but results reach the loop in batches.
 
     Call from the loop's thread. Results reach the loop in batches: one cross-thread wake-up
@@ -224,7 +228,9 @@ class PythonDriver:
         try:
             self.version = metadata.version(self.dist)
         except metadata.PackageNotFoundError:
-            raise SystemExit(f"--driver {self.args.driver} needs {self.dist} in this interpreter ({sys.executable})") from None
+            raise SystemExit(
+                f"--driver {self.args.driver} needs {self.dist} in this interpreter ({sys.executable})"
+            ) from None
         if self.args.reactor == "libev":
             from cassandra.io.libevreactor import LibevConnection as conn_class
         elif self.args.reactor == "asyncore":
@@ -297,7 +303,10 @@ class AcsyllaDriver:
         self.version = metadata.version("acsylla")
         self.protocol = self.args.protocol or 4
         self.cluster = acsylla.create_cluster(
-            [self.args.host], port=self.args.port, protocol_version=self.protocol, log_level="error",
+            [self.args.host],
+            port=self.args.port,
+            protocol_version=self.protocol,
+            log_level="error",
             load_balance_dc_aware=self.args.local_dc,
         )
         self.session = await self.cluster.create_session()
@@ -391,7 +400,17 @@ class ScyllapyDriver:
         receipts = {m.key: self.Receipt(m.rid, "whatsapp", "SENT", None, None)}
         await self.session.execute(
             self.ins,
-            [m.cid, self._dt(m.ts_ms), m.mid, m.sid, CONTENT, self.unset, "SENT", receipts, self.BigInt(m.ts_ms * 1000)],
+            [
+                m.cid,
+                self._dt(m.ts_ms),
+                m.mid,
+                m.sid,
+                CONTENT,
+                self.unset,
+                "SENT",
+                receipts,
+                self.BigInt(m.ts_ms * 1000),
+            ],
         )
 
     async def update(self, m: Message) -> None:
@@ -399,7 +418,16 @@ class ScyllapyDriver:
         entry = {m.key: self.Receipt(m.rid, "whatsapp", "DELIVERED", delivered, None)}
         await self.session.execute(
             self.upd,
-            [self.BigInt(m.ts_ms * 1000 + 2), entry, "DELIVERED", delivered, self.unset, m.cid, self._dt(m.ts_ms), m.mid],
+            [
+                self.BigInt(m.ts_ms * 1000 + 2),
+                entry,
+                "DELIVERED",
+                delivered,
+                self.unset,
+                m.cid,
+                self._dt(m.ts_ms),
+                m.mid,
+            ],
         )
 
     async def drop(self) -> None:
@@ -409,7 +437,12 @@ class ScyllapyDriver:
         await self.session.shutdown()
 
 
-DRIVERS = {"datastax": PythonDriver, "scylla": PythonDriver, "acsylla": AcsyllaDriver, "scyllapy": ScyllapyDriver}
+DRIVERS = {
+    "datastax": PythonDriver,
+    "scylla": PythonDriver,
+    "acsylla": AcsyllaDriver,
+    "scyllapy": ScyllapyDriver,
+}
 
 
 # --- measurement ------------------------------------------------------------------------------
@@ -428,7 +461,9 @@ def cassandra_pid(explicit: int | None) -> int | None:
         if Path(f"/proc/{pid}").exists():
             return pid
     try:
-        out = subprocess.run(["pgrep", "-f", "CassandraDaemon"], capture_output=True, text=True, check=False).stdout
+        out = subprocess.run(
+            ["pgrep", "-f", "CassandraDaemon"], capture_output=True, text=True, check=False
+        ).stdout
     except OSError:
         return None
     pids = [int(p) for p in out.split()]
@@ -526,7 +561,11 @@ async def run_once(args: argparse.Namespace) -> dict[str, Any]:
 VARIANTS = [
     ("datastax libev per-result (today)", "datastax", ["--reactor", "libev", "--bridge", "per-result"]),
     ("datastax libev batched", "datastax", ["--reactor", "libev", "--bridge", "batched"]),
-    ("datastax libev batched, protocol v4", "datastax", ["--reactor", "libev", "--bridge", "batched", "--protocol", "4"]),
+    (
+        "datastax libev batched, protocol v4",
+        "datastax",
+        ["--reactor", "libev", "--bridge", "batched", "--protocol", "4"],
+    ),
     ("datastax asyncore per-result", "datastax", ["--reactor", "asyncore", "--bridge", "per-result"]),
     ("datastax asyncore batched", "datastax", ["--reactor", "asyncore", "--bridge", "batched"]),
     ("datastax asyncio-reactor per-result", "datastax", ["--reactor", "asyncio", "--bridge", "per-result"]),
@@ -535,7 +574,11 @@ VARIANTS = [
     ("scylla libev batched", "scylla", ["--reactor", "libev", "--bridge", "batched"]),
     ("acsylla", "acsylla", []),
     ("scyllapy", "scyllapy", []),
-    ("datastax libev batched, uvloop", "datastax", ["--reactor", "libev", "--bridge", "batched", "--loop", "uvloop"]),
+    (
+        "datastax libev batched, uvloop",
+        "datastax",
+        ["--reactor", "libev", "--bridge", "batched", "--loop", "uvloop"],
+    ),
     ("acsylla, uvloop", "acsylla", ["--loop", "uvloop"]),
 ]
 METRICS = ["stmt_per_s", "client_cpu_us", "server_cpu_us", "p50_ms", "p99_ms"]
@@ -552,12 +595,27 @@ def idle_server_cpu(pid: int | None, seconds: float = 5.0) -> float | None:
 
 def matrix(args: argparse.Namespace) -> None:
     pythons = dict(item.split("=", 1) for item in args.python)
-    variants = [v for v in VARIANTS if v[1] in pythons and (not args.only or any(o in v[0] for o in args.only))]
+    variants = [
+        v for v in VARIANTS if v[1] in pythons and (not args.only or any(o in v[0] for o in args.only))
+    ]
     if not variants:
         raise SystemExit("no variant to run: give --python DRIVER=/path/to/venv/bin/python")
     script = str(Path(__file__).resolve())
-    common = ["--statements", str(args.statements), "--concurrency", str(args.concurrency), "--warmup", str(args.warmup),
-              "--host", args.host, "--port", str(args.port), "--loop", args.loop, "--json"]
+    common = [
+        "--statements",
+        str(args.statements),
+        "--concurrency",
+        str(args.concurrency),
+        "--warmup",
+        str(args.warmup),
+        "--host",
+        args.host,
+        "--port",
+        str(args.port),
+        "--loop",
+        args.loop,
+        "--json",
+    ]
     pid = cassandra_pid(args.cassandra_pid)
     idle_before = idle_server_cpu(pid)
     results: dict[str, list[dict[str, Any]]] = {name: [] for name, _, _ in variants}
@@ -566,20 +624,45 @@ def matrix(args: argparse.Namespace) -> None:
             cmd = [pythons[drv], script, "--driver", drv, *common, *extra]
             proc = subprocess.run(cmd, capture_output=True, text=True, timeout=args.run_timeout, check=False)
             if proc.returncode != 0:
-                print(f"# {name} (run {rep + 1}) failed: {proc.stderr.strip().splitlines()[-1:]}", file=sys.stderr)
+                print(
+                    f"# {name} (run {rep + 1}) failed: {proc.stderr.strip().splitlines()[-1:]}",
+                    file=sys.stderr,
+                )
                 continue
             row = json.loads(proc.stdout.strip().splitlines()[-1])
             results[name].append(row)
-            print(f"# run {rep + 1} {name}: " + " ".join(f"{k}={row[k]}" for k in METRICS), file=sys.stderr, flush=True)
+            print(
+                f"# run {rep + 1} {name}: " + " ".join(f"{k}={row[k]}" for k in METRICS),
+                file=sys.stderr,
+                flush=True,
+            )
     idle_after = idle_server_cpu(pid)
     dropper = pythons.get("datastax") or next(iter(pythons.values()))
     drop_driver = "datastax" if "datastax" in pythons else next(iter(pythons))
-    subprocess.run([dropper, script, "--driver", drop_driver, "--drop-only", "--host", args.host, "--port", str(args.port)],
-                   capture_output=True, timeout=args.run_timeout, check=False)
+    subprocess.run(
+        [
+            dropper,
+            script,
+            "--driver",
+            drop_driver,
+            "--drop-only",
+            "--host",
+            args.host,
+            "--port",
+            str(args.port),
+        ],
+        capture_output=True,
+        timeout=args.run_timeout,
+        check=False,
+    )
     print(f"Cassandra idle CPU before/after: {idle_before} / {idle_after} ms/s (not subtracted below)")
-    print(f"{args.statements} statements per run, {args.concurrency} in flight, median of {args.repeat} runs"
-          f" (statements/s: median, min-max), asyncio loop unless the variant says uvloop\n")
-    print("| variant | driver | protocol | statements/s (min-max) | client CPU µs/stmt | Cassandra CPU µs/stmt | p50 ms | p99 ms |")
+    print(
+        f"{args.statements} statements per run, {args.concurrency} in flight, median of {args.repeat} runs"
+        f" (statements/s: median, min-max), asyncio loop unless the variant says uvloop\n"
+    )
+    print(
+        "| variant | driver | protocol | statements/s (min-max) | client CPU µs/stmt | Cassandra CPU µs/stmt | p50 ms | p99 ms |"
+    )
     print("|---|---|---|---:|---:|---:|---:|---:|")
     for name, _, _ in variants:
         rows = results[name]
@@ -587,22 +670,34 @@ def matrix(args: argparse.Namespace) -> None:
             print(f"| {name} | failed | | | | | | |")
             continue
         med = {k: statistics.median(r[k] for r in rows if r[k] is not None) for k in METRICS}
-        print(f"| {name} | {rows[0]['label']} | v{rows[0]['protocol']} | {med['stmt_per_s']:,.0f} "
-              f"({min(r['stmt_per_s'] for r in rows):,.0f}-{max(r['stmt_per_s'] for r in rows):,.0f}) | "
-              f"{med['client_cpu_us']:.0f} | {med['server_cpu_us']:.0f} | {med['p50_ms']:.1f} | {med['p99_ms']:.1f} |")
+        print(
+            f"| {name} | {rows[0]['label']} | v{rows[0]['protocol']} | {med['stmt_per_s']:,.0f} "
+            f"({min(r['stmt_per_s'] for r in rows):,.0f}-{max(r['stmt_per_s'] for r in rows):,.0f}) | "
+            f"{med['client_cpu_us']:.0f} | {med['server_cpu_us']:.0f} | {med['p50_ms']:.1f} | {med['p99_ms']:.1f} |"
+        )
     if args.raw:
         Path(args.raw).write_text(json.dumps(results, indent=1))
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--driver", choices=sorted(DRIVERS), default="datastax")
-    ap.add_argument("--statements", type=int, default=20_000, help="timed statements (half INSERT, half UPDATE)")
+    ap.add_argument(
+        "--statements", type=int, default=20_000, help="timed statements (half INSERT, half UPDATE)"
+    )
     ap.add_argument("--concurrency", type=int, default=64, help="statements in flight")
     ap.add_argument("--warmup", type=int, default=1_000, help="untimed statements first")
-    ap.add_argument("--reactor", choices=["libev", "asyncore", "asyncio"], default="libev", help="datastax/scylla only")
-    ap.add_argument("--bridge", choices=["per-result", "batched"], default="per-result", help="datastax/scylla only")
-    ap.add_argument("--protocol", type=int, default=None, help="native protocol version (default: 5, or 4 where v5 fails)")
+    ap.add_argument(
+        "--reactor", choices=["libev", "asyncore", "asyncio"], default="libev", help="datastax/scylla only"
+    )
+    ap.add_argument(
+        "--bridge", choices=["per-result", "batched"], default="per-result", help="datastax/scylla only"
+    )
+    ap.add_argument(
+        "--protocol", type=int, default=None, help="native protocol version (default: 5, or 4 where v5 fails)"
+    )
     ap.add_argument("--loop", choices=["asyncio", "uvloop"], default="asyncio")
     ap.add_argument("--host", default="127.0.0.1")
     ap.add_argument("--port", type=int, default=9042)
@@ -612,7 +707,13 @@ def main() -> None:
     ap.add_argument("--drop-only", action="store_true", help=f"connect, drop keyspace {KEYSPACE}, exit")
     ap.add_argument("--json", action="store_true", help="print one JSON line")
     ap.add_argument("--matrix", action="store_true", help="run every variant --repeat times, print the table")
-    ap.add_argument("--python", action="append", default=[], metavar="DRIVER=PYTHON", help="--matrix: a driver's interpreter")
+    ap.add_argument(
+        "--python",
+        action="append",
+        default=[],
+        metavar="DRIVER=PYTHON",
+        help="--matrix: a driver's interpreter",
+    )
     ap.add_argument("--only", action="append", default=[], help="--matrix: variants whose name contains this")
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--run-timeout", type=float, default=120.0)

@@ -66,11 +66,20 @@ def run_worker(variant: str, prefix: str, datadir: str) -> None:
     # As the worker has them (agents/worker.py): the produce patches, the RocksDB budget and WAL setting.
     producing.install(drain_by_broker=settings.producer_drain_by_broker)
     install_memory_budget(settings)
-    fetching.install(min_bytes=settings.consumer_fetch_min_bytes, max_wait_ms=settings.consumer_fetch_max_wait_ms)
+    fetching.install(
+        min_bytes=settings.consumer_fetch_min_bytes, max_wait_ms=settings.consumer_fetch_max_wait_ms
+    )
     app = faust.App(
-        f"{prefix}-app", broker=f"kafka://{settings.kafka_bootstrap}", store="rocksdb://", datadir=datadir,
-        topic_partitions=PARTITIONS, value_serializer="raw", web_enabled=False, autodiscover=False,
-        consumer_auto_offset_reset="earliest", producer_linger=settings.producer_linger_ms / 1000,
+        f"{prefix}-app",
+        broker=f"kafka://{settings.kafka_bootstrap}",
+        store="rocksdb://",
+        datadir=datadir,
+        topic_partitions=PARTITIONS,
+        value_serializer="raw",
+        web_enabled=False,
+        autodiscover=False,
+        consumer_auto_offset_reset="earliest",
+        producer_linger=settings.producer_linger_ms / 1000,
         producer_max_batch_size=256 * 1024,
     )
     app.producer.buffer.max_messages = settings.producer_buffer_max_messages
@@ -100,9 +109,17 @@ async def _topics(bootstrap: str, prefix: str) -> None:
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
     try:
-        await admin.create_topics([NewTopic(f"{prefix}-{n}", PARTITIONS, 1) for n in ("in", "out")]
-                                  + [NewTopic(f"{prefix}-app-floor-changelog", PARTITIONS, 1,
-                                              topic_configs={"cleanup.policy": "compact"})])
+        await admin.create_topics(
+            [NewTopic(f"{prefix}-{n}", PARTITIONS, 1) for n in ("in", "out")]
+            + [
+                NewTopic(
+                    f"{prefix}-app-floor-changelog",
+                    PARTITIONS,
+                    1,
+                    topic_configs={"cleanup.policy": "compact"},
+                )
+            ]
+        )
     finally:
         await admin.close()
 
@@ -147,8 +164,13 @@ async def measure(variant: str, *, rate: float, seconds: float, timeout: float) 
     prefix = f"floor-{variant}-{uuid.uuid4().hex[:8]}"
     await _topics(bootstrap, prefix)
     datadir = tempfile.mkdtemp(prefix=f"c4a-{prefix}-")
-    child = subprocess.Popen([sys.executable, __file__, "--child", variant, "--prefix", prefix, "--datadir", datadir],
-                             cwd=ROOT, env=os.environ.copy(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    child = subprocess.Popen(
+        [sys.executable, __file__, "--child", variant, "--prefix", prefix, "--datadir", datadir],
+        cwd=ROOT,
+        env=os.environ.copy(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5)
     await producer.start()
     try:
@@ -163,8 +185,13 @@ async def measure(variant: str, *, rate: float, seconds: float, timeout: float) 
         t1 = await _wait_committed(bootstrap, group, topic, warm + count, timeout)
         cpu1 = process_cpu_seconds(child.pid)
         assert cpu0 is not None and cpu1 is not None, "the worker died"
-        return {"variant": variant, "events": count, "seconds": round(t1 - t0, 1),
-                "cpu_s": round(cpu1 - cpu0, 2), "us_per_event": round((cpu1 - cpu0) / count * 1e6, 1)}
+        return {
+            "variant": variant,
+            "events": count,
+            "seconds": round(t1 - t0, 1),
+            "cpu_s": round(cpu1 - cpu0, 2),
+            "us_per_event": round((cpu1 - cpu0) / count * 1e6, 1),
+        }
     finally:
         await producer.stop()
         child.kill()
@@ -188,8 +215,10 @@ def main() -> int:
     logging.basicConfig(level=logging.WARNING)
     meta = run_meta("faust_floor", sys.argv[1:])
     yardstick = measure_yardstick(get_settings().kafka_bootstrap, args.yardstick_messages)
-    rows = [asyncio.run(measure(v, rate=args.rate, seconds=args.seconds, timeout=args.timeout))
-            for v in args.variants.split(",")]
+    rows = [
+        asyncio.run(measure(v, rate=args.rate, seconds=args.seconds, timeout=args.timeout))
+        for v in args.variants.split(",")
+    ]
     base = next((r["us_per_event"] for r in rows if r["variant"] == "consume"), None)
     print("\n".join(yardstick_lines(yardstick)))
     print(f"{meta['date']}: rate {args.rate:.0f} events/s, {args.seconds:.0f} s per variant")
@@ -197,7 +226,9 @@ def main() -> int:
     print("|---|---|---|---|---|---|")
     for r in rows:
         marginal = "" if base is None or r["variant"] == "consume" else f"{r['us_per_event'] - base:.1f}"
-        print(f"| {r['variant']} | {r['events']} | {r['seconds']} | {r['cpu_s']} | {r['us_per_event']} | {marginal} |")
+        print(
+            f"| {r['variant']} | {r['events']} | {r['seconds']} | {r['cpu_s']} | {r['us_per_event']} | {marginal} |"
+        )
     return 0
 
 

@@ -79,7 +79,9 @@ class Send:
 
 def metric(api: ApiProcess, name: str) -> float | None:
     try:
-        body = urllib.request.urlopen(f"http://127.0.0.1:{api.metrics_port}/metrics", timeout=2).read().decode()
+        body = (
+            urllib.request.urlopen(f"http://127.0.0.1:{api.metrics_port}/metrics", timeout=2).read().decode()
+        )
     except OSError:
         return None
     for line in body.splitlines():
@@ -108,7 +110,10 @@ async def run_load(
     api: ApiProcess, pairs: list[tuple[str, str]], *, rate: float, seconds: float
 ) -> tuple[list[Send], list[tuple[int, float | None]], float]:
     """Open loop at ``rate`` for ``seconds``; returns the sends, the API's backlog per second and the last send time."""
-    channels = [grpc.aio.insecure_channel(api.target, options=[("grpc.use_local_subchannel_pool", 1)]) for _ in range(4)]
+    channels = [
+        grpc.aio.insecure_channel(api.target, options=[("grpc.use_local_subchannel_pool", 1)])
+        for _ in range(4)
+    ]
     stubs = [messages_pb2_grpc.MessageServiceStub(c) for c in channels]
     total = round(rate * seconds)
     sends: list[Send] = []
@@ -146,7 +151,9 @@ async def warm_up(api: ApiProcess, pairs: list[tuple[str, str]], settings: Setti
     async with grpc.aio.insecure_channel(api.target) as channel:
         stub = messages_pb2_grpc.MessageServiceStub(channel)
         sends = [Send(second=0, conversation_id=cid) for _token, cid in pairs]
-        await asyncio.gather(*(send_one(stub, s, token, "warm-up") for s, (token, _cid) in zip(sends, pairs, strict=True)))
+        await asyncio.gather(
+            *(send_one(stub, s, token, "warm-up") for s, (token, _cid) in zip(sends, pairs, strict=True))
+        )
     bad = Counter(s.code for s in sends if s.code != "OK")
     if bad:
         raise RuntimeError(f"warm-up sends failed: {dict(bad)}")
@@ -179,8 +186,13 @@ async def wait_delivered(settings: Settings, sends: list[Send], *, timeout: floa
     return {m for ids in pending.values() for m in ids}
 
 
-def render(meta: dict, sends: list[Send], lags: list[tuple[int, float | None]], verdict: dict,
-           yardstick: YardstickResult | None = None) -> str:
+def render(
+    meta: dict,
+    sends: list[Send],
+    lags: list[tuple[int, float | None]],
+    verdict: dict,
+    yardstick: YardstickResult | None = None,
+) -> str:
     per_second: dict[int, Counter] = {}
     for s in sends:
         per_second.setdefault(s.second, Counter())[s.code or "?"] += 1
@@ -227,8 +239,13 @@ def plot(path: Path, sends: list[Send], lags: list[tuple[int, float | None]], ra
     ax.set_xlabel("second of the load")
     ax.set_ylabel("messages / s")
     lag_ax = ax.twinx()
-    lag_ax.plot([t for t, v in lags if v is not None and v >= 0], [v for _t, v in lags if v is not None and v >= 0],
-                color="tab:red", alpha=0.5, label="backlog (messages)")
+    lag_ax.plot(
+        [t for t, v in lags if v is not None and v >= 0],
+        [v for _t, v in lags if v is not None and v >= 0],
+        color="tab:red",
+        alpha=0.5,
+        label="backlog (messages)",
+    )
     lag_ax.set_ylabel("backlog read by the API (messages)")
     handles = ax.get_legend_handles_labels()[0] + lag_ax.get_legend_handles_labels()[0]
     ax.legend(handles=handles, loc="upper left", fontsize="small")
@@ -238,7 +255,9 @@ def plot(path: Path, sends: list[Send], lags: list[tuple[int, float | None]], ra
     plt.close(fig)
 
 
-def start_platform(args: argparse.Namespace, out: Path) -> tuple[IsolatedPipeline, ApiProcess, str, dict[str, str]]:
+def start_platform(
+    args: argparse.Namespace, out: Path
+) -> tuple[IsolatedPipeline, ApiProcess, str, dict[str, str]]:
     """This run's topics, worker and API (IsolatedPipeline and start_api run event loops of their own)."""
     settings = get_settings()
     pipeline = IsolatedPipeline(settings, name="bench-overload")
@@ -247,18 +266,36 @@ def start_platform(args: argparse.Namespace, out: Path) -> tuple[IsolatedPipelin
         worker = WorkerProcess(app_id=pipeline.app_id, env=pipeline.env, log_path=out / "worker.log").start()
         pipeline.workers.append(worker)  # stopped by pipeline.close()
         secret = secrets.token_hex(32)
-        api = start_api({**pipeline.env, "CHAT4ALL_APP_ID": pipeline.app_id, "CHAT4ALL_JWT_SECRET": secret, **api_env}, log_dir=out)
+        api = start_api(
+            {**pipeline.env, "CHAT4ALL_APP_ID": pipeline.app_id, "CHAT4ALL_JWT_SECRET": secret, **api_env},
+            log_dir=out,
+        )
         worker.wait_ready()
     except BaseException:
         pipeline.close()
         raise
-    logger.info("API on %s (pid %d), worker pid %d, app id %s", api.target, api.proc.pid, worker.proc.pid, pipeline.app_id)
+    logger.info(
+        "API on %s (pid %d), worker pid %d, app id %s",
+        api.target,
+        api.proc.pid,
+        worker.proc.pid,
+        pipeline.app_id,
+    )
     return pipeline, api, secret, api_env
 
 
-async def run(args: argparse.Namespace, out: Path, pipeline: IsolatedPipeline, api: ApiProcess, secret: str,
-              api_env: dict[str, str], yardstick: YardstickResult | None = None) -> int:
-    pairs = await asyncio.to_thread(bench_senders, api.target, users=args.senders, secret=secret, whatsapp_peer=True)
+async def run(
+    args: argparse.Namespace,
+    out: Path,
+    pipeline: IsolatedPipeline,
+    api: ApiProcess,
+    secret: str,
+    api_env: dict[str, str],
+    yardstick: YardstickResult | None = None,
+) -> int:
+    pairs = await asyncio.to_thread(
+        bench_senders, api.target, users=args.senders, secret=secret, whatsapp_peer=True
+    )
     isolated = get_settings().model_copy(update={"topic_prefix": pipeline.prefix, "app_id": pipeline.app_id})
     await warm_up(api, pairs, isolated, timeout=120)
     rate = args.sustained * args.factor
@@ -279,24 +316,42 @@ async def run(args: argparse.Namespace, out: Path, pipeline: IsolatedPipeline, a
         "other answers (CANCELLED, DEADLINE_EXCEEDED, ...)": bad or 0,
         "refusals without retry-after": len(refused) - len(waits),
         "retry-after given (min / max s)": f"{min(waits):.3f} / {max(waits):.3f}" if waits else "-",
-        "refusal latency p99 (ms)": f"{1000 * percentile([s.latency for s in refused], 0.99):.1f}" if refused else "-",
+        "refusal latency p99 (ms)": f"{1000 * percentile([s.latency for s in refused], 0.99):.1f}"
+        if refused
+        else "-",
         "accepted latency p99 (ms)": f"{1000 * percentile([s.latency for s in sends if s.code == 'OK'], 0.99):.1f}",
         "accepted and DELIVERED": f"{accepted - len(undelivered)} of {accepted}",
-        "drain (last DELIVERED - last send, s, +-1)": f"{drain:.1f}" if not undelivered else f"not within {args.drain_timeout:.0f}",
+        "drain (last DELIVERED - last send, s, +-1)": f"{drain:.1f}"
+        if not undelivered
+        else f"not within {args.drain_timeout:.0f}",
     }
     ok = not bad and not undelivered and len(waits) == len(refused)
     verdict["result"] = "PASS" if ok else "FAIL"
     meta = {
         "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "machine": f"{os.cpu_count()} cores, everything co-located",
-        "offered_rate": rate, "factor": args.factor, "sustained": args.sustained, "seconds": args.seconds,
-        "senders": args.senders, "api_env": api_env,
+        "offered_rate": rate,
+        "factor": args.factor,
+        "sustained": args.sustained,
+        "seconds": args.seconds,
+        "senders": args.senders,
+        "api_env": api_env,
     }
     report = render(meta, sends, lags, verdict, yardstick)
     (out / "results.md").write_text(report)
-    (out / "results.json").write_text(json.dumps({"meta": meta, "yardstick": asdict(yardstick) if yardstick else None,
-                                                  "verdict": verdict, "lag": lags, "codes": dict(codes)},
-                                                 indent=2, default=str))
+    (out / "results.json").write_text(
+        json.dumps(
+            {
+                "meta": meta,
+                "yardstick": asdict(yardstick) if yardstick else None,
+                "verdict": verdict,
+                "lag": lags,
+                "codes": dict(codes),
+            },
+            indent=2,
+            default=str,
+        )
+    )
     plot(out / "overload.png", sends, lags, rate)
     print(report)
     return 0 if ok else 1
@@ -309,12 +364,23 @@ def percentile(values: list[float], q: float) -> float:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sustained", type=float, default=300.0, help="the rate the platform sustains (msg/s, default 300)")
+    parser.add_argument(
+        "--sustained", type=float, default=300.0, help="the rate the platform sustains (msg/s, default 300)"
+    )
     parser.add_argument("--factor", type=float, default=3.0, help="offered = factor x sustained (default 3)")
     parser.add_argument("--seconds", type=float, default=20.0, help="length of the load (default 20 s)")
-    parser.add_argument("--senders", type=int, default=100, help="senders, each in its own conversation (default 100)")
-    parser.add_argument("--max-lag", type=int, help="CHAT4ALL_API_ADMISSION_MAX_LAG for this run's API (default: its default)")
-    parser.add_argument("--drain-timeout", type=float, default=180.0, help="longest wait for every accepted message to be DELIVERED")
+    parser.add_argument(
+        "--senders", type=int, default=100, help="senders, each in its own conversation (default 100)"
+    )
+    parser.add_argument(
+        "--max-lag", type=int, help="CHAT4ALL_API_ADMISSION_MAX_LAG for this run's API (default: its default)"
+    )
+    parser.add_argument(
+        "--drain-timeout",
+        type=float,
+        default=180.0,
+        help="longest wait for every accepted message to be DELIVERED",
+    )
     add_yardstick_arg(parser)
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "bench" / "results")
     args = parser.parse_args()

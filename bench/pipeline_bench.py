@@ -47,12 +47,23 @@ def _wait_read(session, select, convs, count: int, start: float, timeout: float)
     return rows, None
 
 
-def run_once(*, guarantee: str, workers: int, messages: int, conversations: int, timeout: float,
-             rate: float, paced_seconds: float) -> dict[str, object]:
+def run_once(
+    *,
+    guarantee: str,
+    workers: int,
+    messages: int,
+    conversations: int,
+    timeout: float,
+    rate: float,
+    paced_seconds: float,
+) -> dict[str, object]:
     settings = get_settings()
     session = connect(settings)
-    pipeline = IsolatedPipeline(settings, name="c4a-bench", env={"CHAT4ALL_PROCESSING_GUARANTEE": guarantee,
-                                                                 "CHAT4ALL_LOG_LEVEL": "WARNING"})
+    pipeline = IsolatedPipeline(
+        settings,
+        name="c4a-bench",
+        env={"CHAT4ALL_PROCESSING_GUARANTEE": guarantee, "CHAT4ALL_LOG_LEVEL": "WARNING"},
+    )
     try:
         procs = [pipeline.worker() for _ in range(workers)]
         for p in procs:
@@ -60,13 +71,17 @@ def run_once(*, guarantee: str, workers: int, messages: int, conversations: int,
         time.sleep(3 if workers > 1 else 0)  # let the group settle after the second join
         convs = setup_conversations(session, conversations)
         events = events_for(convs, messages, prefix="bench")
-        select = session.prepare("SELECT ts, status, delivered_at, read_at FROM messages WHERE conversation_id = ?")
+        select = session.prepare(
+            "SELECT ts, status, delivered_at, read_at FROM messages WHERE conversation_id = ?"
+        )
         start = time.time()
         publish_messages(settings, events, prefix=pipeline.prefix)
         published = time.time()
         rows, done_at = _wait_read(session, select, convs, messages, start, timeout)
         read = [r for r in rows if r.status == "READ"]
-        burst_ms = [(r.delivered_at - r.ts).total_seconds() * 1000 for r in rows if r.delivered_at is not None]
+        burst_ms = [
+            (r.delivered_at - r.ts).total_seconds() * 1000 for r in rows if r.delivered_at is not None
+        ]
         elapsed = (done_at or time.time()) - start
 
         # Paced phase: steady load below capacity, for the send -> DELIVERED latency.
@@ -75,22 +90,29 @@ def run_once(*, guarantee: str, workers: int, messages: int, conversations: int,
         step = max(1, int(rate / 10))
         t0 = time.time()
         for i in range(0, len(paced), step):
-            for e in paced[i:i + step]:
+            for e in paced[i : i + step]:
                 e["ts_ms"] = int(time.time() * 1000)  # the API stamps ts_ms when it accepts the send
-            publish_messages(settings, paced[i:i + step], prefix=pipeline.prefix)
+            publish_messages(settings, paced[i : i + step], prefix=pipeline.prefix)
             time.sleep(max(0.0, t0 + (i + step) / rate - time.time()))
         prow, _ = _wait_read(session, select, paced_convs, len(paced), t0, timeout)
-        delivered_ms = [(r.delivered_at - r.ts).total_seconds() * 1000 for r in prow if r.delivered_at is not None]
+        delivered_ms = [
+            (r.delivered_at - r.ts).total_seconds() * 1000 for r in prow if r.delivered_at is not None
+        ]
         return {
-            "guarantee": guarantee, "workers": workers, "messages": messages, "read": len(read),
-            "publish_s": round(published - start, 2), "elapsed_s": round(elapsed, 2),
+            "guarantee": guarantee,
+            "workers": workers,
+            "messages": messages,
+            "read": len(read),
+            "publish_s": round(published - start, 2),
+            "elapsed_s": round(elapsed, 2),
             "msgs_per_s": round(len(read) / elapsed, 1),
             "p50_ms": round(_percentile(delivered_ms, 0.50)) if delivered_ms else None,
             "p95_ms": round(_percentile(delivered_ms, 0.95)) if delivered_ms else None,
             "p99_ms": round(_percentile(delivered_ms, 0.99)) if delivered_ms else None,
             "mean_ms": round(statistics.fmean(delivered_ms)) if delivered_ms else None,
             "burst_p50_ms": round(_percentile(burst_ms, 0.50)) if burst_ms else None,
-            "paced_delivered": len(delivered_ms), "paced_sent": len(paced),
+            "paced_delivered": len(delivered_ms),
+            "paced_sent": len(paced),
             "complete": done_at is not None,
         }
     finally:
@@ -111,13 +133,32 @@ def main() -> None:
     results = []
     for guarantee in args.guarantees.split(","):
         for workers in (int(w) for w in args.workers.split(",")):
-            result = run_once(guarantee=guarantee, workers=workers, messages=args.messages,
-                              conversations=args.conversations, timeout=args.timeout, rate=args.rate,
-                              paced_seconds=args.paced_seconds)
+            result = run_once(
+                guarantee=guarantee,
+                workers=workers,
+                messages=args.messages,
+                conversations=args.conversations,
+                timeout=args.timeout,
+                rate=args.rate,
+                paced_seconds=args.paced_seconds,
+            )
             results.append(result)
             print(result, file=sys.stderr, flush=True)
-    cols = ["guarantee", "workers", "messages", "read", "elapsed_s", "msgs_per_s", "complete", "burst_p50_ms",
-            "paced_sent", "paced_delivered", "p50_ms", "p95_ms", "p99_ms"]
+    cols = [
+        "guarantee",
+        "workers",
+        "messages",
+        "read",
+        "elapsed_s",
+        "msgs_per_s",
+        "complete",
+        "burst_p50_ms",
+        "paced_sent",
+        "paced_delivered",
+        "p50_ms",
+        "p95_ms",
+        "p99_ms",
+    ]
     print("| " + " | ".join(cols) + " |")
     print("|" + "---|" * len(cols))
     for r in results:

@@ -46,12 +46,24 @@ def plot_step_load(steps: Sequence[dict[str, Any]], path: Path, *, title: str = 
     shown = [(o, v) for o, v in zip(offered, p95, strict=True) if v is not None and v != float("inf")]
     top = max([10.0] + [v * 2 for _, v in shown])
     if shown:
-        right.plot([o for o, _ in shown], [v for _, v in shown], marker="s", color="tab:red",
-                   label="send -> DELIVERED p95 (s)")
+        right.plot(
+            [o for o, _ in shown],
+            [v for _, v in shown],
+            marker="s",
+            color="tab:red",
+            label="send -> DELIVERED p95 (s)",
+        )
     never = [o for o, v in zip(offered, p95, strict=True) if v is None or v == float("inf")]
     if never:  # p95 unbounded: more than 5% never seen DELIVERED
-        right.plot(never, [top / 1.3] * len(never), marker="x", linestyle="", color="tab:red", markersize=9,
-                   label="p95 unbounded (>5% never DELIVERED)")
+        right.plot(
+            never,
+            [top / 1.3] * len(never),
+            marker="x",
+            linestyle="",
+            color="tab:red",
+            markersize=9,
+            label="p95 unbounded (>5% never DELIVERED)",
+        )
     right.axhline(1.5, color="tab:red", linestyle="--", linewidth=0.8, label="p95 target 1.5 s")
     right.set_ylabel("send -> DELIVERED p95, seconds (log)")
     right.set_yscale("log")

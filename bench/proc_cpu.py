@@ -33,7 +33,7 @@ def _stat_fields(pid: int) -> list[str] | None:
         raw = Path(f"/proc/{pid}/stat").read_text()
     except (FileNotFoundError, ProcessLookupError, PermissionError):
         return None
-    return raw[raw.rindex(")") + 2:].split()
+    return raw[raw.rindex(")") + 2 :].split()
 
 
 def process_cpu_seconds(pid: int) -> float | None:
@@ -57,8 +57,9 @@ def children_map() -> dict[int, list[int]]:
     return tree
 
 
-def descendants(pid: int, tree: Mapping[int, list[int]] | None = None, *,
-                exclude: Collection[int] = ()) -> list[int]:
+def descendants(
+    pid: int, tree: Mapping[int, list[int]] | None = None, *, exclude: Collection[int] = ()
+) -> list[int]:
     """``pid`` and every live descendant of it, leaving out the subtrees of the pids in ``exclude``."""
     tree = children_map() if tree is None else tree
     found, todo = [], [pid]
@@ -69,8 +70,9 @@ def descendants(pid: int, tree: Mapping[int, list[int]] | None = None, *,
     return found
 
 
-def tree_cpu_seconds(pid: int, tree: Mapping[int, list[int]] | None = None, *,
-                     exclude: Collection[int] = ()) -> float | None:
+def tree_cpu_seconds(
+    pid: int, tree: Mapping[int, list[int]] | None = None, *, exclude: Collection[int] = ()
+) -> float | None:
     """CPU seconds of ``pid`` plus its live descendants (but not the subtrees of ``exclude``);
     None if ``pid`` does not exist."""
     own = process_cpu_seconds(pid)
@@ -123,7 +125,9 @@ class CpuMeter:
         tree = children_map()
         measured = set(self.pids.values())
         return CpuSample(
-            per_process={name: tree_cpu_seconds(pid, tree, exclude=measured - {pid}) for name, pid in self.pids.items()},
+            per_process={
+                name: tree_cpu_seconds(pid, tree, exclude=measured - {pid}) for name, pid in self.pids.items()
+            },
             machine=machine_busy_seconds(),
         )
 

@@ -72,59 +72,142 @@ def summarise(results: Sequence[BurstResult]) -> list[dict[str, Any]]:
     rows = []
     for n in counts:
         runs = [r for r in results if r.workers == n]
-        rows.append({
-            "workers": n, "runs": [r.msgs_per_s for r in runs], "complete": all(r.complete for r in runs),
-            "median_msgs_per_s": medians[n],
-            "median_msgs_per_s_delivered": statistics.median(
-                r.msgs_per_s_delivered for r in runs if r.msgs_per_s_delivered is not None)
-            if any(r.msgs_per_s_delivered for r in runs) else None,
-            "ratio_to_one": round(medians[n] / base, 3) if base else None,
-            # Each repeat's n-worker run against the 1-worker run of the same repeat (minutes apart, so
-            # less exposed to the slow spells of a shared machine than the ratio of medians).
-            "paired_ratios": [round(r.msgs_per_s / one.msgs_per_s, 2) for r, one in zip(
-                runs, [x for x in results if x.workers == 1], strict=False) if one.msgs_per_s] if base else [],
-            "workers_cpu_ms_per_msg": statistics.median(r.cpu_ms_per_msg.get("workers") or 0.0 for r in runs),
-            "kafka_cpu_ms_per_msg": statistics.median(r.cpu_ms_per_msg.get("kafka") or 0.0 for r in runs),
-            "cassandra_cpu_ms_per_msg": statistics.median(r.cpu_ms_per_msg.get("cassandra") or 0.0 for r in runs),
-        })
+        rows.append(
+            {
+                "workers": n,
+                "runs": [r.msgs_per_s for r in runs],
+                "complete": all(r.complete for r in runs),
+                "median_msgs_per_s": medians[n],
+                "median_msgs_per_s_delivered": statistics.median(
+                    r.msgs_per_s_delivered for r in runs if r.msgs_per_s_delivered is not None
+                )
+                if any(r.msgs_per_s_delivered for r in runs)
+                else None,
+                "ratio_to_one": round(medians[n] / base, 3) if base else None,
+                # Each repeat's n-worker run against the 1-worker run of the same repeat (minutes apart, so
+                # less exposed to the slow spells of a shared machine than the ratio of medians).
+                "paired_ratios": [
+                    round(r.msgs_per_s / one.msgs_per_s, 2)
+                    for r, one in zip(runs, [x for x in results if x.workers == 1], strict=False)
+                    if one.msgs_per_s
+                ]
+                if base
+                else [],
+                "workers_cpu_ms_per_msg": statistics.median(
+                    r.cpu_ms_per_msg.get("workers") or 0.0 for r in runs
+                ),
+                "kafka_cpu_ms_per_msg": statistics.median(r.cpu_ms_per_msg.get("kafka") or 0.0 for r in runs),
+                "cassandra_cpu_ms_per_msg": statistics.median(
+                    r.cpu_ms_per_msg.get("cassandra") or 0.0 for r in runs
+                ),
+            }
+        )
     return rows
 
 
-def render_markdown(meta: Mapping[str, Any], results: Sequence[BurstResult], summary: Sequence[dict[str, Any]],
-                    yardstick: YardstickResult | None = None) -> str:
-    lines = [f"Worker scaling, {meta['date']} — `{meta['command']}`", "",
-             f"Machine: {meta['machine']}; code {meta['commit']}; load average {meta['loadavg_start']} at the "
-             f"start, {meta.get('loadavg_end', '?')} at the end.", ""]
+def render_markdown(
+    meta: Mapping[str, Any],
+    results: Sequence[BurstResult],
+    summary: Sequence[dict[str, Any]],
+    yardstick: YardstickResult | None = None,
+) -> str:
+    lines = [
+        f"Worker scaling, {meta['date']} — `{meta['command']}`",
+        "",
+        f"Machine: {meta['machine']}; code {meta['commit']}; load average {meta['loadavg_start']} at the "
+        f"start, {meta.get('loadavg_end', '?')} at the end.",
+        "",
+    ]
     lines += yardstick_lines(yardstick)
-    lines.append(markdown_table(
-        ["workers", "runs msg/s to READ", "median msg/s", "ratio to 1 worker", "ratio per repeat",
-         "median msg/s to DELIVERED",
-         "workers CPU ms/msg", "Kafka CPU ms/msg", "Cassandra CPU ms/msg", "all READ"],
-        [[s["workers"], ", ".join(f"{v:g}" for v in s["runs"]), s["median_msgs_per_s"], s["ratio_to_one"],
-          ", ".join(f"{v:g}" for v in s["paired_ratios"]),
-          s["median_msgs_per_s_delivered"], s["workers_cpu_ms_per_msg"], s["kafka_cpu_ms_per_msg"],
-          s["cassandra_cpu_ms_per_msg"], "yes" if s["complete"] else "no"] for s in summary]))
+    lines.append(
+        markdown_table(
+            [
+                "workers",
+                "runs msg/s to READ",
+                "median msg/s",
+                "ratio to 1 worker",
+                "ratio per repeat",
+                "median msg/s to DELIVERED",
+                "workers CPU ms/msg",
+                "Kafka CPU ms/msg",
+                "Cassandra CPU ms/msg",
+                "all READ",
+            ],
+            [
+                [
+                    s["workers"],
+                    ", ".join(f"{v:g}" for v in s["runs"]),
+                    s["median_msgs_per_s"],
+                    s["ratio_to_one"],
+                    ", ".join(f"{v:g}" for v in s["paired_ratios"]),
+                    s["median_msgs_per_s_delivered"],
+                    s["workers_cpu_ms_per_msg"],
+                    s["kafka_cpu_ms_per_msg"],
+                    s["cassandra_cpu_ms_per_msg"],
+                    "yes" if s["complete"] else "no",
+                ]
+                for s in summary
+            ],
+        )
+    )
     two = next((s for s in summary if s["workers"] == 2), None)
     if two is not None and two["ratio_to_one"] is not None:
         met = two["ratio_to_one"] >= TARGET_RATIO_TWO and two["complete"]
-        lines += ["", f"Two workers reach {two['ratio_to_one']:.2f}x of one (target >= {TARGET_RATIO_TWO}x): "
-                      f"{'met' if met else 'not met'}."]
+        lines += [
+            "",
+            f"Two workers reach {two['ratio_to_one']:.2f}x of one (target >= {TARGET_RATIO_TWO}x): "
+            f"{'met' if met else 'not met'}.",
+        ]
     lines += ["", "Every run (CPU ms per message, first publish to last READ, idle included):", ""]
-    lines.append(markdown_table(
-        ["workers", "messages", "READ", "all DELIVERED s", "elapsed s", "msg/s", "DELIVERED p50/p99 ms",
-         "workers", "kafka", "cassandra", "bench", "other", "others' cores", "assigned partitions", "loadavg",
-         "code"],
-        [[r.workers, r.messages, r.read, r.delivered_s, r.elapsed_s, r.msgs_per_s,
-          f"{r.delivered_ms['p50']} / {r.delivered_ms['p99']}", r.cpu_ms_per_msg.get("workers"),
-          r.cpu_ms_per_msg.get("kafka"), r.cpu_ms_per_msg.get("cassandra"), r.cpu_ms_per_msg.get("bench"),
-          r.cpu_ms_per_msg.get("other"), r.other_cores, " / ".join(str(a) for a in r.assigned_partitions),
-          r.loadavg, r.code]
-         for r in results]))
+    lines.append(
+        markdown_table(
+            [
+                "workers",
+                "messages",
+                "READ",
+                "all DELIVERED s",
+                "elapsed s",
+                "msg/s",
+                "DELIVERED p50/p99 ms",
+                "workers",
+                "kafka",
+                "cassandra",
+                "bench",
+                "other",
+                "others' cores",
+                "assigned partitions",
+                "loadavg",
+                "code",
+            ],
+            [
+                [
+                    r.workers,
+                    r.messages,
+                    r.read,
+                    r.delivered_s,
+                    r.elapsed_s,
+                    r.msgs_per_s,
+                    f"{r.delivered_ms['p50']} / {r.delivered_ms['p99']}",
+                    r.cpu_ms_per_msg.get("workers"),
+                    r.cpu_ms_per_msg.get("kafka"),
+                    r.cpu_ms_per_msg.get("cassandra"),
+                    r.cpu_ms_per_msg.get("bench"),
+                    r.cpu_ms_per_msg.get("other"),
+                    r.other_cores,
+                    " / ".join(str(a) for a in r.assigned_partitions),
+                    r.loadavg,
+                    r.code,
+                ]
+                for r in results
+            ],
+        )
+    )
     return "\n".join(lines) + "\n"
 
 
-def plot_scaling(results: Sequence[BurstResult], summary: Sequence[dict[str, Any]], path: Path, *,
-                 title: str) -> Path | None:
+def plot_scaling(
+    results: Sequence[BurstResult], summary: Sequence[dict[str, Any]], path: Path, *, title: str
+) -> Path | None:
     """msg/s to READ against workers (each run and the medians), the 0.9x-of-one line, and the
     workers' CPU ms per message on a second axis."""
     from bench.plots import _pyplot
@@ -133,17 +216,36 @@ def plot_scaling(results: Sequence[BurstResult], summary: Sequence[dict[str, Any
     if plt is None or not summary:
         return None
     fig, ax = plt.subplots(figsize=(7.5, 5.2))
-    ax.scatter([r.workers for r in results], [r.msgs_per_s for r in results], color="tab:blue", alpha=0.5,
-               label="each run: msg/s to READ")
-    ax.plot([s["workers"] for s in summary], [s["median_msgs_per_s"] for s in summary], marker="o",
-            color="tab:blue", label="median msg/s to READ")
-    delivered = [(s["workers"], s["median_msgs_per_s_delivered"]) for s in summary if s["median_msgs_per_s_delivered"]]
+    ax.scatter(
+        [r.workers for r in results],
+        [r.msgs_per_s for r in results],
+        color="tab:blue",
+        alpha=0.5,
+        label="each run: msg/s to READ",
+    )
+    ax.plot(
+        [s["workers"] for s in summary],
+        [s["median_msgs_per_s"] for s in summary],
+        marker="o",
+        color="tab:blue",
+        label="median msg/s to READ",
+    )
+    delivered = [
+        (s["workers"], s["median_msgs_per_s_delivered"]) for s in summary if s["median_msgs_per_s_delivered"]
+    ]
     if delivered:
-        ax.plot([w for w, _ in delivered], [v for _, v in delivered], marker="^", color="tab:green",
-                label="median msg/s to all DELIVERED")
+        ax.plot(
+            [w for w, _ in delivered],
+            [v for _, v in delivered],
+            marker="^",
+            color="tab:green",
+            label="median msg/s to all DELIVERED",
+        )
     base = next((s["median_msgs_per_s"] for s in summary if s["workers"] == 1), None)
     if base:
-        ax.axhline(TARGET_RATIO_TWO * base, color="grey", linestyle=":", label=f"{TARGET_RATIO_TWO}x of one worker")
+        ax.axhline(
+            TARGET_RATIO_TWO * base, color="grey", linestyle=":", label=f"{TARGET_RATIO_TWO}x of one worker"
+        )
     ax.axhline(400, color="tab:red", linestyle="--", linewidth=0.8, label="burst target 400 msg/s (1 worker)")
     ax.set_xlabel("workers (--role all) on this machine")
     ax.set_ylabel("msg/s")
@@ -151,13 +253,25 @@ def plot_scaling(results: Sequence[BurstResult], summary: Sequence[dict[str, Any
     ax.set_ylim(bottom=0)
     ax.grid(alpha=0.3)
     right = ax.twinx()
-    right.plot([s["workers"] for s in summary], [s["workers_cpu_ms_per_msg"] for s in summary], marker="s",
-               color="tab:orange", linestyle="--", label="workers' CPU ms per message (all together)")
+    right.plot(
+        [s["workers"] for s in summary],
+        [s["workers_cpu_ms_per_msg"] for s in summary],
+        marker="s",
+        color="tab:orange",
+        linestyle="--",
+        label="workers' CPU ms per message (all together)",
+    )
     right.set_ylabel("CPU ms per message")
     right.set_ylim(bottom=0)
     lines, more = ax.get_legend_handles_labels(), right.get_legend_handles_labels()
-    ax.legend(lines[0] + more[0], lines[1] + more[1], fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.14),
-              ncol=2)
+    ax.legend(
+        lines[0] + more[0],
+        lines[1] + more[1],
+        fontsize=8,
+        loc="upper center",
+        bbox_to_anchor=(0.5, -0.14),
+        ncol=2,
+    )
     ax.set_title(title, fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -171,7 +285,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--messages", type=int, default=10_000)
     parser.add_argument("--conversations", type=int, default=120)
-    parser.add_argument("--timeout", type=float, default=300.0, help="per run, seconds from the first publish")
+    parser.add_argument(
+        "--timeout", type=float, default=300.0, help="per run, seconds from the first publish"
+    )
     parser.add_argument("--poll-interval", type=float, default=0.5)
     add_quiet_args(parser)
     add_yardstick_arg(parser)
@@ -207,24 +323,51 @@ def main(argv: Sequence[str] | None = None) -> int:
                 log_dir = out / f"run-{repeat + 1}-workers-{n}"
                 log_dir.mkdir(exist_ok=True)
                 logger.info("repeat %d: %d worker(s), %d messages", repeat + 1, n, args.messages)
-                result = run_burst(settings, session, workers=n, messages=args.messages,
-                                   conversations=args.conversations, timeout=args.timeout,
-                                   poll_interval=args.poll_interval, log_dir=log_dir, name="c4a-scale",
-                                   wait_idle=args.wait_idle, idle_cores=args.idle_cores)
-                logger.info("%d worker(s): %.1f msg/s to READ (%s)", n, result.msgs_per_s,
-                            "complete" if result.complete else "INCOMPLETE")
+                result = run_burst(
+                    settings,
+                    session,
+                    workers=n,
+                    messages=args.messages,
+                    conversations=args.conversations,
+                    timeout=args.timeout,
+                    poll_interval=args.poll_interval,
+                    log_dir=log_dir,
+                    name="c4a-scale",
+                    wait_idle=args.wait_idle,
+                    idle_cores=args.idle_cores,
+                )
+                logger.info(
+                    "%d worker(s): %.1f msg/s to READ (%s)",
+                    n,
+                    result.msgs_per_s,
+                    "complete" if result.complete else "INCOMPLETE",
+                )
                 results.append(result)
     finally:
         session.cluster.shutdown()
     meta["loadavg_end"] = loadavg()
     summary = summarise(results)
     table = render_markdown(meta, results, summary, yardstick)
-    runs = [{k: v for k, v in asdict(r).items() if k not in ("samples", "delivered_cdf_ms", "read_cdf_ms")}
-            for r in results]
-    write_results(out, table, {"meta": meta, "yardstick": asdict(yardstick) if yardstick else None,
-                               "summary": summary, "runs": runs})
-    plot = plot_scaling(results, summary, out / "scaling.png",
-                        title=f"Worker scaling, {meta['date']}, {args.messages} messages ({meta['commit']})")
+    runs = [
+        {k: v for k, v in asdict(r).items() if k not in ("samples", "delivered_cdf_ms", "read_cdf_ms")}
+        for r in results
+    ]
+    write_results(
+        out,
+        table,
+        {
+            "meta": meta,
+            "yardstick": asdict(yardstick) if yardstick else None,
+            "summary": summary,
+            "runs": runs,
+        },
+    )
+    plot = plot_scaling(
+        results,
+        summary,
+        out / "scaling.png",
+        title=f"Worker scaling, {meta['date']}, {args.messages} messages ({meta['commit']})",
+    )
     print(table)
     print(f"Results in {out}" + (f" (plot {plot.name})" if plot else ""))
     return 0 if all(r.complete for r in results) else 1

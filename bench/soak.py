@@ -119,11 +119,20 @@ def rocksdb_usage(data_dir: Path) -> dict[str, dict[str, float]]:
             except FileNotFoundError:
                 continue
             tables[table] = tables.get(table, 0.0) + size
-            kind = ("sst" if f.suffix == ".sst" else "wal" if f.suffix == ".log"
-                    else "info_log" if f.name.startswith("LOG") else "other")
+            kind = (
+                "sst"
+                if f.suffix == ".sst"
+                else "wal"
+                if f.suffix == ".log"
+                else "info_log"
+                if f.name.startswith("LOG")
+                else "other"
+            )
             kinds[kind] += size
-    return {"tables": {k: round(v, 2) for k, v in sorted(tables.items())},
-            "kinds": {k: round(v, 2) for k, v in kinds.items()}}
+    return {
+        "tables": {k: round(v, 2) for k, v in sorted(tables.items())},
+        "kinds": {k: round(v, 2) for k, v in kinds.items()},
+    }
 
 
 def kafka_topic_usage(kafka_data: Path, prefixes: Sequence[str]) -> dict[str, float]:
@@ -184,8 +193,15 @@ def parse_metrics(text: str) -> tuple[float, float, float, dict[str, float]]:
                 read += float(value)
         elif head.startswith("chat4all_consumer_lag{"):
             topic = head.split('topic="', 1)[1].split('"', 1)[0]
-            kind = ("messages" if topic.endswith(".messages") else "outbound" if topic.endswith("-outbound")
-                    else "status-updates" if topic.endswith(".status-updates") else "changelogs")
+            kind = (
+                "messages"
+                if topic.endswith(".messages")
+                else "outbound"
+                if topic.endswith("-outbound")
+                else "status-updates"
+                if topic.endswith(".status-updates")
+                else "changelogs"
+            )
             lag[kind] = lag.get(kind, 0.0) + float(value)
     return routed, delivered, read, lag
 
@@ -230,18 +246,31 @@ class Soak:
         own = kafka_topic_usage(kafka_data, [self.pipeline.prefix, self.pipeline.app_id + "-"])
         cassandra = stack / "cassandra" / "data"
         sample = ResourceSample(
-            t=round(time.time() - self.t0, 1) if self.t0 else 0.0, published=self.stats.sent,
-            worker_rss_mb=rss_mb(self.worker.proc.pid), rocksdb_mb=round(disk_bytes(self.worker.data_dir) / MB, 2),
-            rocksdb=rocks, kafka_mb=round(disk_bytes(kafka_data) / MB, 1), kafka_own_mb=round(sum(own.values()), 2),
+            t=round(time.time() - self.t0, 1) if self.t0 else 0.0,
+            published=self.stats.sent,
+            worker_rss_mb=rss_mb(self.worker.proc.pid),
+            rocksdb_mb=round(disk_bytes(self.worker.data_dir) / MB, 2),
+            rocksdb=rocks,
+            kafka_mb=round(disk_bytes(kafka_data) / MB, 1),
+            kafka_own_mb=round(sum(own.values()), 2),
             cassandra_mb=round(disk_bytes(cassandra) / MB, 1),
             cassandra_sstables_mb=round(disk_bytes(cassandra / "data") / MB, 1),
             cassandra_commitlog_mb=round(disk_bytes(cassandra / "commitlog") / MB, 1),
-            cpu_s={k: (round(v, 2) if v is not None else None) for k, v in cpu.items()}, loadavg=loadavg())
+            cpu_s={k: (round(v, 2) if v is not None else None) for k, v in cpu.items()},
+            loadavg=loadavg(),
+        )
         self.resources.append(sample)
-        logger.info("%5.0f s: published %d, RSS %s MiB, RocksDB %.1f MiB, Kafka own %.1f MiB (all %.0f), "
-                    "Cassandra %.0f MiB", sample.t, sample.published, f"{sample.worker_rss_mb:.0f}"
-                    if sample.worker_rss_mb else "?", sample.rocksdb_mb, sample.kafka_own_mb, sample.kafka_mb,
-                    sample.cassandra_mb)
+        logger.info(
+            "%5.0f s: published %d, RSS %s MiB, RocksDB %.1f MiB, Kafka own %.1f MiB (all %.0f), "
+            "Cassandra %.0f MiB",
+            sample.t,
+            sample.published,
+            f"{sample.worker_rss_mb:.0f}" if sample.worker_rss_mb else "?",
+            sample.rocksdb_mb,
+            sample.kafka_own_mb,
+            sample.kafka_mb,
+            sample.cassandra_mb,
+        )
         return sample
 
     async def sample_metrics(self) -> MetricsSample | None:
@@ -251,8 +280,14 @@ class Soak:
             logger.warning("worker /metrics: %s", exc)
             return None
         routed, delivered, read, lag = parse_metrics(text)
-        sample = MetricsSample(t=round(time.time() - self.t0, 2), published=self.stats.sent, routed=routed,
-                               delivered=delivered, read=read, lag=lag)
+        sample = MetricsSample(
+            t=round(time.time() - self.t0, 2),
+            published=self.stats.sent,
+            routed=routed,
+            delivered=delivered,
+            read=read,
+            lag=lag,
+        )
         self.metrics.append(sample)
         return sample
 
@@ -280,8 +315,16 @@ class Soak:
         await asyncio.to_thread(self.sample_resources)  # the baseline, before any load
         self.t0 = time.time()
         await self.sample_metrics()
-        load = asyncio.create_task(produce(self.settings.kafka_bootstrap, self.pipeline.topic("messages"), self.count,
-                                           self.make_event, rate=self.rate, stats=self.stats))
+        load = asyncio.create_task(
+            produce(
+                self.settings.kafka_bootstrap,
+                self.pipeline.topic("messages"),
+                self.count,
+                self.make_event,
+                rate=self.rate,
+                stats=self.stats,
+            )
+        )
         await self.sampler(load)
         await load  # raises if the producer failed
         await asyncio.to_thread(self.sample_resources)  # after the drain
@@ -318,10 +361,14 @@ def growth(resources: Sequence[ResourceSample], load_end_t: float) -> dict[str, 
     out: dict[str, dict[str, float | None]] = {}
     for key in GROWTH_SERIES:
         pts = [(r.t, float(v)) for r in during if (v := getattr(r, key)) is not None]
-        out[key] = {"first": pts[0][1] if pts else None, "last": pts[-1][1] if pts else None,
-                    "per_min": slope_per_minute(pts),
-                    "per_min_second_half": slope_per_minute([(r.t, float(v)) for r in half
-                                                             if (v := getattr(r, key)) is not None])}
+        out[key] = {
+            "first": pts[0][1] if pts else None,
+            "last": pts[-1][1] if pts else None,
+            "per_min": slope_per_minute(pts),
+            "per_min_second_half": slope_per_minute(
+                [(r.t, float(v)) for r in half if (v := getattr(r, key)) is not None]
+            ),
+        }
     return out
 
 
@@ -333,18 +380,29 @@ def latency_per_minute(rows: Sequence[Any], t0: float) -> list[dict[str, Any]]:
             continue
         minute = int((as_utc(r.ts).timestamp() - t0) // 60)
         by_minute.setdefault(minute, []).append((r.delivered_at - r.ts).total_seconds() * 1000)
-    return [{"minute": m + 1, "messages": len(v), "p50_ms": percentile(v, 0.5), "p95_ms": percentile(v, 0.95),
-             "p99_ms": percentile(v, 0.99), "max_ms": max(v)} for m, v in sorted(by_minute.items())]
+    return [
+        {
+            "minute": m + 1,
+            "messages": len(v),
+            "p50_ms": percentile(v, 0.5),
+            "p95_ms": percentile(v, 0.95),
+            "p99_ms": percentile(v, 0.99),
+            "max_ms": max(v),
+        }
+        for m, v in sorted(by_minute.items())
+    ]
 
 
 def check_cassandra(session: Any, conversations: Sequence[str]) -> tuple[int, list[Any]]:
     """How many of the run's messages are READ in Cassandra, and every row."""
     from cassandra.concurrent import execute_concurrent_with_args
 
-    select = session.prepare("SELECT status, ts, delivered_at, read_at FROM messages WHERE conversation_id = ?")
-    results = execute_concurrent_with_args(session, select, [(uuid.UUID(c),) for c in conversations],
-                                           concurrency=16,
-                                           raise_on_first_error=True)
+    select = session.prepare(
+        "SELECT status, ts, delivered_at, read_at FROM messages WHERE conversation_id = ?"
+    )
+    results = execute_concurrent_with_args(
+        session, select, [(uuid.UUID(c),) for c in conversations], concurrency=16, raise_on_first_error=True
+    )
     rows = [r for _ok, rs in results for r in rs]
     return sum(1 for r in rows if r.status == "READ"), rows
 
@@ -370,55 +428,124 @@ def per_minute_table(soak: Soak) -> list[list[Any]]:
         span = r.t - prev_r.t if prev_r is not None else 0.0
         known = sum(v or 0.0 for k, v in r.cpu_s.items() if k != "machine")
         others = max(0.0, (r.cpu_s.get("machine") or 0.0) - known) / span if span > 0 and r.cpu_s else None
-        rows.append([r.t, r.published, _rate(prev_m, last, "routed"), _rate(prev_m, last, "delivered"), lag_max, r.worker_rss_mb, r.rocksdb_mb,
-                     r.kafka_own_mb, r.kafka_mb, r.cassandra_sstables_mb, r.cassandra_commitlog_mb,
-                     cpu.get("worker"), cpu.get("kafka"), cpu.get("cassandra"), others, r.loadavg])
+        rows.append(
+            [
+                r.t,
+                r.published,
+                _rate(prev_m, last, "routed"),
+                _rate(prev_m, last, "delivered"),
+                lag_max,
+                r.worker_rss_mb,
+                r.rocksdb_mb,
+                r.kafka_own_mb,
+                r.kafka_mb,
+                r.cassandra_sstables_mb,
+                r.cassandra_commitlog_mb,
+                cpu.get("worker"),
+                cpu.get("kafka"),
+                cpu.get("cassandra"),
+                others,
+                r.loadavg,
+            ]
+        )
         prev_r = r
         prev_m = last or prev_m
     return rows
 
 
-def render_markdown(meta: Mapping[str, Any], soak: Soak, summary: Mapping[str, Any],
-                    yardstick: YardstickResult | None = None) -> str:
+def render_markdown(
+    meta: Mapping[str, Any], soak: Soak, summary: Mapping[str, Any], yardstick: YardstickResult | None = None
+) -> str:
     g = summary["growth"]
-    lines = [f"Soak, {meta['date']} — `{meta['command']}`", "",
-             f"Machine: {meta['machine']}; code {meta['commit']}; load average {meta['loadavg_start']} at the "
-             f"start, {meta.get('loadavg_end', '?')} at the end. Load: {soak.rate:g} msg/s produced straight to "
-             f"the run's `messages` topic (not through the API) for {soak.seconds / 60:g} min.", "",
-             *yardstick_lines(yardstick),
-             f"Published {summary['published']} in {summary['publish_s']:.1f} s ({summary['published_per_s']:.1f} "
-             f"msg/s, worst producer lag {summary['producer_lag_max_ms']:.0f} ms); "
-             + (f"worker applied every READ {summary['drain_s']} s after the last publish"
-                if summary["drain_s"] is not None else
-                f"**the backlog was not drained** {soak.drain_timeout:g} s after the last publish (the load was "
-                "above what the pipeline sustained on this machine then)")
-             + f"; READ in Cassandra: {summary['read_in_cassandra']} of "
-             f"{summary['published']}; send -> DELIVERED p50 / p95 / p99 {summary['delivered_p50_ms']} / "
-             f"{summary['delivered_p95_ms']} / {summary['delivered_p99_ms']} ms (Cassandra delivered_at - ts).", "",
-             "Per sample (rates and lag from the worker's /metrics since the previous sample; CPU ms per message "
-             "published since the previous sample, idle included; others' cores: busy CPU of the machine none of the "
-             "measured processes used, i.e. other sessions):", ""]
-    lines.append(markdown_table(
-        ["t s", "published", "routed/s", "DELIVERED/s", "max lag", "RSS MiB", "RocksDB MiB", "Kafka own MiB",
-         "Kafka all MiB", "Cassandra SSTables MiB", "commit log MiB", "worker ms/msg", "Kafka ms/msg",
-         "Cassandra ms/msg", "others' cores", "loadavg"], per_minute_table(soak)))
+    lines = [
+        f"Soak, {meta['date']} — `{meta['command']}`",
+        "",
+        f"Machine: {meta['machine']}; code {meta['commit']}; load average {meta['loadavg_start']} at the "
+        f"start, {meta.get('loadavg_end', '?')} at the end. Load: {soak.rate:g} msg/s produced straight to "
+        f"the run's `messages` topic (not through the API) for {soak.seconds / 60:g} min.",
+        "",
+        *yardstick_lines(yardstick),
+        f"Published {summary['published']} in {summary['publish_s']:.1f} s ({summary['published_per_s']:.1f} "
+        f"msg/s, worst producer lag {summary['producer_lag_max_ms']:.0f} ms); "
+        + (
+            f"worker applied every READ {summary['drain_s']} s after the last publish"
+            if summary["drain_s"] is not None
+            else f"**the backlog was not drained** {soak.drain_timeout:g} s after the last publish (the load was "
+            "above what the pipeline sustained on this machine then)"
+        )
+        + f"; READ in Cassandra: {summary['read_in_cassandra']} of "
+        f"{summary['published']}; send -> DELIVERED p50 / p95 / p99 {summary['delivered_p50_ms']} / "
+        f"{summary['delivered_p95_ms']} / {summary['delivered_p99_ms']} ms (Cassandra delivered_at - ts).",
+        "",
+        "Per sample (rates and lag from the worker's /metrics since the previous sample; CPU ms per message "
+        "published since the previous sample, idle included; others' cores: busy CPU of the machine none of the "
+        "measured processes used, i.e. other sessions):",
+        "",
+    ]
+    lines.append(
+        markdown_table(
+            [
+                "t s",
+                "published",
+                "routed/s",
+                "DELIVERED/s",
+                "max lag",
+                "RSS MiB",
+                "RocksDB MiB",
+                "Kafka own MiB",
+                "Kafka all MiB",
+                "Cassandra SSTables MiB",
+                "commit log MiB",
+                "worker ms/msg",
+                "Kafka ms/msg",
+                "Cassandra ms/msg",
+                "others' cores",
+                "loadavg",
+            ],
+            per_minute_table(soak),
+        )
+    )
     lines += ["", "Growth during the load (least-squares slope; second half = after the warm-up):", ""]
-    lines.append(markdown_table(
-        ["series", "first", "last", "per minute", "per minute, second half"],
-        [[label, g[k]["first"], g[k]["last"], g[k]["per_min"], g[k]["per_min_second_half"]]
-         for k, label in GROWTH_SERIES.items()]))
+    lines.append(
+        markdown_table(
+            ["series", "first", "last", "per minute", "per minute, second half"],
+            [
+                [label, g[k]["first"], g[k]["last"], g[k]["per_min"], g[k]["per_min_second_half"]]
+                for k, label in GROWTH_SERIES.items()
+            ],
+        )
+    )
     last = soak.resources[-1]
-    lines += ["", "At the end: RocksDB per table (MiB) " + ", ".join(f"{k} {v:g}" for k, v in last.rocksdb["tables"].items())
-              + "; per file kind " + ", ".join(f"{k} {v:g}" for k, v in last.rocksdb["kinds"].items()) + ".",
-              "Kafka, this run's topics (MiB): " + ", ".join(
-                  f"{k.removeprefix(soak.pipeline.prefix)} {v:g}" for k, v in summary["kafka_topics_mb"].items()) + ".",
-              "", "Overall CPU ms per message (load start to the drain, idle included; bench = this script, "
-              "other = busy CPU of the machine none of these used): "
-              + ", ".join(f"{k} {v:.2f}" for k, v in summary["cpu_ms_per_msg"].items() if v is not None) + ".", "",
-              "send -> DELIVERED per minute of the load (Cassandra delivered_at - ts):", ""]
-    lines.append(markdown_table(["minute", "messages", "p50 ms", "p95 ms", "p99 ms", "max ms"],
-                                [[m["minute"], m["messages"], m["p50_ms"], m["p95_ms"], m["p99_ms"], m["max_ms"]]
-                                 for m in summary["latency_per_minute"]]))
+    lines += [
+        "",
+        "At the end: RocksDB per table (MiB) "
+        + ", ".join(f"{k} {v:g}" for k, v in last.rocksdb["tables"].items())
+        + "; per file kind "
+        + ", ".join(f"{k} {v:g}" for k, v in last.rocksdb["kinds"].items())
+        + ".",
+        "Kafka, this run's topics (MiB): "
+        + ", ".join(
+            f"{k.removeprefix(soak.pipeline.prefix)} {v:g}" for k, v in summary["kafka_topics_mb"].items()
+        )
+        + ".",
+        "",
+        "Overall CPU ms per message (load start to the drain, idle included; bench = this script, "
+        "other = busy CPU of the machine none of these used): "
+        + ", ".join(f"{k} {v:.2f}" for k, v in summary["cpu_ms_per_msg"].items() if v is not None)
+        + ".",
+        "",
+        "send -> DELIVERED per minute of the load (Cassandra delivered_at - ts):",
+        "",
+    ]
+    lines.append(
+        markdown_table(
+            ["minute", "messages", "p50 ms", "p95 ms", "p99 ms", "max ms"],
+            [
+                [m["minute"], m["messages"], m["p50_ms"], m["p95_ms"], m["p99_ms"], m["max_ms"]]
+                for m in summary["latency_per_minute"]
+            ],
+        )
+    )
     return "\n".join(lines) + "\n"
 
 
@@ -442,11 +569,13 @@ def plot_soak(soak: Soak, path: Path, *, title: str) -> Path | None:
     ax.legend(fontsize=8)
     ax = axes[1][0]
     base = soak.resources[0]
-    for key, label, marker in (("kafka_own_mb", "Kafka: this run's topics", "o"),
-                               ("kafka_mb", "Kafka: whole data dir (every session)", "."),
-                               ("cassandra_sstables_mb", "Cassandra SSTables (whole node)", "s"),
-                               ("cassandra_commitlog_mb", "Cassandra commit log", "^"),
-                               ("rocksdb_mb", "worker RocksDB", "x")):
+    for key, label, marker in (
+        ("kafka_own_mb", "Kafka: this run's topics", "o"),
+        ("kafka_mb", "Kafka: whole data dir (every session)", "."),
+        ("cassandra_sstables_mb", "Cassandra SSTables (whole node)", "s"),
+        ("cassandra_commitlog_mb", "Cassandra commit log", "^"),
+        ("rocksdb_mb", "worker RocksDB", "x"),
+    ):
         ax.plot(t, [getattr(r, key) - getattr(base, key) for r in soak.resources], marker=marker, label=label)
     ax.set_title("disk use, growth since the load started (MiB)", fontsize=10)
     ax.legend(fontsize=8, loc="upper left")
@@ -455,18 +584,33 @@ def plot_soak(soak: Soak, path: Path, *, title: str) -> Path | None:
     mt = [m.t / 60 for m in soak.metrics]
     for kind in sorted({k for m in soak.metrics for k in m.lag}):
         ax.plot(mt, [m.lag.get(kind, 0.0) for m in soak.metrics], linewidth=0.8, label=f"lag: {kind}")
-    ax.plot(mt, [max(0.0, m.published - m.delivered) for m in soak.metrics], color="tab:purple", linewidth=2,
-            label="published, not yet DELIVERED")
+    ax.plot(
+        mt,
+        [max(0.0, m.published - m.delivered) for m in soak.metrics],
+        color="tab:purple",
+        linewidth=2,
+        label="published, not yet DELIVERED",
+    )
     ax.set_ylabel("records / messages")
     right = ax.twinx()
     window = max(1, round(30 / soak.metrics_seconds))  # DELIVERED/s over 30 s: the 5 s figure is jumpy
-    rates = [(b.t / 60, (b.delivered - a.delivered) / (b.t - a.t))
-             for a, b in zip(soak.metrics, soak.metrics[window:], strict=False) if b.t > a.t]
-    right.plot([x for x, _ in rates], [y for _, y in rates], color="black", linewidth=1.5, label="DELIVERED/s (30 s)")
+    rates = [
+        (b.t / 60, (b.delivered - a.delivered) / (b.t - a.t))
+        for a, b in zip(soak.metrics, soak.metrics[window:], strict=False)
+        if b.t > a.t
+    ]
+    right.plot(
+        [x for x, _ in rates], [y for _, y in rates], color="black", linewidth=1.5, label="DELIVERED/s (30 s)"
+    )
     right.axhline(soak.rate, color="grey", linestyle=":", label=f"offered {soak.rate:g}/s")
     if soak.stats.last_send:
-        right.axvline((soak.stats.last_send - soak.t0) / 60, color="grey", linestyle="--", linewidth=0.8,
-                      label="load ends")
+        right.axvline(
+            (soak.stats.last_send - soak.t0) / 60,
+            color="grey",
+            linestyle="--",
+            linewidth=0.8,
+            label="load ends",
+        )
     right.set_ylabel("msg/s")
     right.set_ylim(bottom=0)
     a, b = ax.get_legend_handles_labels(), right.get_legend_handles_labels()
@@ -488,7 +632,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--rate", type=float, default=300.0, help="msg/s")
     parser.add_argument("--minutes", type=float, default=10.0)
     parser.add_argument("--conversations", type=int, default=100)
-    parser.add_argument("--sample-seconds", type=float, default=60.0, help="RSS, RocksDB, disk and CPU every ...")
+    parser.add_argument(
+        "--sample-seconds", type=float, default=60.0, help="RSS, RocksDB, disk and CPU every ..."
+    )
     parser.add_argument("--metrics-seconds", type=float, default=5.0, help="lag and counters every ...")
     parser.add_argument("--drain-timeout", type=float, default=120.0, help="after the last publish")
     add_quiet_args(parser)
@@ -496,9 +642,16 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "bench" / "results", help="results folder")
     parser.add_argument("--log-level", default="INFO")
     args = parser.parse_args(argv)
-    if args.rate <= 0 or args.minutes <= 0 or args.conversations <= 0 or args.sample_seconds <= 0 \
-            or args.metrics_seconds <= 0:
-        parser.error("--rate, --minutes, --conversations, --sample-seconds and --metrics-seconds must be positive")
+    if (
+        args.rate <= 0
+        or args.minutes <= 0
+        or args.conversations <= 0
+        or args.sample_seconds <= 0
+        or args.metrics_seconds <= 0
+    ):
+        parser.error(
+            "--rate, --minutes, --conversations, --sample-seconds and --metrics-seconds must be positive"
+        )
     return args
 
 
@@ -528,17 +681,34 @@ def main(argv: Sequence[str] | None = None) -> int:
             return message_event(cid, convs[cid][0], content=f"soak{i}")
 
         meter = CpuMeter({"worker": worker.proc.pid, **stack_pids(settings.stack_dir), "bench": os.getpid()})
-        soak = Soak(settings=settings, worker=worker, pipeline=pipeline, meter=meter, rate=args.rate,
-                    seconds=args.minutes * 60, sample_seconds=args.sample_seconds,
-                    metrics_seconds=args.metrics_seconds, drain_timeout=args.drain_timeout, make_event=make_event)
+        soak = Soak(
+            settings=settings,
+            worker=worker,
+            pipeline=pipeline,
+            meter=meter,
+            rate=args.rate,
+            seconds=args.minutes * 60,
+            sample_seconds=args.sample_seconds,
+            metrics_seconds=args.metrics_seconds,
+            drain_timeout=args.drain_timeout,
+            make_event=make_event,
+        )
         if args.wait_idle > 0:
             wait_quiet(limit_s=args.wait_idle, max_cores=args.idle_cores + 0.05)
         cpu_start = meter.sample()
-        logger.info("app id %s: %g msg/s for %g min (%d messages)", pipeline.app_id, args.rate, args.minutes, soak.count)
+        logger.info(
+            "app id %s: %g msg/s for %g min (%d messages)",
+            pipeline.app_id,
+            args.rate,
+            args.minutes,
+            soak.count,
+        )
         asyncio.run(soak.run())
         cpu_total = meter.since(cpu_start)
         read_count, rows = check_cassandra(session, cids)
-        kafka_topics = kafka_topic_usage(settings.stack_dir / "kafka" / "data", [pipeline.prefix, pipeline.app_id + "-"])
+        kafka_topics = kafka_topic_usage(
+            settings.stack_dir / "kafka" / "data", [pipeline.prefix, pipeline.app_id + "-"]
+        )
     finally:
         stop_pipeline(pipeline)
         session.cluster.shutdown()
@@ -547,25 +717,45 @@ def main(argv: Sequence[str] | None = None) -> int:
     load_end_t = soak.stats.last_send - soak.t0
     delivered_ms, _ = latencies_ms(rows)
     summary = {
-        "published": n, "publish_s": round(load_end_t, 1), "published_per_s": round(n / load_end_t, 1) if load_end_t else 0,
+        "published": n,
+        "publish_s": round(load_end_t, 1),
+        "published_per_s": round(n / load_end_t, 1) if load_end_t else 0,
         "producer_lag_max_ms": soak.stats.lag_max_s * 1000,
         "drain_s": round(soak.drained_at - soak.stats.last_send, 1) if soak.drained_at else None,
         "read_in_cassandra": read_count,
-        "delivered_p50_ms": percentile(delivered_ms, 0.5), "delivered_p95_ms": percentile(delivered_ms, 0.95),
+        "delivered_p50_ms": percentile(delivered_ms, 0.5),
+        "delivered_p95_ms": percentile(delivered_ms, 0.95),
         "delivered_p99_ms": percentile(delivered_ms, 0.99),
         "growth": growth(soak.resources, load_end_t),
-        "cpu_ms_per_msg": {k: (round(v, 3) if v is not None else None) for k, v in cpu_ms_per_message(
-            cpu_total, n, own=["worker", "kafka", "cassandra", "redis", "s3proxy", "bench"]).items()},
+        "cpu_ms_per_msg": {
+            k: (round(v, 3) if v is not None else None)
+            for k, v in cpu_ms_per_message(
+                cpu_total, n, own=["worker", "kafka", "cassandra", "redis", "s3proxy", "bench"]
+            ).items()
+        },
         "kafka_topics_mb": kafka_topics,
         "latency_per_minute": latency_per_minute(rows, soak.t0),
     }
     table = render_markdown(meta, soak, summary, yardstick)
-    write_results(out, table, {"meta": meta, "yardstick": asdict(yardstick) if yardstick else None,
-                               "rate": args.rate, "minutes": args.minutes, "summary": summary,
-                               "resources": [asdict(r) for r in soak.resources],
-                               "metrics": [asdict(m) for m in soak.metrics]})
-    plot = plot_soak(soak, out / "soak.png", title=f"Soak, {meta['date']}: {args.rate:g} msg/s straight to "
-                                                   f"`messages`, {args.minutes:g} min ({meta['commit']})")
+    write_results(
+        out,
+        table,
+        {
+            "meta": meta,
+            "yardstick": asdict(yardstick) if yardstick else None,
+            "rate": args.rate,
+            "minutes": args.minutes,
+            "summary": summary,
+            "resources": [asdict(r) for r in soak.resources],
+            "metrics": [asdict(m) for m in soak.metrics],
+        },
+    )
+    plot = plot_soak(
+        soak,
+        out / "soak.png",
+        title=f"Soak, {meta['date']}: {args.rate:g} msg/s straight to "
+        f"`messages`, {args.minutes:g} min ({meta['commit']})",
+    )
     print(table)
     print(f"Results in {out}" + (f" (plot {plot.name})" if plot else ""))
     return 0 if read_count == n else 1

@@ -152,24 +152,40 @@ class Platform:
 
     def _spawn(self, name: str, args: list[str]) -> subprocess.Popen[bytes]:
         with open(self.out_dir / f"{name}.log", "wb") as log:
-            return subprocess.Popen([str(CHAT4ALL), *args], env=self.env, cwd=str(REPO_ROOT),
-                                    stdout=log, stderr=subprocess.STDOUT)
+            return subprocess.Popen(
+                [str(CHAT4ALL), *args], env=self.env, cwd=str(REPO_ROOT), stdout=log, stderr=subprocess.STDOUT
+            )
 
     def start(self) -> None:
         logger.info("bootstrap: topics with prefix %s", self.prefix)
-        boot = subprocess.run([str(CHAT4ALL), "stack", "bootstrap"], env=self.env, cwd=str(REPO_ROOT),
-                              capture_output=True, timeout=180)
+        boot = subprocess.run(
+            [str(CHAT4ALL), "stack", "bootstrap"],
+            env=self.env,
+            cwd=str(REPO_ROOT),
+            capture_output=True,
+            timeout=180,
+        )
         (self.out_dir / "bootstrap.log").write_bytes(boot.stdout + boot.stderr)
         if boot.returncode != 0:
-            raise RuntimeError(f"chat4all stack bootstrap failed ({boot.returncode}): {boot.stderr.decode()[-2000:]}")
+            raise RuntimeError(
+                f"chat4all stack bootstrap failed ({boot.returncode}): {boot.stderr.decode()[-2000:]}"
+            )
         asyncio.run(self._wait_topics())
-        self.worker = self._spawn("worker", ["worker", "--role", "all", "--web-port", str(self.web_port),
-                                             "--data-dir", str(self.data_dir)])
+        self.worker = self._spawn(
+            "worker",
+            ["worker", "--role", "all", "--web-port", str(self.web_port), "--data-dir", str(self.data_dir)],
+        )
         self.api = self._spawn("api", ["api"])
         self._wait_api()
         self._wait_worker()
-        logger.info("API pid %d on %s, worker pid %d (web %d), app id %s", self.api.pid, self.target,
-                    self.worker.pid, self.web_port, self.app_id)
+        logger.info(
+            "API pid %d on %s, worker pid %d (web %d), app id %s",
+            self.api.pid,
+            self.target,
+            self.worker.pid,
+            self.web_port,
+            self.app_id,
+        )
 
     async def _wait_topics(self) -> None:
         from aiokafka.admin import AIOKafkaAdminClient
@@ -183,7 +199,10 @@ class Platform:
             deadline = time.monotonic() + 30
             while time.monotonic() < deadline:
                 described = await admin.describe_topics(list(specs))
-                if all(not d.get("error_code") and len(d.get("partitions") or []) == specs[d["topic"]] for d in described):
+                if all(
+                    not d.get("error_code") and len(d.get("partitions") or []) == specs[d["topic"]]
+                    for d in described
+                ):
                     return
                 await asyncio.sleep(0.3)
             raise TimeoutError(f"topics with prefix {self.prefix} not ready after 30 s")
@@ -203,8 +222,10 @@ class Platform:
             while time.monotonic() < deadline:
                 self._check_alive()
                 with contextlib.suppress(grpc.RpcError):
-                    if health.Check(health_pb2.HealthCheckRequest(), timeout=1).status == \
-                            health_pb2.HealthCheckResponse.SERVING:
+                    if (
+                        health.Check(health_pb2.HealthCheckRequest(), timeout=1).status
+                        == health_pb2.HealthCheckResponse.SERVING
+                    ):
                         return
                 time.sleep(0.3)
         raise TimeoutError(f"API not SERVING after {START_TIMEOUT_S:.0f} s")
@@ -311,7 +332,9 @@ class StepResult:
     delivered_max_s: float | None
     undelivered_at_timeout: int
     drain_s: float | None  # last DELIVERED - last send; None when it did not drain within the timeout
-    backlog_cleared_s: float | None  # when not drained in time: last DELIVERED - last send, after the recovery wait
+    backlog_cleared_s: (
+        float | None
+    )  # when not drained in time: last DELIVERED - last send, after the recovery wait
     unread: int
     read_drain_s: float | None
     failed: int
@@ -331,8 +354,10 @@ class LoadGenerator:
 
     def __init__(self, *, target: str, senders: int, channels: int, send_timeout: float) -> None:
         options = [("grpc.use_local_subchannel_pool", 1)]  # one TCP connection per channel, not one shared
-        self.channels = [grpc.aio.insecure_channel(target, options=[*options, ("chat4all.bench.channel", i)])
-                         for i in range(channels)]
+        self.channels = [
+            grpc.aio.insecure_channel(target, options=[*options, ("chat4all.bench.channel", i)])
+            for i in range(channels)
+        ]
         self.n_senders = senders
         self.send_timeout = send_timeout
         self.senders: list[Sender] = []
@@ -369,20 +394,36 @@ class LoadGenerator:
             conversations = conversations_pb2_grpc.ConversationServiceStub(channel)
             async with gate:
                 password = secrets.token_hex(12)
-                recipient = await auth.Register(auth_pb2.RegisterRequest(
-                    username=f"step-r-{run}-{i}", password=password,
-                    channels={"whatsapp": f"+5511{secrets.randbelow(10**9):09d}"}), timeout=60)
-                sender = await auth.Register(auth_pb2.RegisterRequest(
-                    username=f"step-s-{run}-{i}", password=password), timeout=60)
-                login = await auth.Login(auth_pb2.LoginRequest(username=f"step-s-{run}-{i}", password=password),
-                                         timeout=60)
+                recipient = await auth.Register(
+                    auth_pb2.RegisterRequest(
+                        username=f"step-r-{run}-{i}",
+                        password=password,
+                        channels={"whatsapp": f"+5511{secrets.randbelow(10**9):09d}"},
+                    ),
+                    timeout=60,
+                )
+                sender = await auth.Register(
+                    auth_pb2.RegisterRequest(username=f"step-s-{run}-{i}", password=password), timeout=60
+                )
+                login = await auth.Login(
+                    auth_pb2.LoginRequest(username=f"step-s-{run}-{i}", password=password), timeout=60
+                )
                 md = (("authorization", f"Bearer {login.access_token}"),)
-                conv = await conversations.CreateConversation(conversations_pb2.CreateConversationRequest(
-                    type=conversations_pb2.CONVERSATION_TYPE_PRIVATE, participant_ids=[recipient.user_id]),
-                    metadata=md, timeout=60)
-            return Sender(index=i, user_id=sender.user_id, token=login.access_token,
-                          conversation_id=conv.conversation_id, recipient_id=recipient.user_id,
-                          channel=i % len(self.channels))
+                conv = await conversations.CreateConversation(
+                    conversations_pb2.CreateConversationRequest(
+                        type=conversations_pb2.CONVERSATION_TYPE_PRIVATE, participant_ids=[recipient.user_id]
+                    ),
+                    metadata=md,
+                    timeout=60,
+                )
+            return Sender(
+                index=i,
+                user_id=sender.user_id,
+                token=login.access_token,
+                conversation_id=conv.conversation_id,
+                recipient_id=recipient.user_id,
+                channel=i % len(self.channels),
+            )
 
         self.senders = list(await asyncio.gather(*(one(i) for i in range(self.n_senders))))
 
@@ -400,8 +441,12 @@ class LoadGenerator:
                 if self.closing:
                     return
                 self.stream_errors[exc.code().name] += 1
-                logger.warning("sender %d: event stream ended (%s: %s); resubscribing", sender.index,
-                               exc.code().name, exc.details())
+                logger.warning(
+                    "sender %d: event stream ended (%s: %s); resubscribing",
+                    sender.index,
+                    exc.code().name,
+                    exc.details(),
+                )
                 await asyncio.sleep(0.5)
             else:
                 if self.closing:
@@ -444,7 +489,9 @@ class LoadGenerator:
         try:
             response = await stub.SendMessage(
                 messages_pb2.SendMessageRequest(conversation_id=sender.conversation_id, content=content),
-                metadata=sender.md, timeout=self.send_timeout)
+                metadata=sender.md,
+                timeout=self.send_timeout,
+            )
         except grpc.aio.AioRpcError as exc:
             send.answered, send.code = time.monotonic(), exc.code().name
             return
@@ -464,8 +511,12 @@ class LoadGenerator:
         attempts: list[tuple[int, Send]] = []
         while pending and time.monotonic() - start < timeout:
             batch = [Send(step=-1, scheduled=time.monotonic()) for _ in pending]
-            await asyncio.gather(*(self._send(send, s, f"warm-up {s.index}")
-                                   for send, s in zip(batch, pending.values(), strict=True)))
+            await asyncio.gather(
+                *(
+                    self._send(send, s, f"warm-up {s.index}")
+                    for send, s in zip(batch, pending.values(), strict=True)
+                )
+            )
             attempts += list(zip(pending, batch, strict=True))
             wait_until = time.monotonic() + 15
             while time.monotonic() < wait_until:
@@ -531,9 +582,17 @@ class LoadGenerator:
 # --------------------------------------------------------------------------- results
 
 
-def summarise(*, rate: float, seconds: float, sends: list[Send], cpu: dict[str, float | None],
-              window_s: float, delivered_by_timeout: set[int], loadavg: str,
-              failed_ids: set[str]) -> StepResult:
+def summarise(
+    *,
+    rate: float,
+    seconds: float,
+    sends: list[Send],
+    cpu: dict[str, float | None],
+    window_s: float,
+    delivered_by_timeout: set[int],
+    loadavg: str,
+    failed_ids: set[str],
+) -> StepResult:
     accepted = [s for s in sends if s.code == "OK"]
     lateness = [max(0.0, s.issued - s.scheduled) for s in sends]
     errors = Counter(s.code or "NO_ANSWER" for s in sends if s.code != "OK")
@@ -547,7 +606,9 @@ def summarise(*, rate: float, seconds: float, sends: list[Send], cpu: dict[str, 
     delivered_times = [s.delivered for s in accepted if s.delivered is not None]
     last_delivered = max(delivered_times, default=None)
     drain = None if undelivered or last_delivered is None else last_delivered - last_issue
-    delivered_per_s = len(delivered_times) / max(last_delivered - first_issue, 1e-9) if last_delivered else 0.0
+    delivered_per_s = (
+        len(delivered_times) / max(last_delivered - first_issue, 1e-9) if last_delivered else 0.0
+    )
     cleared = None
     if undelivered and len(delivered_times) == len(accepted) and last_delivered is not None:
         cleared = last_delivered - last_issue
@@ -558,18 +619,41 @@ def summarise(*, rate: float, seconds: float, sends: list[Send], cpu: dict[str, 
     cpu_ms = {k: (v * 1000 / n if v is not None and n else None) for k, v in cpu.items()}
     cores = {k: (v / window_s if v is not None else None) for k, v in cpu.items()}
     p95 = percentile(to_delivered, 0.95)
-    sustained = (not errors and n == len(sends) and p95 is not None and p95 <= SUSTAINED_P95_S
-                 and drain is not None and drain <= SUSTAINED_DRAIN_S)
+    sustained = (
+        not errors
+        and n == len(sends)
+        and p95 is not None
+        and p95 <= SUSTAINED_P95_S
+        and drain is not None
+        and drain <= SUSTAINED_DRAIN_S
+    )
     return StepResult(
-        offered_rate=rate, seconds=seconds, sends=len(sends), accepted=n, accepted_per_s=n / span if n else 0.0,
-        delivered_per_s=delivered_per_s, errors=dict(errors), send_p50_ms=percentile(send_ms, 0.50), send_p99_ms=percentile(send_ms, 0.99),
-        delivered_p50_s=percentile(to_delivered, 0.50), delivered_p95_s=p95,
-        delivered_max_s=max(to_delivered, default=None), undelivered_at_timeout=undelivered, drain_s=drain,
-        backlog_cleared_s=cleared, unread=unread, read_drain_s=read_drain,
+        offered_rate=rate,
+        seconds=seconds,
+        sends=len(sends),
+        accepted=n,
+        accepted_per_s=n / span if n else 0.0,
+        delivered_per_s=delivered_per_s,
+        errors=dict(errors),
+        send_p50_ms=percentile(send_ms, 0.50),
+        send_p99_ms=percentile(send_ms, 0.99),
+        delivered_p50_s=percentile(to_delivered, 0.50),
+        delivered_p95_s=p95,
+        delivered_max_s=max(to_delivered, default=None),
+        undelivered_at_timeout=undelivered,
+        drain_s=drain,
+        backlog_cleared_s=cleared,
+        unread=unread,
+        read_drain_s=read_drain,
         failed=sum(1 for s in accepted if s.message_id in failed_ids),
         generator_lag_p99_ms=(percentile(lateness, 0.99) or 0.0) * 1000,
-        generator_lag_max_ms=max(lateness, default=0.0) * 1000, window_s=window_s, cpu_s=cpu, cpu_ms_per_msg=cpu_ms,
-        cores_busy=cores, loadavg=loadavg, sustained=sustained,
+        generator_lag_max_ms=max(lateness, default=0.0) * 1000,
+        window_s=window_s,
+        cpu_s=cpu,
+        cpu_ms_per_msg=cpu_ms,
+        cores_busy=cores,
+        loadavg=loadavg,
+        sustained=sustained,
     )
 
 
@@ -581,12 +665,17 @@ def _num(value: float | None, fmt: str = "{:.1f}", *, inf: str = "∞") -> str:
     return fmt.format(value)
 
 
-def render_markdown(*, meta: dict[str, Any], yardstick: YardstickResult | None, steps: list[StepResult],
-                    best: float | None) -> str:
-    lines = [f"Step load, {meta['date']} — `{meta['command']}`", "",
-             f"Machine: {meta['machine']}; code {meta['commit']}; {meta['senders']} senders, "
-             f"{meta['channels']} gRPC channels, steps of {meta['step_seconds']:g} s, drain timeout "
-             f"{meta['drain_timeout']:g} s.", ""]
+def render_markdown(
+    *, meta: dict[str, Any], yardstick: YardstickResult | None, steps: list[StepResult], best: float | None
+) -> str:
+    lines = [
+        f"Step load, {meta['date']} — `{meta['command']}`",
+        "",
+        f"Machine: {meta['machine']}; code {meta['commit']}; {meta['senders']} senders, "
+        f"{meta['channels']} gRPC channels, steps of {meta['step_seconds']:g} s, drain timeout "
+        f"{meta['drain_timeout']:g} s.",
+        "",
+    ]
     if yardstick is not None:
         lines += [f"Yardstick: {yardstick.summary()}.", ""]
     lines += [
@@ -605,29 +694,41 @@ def render_markdown(*, meta: dict[str, Any], yardstick: YardstickResult | None, 
             drain = f"> {meta['drain_timeout']:g} ({s.undelivered_at_timeout} pending; cleared at {s.backlog_cleared_s:.0f})"
         else:
             drain = f"> {meta['drain_timeout']:g} ({s.undelivered_at_timeout} pending)"
-        read_drain = _num(s.read_drain_s, "{:.1f}") if s.read_drain_s is not None else f"– ({s.unread} unread)"
+        read_drain = (
+            _num(s.read_drain_s, "{:.1f}") if s.read_drain_s is not None else f"– ({s.unread} unread)"
+        )
         lines.append(
             f"| {s.offered_rate:g} | {s.sends} | {s.accepted_per_s:.1f} | {errors} | "
             f"{_num(s.send_p50_ms)} / {_num(s.send_p99_ms)} | {s.delivered_per_s:.1f} | "
             f"{_num(s.delivered_p50_s, '{:.2f}')} / {_num(s.delivered_p95_s, '{:.2f}')} / "
             f"{_num(s.delivered_max_s, '{:.2f}')} | {drain} | {read_drain} | {s.generator_lag_p99_ms:.1f} | "
-            f"{'yes' if s.sustained else 'no'} |")
-    lines += ["", "CPU ms per accepted message over the step (first send to last READ, idle included); "
-              "cores = CPU seconds / wall seconds of that window:", "",
-              "| offered/s | API | worker | Kafka | Cassandra | Redis | S3Proxy | platform | load gen | "
-              "other (machine) | platform cores | loadavg |",
-              "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+            f"{'yes' if s.sustained else 'no'} |"
+        )
+    lines += [
+        "",
+        "CPU ms per accepted message over the step (first send to last READ, idle included); "
+        "cores = CPU seconds / wall seconds of that window:",
+        "",
+        "| offered/s | API | worker | Kafka | Cassandra | Redis | S3Proxy | platform | load gen | "
+        "other (machine) | platform cores | loadavg |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+    ]
     for s in steps:
         if s.skipped:
             continue
         c = s.cpu_ms_per_msg
         lines.append(
-            f"| {s.offered_rate:g} | " + " | ".join(_num(c.get(k), "{:.2f}") for k in PLATFORM)
+            f"| {s.offered_rate:g} | "
+            + " | ".join(_num(c.get(k), "{:.2f}") for k in PLATFORM)
             + f" | {_num(c.get('platform'), '{:.2f}')} | {_num(c.get('loadgen'), '{:.2f}')} | "
-            f"{_num(c.get('other'), '{:.2f}')} | {_num(s.cores_busy.get('platform'), '{:.2f}')} | {s.loadavg} |")
-    lines += ["", f"Highest sustained rate: {f'{best:g} msg/s' if best is not None else 'none of the rates'} "
-              f"(every send accepted, send -> DELIVERED p95 <= {SUSTAINED_P95_S} s, all DELIVERED within "
-              f"{SUSTAINED_DRAIN_S:g} s of the last send)."]
+            f"{_num(c.get('other'), '{:.2f}')} | {_num(s.cores_busy.get('platform'), '{:.2f}')} | {s.loadavg} |"
+        )
+    lines += [
+        "",
+        f"Highest sustained rate: {f'{best:g} msg/s' if best is not None else 'none of the rates'} "
+        f"(every send accepted, send -> DELIVERED p95 <= {SUSTAINED_P95_S} s, all DELIVERED within "
+        f"{SUSTAINED_DRAIN_S:g} s of the last send).",
+    ]
     if meta.get("stream_errors"):
         lines += ["", f"Event streams that ended and were reopened: {meta['stream_errors']}"]
     return "\n".join(lines) + "\n"
@@ -636,10 +737,16 @@ def render_markdown(*, meta: dict[str, Any], yardstick: YardstickResult | None, 
 def git_describe() -> tuple[str, list[str]]:
     """The checkout's short commit (marked when tracked files differ from it) and the paths that differ."""
     try:
-        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO_ROOT, capture_output=True,
-                              text=True, timeout=10).stdout.strip()
-        status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO_ROOT,
-                                capture_output=True, text=True, timeout=10).stdout
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=10
+        ).stdout.strip()
+        status = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=REPO_ROOT,
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout
     except (OSError, subprocess.SubprocessError):
         return "unknown", []
     dirty = [line[3:] for line in status.splitlines() if line.strip()]
@@ -649,9 +756,12 @@ def git_describe() -> tuple[str, list[str]]:
 # --------------------------------------------------------------------------- main
 
 
-async def run_steps(args: argparse.Namespace, plat: Platform, meter: CpuMeter) -> tuple[list[StepResult], LoadGenerator]:
-    gen = LoadGenerator(target=plat.target, senders=args.senders, channels=args.channels,
-                        send_timeout=args.send_timeout)
+async def run_steps(
+    args: argparse.Namespace, plat: Platform, meter: CpuMeter
+) -> tuple[list[StepResult], LoadGenerator]:
+    gen = LoadGenerator(
+        target=plat.target, senders=args.senders, channels=args.channels, send_timeout=args.send_timeout
+    )
     results: list[StepResult] = []
     try:
         t = time.monotonic()
@@ -659,7 +769,10 @@ async def run_steps(args: argparse.Namespace, plat: Platform, meter: CpuMeter) -
         logger.info("%d senders set up in %.1f s", len(gen.senders), time.monotonic() - t)
         await gen.subscribe_all()
         await asyncio.sleep(1.0)  # the streams' subscriptions reach the hub
-        logger.info("warm-up: every sender's first message DELIVERED after %.1f s", await gen.warm_up(args.warmup_timeout))
+        logger.info(
+            "warm-up: every sender's first message DELIVERED after %.1f s",
+            await gen.warm_up(args.warmup_timeout),
+        )
         await asyncio.sleep(args.settle_seconds)
         stop_reason: str | None = None
         for step, rate in enumerate(args.rates):
@@ -682,23 +795,46 @@ async def run_steps(args: argparse.Namespace, plat: Platform, meter: CpuMeter) -
                 await asyncio.to_thread(finish_profiler, profiler, plat, rate=rate)
             delivered_by_timeout = {id(s) for s in sends if s.delivered is not None}
             loadavg = " ".join(Path("/proc/loadavg").read_text().split()[:3])
-            pending = [s for s in sends if s.code == "OK" and s.delivered is None and s.message_id not in gen.failed_ids]
+            pending = [
+                s
+                for s in sends
+                if s.code == "OK" and s.delivered is None and s.message_id not in gen.failed_ids
+            ]
             if pending:  # a backlog: let it clear (it still counts for this step's latencies), or stop here
-                logger.warning("step %g/s: %d accepted messages not DELIVERED %g s after the last send; waiting up to "
-                               "%g s for the backlog", rate, len(pending), args.drain_timeout, args.recover_timeout)
+                logger.warning(
+                    "step %g/s: %d accepted messages not DELIVERED %g s after the last send; waiting up to "
+                    "%g s for the backlog",
+                    rate,
+                    len(pending),
+                    args.drain_timeout,
+                    args.recover_timeout,
+                )
                 deadline = time.monotonic() + args.recover_timeout
                 while time.monotonic() < deadline and any(s.delivered is None for s in pending):
                     await asyncio.sleep(0.2)
                 if any(s.delivered is None for s in pending):
                     stop_reason = f"backlog of the {rate:g}/s step not cleared"
             cpu = _with_totals(cpu)
-            result = summarise(rate=rate, seconds=args.step_seconds, sends=sends, cpu=cpu,
-                               window_s=window_s,
-                               delivered_by_timeout=delivered_by_timeout, loadavg=loadavg, failed_ids=gen.failed_ids)
+            result = summarise(
+                rate=rate,
+                seconds=args.step_seconds,
+                sends=sends,
+                cpu=cpu,
+                window_s=window_s,
+                delivered_by_timeout=delivered_by_timeout,
+                loadavg=loadavg,
+                failed_ids=gen.failed_ids,
+            )
             results.append(result)
-            logger.info("step %g/s: accepted %.1f/s, errors %s, DELIVERED p95 %s s, drain %s s, sustained %s", rate,
-                        result.accepted_per_s, result.errors or 0, _num(result.delivered_p95_s, "{:.2f}"),
-                        _num(result.drain_s, "{:.2f}"), result.sustained)
+            logger.info(
+                "step %g/s: accepted %.1f/s, errors %s, DELIVERED p95 %s s, drain %s s, sustained %s",
+                rate,
+                result.accepted_per_s,
+                result.errors or 0,
+                _num(result.delivered_p95_s, "{:.2f}"),
+                _num(result.drain_s, "{:.2f}"),
+                result.sustained,
+            )
             if not stop_reason:
                 await asyncio.sleep(args.settle_seconds)
     finally:
@@ -721,10 +857,16 @@ async def wait_idle(meter: CpuMeter, *, limit_s: float, max_cores: float, window
         own = sum(used.get(k) or 0.0 for k in OWN_PROCESSES)
         other = ((used.get("machine") or 0.0) - own) / window_s
         if other <= max_cores:
-            logger.info("machine quiet: %.2f cores busy outside this run's API, worker and load generator", other)
+            logger.info(
+                "machine quiet: %.2f cores busy outside this run's API, worker and load generator", other
+            )
             return
-    logger.warning("the machine did not get quiet in %.0f s: %.2f cores busy outside this run's API, worker and "
-                   "load generator", limit_s, other)
+    logger.warning(
+        "the machine did not get quiet in %.0f s: %.2f cores busy outside this run's API, worker and "
+        "load generator",
+        limit_s,
+        other,
+    )
 
 
 def start_profiler(plat: Platform, *, seconds: float, hz: int) -> subprocess.Popen[bytes] | None:
@@ -737,9 +879,25 @@ def start_profiler(plat: Platform, *, seconds: float, hz: int) -> subprocess.Pop
     out = plat.out_dir / "worker-profile.txt"
     logger.info("py-spy: %g s of the worker (pid %d) at %d Hz -> %s", seconds, plat.worker.pid, hz, out)
     with open(plat.out_dir / "py-spy.log", "wb") as log:
-        return subprocess.Popen([py_spy, "record", "--pid", str(plat.worker.pid), "--duration", str(int(seconds)),
-                                 "--rate", str(hz), "--format", "raw", "--nonblocking", "--output", str(out)],
-                                stdout=log, stderr=subprocess.STDOUT)
+        return subprocess.Popen(
+            [
+                py_spy,
+                "record",
+                "--pid",
+                str(plat.worker.pid),
+                "--duration",
+                str(int(seconds)),
+                "--rate",
+                str(hz),
+                "--format",
+                "raw",
+                "--nonblocking",
+                "--output",
+                str(out),
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
 
 
 def finish_profiler(proc: subprocess.Popen[bytes], plat: Platform, *, rate: float) -> None:
@@ -750,7 +908,9 @@ def finish_profiler(proc: subprocess.Popen[bytes], plat: Platform, *, rate: floa
         proc.wait(timeout=10)
     raw = plat.out_dir / "worker-profile.txt"
     if raw.exists():
-        (plat.out_dir / "profile-summary.md").write_text(profile_summary(raw, title=f"worker at {rate:g} msg/s"))
+        (plat.out_dir / "profile-summary.md").write_text(
+            profile_summary(raw, title=f"worker at {rate:g} msg/s")
+        )
 
 
 def _frame_name(frame: str) -> str:
@@ -761,8 +921,19 @@ def _frame_name(frame: str) -> str:
 
 
 # Frames on nearly every stack that say nothing about where the time goes.
-_SCAFFOLD = ("(click/", "(mode/", "(cli/worker.py)", "<module>", "run_until_complete (", "run_forever (",
-             "_run_once (", "Handle._run (", "Thread.run (", "Thread._bootstrap", "Context.run (")
+_SCAFFOLD = (
+    "(click/",
+    "(mode/",
+    "(cli/worker.py)",
+    "<module>",
+    "run_until_complete (",
+    "run_forever (",
+    "_run_once (",
+    "Handle._run (",
+    "Thread.run (",
+    "Thread._bootstrap",
+    "Context.run (",
+)
 _THREAD_ROOTS = ("Thread._bootstrap", "Thread.run (", "Context.run (")
 _WAIT_LEAVES = ("EpollSelector.select (",)
 
@@ -804,14 +975,20 @@ def profile_summary(raw: Path, *, title: str, top: int = 20) -> str:
     def pct(c: int, of: int = total) -> str:
         return f"{100 * c / max(of, 1):.1f}"
 
-    lines = [f"py-spy profile, {title}: {total} samples not idle by py-spy's test (every thread); "
-             f"{pct(waiting)}% of them sit in `EpollSelector.select` (mostly the event loop waiting in epoll, "
-             "which --nonblocking sampling does not always see as idle): the second column leaves them out.", "",
-             "| % of samples | thread |", "|---:|---|"]
+    lines = [
+        f"py-spy profile, {title}: {total} samples not idle by py-spy's test (every thread); "
+        f"{pct(waiting)}% of them sit in `EpollSelector.select` (mostly the event loop waiting in epoll, "
+        "which --nonblocking sampling does not always see as idle): the second column leaves them out.",
+        "",
+        "| % of samples | thread |",
+        "|---:|---|",
+    ]
     lines += [f"| {pct(c)} | `{name}` |" for name, c in threads.most_common(8)]
     lines += ["", "| self % | self % excl. select | function (innermost frame) |", "|---:|---:|---|"]
-    lines += [f"| {pct(c)} | {'–' if name.startswith(_WAIT_LEAVES) else pct(c, total - waiting)} | `{name}` |"
-              for name, c in self_counts.most_common(top)]
+    lines += [
+        f"| {pct(c)} | {'–' if name.startswith(_WAIT_LEAVES) else pct(c, total - waiting)} | `{name}` |"
+        for name, c in self_counts.most_common(top)
+    ]
     lines += ["", "| inclusive % | function (anywhere on the stack) |", "|---:|---|"]
     lines += [f"| {pct(c)} | `{name}` |" for name, c in incl_counts.most_common(top)]
     return "\n".join(lines) + "\n"
@@ -830,12 +1007,33 @@ def _with_totals(cpu: dict[str, float | None]) -> dict[str, float | None]:
 
 def _skipped(rate: float, seconds: float, reason: str) -> StepResult:
     return StepResult(
-        offered_rate=rate, seconds=seconds, sends=0, accepted=0, accepted_per_s=0.0, delivered_per_s=0.0, errors={},
+        offered_rate=rate,
+        seconds=seconds,
+        sends=0,
+        accepted=0,
+        accepted_per_s=0.0,
+        delivered_per_s=0.0,
+        errors={},
         send_p50_ms=None,
-        send_p99_ms=None, delivered_p50_s=None, delivered_p95_s=None, delivered_max_s=None, undelivered_at_timeout=0,
-        drain_s=None, backlog_cleared_s=None, unread=0, read_drain_s=None, failed=0, generator_lag_p99_ms=0.0,
-        generator_lag_max_ms=0.0, window_s=0.0, cpu_s={}, cpu_ms_per_msg={}, cores_busy={}, loadavg="",
-        sustained=False, skipped=reason,
+        send_p99_ms=None,
+        delivered_p50_s=None,
+        delivered_p95_s=None,
+        delivered_max_s=None,
+        undelivered_at_timeout=0,
+        drain_s=None,
+        backlog_cleared_s=None,
+        unread=0,
+        read_drain_s=None,
+        failed=0,
+        generator_lag_p99_ms=0.0,
+        generator_lag_max_ms=0.0,
+        window_s=0.0,
+        cpu_s={},
+        cpu_ms_per_msg={},
+        cores_busy={},
+        loadavg="",
+        sustained=False,
+        skipped=reason,
     )
 
 
@@ -850,26 +1048,49 @@ def _jsonable(value: Any) -> Any:
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--rates", default="50,100,200,300,400", help="offered rates, msg/s, comma-separated")
     parser.add_argument("--step-seconds", type=float, default=20.0, help="seconds of sending per rate")
-    parser.add_argument("--senders", type=int, default=48, help="senders, each in its own conversation (>= 48 for issue 9)")
-    parser.add_argument("--channels", type=int, default=4, help="gRPC channels (TCP connections) the senders share")
+    parser.add_argument(
+        "--senders", type=int, default=48, help="senders, each in its own conversation (>= 48 for issue 9)"
+    )
+    parser.add_argument(
+        "--channels", type=int, default=4, help="gRPC channels (TCP connections) the senders share"
+    )
     parser.add_argument("--send-timeout", type=float, default=10.0, help="SendMessage deadline, seconds")
-    parser.add_argument("--drain-timeout", type=float, default=30.0,
-                        help="seconds after a step's last send to wait for DELIVERED (and READ)")
-    parser.add_argument("--recover-timeout", type=float, default=60.0,
-                        help="extra seconds for a step's backlog to clear before the next step (else stop)")
+    parser.add_argument(
+        "--drain-timeout",
+        type=float,
+        default=30.0,
+        help="seconds after a step's last send to wait for DELIVERED (and READ)",
+    )
+    parser.add_argument(
+        "--recover-timeout",
+        type=float,
+        default=60.0,
+        help="extra seconds for a step's backlog to clear before the next step (else stop)",
+    )
     parser.add_argument("--settle-seconds", type=float, default=2.0, help="pause between steps")
     parser.add_argument("--warmup-timeout", type=float, default=120.0)
     parser.add_argument("--yardstick-messages", type=int, default=100_000, help="0 skips the yardstick")
-    parser.add_argument("--wait-idle", type=float, default=0.0,
-                        help="before each step, wait up to this many seconds for the rest of the machine to be quiet")
-    parser.add_argument("--idle-cores", type=float, default=0.3,
-                        help="'quiet' for --wait-idle: cores busy outside this run's API, worker and load generator "
-                             "(the stack's servers included)")
-    parser.add_argument("--profile-rate", type=float, default=None, help="py-spy the worker during this rate's step")
+    parser.add_argument(
+        "--wait-idle",
+        type=float,
+        default=0.0,
+        help="before each step, wait up to this many seconds for the rest of the machine to be quiet",
+    )
+    parser.add_argument(
+        "--idle-cores",
+        type=float,
+        default=0.3,
+        help="'quiet' for --wait-idle: cores busy outside this run's API, worker and load generator "
+        "(the stack's servers included)",
+    )
+    parser.add_argument(
+        "--profile-rate", type=float, default=None, help="py-spy the worker during this rate's step"
+    )
     parser.add_argument("--profile-seconds", type=float, default=30.0)
     parser.add_argument("--profile-hz", type=int, default=100)
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "bench" / "results", help="results folder")
@@ -894,19 +1115,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     command = " ".join(["bench/step_load.py", *(argv if argv is not None else sys.argv[1:])])
     commit, dirty = git_describe()
     meta: dict[str, Any] = {
-        "date": started.strftime("%Y-%m-%d %H:%M UTC"), "command": command.strip(),
+        "date": started.strftime("%Y-%m-%d %H:%M UTC"),
+        "command": command.strip(),
         "machine": f"{os.cpu_count()} cores ({platform.processor() or platform.machine()}), Kafka, Cassandra, "
-                   "S3Proxy, Redis, the API, the worker and this load generator co-located on 127.0.0.1",
-        "commit": commit, "uncommitted": dirty, "senders": args.senders, "channels": args.channels,
-        "step_seconds": args.step_seconds, "drain_timeout": args.drain_timeout, "rates": args.rates,
+        "S3Proxy, Redis, the API, the worker and this load generator co-located on 127.0.0.1",
+        "commit": commit,
+        "uncommitted": dirty,
+        "senders": args.senders,
+        "channels": args.channels,
+        "step_seconds": args.step_seconds,
+        "drain_timeout": args.drain_timeout,
+        "rates": args.rates,
         "python": sys.version.split()[0],
     }
 
     stack = stack_pids(settings.stack_dir)
     missing = [s for s in ("kafka", "cassandra", "redis", "s3proxy") if s not in stack]
     if missing:
-        logger.warning("no running %s found under %s: their CPU is not counted (CHAT4ALL_STACK_DIR?)",
-                       ", ".join(missing), settings.stack_dir)
+        logger.warning(
+            "no running %s found under %s: their CPU is not counted (CHAT4ALL_STACK_DIR?)",
+            ", ".join(missing),
+            settings.stack_dir,
+        )
 
     yardstick = None
     if args.yardstick_messages > 0:
@@ -928,15 +1158,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     best = max(sustained) if sustained else None
     table = render_markdown(meta=meta, yardstick=yardstick, steps=steps, best=best)
     (out_dir / "results.md").write_text(table)
-    (out_dir / "results.json").write_text(json.dumps(_jsonable({
-        "meta": meta, "yardstick": asdict(yardstick) if yardstick else None,
-        "steps": [asdict(s) for s in steps], "highest_sustained_rate": best,
-    }), indent=2) + "\n")
+    (out_dir / "results.json").write_text(
+        json.dumps(
+            _jsonable(
+                {
+                    "meta": meta,
+                    "yardstick": asdict(yardstick) if yardstick else None,
+                    "steps": [asdict(s) for s in steps],
+                    "highest_sustained_rate": best,
+                }
+            ),
+            indent=2,
+        )
+        + "\n"
+    )
     from bench.plots import plot_step_load
 
     rows = [asdict(s) for s in steps if not s.skipped]
-    plot = plot_step_load(rows, out_dir / "step-load.png",
-                          title=f"Step load, {meta['date']}, {args.senders} senders ({meta['commit']})")
+    plot = plot_step_load(
+        rows,
+        out_dir / "step-load.png",
+        title=f"Step load, {meta['date']}, {args.senders} senders ({meta['commit']})",
+    )
     print()
     print(table)
     print(f"Results in {out_dir}" + (f" (plot {plot.name})" if plot else ""))

@@ -33,22 +33,50 @@ def _entries(style: str) -> dict[str, Any]:
     key = f"{R}:whatsapp"
     if style == "long":
         receipt = {"status": "DELIVERED", "delivered_ms": TS + 300, "read_ms": None}
-        entry = {"v": 2, "conversation_id": C, "ts_ms": TS, "sender_id": S, "offset": OFFSET, "receipts": {key: receipt}}
+        entry = {
+            "v": 2,
+            "conversation_id": C,
+            "ts_ms": TS,
+            "sender_id": S,
+            "offset": OFFSET,
+            "receipts": {key: receipt},
+        }
         marker = {"v": 2, "offset": OFFSET, "entry": entry}
         scheduled = {
-            "v": 2, "due_ms": TS + 2300, "status": "READ", "message_id": M, "conversation_id": C, "ts_ms": TS,
-            "recipient_id": R, "sender_id": S, "receipt_keys": [key],
+            "v": 2,
+            "due_ms": TS + 2300,
+            "status": "READ",
+            "message_id": M,
+            "conversation_id": C,
+            "ts_ms": TS,
+            "recipient_id": R,
+            "sender_id": S,
+            "receipt_keys": [key],
         }
     else:
-        entry = {"cid": C, "ts": TS, "sid": S, "o": OFFSET, "r": {key: {"s": "DELIVERED", "d": TS + 300, "rd": None}}}
+        entry = {
+            "cid": C,
+            "ts": TS,
+            "sid": S,
+            "o": OFFSET,
+            "r": {key: {"s": "DELIVERED", "d": TS + 300, "rd": None}},
+        }
         marker = {"o": OFFSET, "e": entry}
         if style == "v1 short":
             scheduled = {"due": TS + 2300, "st": "READ", "m": M, "c": C, "t": TS, "r": R, "s": S, "k": [key]}
         else:
-            scheduled = dict(scheduled_receipt(
-                due_ms=TS + 2300, status="READ", message_id=M, conversation_id=C, ts_ms=TS, recipient_id=R,
-                sender_id=S, receipt_keys=[key],
-            ))
+            scheduled = dict(
+                scheduled_receipt(
+                    due_ms=TS + 2300,
+                    status="READ",
+                    message_id=M,
+                    conversation_id=C,
+                    ts_ms=TS,
+                    recipient_id=R,
+                    sender_id=S,
+                    receipt_keys=[key],
+                )
+            )
     return {"receipt-states entry": entry, "receipt-finals marker": marker, "schedule entry": scheduled}
 
 

@@ -139,13 +139,24 @@ def chunk_message(data: bytes) -> bytes:
     return bytes(header) + data
 
 
-def upload(channel, md, conversation_id: str, size: int, chunk: int, sha: str, marks: dict) -> files_pb2.UploadFileResponse:
-    info = files_pb2.FileInfo(conversation_id=conversation_id, filename="bench.bin", mime_type="application/octet-stream",
-                              size=size, sha256=sha, upload_id=f"bench-{uuid.uuid4()}")
+def upload(
+    channel, md, conversation_id: str, size: int, chunk: int, sha: str, marks: dict
+) -> files_pb2.UploadFileResponse:
+    info = files_pb2.FileInfo(
+        conversation_id=conversation_id,
+        filename="bench.bin",
+        mime_type="application/octet-stream",
+        size=size,
+        sha256=sha,
+        upload_id=f"bench-{uuid.uuid4()}",
+    )
     marks["upload_id"] = info.upload_id
     # FileService.UploadFile with the messages already serialized.
-    call = channel.stream_unary("/chat4all.v1.FileService/UploadFile", request_serializer=None,
-                                response_deserializer=files_pb2.UploadFileResponse.FromString)
+    call = channel.stream_unary(
+        "/chat4all.v1.FileService/UploadFile",
+        request_serializer=None,
+        response_deserializer=files_pb2.UploadFileResponse.FromString,
+    )
 
     def requests() -> Iterator[bytes]:
         yield files_pb2.UploadFileRequest(info=info).SerializeToString()
@@ -173,28 +184,58 @@ class Cleaner:
 
     def file(self, file_id: str, upload_id: str | None) -> None:
         fid = uuid.UUID(file_id)
-        row = self.session.execute("SELECT object_key, uploader_id FROM files WHERE file_id = %s", (fid,)).one()
+        row = self.session.execute(
+            "SELECT object_key, uploader_id FROM files WHERE file_id = %s", (fid,)
+        ).one()
         if row is not None:
             self.s3.remove_object(self.settings.s3_bucket, row.object_key)
         self.session.execute("DELETE FROM files WHERE file_id = %s", (fid,))
         if upload_id and row is not None:  # sessions are keyed by (uploader, upload_id)
-            self.session.execute("DELETE FROM upload_sessions WHERE uploader_id = %s AND upload_id = %s",
-                                 (row.uploader_id, upload_id))
+            self.session.execute(
+                "DELETE FROM upload_sessions WHERE uploader_id = %s AND upload_id = %s",
+                (row.uploader_id, upload_id),
+            )
 
     def close(self) -> None:
         self.session.cluster.shutdown()
 
 
-def run_upload(api: ApiClient, server: ApiProcess, md, conversation_id: str, *, size: int, chunk: int,
-               digest: str, meter: CpuMeter, py_spy: str | None) -> dict[str, object]:
+def run_upload(
+    api: ApiClient,
+    server: ApiProcess,
+    md,
+    conversation_id: str,
+    *,
+    size: int,
+    chunk: int,
+    digest: str,
+    meter: CpuMeter,
+    py_spy: str | None,
+) -> dict[str, object]:
     idle = rss_kib(server.proc.pid)
     sampler = RssSampler(server.proc.pid)
     sampler.start()
     spy = None
     if py_spy:
-        spy = subprocess.Popen([str(REPO_ROOT / ".venv" / "bin" / "py-spy"), "record", "-p", str(server.proc.pid), "-r", "100",
-                                "-f", "raw", "-o", py_spy, "--nonblocking", "--idle", "--threads"],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        spy = subprocess.Popen(
+            [
+                str(REPO_ROOT / ".venv" / "bin" / "py-spy"),
+                "record",
+                "-p",
+                str(server.proc.pid),
+                "-r",
+                "100",
+                "-f",
+                "raw",
+                "-o",
+                py_spy,
+                "--nonblocking",
+                "--idle",
+                "--threads",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         time.sleep(1.0)
     marks: dict = {}
     cpu_before = meter.sample()
@@ -242,7 +283,9 @@ def s3_ceiling(settings: Settings, *, size: int, in_flight: int, signed: bool) -
             n = min(part_bytes, size - (number - 1) * part_bytes)
             async with gate:
                 body = data if n == part_bytes else data[:n]
-                return number, await store.upload_part(key, s3_upload_id=s3_upload_id, part_number=number, data=body)
+                return number, await store.upload_part(
+                    key, s3_upload_id=s3_upload_id, part_number=number, data=body
+                )
 
         parts = await asyncio.gather(*(one(i) for i in range(1, count + 1)))
         cpu1, t1 = cpu_seconds(s3proxy), time.perf_counter()
@@ -275,29 +318,48 @@ def markdown(report: dict, yardstick: YardstickResult | None = None) -> str:
     ]
     for i, r in enumerate(report["runs"], 1):
         c = r["cpu_seconds"]
-        lines.append(f"| {i} | {r['mb_per_s']} | {r['seconds']} | {r['finish_seconds']} | {r['api_rss_growth_mib']} | "
-                     f"{c['api']} / {c['s3proxy']} / {c['cassandra']} / {c['client']} |")
-    lines += ["", f"median {report['median_mb_per_s']} MB/s, largest RSS growth {report['max_rss_growth_mib']} MiB", ""]
+        lines.append(
+            f"| {i} | {r['mb_per_s']} | {r['seconds']} | {r['finish_seconds']} | {r['api_rss_growth_mib']} | "
+            f"{c['api']} / {c['s3proxy']} / {c['cassandra']} / {c['client']} |"
+        )
+    lines += [
+        "",
+        f"median {report['median_mb_per_s']} MB/s, largest RSS growth {report['max_rss_growth_mib']} MiB",
+        "",
+    ]
     if report["ceiling"]:
-        lines += ["Raw S3 ceiling (MinIO SDK, no API):", "",
-                  "| signed payload | parts in flight | MB/s | parts MB/s | complete s | S3Proxy CPU s parts / complete |",
-                  "|---|---|---|---|---|---|"]
+        lines += [
+            "Raw S3 ceiling (MinIO SDK, no API):",
+            "",
+            "| signed payload | parts in flight | MB/s | parts MB/s | complete s | S3Proxy CPU s parts / complete |",
+            "|---|---|---|---|---|---|",
+        ]
         for c in report["ceiling"]:
-            lines.append(f"| {c['signed_payload']} | {c['parts_in_flight']} | {c['mb_per_s']} | {c['parts_mb_per_s']} | "
-                         f"{c['complete_seconds']} | {c['s3proxy_cpu_seconds_parts']} / {c['s3proxy_cpu_seconds_complete']} |")
+            lines.append(
+                f"| {c['signed_payload']} | {c['parts_in_flight']} | {c['mb_per_s']} | {c['parts_mb_per_s']} | "
+                f"{c['complete_seconds']} | {c['s3proxy_cpu_seconds_parts']} / {c['s3proxy_cpu_seconds_complete']} |"
+            )
     return "\n".join(lines) + "\n"
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--size-mib", type=int, default=2048)
     parser.add_argument("--chunk-mib", type=float, default=1.0)
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--no-ceiling", dest="ceiling", action="store_false", help="skip the raw S3 measurement")
+    parser.add_argument(
+        "--no-ceiling", dest="ceiling", action="store_false", help="skip the raw S3 measurement"
+    )
     parser.add_argument("--keep", action="store_true", help="keep the uploaded objects")
-    parser.add_argument("--py-spy", metavar="PATH", help="record the API with py-spy (raw format) during the first run")
+    parser.add_argument(
+        "--py-spy", metavar="PATH", help="record the API with py-spy (raw format) during the first run"
+    )
     add_yardstick_arg(parser)
-    parser.add_argument("--out", type=Path, default=None, help="results folder (default bench/results/upload-<time>)")
+    parser.add_argument(
+        "--out", type=Path, default=None, help="results folder (default bench/results/upload-<time>)"
+    )
     args = parser.parse_args()
     size, chunk = args.size_mib * MiB, int(args.chunk_mib * MiB)
     settings = get_settings().model_copy(update={"topic_prefix": TOPIC_PREFIX})
@@ -328,17 +390,46 @@ def main() -> None:
         stub = api.stub(files_pb2_grpc.FileServiceStub)
         # Warm-up: a small upload loads the file service's clients and statements.
         small = b"warm-up" * 1000
-        warm = stub.UploadFile(iter([files_pb2.UploadFileRequest(info=files_pb2.FileInfo(
-            conversation_id=conversation_id, filename="w.bin", size=len(small),
-            sha256=hashlib.sha256(small).hexdigest(), upload_id=f"bench-warm-{uuid.uuid4()}")),
-            files_pb2.UploadFileRequest(chunk=small)]), metadata=alice.md, timeout=60)
+        warm = stub.UploadFile(
+            iter(
+                [
+                    files_pb2.UploadFileRequest(
+                        info=files_pb2.FileInfo(
+                            conversation_id=conversation_id,
+                            filename="w.bin",
+                            size=len(small),
+                            sha256=hashlib.sha256(small).hexdigest(),
+                            upload_id=f"bench-warm-{uuid.uuid4()}",
+                        )
+                    ),
+                    files_pb2.UploadFileRequest(chunk=small),
+                ]
+            ),
+            metadata=alice.md,
+            timeout=60,
+        )
         cleaner.file(warm.file_id, None)
         time.sleep(1.0)
-        meter = CpuMeter({"api": server.proc.pid, "s3proxy": stack_pid(settings, "s3proxy"),
-                          "cassandra": stack_pid(settings, "cassandra"), "client": os.getpid()})
+        meter = CpuMeter(
+            {
+                "api": server.proc.pid,
+                "s3proxy": stack_pid(settings, "s3proxy"),
+                "cassandra": stack_pid(settings, "cassandra"),
+                "client": os.getpid(),
+            }
+        )
         for i in range(args.runs):
-            run = run_upload(api, server, alice.md, conversation_id, size=size, chunk=chunk, digest=digest, meter=meter,
-                             py_spy=args.py_spy if i == 0 else None)
+            run = run_upload(
+                api,
+                server,
+                alice.md,
+                conversation_id,
+                size=size,
+                chunk=chunk,
+                digest=digest,
+                meter=meter,
+                py_spy=args.py_spy if i == 0 else None,
+            )
             runs.append(run)
             print(f"run {i + 1}: {json.dumps(run)}", file=sys.stderr)
             if not args.keep:
@@ -353,8 +444,14 @@ def main() -> None:
     ceiling = []
     if args.ceiling:
         ceiling.append(s3_ceiling(settings, size=size, in_flight=1, signed=settings.s3_signed_payload))
-        ceiling.append(s3_ceiling(settings, size=size, in_flight=settings.upload_parts_in_flight,
-                                  signed=settings.s3_signed_payload))
+        ceiling.append(
+            s3_ceiling(
+                settings,
+                size=size,
+                in_flight=settings.upload_parts_in_flight,
+                signed=settings.s3_signed_payload,
+            )
+        )
         if not settings.s3_signed_payload:
             ceiling.append(s3_ceiling(settings, size=size, in_flight=1, signed=True))
 

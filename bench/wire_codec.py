@@ -116,23 +116,87 @@ def old_decode(record_type: type[faust.Record], raw: bytes, uuid_fields: tuple[s
 
 # (name, the record as the pipeline writes it, new type, old type, the id fields its reader checks)
 CASES: list[tuple[str, wire._Wire, type, type[faust.Record], tuple[str, ...]]] = [
-    ("MessageEvent", wire.MessageEvent(message_id=M, conversation_id=C, sender_id=S, ts_ms=TS, content="hello there",
-                                       channels=["whatsapp"], client_message_id="cm-1"),
-     wire.MessageEvent, OldMessageEvent, ("message_id", "conversation_id", "sender_id")),
-    ("OutboundEvent", wire.OutboundEvent(message_id=M, conversation_id=C, sender_id=S, ts_ms=TS, recipient_id=R,
-                                         channel="whatsapp", handle="+5511999990000", content="hello there",
-                                         receipt_keys=[f"{R}:whatsapp", f"{R}:native"]),
-     wire.OutboundEvent, OldOutboundEvent, ("message_id", "conversation_id", "recipient_id")),
-    ("StatusUpdate", wire.StatusUpdate(message_id=M, conversation_id=C, ts_ms=TS, recipient_id=R, channel="whatsapp",
-                                       status="DELIVERED", at_ms=TS + 300, receipt_keys=[f"{R}:whatsapp", f"{R}:native"],
-                                       source="whatsapp", sender_id=S),
-     wire.StatusUpdate, OldStatusUpdate, ("message_id", "conversation_id", "recipient_id")),
-    ("Notification", wire.Notification(user_id=S, kind="message.status", message_id=M, conversation_id=C,
-                                       at_ms=TS + 300, status="DELIVERED", recipient_id=R, channel="whatsapp"),
-     wire.Notification, OldNotification, ()),
-    ("DeadLetter", wire.DeadLetter(topic="messages", key=C, payload='{"message_id":"x"}', reason="conversation not found",
-                                   at_ms=TS, message_id=M, conversation_id=C),
-     wire.DeadLetter, OldDeadLetter, ()),
+    (
+        "MessageEvent",
+        wire.MessageEvent(
+            message_id=M,
+            conversation_id=C,
+            sender_id=S,
+            ts_ms=TS,
+            content="hello there",
+            channels=["whatsapp"],
+            client_message_id="cm-1",
+        ),
+        wire.MessageEvent,
+        OldMessageEvent,
+        ("message_id", "conversation_id", "sender_id"),
+    ),
+    (
+        "OutboundEvent",
+        wire.OutboundEvent(
+            message_id=M,
+            conversation_id=C,
+            sender_id=S,
+            ts_ms=TS,
+            recipient_id=R,
+            channel="whatsapp",
+            handle="+5511999990000",
+            content="hello there",
+            receipt_keys=[f"{R}:whatsapp", f"{R}:native"],
+        ),
+        wire.OutboundEvent,
+        OldOutboundEvent,
+        ("message_id", "conversation_id", "recipient_id"),
+    ),
+    (
+        "StatusUpdate",
+        wire.StatusUpdate(
+            message_id=M,
+            conversation_id=C,
+            ts_ms=TS,
+            recipient_id=R,
+            channel="whatsapp",
+            status="DELIVERED",
+            at_ms=TS + 300,
+            receipt_keys=[f"{R}:whatsapp", f"{R}:native"],
+            source="whatsapp",
+            sender_id=S,
+        ),
+        wire.StatusUpdate,
+        OldStatusUpdate,
+        ("message_id", "conversation_id", "recipient_id"),
+    ),
+    (
+        "Notification",
+        wire.Notification(
+            user_id=S,
+            kind="message.status",
+            message_id=M,
+            conversation_id=C,
+            at_ms=TS + 300,
+            status="DELIVERED",
+            recipient_id=R,
+            channel="whatsapp",
+        ),
+        wire.Notification,
+        OldNotification,
+        (),
+    ),
+    (
+        "DeadLetter",
+        wire.DeadLetter(
+            topic="messages",
+            key=C,
+            payload='{"message_id":"x"}',
+            reason="conversation not found",
+            at_ms=TS,
+            message_id=M,
+            conversation_id=C,
+        ),
+        wire.DeadLetter,
+        OldDeadLetter,
+        (),
+    ),
 ]
 
 
@@ -154,9 +218,19 @@ def run(*, number: int, repeat: int) -> list[dict[str, Any]]:
         def old(raw: bytes = raw, t: type[faust.Record] = old_type, ids: tuple[str, ...] = ids) -> bytes:
             return old_decode(t, raw, ids).dumps()
 
-        old_us, new_us = _best_us(old, number=number, repeat=repeat), _best_us(new, number=number, repeat=repeat)
-        rows.append({"record": name, "bytes": len(raw), "old_us": round(old_us, 2), "new_us": round(new_us, 2),
-                     "speedup": round(old_us / new_us, 1)})
+        old_us, new_us = (
+            _best_us(old, number=number, repeat=repeat),
+            _best_us(new, number=number, repeat=repeat),
+        )
+        rows.append(
+            {
+                "record": name,
+                "bytes": len(raw),
+                "old_us": round(old_us, 2),
+                "new_us": round(new_us, 2),
+                "speedup": round(old_us / new_us, 1),
+            }
+        )
     return rows
 
 
@@ -172,7 +246,9 @@ def main() -> None:
         return
     print(f"{'record':<14}{'bytes':>7}{'faust+orjson us':>17}{'wire us':>10}{'speedup':>9}")
     for r in rows:
-        print(f"{r['record']:<14}{r['bytes']:>7}{r['old_us']:>17.2f}{r['new_us']:>10.2f}{r['speedup']:>8.1f}x")
+        print(
+            f"{r['record']:<14}{r['bytes']:>7}{r['old_us']:>17.2f}{r['new_us']:>10.2f}{r['speedup']:>8.1f}x"
+        )
 
 
 if __name__ == "__main__":

@@ -31,7 +31,11 @@ from tests.pipeline.helpers import events_for, publish_messages, setup_conversat
 
 
 def _metric(text: str, name: str) -> float:
-    return sum(float(line.split()[-1]) for line in text.splitlines() if line.startswith(name + " ") or line.startswith(name + "{"))
+    return sum(
+        float(line.split()[-1])
+        for line in text.splitlines()
+        if line.startswith(name + " ") or line.startswith(name + "{")
+    )
 
 
 def main() -> None:
@@ -55,24 +59,41 @@ def main() -> None:
         spy = None
         if args.profile:
             fmt = "flamegraph" if args.profile.endswith(".svg") else "raw"
-            spy = subprocess.Popen([shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy"), "record",
-                                    "-p", str(worker.proc.pid), "-d", str(int(args.seconds)), "-r", "50",
-                                    "-f", fmt, "-o", args.profile, "--nonblocking"],
-                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            spy = subprocess.Popen(
+                [
+                    shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy"),
+                    "record",
+                    "-p",
+                    str(worker.proc.pid),
+                    "-d",
+                    str(int(args.seconds)),
+                    "-r",
+                    "50",
+                    "-f",
+                    fmt,
+                    "-o",
+                    args.profile,
+                    "--nonblocking",
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
         before = meter.sample()
         step = max(1, int(args.rate / 20))
         t0 = time.time()
         for i in range(0, len(events), step):
-            for e in events[i:i + step]:
+            for e in events[i : i + step]:
                 e["ts_ms"] = int(time.time() * 1000)
-            publish_messages(settings, events[i:i + step], prefix=pipeline.prefix)
+            publish_messages(settings, events[i : i + step], prefix=pipeline.prefix)
             time.sleep(max(0.0, t0 + (i + step) / args.rate - time.time()))
         sent_s = time.time() - t0
         select = session.prepare("SELECT status FROM messages WHERE conversation_id = ?")
         deadline = time.time() + args.timeout
         read = 0
         while time.time() < deadline:
-            read = sum(1 for cid in convs for r in session.execute(select, (uuid.UUID(cid),)) if r.status == "READ")
+            read = sum(
+                1 for cid in convs for r in session.execute(select, (uuid.UUID(cid),)) if r.status == "READ"
+            )
             if read >= len(events):
                 break
             time.sleep(0.5)
@@ -85,11 +106,15 @@ def main() -> None:
         if spy is not None:
             spy.wait(timeout=args.seconds + 30)
         n = len(events)
-        print(f"offered {args.rate:g} msg/s for {sent_s:.1f} s: {n} messages, {read} READ after {drained_s:.1f} s")
+        print(
+            f"offered {args.rate:g} msg/s for {sent_s:.1f} s: {n} messages, {read} READ after {drained_s:.1f} s"
+        )
         batches = _metric(metrics_text, "chat4all_cassandra_batch_writes_count")
         writes = _metric(metrics_text, "chat4all_cassandra_batch_writes_sum")
         if batches:
-            print(f"Cassandra: {writes:.0f} writes in {batches:.0f} requests ({writes / batches:.1f} per batch)")
+            print(
+                f"Cassandra: {writes:.0f} writes in {batches:.0f} requests ({writes / batches:.1f} per batch)"
+            )
         print("| process | CPU s | ms per message |")
         print("|---|---|---|")
         for name, seconds in sorted(used.items()):

@@ -43,9 +43,11 @@ class YardstickResult:
     passthrough_rate: float
 
     def summary(self) -> str:
-        return (f"aiokafka pass-through: {self.messages} x {self.size} B over {self.partitions} partitions, "
-                f"linger {self.linger_ms} ms: produce {self.produce_rate:,.0f} msg/s, consume {self.consume_rate:,.0f} "
-                f"msg/s (group join {self.join_seconds:.2f} s included), pass-through {self.passthrough_rate:,.0f} msg/s")
+        return (
+            f"aiokafka pass-through: {self.messages} x {self.size} B over {self.partitions} partitions, "
+            f"linger {self.linger_ms} ms: produce {self.produce_rate:,.0f} msg/s, consume {self.consume_rate:,.0f} "
+            f"msg/s (group join {self.join_seconds:.2f} s included), pass-through {self.passthrough_rate:,.0f} msg/s"
+        )
 
 
 async def _create_topic(bootstrap: str, topic: str, partitions: int) -> None:
@@ -58,7 +60,11 @@ async def _create_topic(bootstrap: str, topic: str, partitions: int) -> None:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             described = await admin.describe_topics([topic])
-            if described and not described[0].get("error_code") and len(described[0].get("partitions") or []) == partitions:
+            if (
+                described
+                and not described[0].get("error_code")
+                and len(described[0].get("partitions") or []) == partitions
+            ):
                 return
             await asyncio.sleep(0.2)
         raise TimeoutError(f"topic {topic} not ready after 30 s")
@@ -80,8 +86,9 @@ async def _delete_topic(bootstrap: str, topic: str) -> None:
 async def _produce(bootstrap: str, topic: str, *, messages: int, size: int, linger_ms: int) -> float:
     from aiokafka import AIOKafkaProducer
 
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=linger_ms,
-                                max_batch_size=256 * 1024)
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap, acks="all", linger_ms=linger_ms, max_batch_size=256 * 1024
+    )
     await producer.start()
     try:
         payload = b"x" * size
@@ -103,8 +110,14 @@ async def _consume(bootstrap: str, topic: str, *, messages: int, timeout: float)
     """(seconds to join and see the first record, seconds from it to the last record)."""
     from aiokafka import AIOKafkaConsumer
 
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=f"yardstick-{uuid.uuid4().hex[:10]}",
-                                auto_offset_reset="earliest", enable_auto_commit=True, max_poll_records=10_000)
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        group_id=f"yardstick-{uuid.uuid4().hex[:10]}",
+        auto_offset_reset="earliest",
+        enable_auto_commit=True,
+        max_poll_records=10_000,
+    )
     start = time.perf_counter()
     await consumer.start()
     try:
@@ -124,8 +137,15 @@ async def _consume(bootstrap: str, topic: str, *, messages: int, timeout: float)
         await consumer.stop()
 
 
-async def run_yardstick(bootstrap: str, *, messages: int = 100_000, size: int = 100, partitions: int = 12,
-                        linger_ms: int = 5, timeout: float = 120.0) -> YardstickResult:
+async def run_yardstick(
+    bootstrap: str,
+    *,
+    messages: int = 100_000,
+    size: int = 100,
+    partitions: int = 12,
+    linger_ms: int = 5,
+    timeout: float = 120.0,
+) -> YardstickResult:
     """Produce then consume ``messages`` records on a topic of its own (deleted afterwards)."""
     topic = f"yardstick-{uuid.uuid4().hex[:10]}"
     await _create_topic(bootstrap, topic, partitions)
@@ -138,9 +158,15 @@ async def run_yardstick(bootstrap: str, *, messages: int = 100_000, size: int = 
         except Exception as exc:  # cleanup only
             logger.warning("could not delete %s: %s", topic, exc)
     result = YardstickResult(
-        messages=messages, size=size, partitions=partitions, linger_ms=linger_ms,
-        produce_seconds=produce_s, join_seconds=join_s, consume_seconds=consume_s,
-        produce_rate=messages / produce_s, consume_rate=messages / (join_s + consume_s),
+        messages=messages,
+        size=size,
+        partitions=partitions,
+        linger_ms=linger_ms,
+        produce_seconds=produce_s,
+        join_seconds=join_s,
+        consume_seconds=consume_s,
+        produce_rate=messages / produce_s,
+        consume_rate=messages / (join_s + consume_s),
         passthrough_rate=messages / (produce_s + join_s + consume_s),
     )
     logger.info("%s", result.summary())
@@ -149,7 +175,9 @@ async def run_yardstick(bootstrap: str, *, messages: int = 100_000, size: int = 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--bootstrap", default=None, help="Kafka bootstrap (default: CHAT4ALL_KAFKA_HOST:PORT)")
+    parser.add_argument(
+        "--bootstrap", default=None, help="Kafka bootstrap (default: CHAT4ALL_KAFKA_HOST:PORT)"
+    )
     parser.add_argument("--messages", type=int, default=100_000)
     parser.add_argument("--size", type=int, default=100, help="value bytes per record")
     parser.add_argument("--partitions", type=int, default=12)
@@ -161,8 +189,15 @@ def main() -> None:
         from chat4all.settings import get_settings
 
         args.bootstrap = get_settings().kafka_bootstrap
-    result = asyncio.run(run_yardstick(args.bootstrap, messages=args.messages, size=args.size,
-                                       partitions=args.partitions, linger_ms=args.linger_ms))
+    result = asyncio.run(
+        run_yardstick(
+            args.bootstrap,
+            messages=args.messages,
+            size=args.size,
+            partitions=args.partitions,
+            linger_ms=args.linger_ms,
+        )
+    )
     print(json.dumps(asdict(result), indent=2) if args.json else result.summary())
 
 

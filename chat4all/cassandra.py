@@ -79,8 +79,10 @@ def execution_profiles(settings: Settings) -> dict[Any, ExecutionProfile]:
             serial_consistency_level=serial,
         )
 
-    return {EXEC_PROFILE_DEFAULT: profile(settings.cassandra_read_consistency),
-            WRITE_PROFILE: profile(settings.cassandra_write_consistency)}
+    return {
+        EXEC_PROFILE_DEFAULT: profile(settings.cassandra_read_consistency),
+        WRITE_PROFILE: profile(settings.cassandra_write_consistency),
+    }
 
 
 def cluster(settings: Settings, *, connect_timeout: float = 10.0) -> Cluster:
@@ -122,7 +124,9 @@ class _LoopBridge:
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
-        self._pending: collections.deque[tuple[asyncio.Future, Any, BaseException | None]] = collections.deque()
+        self._pending: collections.deque[tuple[asyncio.Future, Any, BaseException | None]] = (
+            collections.deque()
+        )
         self._lock = threading.Lock()
         self._scheduled = False
 
@@ -159,7 +163,12 @@ def _bridge(loop: asyncio.AbstractEventLoop) -> _LoopBridge:
 
 
 def aexecute(
-    session: Session, query: Any, params: Any = None, *, timeout: float = 10.0, paging_state: bytes | None = None
+    session: Session,
+    query: Any,
+    params: Any = None,
+    *,
+    timeout: float = 10.0,
+    paging_state: bytes | None = None,
 ) -> asyncio.Future:
     """Run a statement without blocking the event loop, in the profile of its kind (``profile_for``);
     the result is the driver's ResultSet. With a ``fetch_size`` on the statement, the result holds

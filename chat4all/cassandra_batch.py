@@ -147,7 +147,9 @@ class WriteBatcher:
         try:
             await self._run(batch)
         except Exception as exc:
-            logger.info("Cassandra refused a batch of %d writes (%s); sending them one by one", len(writes), exc)
+            logger.info(
+                "Cassandra refused a batch of %d writes (%s); sending them one by one", len(writes), exc
+            )
             await asyncio.gather(*(self._apply_one(bound, fut) for bound, fut in writes))
             return
         for _, fut in writes:

@@ -65,7 +65,9 @@ def check_private_api() -> None:
     for name, expected in PRIVATE_API.items():
         method = getattr(Minio, name, None)
         if method is None:
-            raise PrivateApiMismatch(f"minio {minio.__version__} has no Minio.{name}; pin minio=={PINNED_MINIO_VERSION}")
+            raise PrivateApiMismatch(
+                f"minio {minio.__version__} has no Minio.{name}; pin minio=={PINNED_MINIO_VERSION}"
+            )
         params = tuple(inspect.signature(method).parameters)[1:]
         if params[: len(expected)] != expected:
             raise PrivateApiMismatch(
@@ -73,12 +75,21 @@ def check_private_api() -> None:
                 f"pin minio=={PINNED_MINIO_VERSION} or adapt chat4all/objectstore.py"
             )
     if minio.__version__ != PINNED_MINIO_VERSION:
-        logger.warning("minio %s is not the pinned %s; multipart uses its private API", minio.__version__, PINNED_MINIO_VERSION)
+        logger.warning(
+            "minio %s is not the pinned %s; multipart uses its private API",
+            minio.__version__,
+            PINNED_MINIO_VERSION,
+        )
 
 
 def is_missing(exc: BaseException) -> bool:
     """Whether an S3 error says the object, key or multipart upload does not exist."""
-    return isinstance(exc, S3Error) and exc.code in ("NoSuchKey", "NoSuchUpload", "NoSuchObject", "ResourceNotFound")
+    return isinstance(exc, S3Error) and exc.code in (
+        "NoSuchKey",
+        "NoSuchUpload",
+        "NoSuchObject",
+        "ResourceNotFound",
+    )
 
 
 def content_disposition(filename: str) -> str:
@@ -143,7 +154,9 @@ class ObjectStore:
         headers = {"Content-Type": content_type or "application/octet-stream"}
         return await asyncio.to_thread(self._client._create_multipart_upload, self.bucket, key, headers)
 
-    async def upload_part(self, key: str, *, s3_upload_id: str, part_number: int, data: bytes | bytearray) -> str:
+    async def upload_part(
+        self, key: str, *, s3_upload_id: str, part_number: int, data: bytes | bytearray
+    ) -> str:
         """Upload one part (>= 5 MiB unless it is the last); returns its ETag. Re-uploading a number replaces it.
 
         A bytearray is sent as it is (urllib3 takes any buffer; minio only hashes and measures
@@ -155,7 +168,9 @@ class ObjectStore:
     async def complete_multipart(self, key: str, *, s3_upload_id: str, parts: list[tuple[int, str]]) -> None:
         """Assemble the object from ``parts`` ((part_number, etag), ascending)."""
         sdk_parts = [Part(number, etag) for number, etag in parts]
-        await asyncio.to_thread(self._client._complete_multipart_upload, self.bucket, key, s3_upload_id, sdk_parts)
+        await asyncio.to_thread(
+            self._client._complete_multipart_upload, self.bucket, key, s3_upload_id, sdk_parts
+        )
 
     async def abort_multipart(self, key: str, *, s3_upload_id: str) -> None:
         """Abort a multipart upload and drop its parts; an already gone upload is not an error."""
@@ -167,10 +182,17 @@ class ObjectStore:
 
     # --- plain objects -----------------------------------------------------------------------
 
-    async def put(self, key: str, data: bytes | bytearray, *, content_type: str = "application/octet-stream") -> None:
+    async def put(
+        self, key: str, data: bytes | bytearray, *, content_type: str = "application/octet-stream"
+    ) -> None:
         """Write a whole (small) object in one PUT (the SDK would split anything over 5 MiB into a multipart upload)."""
         await asyncio.to_thread(
-            self._client.put_object, self.bucket, key, io.BytesIO(data), len(data), content_type=content_type,
+            self._client.put_object,
+            self.bucket,
+            key,
+            io.BytesIO(data),
+            len(data),
+            content_type=content_type,
             part_size=max(len(data), _MIN_PART_SIZE),
         )
 
@@ -230,7 +252,10 @@ class ObjectStore:
         """Delete every object under ``prefix``; returns how many there were."""
 
         def delete_all() -> int:
-            keys = [obj.object_name for obj in self._client.list_objects(self.bucket, prefix=prefix, recursive=True)]
+            keys = [
+                obj.object_name
+                for obj in self._client.list_objects(self.bucket, prefix=prefix, recursive=True)
+            ]
             if keys:
                 errors = list(self._client.remove_objects(self.bucket, [DeleteObject(k) for k in keys]))
                 if errors:
@@ -242,7 +267,9 @@ class ObjectStore:
     async def list_keys(self, prefix: str) -> list[str]:
         """Keys under ``prefix`` (tests and clean-up checks)."""
         return await asyncio.to_thread(
-            lambda: [o.object_name for o in self._client.list_objects(self.bucket, prefix=prefix, recursive=True)]
+            lambda: [
+                o.object_name for o in self._client.list_objects(self.bucket, prefix=prefix, recursive=True)
+            ]
         )
 
     def presigned_get(self, key: str, *, ttl_seconds: int, filename: str | None = None) -> str:

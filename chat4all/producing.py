@@ -60,7 +60,9 @@ class CachedPartitioner:
         return all_partitions[h % len(all_partitions)]
 
 
-def topic_partitions(cluster: ClusterMetadata, topic: str) -> tuple[frozenset[int], list[int], list[int]] | None:
+def topic_partitions(
+    cluster: ClusterMetadata, topic: str
+) -> tuple[frozenset[int], list[int], list[int]] | None:
     """(partitions, the same as aiokafka lists them, those with a leader) of ``topic``; None while unknown."""
     partitions_map = cluster._partitions
     cache = cluster.__dict__.get("_chat4all_partitions")
@@ -73,13 +75,22 @@ def topic_partitions(cluster: ClusterMetadata, topic: str) -> tuple[frozenset[in
         if not members:
             return None
         entry = cache[1][topic] = (
-            frozenset(members), list(members), list(cluster.available_partitions_for_topic(topic) or ()),
+            frozenset(members),
+            list(members),
+            list(cluster.available_partitions_for_topic(topic) or ()),
         )
     return entry
 
 
-def _partition(self: Any, topic: str, partition: int | None, key: Any, value: Any,
-               serialized_key: bytes | None, serialized_value: bytes | None) -> int:
+def _partition(
+    self: Any,
+    topic: str,
+    partition: int | None,
+    key: Any,
+    value: Any,
+    serialized_key: bytes | None,
+    serialized_value: bytes | None,
+) -> int:
     cached = topic_partitions(self._metadata, topic)
     if cached is None:
         return _original_partition(self, topic, partition, key, value, serialized_key, serialized_value)
@@ -98,7 +109,9 @@ async def _wait_on_metadata(self: Any, topic: str) -> Any:
     return await _original_wait_on_metadata(self, topic)
 
 
-def drain_by_nodes(self: Any, ignore_nodes: Any, muted_partitions: Any = frozenset()) -> tuple[dict[int, dict[Any, Any]], bool]:
+def drain_by_nodes(
+    self: Any, ignore_nodes: Any, muted_partitions: Any = frozenset()
+) -> tuple[dict[int, dict[Any, Any]], bool]:
     """aiokafka's drain_by_nodes, except that a broker with one ready batch takes all its batches."""
     batches = self._batches
     cluster = self._cluster
@@ -121,7 +134,9 @@ def drain_by_nodes(self: Any, ignore_nodes: Any, muted_partitions: Any = frozens
         if leader is None or leader == -1:
             if batches[tp][0].expired():
                 batch = self._pop_batch(tp)
-                batch.failure(exception=NotLeaderForPartitionError() if leader is None else LeaderNotAvailableError())
+                batch.failure(
+                    exception=NotLeaderForPartitionError() if leader is None else LeaderNotAvailableError()
+                )
             unknown_leaders_exist = True
             continue
         if ignore_nodes and leader in ignore_nodes:
@@ -129,7 +144,9 @@ def drain_by_nodes(self: Any, ignore_nodes: Any, muted_partitions: Any = frozens
         if leader not in ready_nodes:
             linger = batches[tp][0].remaining_linger()
             if linger:
-                remaining_linger_time = min(remaining_linger_time, linger) if remaining_linger_time else linger
+                remaining_linger_time = (
+                    min(remaining_linger_time, linger) if remaining_linger_time else linger
+                )
                 continue
         batch = self._pop_batch(tp)
         if not batch.is_empty():
@@ -152,7 +169,10 @@ def check() -> None:
     """Fail at start-up if aiokafka no longer has what the patches rely on (a pinned version changed)."""
     needed = {
         MessageAccumulator: (PRIVATE_NAMES, MessageAccumulator.__init__),
-        ClusterMetadata: (("_partitions", "partitions_for_topic", "available_partitions_for_topic"), ClusterMetadata.__init__),
+        ClusterMetadata: (
+            ("_partitions", "partitions_for_topic", "available_partitions_for_topic"),
+            ClusterMetadata.__init__,
+        ),
         AIOKafkaProducer: (("_partition", "_metadata", "_partitioner"), AIOKafkaProducer.__init__),
         AIOKafkaClient: (("_wait_on_metadata", "cluster"), AIOKafkaClient.__init__),
     }
@@ -160,7 +180,9 @@ def check() -> None:
         probe = set(init.__code__.co_names) | set(vars(cls))
         missing = [name for name in names if name not in probe]
         if missing:
-            raise RuntimeError(f"aiokafka's {cls.__name__} lacks {missing}: chat4all/producing.py needs updating")
+            raise RuntimeError(
+                f"aiokafka's {cls.__name__} lacks {missing}: chat4all/producing.py needs updating"
+            )
 
 
 def install(*, drain_by_broker: bool = True) -> None:

@@ -42,5 +42,7 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
         TopicSpec(name=NOTIFICATIONS, partitions=parts, retention_ms=short_ms),
         TopicSpec(name=DEAD_LETTERS, partitions=parts, retention_ms=long_ms),
     ]
-    specs += [TopicSpec(name=outbound_topic(c), partitions=parts, retention_ms=short_ms) for c in DELIVERY_CHANNELS]
+    specs += [
+        TopicSpec(name=outbound_topic(c), partitions=parts, retention_ms=short_ms) for c in DELIVERY_CHANNELS
+    ]
     return specs

@@ -161,7 +161,14 @@ _TICK_MARK = TICK_FIELD.encode()
 R = TypeVar("R", bound=_Wire)
 
 _ENCODER = msgspec.json.Encoder()
-_RECORD_TYPES: tuple[type[_Wire], ...] = (MessageEvent, OutboundEvent, StatusUpdate, Notification, DeadLetter, Tick)
+_RECORD_TYPES: tuple[type[_Wire], ...] = (
+    MessageEvent,
+    OutboundEvent,
+    StatusUpdate,
+    Notification,
+    DeadLetter,
+    Tick,
+)
 _DECODERS: dict[type, msgspec.json.Decoder] = {t: msgspec.json.Decoder(t) for t in _RECORD_TYPES}
 _JSON = msgspec.json.Decoder()
 # ts_ms is a Cassandra timestamp (a signed 64-bit count of milliseconds).

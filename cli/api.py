@@ -29,10 +29,16 @@ SERVICES: tuple[ServiceFactory, ...] = (
 @click.command("api")
 @click.option("--host", default=None, help="Bind host (default: CHAT4ALL_API_HOST).")
 @click.option("--port", type=int, default=None, help="gRPC port (default: CHAT4ALL_API_PORT, 50051).")
-@click.option("--metrics-port", type=int, default=None, help="Prometheus port (default: CHAT4ALL_API_METRICS_PORT).")
+@click.option(
+    "--metrics-port", type=int, default=None, help="Prometheus port (default: CHAT4ALL_API_METRICS_PORT)."
+)
 def api(host: str | None, port: int | None, metrics_port: int | None) -> None:
     """Run the gRPC API (auth, users, conversations, messages, files) until SIGTERM."""
-    overrides = {k: v for k, v in {"api_host": host, "api_port": port, "api_metrics_port": metrics_port}.items() if v is not None}
+    overrides = {
+        k: v
+        for k, v in {"api_host": host, "api_port": port, "api_metrics_port": metrics_port}.items()
+        if v is not None
+    }
     settings = get_settings().model_copy(update=overrides)
     try:
         asyncio.run(serve(settings, services=SERVICES))

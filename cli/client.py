@@ -62,11 +62,18 @@ def server_option(fn: Callable) -> Callable:
     """``--server`` (passed to the command) and ``--ca-file`` (kept for ``Client``: every command
     that talks to the API takes it without a parameter of its own)."""
     fn = click.option(
-        "--ca-file", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None, expose_value=False,
-        callback=_keep_ca_file, help="PEM CA certificate of the API: connect with TLS (default: CHAT4ALL_TLS_CA_FILE, or the login's).",
+        "--ca-file",
+        type=click.Path(exists=True, dir_okay=False, path_type=Path),
+        default=None,
+        expose_value=False,
+        callback=_keep_ca_file,
+        help="PEM CA certificate of the API: connect with TLS (default: CHAT4ALL_TLS_CA_FILE, or the login's).",
     )(fn)
     return click.option(
-        "--server", envvar="CHAT4ALL_API_TARGET", default=None, help="API address host:port (default: from settings)."
+        "--server",
+        envvar="CHAT4ALL_API_TARGET",
+        default=None,
+        help="API address host:port (default: from settings).",
     )(fn)
 
 
@@ -147,7 +154,13 @@ def _parse_channels(values: tuple[str, ...]) -> dict[str, str]:
 @click.command()
 @click.argument("username")
 @click.password_option(envvar="CHAT4ALL_PASSWORD", help="Password (prompted if not given).")
-@click.option("--channel", "channels", multiple=True, metavar="CHANNEL=HANDLE", help="Link a channel, e.g. whatsapp=+551199...")
+@click.option(
+    "--channel",
+    "channels",
+    multiple=True,
+    metavar="CHANNEL=HANDLE",
+    help="Link a channel, e.g. whatsapp=+551199...",
+)
 @server_option
 @grpc_errors
 def register(username: str, password: str, channels: tuple[str, ...], server: str | None) -> None:
@@ -156,14 +169,21 @@ def register(username: str, password: str, channels: tuple[str, ...], server: st
 
     client = Client(server, authenticated=False)
     reply = client.auth.Register(
-        auth_pb2.RegisterRequest(username=username, password=password, channels=_parse_channels(channels)), timeout=15
+        auth_pb2.RegisterRequest(username=username, password=password, channels=_parse_channels(channels)),
+        timeout=15,
     )
     click.echo(f"registered {username}: user_id {reply.user_id}")
 
 
 @click.command()
 @click.argument("username")
-@click.option("--password", prompt=True, hide_input=True, envvar="CHAT4ALL_PASSWORD", help="Password (prompted if not given).")
+@click.option(
+    "--password",
+    prompt=True,
+    hide_input=True,
+    envvar="CHAT4ALL_PASSWORD",
+    help="Password (prompted if not given).",
+)
 @server_option
 @grpc_errors
 def login(username: str, password: str, server: str | None) -> None:
@@ -207,7 +227,9 @@ def me(server: str | None) -> None:
 
     client = Client(server)
     reply = client.users.GetMe(users_pb2.GetMeRequest(), metadata=client.md, timeout=15)
-    channels = ", ".join(f"{shown(k)}={shown(v)}" for k, v in sorted(reply.channels.items())) or "none (native only)"
+    channels = (
+        ", ".join(f"{shown(k)}={shown(v)}" for k, v in sorted(reply.channels.items())) or "none (native only)"
+    )
     click.echo(f"{shown(reply.username)} ({shown(reply.user_id)}); channels: {channels}")
 
 
@@ -222,7 +244,9 @@ def conversation() -> None:
 @click.option("--title", default="", help="Title (groups).")
 @server_option
 @grpc_errors
-def conversation_create(participant_ids: tuple[str, ...], group: bool, title: str, server: str | None) -> None:
+def conversation_create(
+    participant_ids: tuple[str, ...], group: bool, title: str, server: str | None
+) -> None:
     """Create a conversation with the given user ids (you are added)."""
     from chat4all.v1 import conversations_pb2 as pb
 
@@ -253,7 +277,9 @@ def conversation_list(page_size: int, server: str | None) -> None:
         for c in reply.conversations:
             kind = pb.ConversationType.Name(c.type).removeprefix("CONVERSATION_TYPE_")
             participants = ", ".join(shown(p) for p in c.participant_ids)
-            click.echo(f"{shown(c.conversation_id)}  {kind:<7}  {shown(c.title) or '-'}  participants: {participants}")
+            click.echo(
+                f"{shown(c.conversation_id)}  {kind:<7}  {shown(c.title) or '-'}  participants: {participants}"
+            )
         token = reply.next_page_token
         if not token:
             break
@@ -263,11 +289,22 @@ def conversation_list(page_size: int, server: str | None) -> None:
 @click.argument("conversation_id")
 @click.argument("text", required=False, default="")
 @click.option("--file-id", default="", help="Attach an uploaded file.")
-@click.option("--channel", "channels", multiple=True, help="Only these channels (whatsapp, instagram, native).")
-@click.option("--client-message-id", default=None, help="Idempotency key (default: a new UUID, reused on retries).")
+@click.option(
+    "--channel", "channels", multiple=True, help="Only these channels (whatsapp, instagram, native)."
+)
+@click.option(
+    "--client-message-id", default=None, help="Idempotency key (default: a new UUID, reused on retries)."
+)
 @server_option
 @grpc_errors
-def send(conversation_id: str, text: str, file_id: str, channels: tuple[str, ...], client_message_id: str | None, server: str | None) -> None:
+def send(
+    conversation_id: str,
+    text: str,
+    file_id: str,
+    channels: tuple[str, ...],
+    client_message_id: str | None,
+    server: str | None,
+) -> None:
     """Send a message; retries on UNAVAILABLE with the same idempotency key (never sent twice)."""
     import grpc
 
@@ -283,7 +320,10 @@ def send(conversation_id: str, text: str, file_id: str, channels: tuple[str, ...
     )
 
     def retryable(exc: Exception) -> bool:
-        return isinstance(exc, grpc.RpcError) and exc.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.RESOURCE_EXHAUSTED)
+        return isinstance(exc, grpc.RpcError) and exc.code() in (
+            grpc.StatusCode.UNAVAILABLE,
+            grpc.StatusCode.RESOURCE_EXHAUSTED,
+        )
 
     def wait(exc: Exception, attempt: int) -> float:
         # The server's retry-after when it sheds load, else half a second more each time.
@@ -291,7 +331,9 @@ def send(conversation_id: str, text: str, file_id: str, channels: tuple[str, ...
 
     reply = retry(
         lambda _: client.messages.SendMessage(request, metadata=client.md, timeout=15),
-        attempts=_RETRIES, retryable=retryable, delay=wait,
+        attempts=_RETRIES,
+        retryable=retryable,
+        delay=wait,
     )
     click.echo(f"sent {reply.message_id} at {_when(reply.timestamp)}")
 
@@ -303,7 +345,9 @@ def send(conversation_id: str, text: str, file_id: str, channels: tuple[str, ...
 @click.option("--page-token", default="", help="Continue from a previous page.")
 @server_option
 @grpc_errors
-def history(conversation_id: str, page_size: int, all_pages: bool, page_token: str, server: str | None) -> None:
+def history(
+    conversation_id: str, page_size: int, all_pages: bool, page_token: str, server: str | None
+) -> None:
     """Show a conversation's messages, oldest first."""
     from chat4all.v1 import messages_pb2 as pb
 
@@ -318,10 +362,14 @@ def history(conversation_id: str, page_size: int, all_pages: bool, page_token: s
         for m in reply.messages:
             who = "me" if m.sender_id == client.session.get("user_id") else shown(m.sender_id[:8])
             status = pb.MessageStatus.Name(m.status).removeprefix("MESSAGE_STATUS_")
-            attachment = f"  [file {shown(m.file.filename)} {m.file.size} B {shown(m.file_id)}]" if m.file_id else ""
+            attachment = (
+                f"  [file {shown(m.file.filename)} {m.file.size} B {shown(m.file_id)}]" if m.file_id else ""
+            )
             # Content is another user's text: escaped, so it stays on its own line and cannot
             # forge history lines or send the terminal escape sequences.
-            click.echo(f"{_when(m.timestamp)}  {who:<8}  {status:<9}  {shown(m.message_id)}  {shown(m.content)}{attachment}")
+            click.echo(
+                f"{_when(m.timestamp)}  {who:<8}  {status:<9}  {shown(m.message_id)}  {shown(m.content)}{attachment}"
+            )
         token = reply.next_page_token
         if not token or not all_pages:
             break
@@ -340,6 +388,8 @@ def read(conversation_id: str, message_ids: tuple[str, ...], server: str | None)
 
     client = Client(server)
     client.messages.MarkRead(
-        pb.MarkReadRequest(conversation_id=conversation_id, message_ids=list(message_ids)), metadata=client.md, timeout=15
+        pb.MarkReadRequest(conversation_id=conversation_id, message_ids=list(message_ids)),
+        metadata=client.md,
+        timeout=15,
     )
     click.echo(f"marked {len(message_ids)} message(s) read")

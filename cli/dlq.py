@@ -40,7 +40,9 @@ async def read_dead_letters(settings: Settings, *, timeout: float = 10.0) -> lis
     """Every dead letter currently in the topic, oldest first per partition (no consumer group)."""
     from aiokafka import AIOKafkaConsumer, TopicPartition
 
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False, group_id=None)
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False, group_id=None
+    )
     await consumer.start()
     letters: list[Letter] = []
     try:
@@ -62,7 +64,10 @@ async def read_dead_letters(settings: Settings, *, timeout: float = 10.0) -> lis
                     try:
                         body = json.loads(rec.value)
                     except (TypeError, ValueError):
-                        body = {"reason": "unreadable dead letter", "payload": (rec.value or b"").decode("utf-8", "replace")}
+                        body = {
+                            "reason": "unreadable dead letter",
+                            "payload": (rec.value or b"").decode("utf-8", "replace"),
+                        }
                     key = rec.key.decode("utf-8", "replace") if rec.key else None
                     letters.append(Letter(id=f"{tp.partition}:{rec.offset}", key=key, body=body))
                     if rec.offset + 1 >= ends[tp]:
@@ -74,9 +79,11 @@ async def read_dead_letters(settings: Settings, *, timeout: float = 10.0) -> lis
 
 def _matches(letter: Letter, *, reason: str | None, topic: str | None, message_id: str | None) -> bool:
     body = letter.body
-    return ((reason is None or reason.lower() in str(body.get("reason", "")).lower())
-            and (topic is None or body.get("topic") == topic)
-            and (message_id is None or body.get("message_id") == message_id))
+    return (
+        (reason is None or reason.lower() in str(body.get("reason", "")).lower())
+        and (topic is None or body.get("topic") == topic)
+        and (message_id is None or body.get("message_id") == message_id)
+    )
 
 
 async def replay(settings: Settings, letters: list[Letter]) -> int:
@@ -90,10 +97,14 @@ async def replay(settings: Settings, letters: list[Letter]) -> int:
         for letter in letters:
             body = letter.body
             key = body.get("key")
-            futures.append(await producer.send(
-                body["topic"], key=key.encode() if key else None, value=str(body["payload"]).encode(),
-                headers=[("chat4all-replayed-from", letter.id.encode())],
-            ))
+            futures.append(
+                await producer.send(
+                    body["topic"],
+                    key=key.encode() if key else None,
+                    value=str(body["payload"]).encode(),
+                    headers=[("chat4all-replayed-from", letter.id.encode())],
+                )
+            )
         await asyncio.gather(*futures)
     finally:
         await producer.stop()
@@ -107,7 +118,9 @@ def dlq() -> None:
 
 _filters = [
     click.option("--reason", default=None, help="Only letters whose reason contains this text."),
-    click.option("--topic", default=None, help="Only letters from this topic (e.g. messages, whatsapp-outbound)."),
+    click.option(
+        "--topic", default=None, help="Only letters from this topic (e.g. messages, whatsapp-outbound)."
+    ),
     click.option("--message-id", default=None, help="Only letters of this message."),
 ]
 
@@ -122,10 +135,16 @@ def _with_filters(fn):  # type: ignore[no-untyped-def]
 @_with_filters
 @click.option("--limit", default=50, show_default=True, help="Show the newest N matching letters.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line instead of a table.")
-def list_cmd(reason: str | None, topic: str | None, message_id: str | None, limit: int, as_json: bool) -> None:
+def list_cmd(
+    reason: str | None, topic: str | None, message_id: str | None, limit: int, as_json: bool
+) -> None:
     """List dead letters: id (partition:offset), when, source topic, reason, message id."""
     settings = get_settings()
-    letters = [x for x in asyncio.run(read_dead_letters(settings)) if _matches(x, reason=reason, topic=topic, message_id=message_id)]
+    letters = [
+        x
+        for x in asyncio.run(read_dead_letters(settings))
+        if _matches(x, reason=reason, topic=topic, message_id=message_id)
+    ]
     letters.sort(key=lambda x: x.body.get("at_ms") or 0)
     shown = letters[-limit:] if limit else letters
     if as_json:
@@ -143,7 +162,14 @@ def list_cmd(reason: str | None, topic: str | None, message_id: str | None, limi
         b = letter.body
         at = as_utc(b.get("at_ms") or 0).strftime("%Y-%m-%d %H:%M:%S")
         # Text cells: a reason can quote what a client sent, and rich would read [style] markup in a str.
-        cells = (letter.id, at, b.get("topic"), b.get("reason"), b.get("attempts", ""), b.get("message_id") or "")
+        cells = (
+            letter.id,
+            at,
+            b.get("topic"),
+            b.get("reason"),
+            b.get("attempts", ""),
+            b.get("message_id") or "",
+        )
         table.add_row(*(Text(shown(cell)) for cell in cells))
     Console().print(table)
 
@@ -153,13 +179,23 @@ def list_cmd(reason: str | None, topic: str | None, message_id: str | None, limi
 @_with_filters
 @click.option("--all", "replay_all", is_flag=True, help="Replay every letter matching the filters.")
 @click.option("--dry-run", is_flag=True, help="Show what would be replayed.")
-def replay_cmd(ids: tuple[str, ...], reason: str | None, topic: str | None, message_id: str | None,
-               replay_all: bool, dry_run: bool) -> None:
+def replay_cmd(
+    ids: tuple[str, ...],
+    reason: str | None,
+    topic: str | None,
+    message_id: str | None,
+    replay_all: bool,
+    dry_run: bool,
+) -> None:
     """Put the letters with these IDS (partition:offset), or --all matching, back on their original topic."""
     if not ids and not replay_all:
         raise click.UsageError("name letter ids (see `chat4all dlq list`) or pass --all with filters")
     settings = get_settings()
-    letters = [x for x in asyncio.run(read_dead_letters(settings)) if _matches(x, reason=reason, topic=topic, message_id=message_id)]
+    letters = [
+        x
+        for x in asyncio.run(read_dead_letters(settings))
+        if _matches(x, reason=reason, topic=topic, message_id=message_id)
+    ]
     if ids:
         wanted = set(ids)
         letters = [x for x in letters if x.id in wanted]
@@ -167,7 +203,9 @@ def replay_cmd(ids: tuple[str, ...], reason: str | None, topic: str | None, mess
         if missing:
             raise click.ClickException(f"no such dead letter(s): {', '.join(sorted(missing))}")
     for letter in letters:
-        click.echo(f"{'would replay' if dry_run else 'replaying'} {letter.id} -> {shown(letter.body.get('topic'))} ({shown(letter.body.get('reason'))})")
+        click.echo(
+            f"{'would replay' if dry_run else 'replaying'} {letter.id} -> {shown(letter.body.get('topic'))} ({shown(letter.body.get('reason'))})"
+        )
     if not dry_run:
         count = asyncio.run(replay(settings, letters))
         click.echo(f"replayed {count} record(s)")

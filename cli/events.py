@@ -33,7 +33,9 @@ def watch(count: int, timeout: float | None, server: str | None) -> None:
                 )
             else:
                 status = messages_pb2.MessageStatus.Name(ev.status).removeprefix("MESSAGE_STATUS_")
-                click.echo(f"{when} {status:<8} {shown(ev.message_id)} by {shown(ev.recipient_id)} on {shown(ev.channel)}")
+                click.echo(
+                    f"{when} {status:<8} {shown(ev.message_id)} by {shown(ev.recipient_id)} on {shown(ev.channel)}"
+                )
             seen += 1
             if count and seen >= count:
                 break

@@ -50,7 +50,9 @@ def sha256_file(path: Path, *, block: int = 4 * 1024 * 1024) -> str:
     return sha.hexdigest()
 
 
-def upload_requests(info, source: BinaryIO, *, offset: int, size: int, chunk_bytes: int, progress: Progress | None) -> Iterator:
+def upload_requests(
+    info, source: BinaryIO, *, offset: int, size: int, chunk_bytes: int, progress: Progress | None
+) -> Iterator:
     """The request stream: info, then chunks of ``source`` from ``offset``."""
     from chat4all.v1 import files_pb2
 
@@ -72,7 +74,9 @@ def server_offset(stub, upload_id: str, metadata, *, timeout: float = 15.0) -> i
     from chat4all.v1 import files_pb2
 
     try:
-        status = stub.GetUploadStatus(files_pb2.GetUploadStatusRequest(upload_id=upload_id), metadata=metadata, timeout=timeout)
+        status = stub.GetUploadStatus(
+            files_pb2.GetUploadStatusRequest(upload_id=upload_id), metadata=metadata, timeout=timeout
+        )
     except grpc.RpcError as exc:
         if exc.code() == grpc.StatusCode.NOT_FOUND:
             return 0
@@ -114,12 +118,19 @@ def upload_file(
         if progress is not None:
             progress(offset)
         info = files_pb2.FileInfo(
-            conversation_id=conversation_id, filename=path.name, mime_type=mime_type,
-            size=size, sha256=sha256, upload_id=upload_id, offset=offset,
+            conversation_id=conversation_id,
+            filename=path.name,
+            mime_type=mime_type,
+            size=size,
+            sha256=sha256,
+            upload_id=upload_id,
+            offset=offset,
         )
         with open(path, "rb") as source:
             return stub.UploadFile(
-                upload_requests(info, source, offset=offset, size=size, chunk_bytes=chunk_bytes, progress=progress),
+                upload_requests(
+                    info, source, offset=offset, size=size, chunk_bytes=chunk_bytes, progress=progress
+                ),
                 metadata=metadata,
             )
 
@@ -131,16 +142,27 @@ def upload_file(
         return exc.code() in RETRYABLE
 
     def resuming(exc: Exception, attempt: int) -> None:
-        logger.info("upload %s attempt %d: %s: %s; resuming", upload_id, attempt, exc.code().name, exc.details())  # type: ignore[attr-defined]
+        logger.info(
+            "upload %s attempt %d: %s: %s; resuming", upload_id, attempt, exc.code().name, exc.details()
+        )  # type: ignore[attr-defined]
 
     return retry(
-        one_stream, attempts=max_attempts, retryable=resumable, on_retry=resuming,
+        one_stream,
+        attempts=max_attempts,
+        retryable=resumable,
+        on_retry=resuming,
         delay=lambda _, attempt: min(0.5 * 2 ** (attempt - 1), 10.0),  # 0.5 s, doubling, at most 10 s
     )
 
 
-def download_url(url: str, dest: Path, *, progress: Progress | None = None, max_attempts: int = 10,
-                 on_total: Callable[[int], None] | None = None) -> int:
+def download_url(
+    url: str,
+    dest: Path,
+    *,
+    progress: Progress | None = None,
+    max_attempts: int = 10,
+    on_total: Callable[[int], None] | None = None,
+) -> int:
     """GET a (presigned) URL into ``dest``, resuming with Range after a cut; returns the size."""
     import urllib3
 
@@ -172,7 +194,8 @@ def download_url(url: str, dest: Path, *, progress: Progress | None = None, max_
             response.release_conn()
 
     retry(
-        one_request, attempts=max_attempts,
+        one_request,
+        attempts=max_attempts,
         retryable=lambda exc: isinstance(exc, urllib3.exceptions.HTTPError | OSError),
         on_retry=lambda exc, attempt: logger.info("download attempt %d cut (%s); resuming", attempt, exc),
         delay=lambda _, attempt: min(0.5 * attempt, 5),
@@ -195,8 +218,11 @@ def _progress_bar(description: str, total: int | None):
     )
 
     bar = Progress(
-        TextColumn("[bold]{task.description}"), BarColumn(), DownloadColumn(binary_units=True),
-        TransferSpeedColumn(), TimeRemainingColumn(),
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        DownloadColumn(binary_units=True),
+        TransferSpeedColumn(),
+        TimeRemainingColumn(),
     )
     task = bar.add_task(description, total=total)
     return bar, (lambda n: bar.update(task, completed=n))
@@ -209,8 +235,14 @@ def _progress_bar(description: str, total: int | None):
 @click.option("--mime-type", default=None, help="MIME type (default: guessed from the name).")
 @click.option("--chunk-mib", default=1.0, show_default=True, help="Chunk size in MiB (at most 4).")
 @server_option
-def upload(conversation_id: str, path: Path, upload_id: str | None, mime_type: str | None, chunk_mib: float,
-           server: str | None) -> None:
+def upload(
+    conversation_id: str,
+    path: Path,
+    upload_id: str | None,
+    mime_type: str | None,
+    chunk_mib: float,
+    server: str | None,
+) -> None:
     """Upload a file to a conversation; resumes by itself if the connection is cut."""
     if not 0 < chunk_mib <= 4:
         raise click.BadParameter("must be more than 0 and at most 4", param_hint="--chunk-mib")
@@ -227,8 +259,15 @@ def upload(conversation_id: str, path: Path, upload_id: str | None, mime_type: s
     try:
         with bar:
             result = upload_file(
-                channel, metadata, path=path, conversation_id=conversation_id, upload_id=upload_id,
-                mime_type=mime_type, chunk_bytes=int(chunk_mib * 1024 * 1024), progress=progress, on_attempt=attempt,
+                channel,
+                metadata,
+                path=path,
+                conversation_id=conversation_id,
+                upload_id=upload_id,
+                mime_type=mime_type,
+                chunk_bytes=int(chunk_mib * 1024 * 1024),
+                progress=progress,
+                on_attempt=attempt,
             )
     except grpc.RpcError as exc:
         raise click.ClickException(f"{exc.code().name}: {shown(exc.details())}") from None
@@ -237,8 +276,13 @@ def upload(conversation_id: str, path: Path, upload_id: str | None, mime_type: s
 
 @click.command("download")
 @click.argument("file_id")
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Where to write (default: the uploaded file name, in this directory).")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Where to write (default: the uploaded file name, in this directory).",
+)
 @server_option
 def download(file_id: str, output: Path | None, server: str | None) -> None:
     """Download a file through a presigned URL; resumes a cut transfer and checks the SHA-256."""
@@ -256,7 +300,12 @@ def download(file_id: str, output: Path | None, server: str | None) -> None:
     # The name is the uploader's: rich would read [style] markup in it.
     bar, progress = _progress_bar(shown_markup(output.name), None)
     with bar:
-        size = download_url(answer.url, output, progress=progress, on_total=lambda total: bar.update(bar.task_ids[0], total=total))
+        size = download_url(
+            answer.url,
+            output,
+            progress=progress,
+            on_total=lambda total: bar.update(bar.task_ids[0], total=total),
+        )
     digest = sha256_file(output)
     click.echo(f"{shown(output)}  {size} bytes  sha256 {digest}")
 

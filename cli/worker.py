@@ -12,11 +12,25 @@ logger = logging.getLogger(__name__)
 
 
 @click.command("worker")
-@click.option("--role", type=click.Choice(["router", "connectors", "status", "all"]), default="all", show_default=True,
-              help="Which agents this worker runs; workers of different roles share one consumer group.")
-@click.option("--web-port", type=int, default=None, help="Port of this worker's web server (/health, /metrics, /table). Default CHAT4ALL_WEB_PORT.")
-@click.option("--data-dir", type=click.Path(path_type=Path), default=None,
-              help="This worker's RocksDB folder (one per worker: RocksDB takes a lock). Default CHAT4ALL_DATA_DIR.")
+@click.option(
+    "--role",
+    type=click.Choice(["router", "connectors", "status", "all"]),
+    default="all",
+    show_default=True,
+    help="Which agents this worker runs; workers of different roles share one consumer group.",
+)
+@click.option(
+    "--web-port",
+    type=int,
+    default=None,
+    help="Port of this worker's web server (/health, /metrics, /table). Default CHAT4ALL_WEB_PORT.",
+)
+@click.option(
+    "--data-dir",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="This worker's RocksDB folder (one per worker: RocksDB takes a lock). Default CHAT4ALL_DATA_DIR.",
+)
 @click.option("--loglevel", default=None, help="Log level (default CHAT4ALL_LOG_LEVEL).")
 def worker(role: str, web_port: int | None, data_dir: Path | None, loglevel: str | None) -> None:
     """Run a Faust worker until SIGTERM/SIGINT (graceful: in-flight events finish, offsets are committed)."""
@@ -43,8 +57,12 @@ def worker(role: str, web_port: int | None, data_dir: Path | None, loglevel: str
     worker_app = build_worker(settings, role=role)  # type: ignore[arg-type]
     asyncio.run(ensure_changelog_topics(worker_app.app, settings))
     logger.info(
-        "starting %s worker app_id=%s web_port=%d data_dir=%s guarantee=%s", role, settings.app_id,
-        settings.web_port, settings.data_dir, settings.processing_guarantee,
+        "starting %s worker app_id=%s web_port=%d data_dir=%s guarantee=%s",
+        role,
+        settings.app_id,
+        settings.web_port,
+        settings.data_dir,
+        settings.processing_guarantee,
     )
     faust.Worker(
         worker_app.app,

@@ -130,15 +130,24 @@ class BaseConnector(abc.ABC):
                 self._count("error")
                 if self.breaker.state is BreakerState.OPEN:
                     logger.warning(
-                        "%s send failed, breaker open, holding: %s", self.channel, exc,
+                        "%s send failed, breaker open, holding: %s",
+                        self.channel,
+                        exc,
                         extra={"message_id": event.message_id, "channel": self.channel},
                     )
                     continue
                 attempts += 1
                 if attempts >= self.config.max_attempts:
-                    return DeliveryResult(sent=False, attempts=attempts, reason=f"gave up after {attempts} attempts: {exc}")
+                    return DeliveryResult(
+                        sent=False, attempts=attempts, reason=f"gave up after {attempts} attempts: {exc}"
+                    )
                 await asyncio.sleep(
-                    backoff_delay(attempts, first=self.config.backoff_first, largest=self.config.backoff_largest, rng=self.rng)
+                    backoff_delay(
+                        attempts,
+                        first=self.config.backoff_first,
+                        largest=self.config.backoff_largest,
+                        rng=self.rng,
+                    )
                 )
             else:
                 self.breaker.record_success()

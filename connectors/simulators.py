@@ -19,7 +19,9 @@ class SimulatedNetworkConnector(BaseConnector):
 
     async def send(self, event: OutboundEvent) -> None:
         # A real provider call goes here; the simulator only fails when failure injection says so.
-        logger.debug("%s accepted message for %s", self.channel, event.handle, extra={"message_id": event.message_id})
+        logger.debug(
+            "%s accepted message for %s", self.channel, event.handle, extra={"message_id": event.message_id}
+        )
 
     def after_send(self, event: OutboundEvent, *, now_ms: int) -> list[ScheduledStatus]:
         low, high = self.config.delivered_delay_ms

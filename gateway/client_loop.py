@@ -62,7 +62,9 @@ async def run_client(
 
 
 async def _deliver(
-    sub: Subscription, send: Callable[[Notification], Awaitable[None]], on_written: Callable[[Notification], None]
+    sub: Subscription,
+    send: Callable[[Notification], Awaitable[None]],
+    on_written: Callable[[Notification], None],
 ) -> None:
     while True:
         event = await sub.next()

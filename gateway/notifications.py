@@ -52,7 +52,9 @@ class NotificationFeed:
     async def _run(self) -> None:
         # Kafka may be down when the API starts: keep trying, the API serves meanwhile.
         while True:
-            consumer = AIOKafkaConsumer(bootstrap_servers=self._settings.kafka_bootstrap, enable_auto_commit=False)
+            consumer = AIOKafkaConsumer(
+                bootstrap_servers=self._settings.kafka_bootstrap, enable_auto_commit=False
+            )
             try:
                 await consumer.start()
                 await consumer.topics()  # loads cluster metadata, which partitions_for_topic reads
@@ -68,7 +70,9 @@ class NotificationFeed:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                logger.warning("notification feed interrupted (%s: %s); retrying in 2 s", type(exc).__name__, exc)
+                logger.warning(
+                    "notification feed interrupted (%s: %s); retrying in 2 s", type(exc).__name__, exc
+                )
                 await asyncio.sleep(2)
             finally:
                 await consumer.stop()
@@ -89,7 +93,12 @@ class NotificationFeed:
             return
         delivered = self._hub.dispatch(event)
         metrics.EVENTS.labels("delivered" if delivered else "no_client").inc()
-        if delivered and event.kind == Kind.MESSAGE_NEW and event.channel == Channel.NATIVE and event.ts_ms is not None:
+        if (
+            delivered
+            and event.kind == Kind.MESSAGE_NEW
+            and event.channel == Channel.NATIVE
+            and event.ts_ms is not None
+        ):
             self._unwritten.add(event)
 
     def written(self, event: Notification) -> None:
@@ -104,13 +113,23 @@ class NotificationFeed:
 
     async def _ack_delivery(self, event: Notification) -> None:
         update = StatusUpdate(
-            message_id=event.message_id, conversation_id=event.conversation_id, ts_ms=event.ts_ms,
-            recipient_id=event.user_id, channel=Channel.NATIVE, status=Status.DELIVERED, at_ms=now_ms(),
-            receipt_keys=list(event.receipt_keys), source="gateway", sender_id=event.sender_id,
+            message_id=event.message_id,
+            conversation_id=event.conversation_id,
+            ts_ms=event.ts_ms,
+            recipient_id=event.user_id,
+            channel=Channel.NATIVE,
+            status=Status.DELIVERED,
+            at_ms=now_ms(),
+            receipt_keys=list(event.receipt_keys),
+            source="gateway",
+            sender_id=event.sender_id,
         )
         try:
             await self._publisher.publish(STATUS_UPDATES, key=event.message_id, value=encode(update))
         except Exception as exc:
             # Not lost: the receipt stays SENT and becomes DELIVERED when the user fetches history.
-            logger.warning("DELIVERED receipt not published (%s); GetMessages will publish it",
-                           exc, extra={"message_id": event.message_id, "conversation_id": event.conversation_id})
+            logger.warning(
+                "DELIVERED receipt not published (%s); GetMessages will publish it",
+                exc,
+                extra={"message_id": event.message_id, "conversation_id": event.conversation_id},
+            )

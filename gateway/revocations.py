@@ -75,8 +75,12 @@ class RevocationNotices:
                 raise
             except Exception as exc:
                 self.subscribed.clear()
-                logger.warning("revocation notices interrupted (%s: %s); retrying in %.0f s",
-                               type(exc).__name__, exc, _RETRY_SECONDS)
+                logger.warning(
+                    "revocation notices interrupted (%s: %s); retrying in %.0f s",
+                    type(exc).__name__,
+                    exc,
+                    _RETRY_SECONDS,
+                )
                 await asyncio.sleep(_RETRY_SECONDS)
             finally:
                 with contextlib.suppress(Exception):

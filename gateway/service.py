@@ -34,7 +34,10 @@ FEED_READY_WAIT_SECONDS = 3.0  # positioning takes well under a second when Kafk
 # a retry-after is a hint, not a promise.
 CAP_RETRY_AFTER_SECONDS = "5"
 
-_KINDS = {Kind.MESSAGE_NEW: events_pb2.EVENT_KIND_MESSAGE_NEW, Kind.MESSAGE_STATUS: events_pb2.EVENT_KIND_MESSAGE_STATUS}
+_KINDS = {
+    Kind.MESSAGE_NEW: events_pb2.EVENT_KIND_MESSAGE_NEW,
+    Kind.MESSAGE_STATUS: events_pb2.EVENT_KIND_MESSAGE_STATUS,
+}
 
 
 def to_proto(event: Notification) -> events_pb2.Event:
@@ -42,9 +45,15 @@ def to_proto(event: Notification) -> events_pb2.Event:
     at.FromMilliseconds(event.at_ms)
     status = messages_pb2.MessageStatus.Value(f"MESSAGE_STATUS_{event.status}") if event.status else 0
     return events_pb2.Event(
-        kind=_KINDS.get(event.kind, events_pb2.EVENT_KIND_UNSPECIFIED), message_id=event.message_id,
-        conversation_id=event.conversation_id, sender_id=event.sender_id or "", content=event.content or "",
-        status=status, recipient_id=event.recipient_id or "", channel=event.channel or "", at=at,
+        kind=_KINDS.get(event.kind, events_pb2.EVENT_KIND_UNSPECIFIED),
+        message_id=event.message_id,
+        conversation_id=event.conversation_id,
+        sender_id=event.sender_id or "",
+        content=event.content or "",
+        status=status,
+        recipient_id=event.recipient_id or "",
+        channel=event.channel or "",
+        at=at,
     )
 
 
@@ -60,13 +69,21 @@ class EventServicer(events_pb2_grpc.EventServiceServicer):
         # Its own Redis client: the pub/sub subscription keeps a connection for good.
         self.notices = RevocationNotices(redis=redis_client(settings))
         self.streams = LiveStreams(
-            hub=self.hub, sessions=self.sessions, tokens=deps.tokens, notices=self.notices,
-            limits=StreamLimits(per_user=settings.realtime_max_streams_per_user, total=settings.realtime_max_streams),
-            on_written=self.feed.written, heartbeat_seconds=settings.realtime_heartbeat_seconds,
+            hub=self.hub,
+            sessions=self.sessions,
+            tokens=deps.tokens,
+            notices=self.notices,
+            limits=StreamLimits(
+                per_user=settings.realtime_max_streams_per_user, total=settings.realtime_max_streams
+            ),
+            on_written=self.feed.written,
+            heartbeat_seconds=settings.realtime_heartbeat_seconds,
             token_timeout=settings.api_storage_timeout_seconds,
         )
         self.websocket = WebSocketGateway(
-            streams=self.streams, tokens=deps.tokens, auth_timeout=settings.api_storage_timeout_seconds,
+            streams=self.streams,
+            tokens=deps.tokens,
+            auth_timeout=settings.api_storage_timeout_seconds,
         )
 
     async def start(self) -> None:
@@ -80,7 +97,9 @@ class EventServicer(events_pb2_grpc.EventServiceServicer):
         except TimeoutError:
             logger.warning("realtime gateway: Kafka not reachable yet; live events start when it is")
         port = await self.websocket.start(
-            host=self._settings.api_host, port=self._settings.websocket_port, ssl=server_ssl_context(settings=self._settings),
+            host=self._settings.api_host,
+            port=self._settings.websocket_port,
+            ssl=server_ssl_context(settings=self._settings),
         )
         logger.info("realtime gateway: WebSocket on %s:%s%s", self._settings.api_host, port, "/v1/events")
 
@@ -96,8 +115,11 @@ class EventServicer(events_pb2_grpc.EventServiceServicer):
         try:
             lease = self.streams.admit(claims.user_id)
         except TooManyStreams as exc:
-            raise ApiError(grpc.StatusCode.RESOURCE_EXHAUSTED, exc.message,
-                           trailers=(("retry-after", CAP_RETRY_AFTER_SECONDS),)) from None
+            raise ApiError(
+                grpc.StatusCode.RESOURCE_EXHAUSTED,
+                exc.message,
+                trailers=(("retry-after", CAP_RETRY_AFTER_SECONDS),),
+            ) from None
         try:
             async for event in self._events(claims, bearer_token(context.invocation_metadata()), context):
                 yield event
@@ -117,7 +139,9 @@ class EventServicer(events_pb2_grpc.EventServiceServicer):
             await out.put((event, written))
             await written
 
-        client = asyncio.create_task(self.streams.run(token=token, claims=claims, transport="grpc", send=send))
+        client = asyncio.create_task(
+            self.streams.run(token=token, claims=claims, transport="grpc", send=send)
+        )
         # grpc.aio does not cancel a streaming handler whose connection died (keepalive timeout,
         # reset): its done callback runs, though. End the stream there, or it lingers until an
         # event fails to be written.
@@ -135,8 +159,10 @@ class EventServicer(events_pb2_grpc.EventServiceServicer):
                 getter.cancel()
                 exc = client.exception()
                 if isinstance(exc, SubscriptionOverflow):
-                    await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED,
-                                        "client fell behind; reconnect and catch up with GetMessages")
+                    await context.abort(
+                        grpc.StatusCode.RESOURCE_EXHAUSTED,
+                        "client fell behind; reconnect and catch up with GetMessages",
+                    )
                 if isinstance(exc, TokenEnded):
                     await context.abort(grpc.StatusCode.UNAUTHENTICATED, exc.reason)
                 raise exc or RuntimeError("event stream ended")

@@ -25,10 +25,15 @@ class SessionRegistry:
     async def open(self, *, user_id: str, transport: str) -> str:
         session_id = uuid.uuid4().hex
         async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.hset(_SESSION + session_id, mapping={
-                "user_id": user_id, "transport": transport, "gateway": self._gateway,
-                "connected_at": str(now_ms()),
-            })
+            pipe.hset(
+                _SESSION + session_id,
+                mapping={
+                    "user_id": user_id,
+                    "transport": transport,
+                    "gateway": self._gateway,
+                    "connected_at": str(now_ms()),
+                },
+            )
             pipe.expire(_SESSION + session_id, self._ttl)
             pipe.sadd(_PRESENCE + user_id, session_id)
             pipe.expire(_PRESENCE + user_id, self._ttl)

@@ -19,8 +19,15 @@ class LiveStreams:
     """Admits a stream (``admit``, before it takes anything) and runs it (``run``) until it ends."""
 
     def __init__(
-        self, *, hub: Hub, sessions: SessionRegistry, limits: StreamLimits, tokens: TokenService,
-        notices: RevocationNotices, on_written: Callable[[Notification], None], heartbeat_seconds: float,
+        self,
+        *,
+        hub: Hub,
+        sessions: SessionRegistry,
+        limits: StreamLimits,
+        tokens: TokenService,
+        notices: RevocationNotices,
+        on_written: Callable[[Notification], None],
+        heartbeat_seconds: float,
         token_timeout: float,
     ) -> None:
         self.hub = hub
@@ -37,15 +44,30 @@ class LiveStreams:
         return self.limits.acquire(user_id)
 
     async def run(
-        self, *, token: str, claims: Claims, transport: str, send: Callable[[Notification], Awaitable[None]],
+        self,
+        *,
+        token: str,
+        claims: Claims,
+        transport: str,
+        send: Callable[[Notification], Awaitable[None]],
     ) -> None:
         """Deliver until the client goes, falls behind (SubscriptionOverflow) or its token ends
         (TokenEnded). The caller holds the stream's lease and releases it when this returns."""
         await run_client(
-            user_id=claims.user_id, transport=transport, hub=self.hub, sessions=self.sessions,
-            heartbeat_seconds=self._heartbeat, send=send, on_written=self._on_written,
+            user_id=claims.user_id,
+            transport=transport,
+            hub=self.hub,
+            sessions=self.sessions,
+            heartbeat_seconds=self._heartbeat,
+            send=send,
+            on_written=self._on_written,
             guard=functools.partial(
-                guard_token, token=token, claims=claims, tokens=self.tokens, notices=self.notices,
-                check_every=self._heartbeat, timeout=self._token_timeout,
+                guard_token,
+                token=token,
+                claims=claims,
+                tokens=self.tokens,
+                notices=self.notices,
+                check_every=self._heartbeat,
+                timeout=self._token_timeout,
             ),
         )

@@ -27,7 +27,12 @@ class TokenEnded(Exception):
 
 
 async def guard_token(
-    *, token: str, claims: Claims, tokens: TokenService, notices: RevocationNotices, check_every: float,
+    *,
+    token: str,
+    claims: Claims,
+    tokens: TokenService,
+    notices: RevocationNotices,
+    check_every: float,
     timeout: float,
 ) -> NoReturn:
     """Raise TokenEnded at the token's exp, at a revocation notice, or when a re-check every
@@ -54,7 +59,10 @@ async def guard_token(
             except ApiError:
                 raise TokenEnded(EXPIRED if time.time() >= claims.expires_at else REVOKED) from None
             except Exception as exc:
-                logger.warning("live stream: token re-check failed (%s); stream kept", type(exc).__name__,
-                               extra={"user_id": claims.user_id})
+                logger.warning(
+                    "live stream: token re-check failed (%s); stream kept",
+                    type(exc).__name__,
+                    extra={"user_id": claims.user_id},
+                )
     finally:
         notices.unwatch(claims.jti, notice)

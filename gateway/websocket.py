@@ -48,8 +48,15 @@ class WebSocketGateway:
         self._server: Server | None = None
 
     async def start(self, *, host: str, port: int, ssl: SSLContext | None = None) -> int:
-        self._server = await serve(self._handle, host, port, process_request=self._authenticate, ssl=ssl,
-                                   ping_interval=20, ping_timeout=20)
+        self._server = await serve(
+            self._handle,
+            host,
+            port,
+            process_request=self._authenticate,
+            ssl=ssl,
+            ping_interval=20,
+            ping_timeout=20,
+        )
         return self._server.sockets[0].getsockname()[1]
 
     async def stop(self) -> None:
@@ -91,7 +98,8 @@ class WebSocketGateway:
             await connection.send(frame(event))  # returns once the frame is in the transport
 
         client = asyncio.create_task(
-            self._streams.run(token=token, claims=claims, transport="websocket", send=send))
+            self._streams.run(token=token, claims=claims, transport="websocket", send=send)
+        )
         # The client loop waits on events, not on the socket: watch the socket too, so that a
         # client that leaves ends its session at once rather than at the next event.
         closed = asyncio.create_task(connection.wait_closed())
@@ -103,15 +111,27 @@ class WebSocketGateway:
                 client.cancel()
             (result,) = await asyncio.gather(client, return_exceptions=True)
         if isinstance(result, SubscriptionOverflow):
-            await connection.close(code=CLOSE_TOO_SLOW, reason="too slow: reconnect and catch up with GetMessages")
+            await connection.close(
+                code=CLOSE_TOO_SLOW, reason="too slow: reconnect and catch up with GetMessages"
+            )
         elif isinstance(result, TokenEnded):
             await connection.close(code=CLOSE_TOKEN_ENDED, reason=result.reason)
 
 
 # A frame's fields in the order clients have always had them; user_id (the connection's user)
 # and receipt_keys and v (the gateway's own business) stay out, and so do fields not set.
-_FRAME_FIELDS = ("kind", "message_id", "conversation_id", "at_ms", "sender_id", "content", "status", "recipient_id",
-                 "channel", "ts_ms")
+_FRAME_FIELDS = (
+    "kind",
+    "message_id",
+    "conversation_id",
+    "at_ms",
+    "sender_id",
+    "content",
+    "status",
+    "recipient_id",
+    "channel",
+    "ts_ms",
+)
 
 
 def frame(event: Notification) -> str:

@@ -14,7 +14,9 @@ BEGIN, END = "<!-- settings:begin -->", "<!-- settings:end -->"
 
 def main() -> int:
     text = README.read_text()
-    new = re.sub(f"{re.escape(BEGIN)}.*?{re.escape(END)}", f"{BEGIN}\n{settings_markdown()}\n{END}", text, flags=re.S)
+    new = re.sub(
+        f"{re.escape(BEGIN)}.*?{re.escape(END)}", f"{BEGIN}\n{settings_markdown()}\n{END}", text, flags=re.S
+    )
     if "--check" in sys.argv:
         return 0 if new == text else 1
     README.write_text(new)

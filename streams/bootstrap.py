@@ -47,8 +47,14 @@ async def ensure_changelog_topics(app: faust.App, settings: Settings, *, timeout
     try:
         existing = set(await admin.list_topics())
         missing = [
-            NewTopic(name=name, num_partitions=parts, replication_factor=settings.replication_factor, topic_configs=cfg)
-            for name, (parts, cfg) in specs.items() if name not in existing
+            NewTopic(
+                name=name,
+                num_partitions=parts,
+                replication_factor=settings.replication_factor,
+                topic_configs=cfg,
+            )
+            for name, (parts, cfg) in specs.items()
+            if name not in existing
         ]
         if missing:
             logger.info("creating changelog topics: %s", ", ".join(t.name for t in missing))
@@ -59,7 +65,9 @@ async def ensure_changelog_topics(app: faust.App, settings: Settings, *, timeout
         deadline = time.monotonic() + timeout
         while True:
             described = await admin.describe_topics(list(specs))
-            counts = {d["topic"]: len(d.get("partitions") or []) for d in described if not d.get("error_code")}
+            counts = {
+                d["topic"]: len(d.get("partitions") or []) for d in described if not d.get("error_code")
+            }
             if all(counts.get(name) == parts for name, (parts, _) in specs.items()):
                 return
             if time.monotonic() > deadline:

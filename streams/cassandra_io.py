@@ -23,6 +23,7 @@ from tables.state_machine import Aggregate, Change, split_key
 
 logger = logging.getLogger(__name__)
 
+
 @dataclass(frozen=True)
 class Conversation:
     """The part of a conversations row the router needs."""
@@ -64,7 +65,9 @@ class PipelineRepository:
         self._users: TTLCache[str, dict[str, str]] = TTLCache(maxsize=200_000, ttl=ttl)
         self._limit = asyncio.Semaphore(settings.cassandra_concurrency)
         prep = session.prepare
-        self._get_conversation = prep("SELECT conversation_id, participant_ids FROM conversations WHERE conversation_id = ?")
+        self._get_conversation = prep(
+            "SELECT conversation_id, participant_ids FROM conversations WHERE conversation_id = ?"
+        )
         self._get_user = prep("SELECT user_id, channels FROM users WHERE user_id = ?")
         self._insert_message = prep(
             "INSERT INTO messages (conversation_id, ts, message_id, sender_id, content, file_id, status, receipts)"
@@ -86,8 +89,10 @@ class PipelineRepository:
         )
         self._ping = prep("SELECT release_version FROM system.local")
         self._writes = WriteBatcher(
-            session=session, run=lambda statement: self._run("write", statement),
-            linger=settings.cassandra_batch_linger_ms / 1000, max_statements=settings.cassandra_batch_max_writes,
+            session=session,
+            run=lambda statement: self._run("write", statement),
+            linger=settings.cassandra_batch_linger_ms / 1000,
+            max_statements=settings.cassandra_batch_max_writes,
             on_batch=metrics.cassandra_batch_writes.observe,
         )
 
@@ -135,7 +140,8 @@ class PipelineRepository:
             self._conversations.pop(conversation_id, None)
             return None
         conv = Conversation(
-            conversation_id=conversation_id, participant_ids=frozenset(str(p) for p in (row.participant_ids or ()))
+            conversation_id=conversation_id,
+            participant_ids=frozenset(str(p) for p in (row.participant_ids or ())),
         )
         self._conversations[conversation_id] = conv
         return conv
@@ -151,7 +157,9 @@ class PipelineRepository:
             else:
                 missing.append(uid)
         if missing:
-            results = await asyncio.gather(*(self._run("read_user", self._get_user, (uuid.UUID(u),)) for u in missing))
+            results = await asyncio.gather(
+                *(self._run("read_user", self._get_user, (uuid.UUID(u),)) for u in missing)
+            )
             for uid, rows in zip(missing, results, strict=True):
                 row = rows.one()
                 channels = dict(row.channels or {}) if row is not None else {}
@@ -187,7 +195,10 @@ class PipelineRepository:
         # Both go through the write batcher: with the other writes of the moment, one request
         # per replica set (chat4all/cassandra_batch.py).
         await asyncio.gather(
-            self._writes.write(self._insert_message, (cid, ts_ms, mid, sid, content, fid, Status.SENT.value, receipts, write_ts)),
+            self._writes.write(
+                self._insert_message,
+                (cid, ts_ms, mid, sid, content, fid, Status.SENT.value, receipts, write_ts),
+            ),
             self._writes.write(self._insert_by_id, (mid, cid, ts_ms, sid, write_ts)),
         )
 
@@ -218,19 +229,40 @@ class PipelineRepository:
             entries[change.key] = (ruid, channel, change.status, change.delivered_ms, change.read_ms)
             if change.reason:
                 failed.append(
-                    (write_ts, cid, change.status, _ms(change.delivered_ms), _ms(change.read_ms),
-                     change.reason, now_ms, mid, ruid, channel)
+                    (
+                        write_ts,
+                        cid,
+                        change.status,
+                        _ms(change.delivered_ms),
+                        _ms(change.read_ms),
+                        change.reason,
+                        now_ms,
+                        mid,
+                        ruid,
+                        channel,
+                    )
                 )
         ops = [
             self._writes.write(
                 self._update_message,
-                (write_ts, entries, overall.status, _ms(overall.delivered_ms), _ms(overall.read_ms), cid, ts_ms, mid),
+                (
+                    write_ts,
+                    entries,
+                    overall.status,
+                    _ms(overall.delivered_ms),
+                    _ms(overall.read_ms),
+                    cid,
+                    ts_ms,
+                    mid,
+                ),
             )
         ]
         ops += [self._writes.write(self._update_receipt, params) for params in failed]
         await asyncio.gather(*ops)
 
-    async def message_receipts(self, *, message_id: str, conversation_id: str, ts_ms: int) -> MessageReceipts | None:
+    async def message_receipts(
+        self, *, message_id: str, conversation_id: str, ts_ms: int
+    ) -> MessageReceipts | None:
         """Sender and receipts map of a message row (for updates that arrive without the receipt set)."""
         rows = await self._run(
             "read_message", self._get_message, (uuid.UUID(conversation_id), ts_ms, uuid.UUID(message_id))

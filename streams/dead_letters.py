@@ -53,6 +53,9 @@ class DeadLetters:
         fut = await self._topic.send(key=key_text.encode() if key_text else None, value=encode(record))
         metrics.dead_letters.labels(source, reason.split(":")[0][:40]).inc()
         logger.warning(
-            "dead-lettered a %s record: %s", topic, reason, extra={"message_id": message_id, "conversation_id": conversation_id}
+            "dead-lettered a %s record: %s",
+            topic,
+            reason,
+            extra={"message_id": message_id, "conversation_id": conversation_id},
         )
         return fut

@@ -19,7 +19,10 @@ def install(*, min_bytes: int, max_wait_ms: int) -> None:
     larger. faust exposes neither setting; aiokafka reads both from the consumer when it
     starts, so they are set on the consumer right after faust creates it.
     """
-    if getattr(AIOKafkaConsumerThread._create_worker_consumer, "_chat4all_fetching", None) == (min_bytes, max_wait_ms):
+    if getattr(AIOKafkaConsumerThread._create_worker_consumer, "_chat4all_fetching", None) == (
+        min_bytes,
+        max_wait_ms,
+    ):
         return
 
     def create_worker_consumer(self: AIOKafkaConsumerThread, transport: Any) -> Any:

@@ -50,10 +50,19 @@ def install_health_page(app: faust.App, health: Health) -> None:
     class HealthView(View):
         async def get(self, request: Request) -> Response:
             kafka = _kafka_state(app)
-            cassandra = {"ok": health.cassandra_ok, "error": health.cassandra_error, "since": health.cassandra_since}
+            cassandra = {
+                "ok": health.cassandra_ok,
+                "error": health.cassandra_error,
+                "since": health.cassandra_since,
+            }
             healthy = health.cassandra_ok and bool(kafka["ok"])
-            body = {"status": "ok" if healthy else "unhealthy", "app_id": app.conf.id, "roles": health.roles,
-                    "cassandra": cassandra, "kafka": kafka}
+            body = {
+                "status": "ok" if healthy else "unhealthy",
+                "app_id": app.conf.id,
+                "roles": health.roles,
+                "cassandra": cassandra,
+                "kafka": kafka,
+            }
             return self.json(body, status=200 if healthy else 503)
 
     app.page("/health")(HealthView)

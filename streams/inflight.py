@@ -51,7 +51,9 @@ class InFlight:
     have inline), and that event is never acked.
     """
 
-    def __init__(self, *, name: str, limit: int = 512, on_done: Callable[[float], None] | None = None) -> None:
+    def __init__(
+        self, *, name: str, limit: int = 512, on_done: Callable[[float], None] | None = None
+    ) -> None:
         self.name = name
         self._on_done = on_done
         self._slots = asyncio.Semaphore(limit)
@@ -63,7 +65,9 @@ class InFlight:
     def in_flight(self) -> int:
         return len(self._tasks)
 
-    async def submit(self, event: Any, io: Step | None = None, then: Step | None = None, *, order_key: Any = None) -> None:
+    async def submit(
+        self, event: Any, io: Step | None = None, then: Step | None = None, *, order_key: Any = None
+    ) -> None:
         """Run ``io`` then ``then`` in the background and ack ``event`` when both are done.
 
         With neither step the event is acked at once (in order with nothing: faust only
@@ -102,7 +106,9 @@ class InFlight:
             return
         exc = task.exception()
         if exc is not None:
-            logger.error("%s: background step failed, the event stays unacked: %r", self.name, exc, exc_info=exc)
+            logger.error(
+                "%s: background step failed, the event stays unacked: %r", self.name, exc, exc_info=exc
+            )
             if self._error is None:
                 self._error = exc
             return

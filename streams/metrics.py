@@ -10,7 +10,9 @@ from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Counter, Gauge, His
 
 from tables.options import memory_in_use
 
-agent_events = Counter("chat4all_agent_events_total", "Events an agent finished (acked), per agent.", ["agent"])
+agent_events = Counter(
+    "chat4all_agent_events_total", "Events an agent finished (acked), per agent.", ["agent"]
+)
 agent_event_seconds = Histogram(
     "chat4all_agent_event_seconds",
     "Per agent: time from taking an event to acking it (the decision plus its background Cassandra writes and broker acks).",
@@ -32,7 +34,9 @@ def agent_observer(agent: str) -> Callable[[float], None]:
 
 
 messages_routed = Counter("chat4all_messages_routed_total", "Messages the router persisted and fanned out.")
-duplicates_skipped = Counter("chat4all_router_duplicates_total", "Messages the router had already routed (dedup hits).")
+duplicates_skipped = Counter(
+    "chat4all_router_duplicates_total", "Messages the router had already routed (dedup hits)."
+)
 outbound_sent = Counter("chat4all_outbound_total", "Outbound records the router published.", ["channel"])
 dead_letters = Counter("chat4all_dead_letters_total", "Records sent to dead-letters.", ["source", "reason"])
 transitions = Counter(
@@ -40,22 +44,35 @@ transitions = Counter(
     "Receipt updates seen by the status tracker, by outcome (applied, duplicate, stale, rejected, unknown).",
     ["status", "outcome"],
 )
-connector_sends = Counter("chat4all_connector_sends_total", "Connector send attempts by outcome.", ["channel", "outcome"])
-breaker_state = Gauge("chat4all_connector_breaker_state", "Circuit breaker state (0 closed, 1 half-open, 2 open).", ["channel"])
+connector_sends = Counter(
+    "chat4all_connector_sends_total", "Connector send attempts by outcome.", ["channel", "outcome"]
+)
+breaker_state = Gauge(
+    "chat4all_connector_breaker_state", "Circuit breaker state (0 closed, 1 half-open, 2 open).", ["channel"]
+)
 scheduled_pending = Gauge(
-    "chat4all_schedule_pending", "100 ms buckets of scheduled DELIVERED/READ receipts waiting, per channel.", ["channel"]
+    "chat4all_schedule_pending",
+    "100 ms buckets of scheduled DELIVERED/READ receipts waiting, per channel.",
+    ["channel"],
 )
 cassandra_batch_writes = Histogram(
-    "chat4all_cassandra_batch_writes", "Writes per unlogged batch the worker sent to Cassandra.",
+    "chat4all_cassandra_batch_writes",
+    "Writes per unlogged batch the worker sent to Cassandra.",
     buckets=(1, 2, 4, 8, 16, 32, 64),
 )
-cassandra_retries = Counter("chat4all_cassandra_retries_total", "Cassandra operations retried during an outage.", ["operation"])
+cassandra_retries = Counter(
+    "chat4all_cassandra_retries_total", "Cassandra operations retried during an outage.", ["operation"]
+)
 stale_records_skipped = Counter(
     "chat4all_stale_records_skipped_total",
     "Fetched records skipped because a seek moved their partition's position back to or before them (fetched again).",
     ["topic"],
 )
-consumer_lag = Gauge("chat4all_consumer_lag", "Records behind the end of each assigned partition (end offset - committed offset).", ["topic", "partition"])
+consumer_lag = Gauge(
+    "chat4all_consumer_lag",
+    "Records behind the end of each assigned partition (end offset - committed offset).",
+    ["topic", "partition"],
+)
 status_latency = Histogram(
     "chat4all_status_latency_seconds",
     "Time from the message's send (ts_ms) to a receipt reaching a status.",

@@ -29,8 +29,11 @@ def refusal(view: View, request: Request, *, settings: Settings) -> Response | N
     if scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), expected.encode()):
         return None
     # Neither the token given nor the expected one goes into the log.
-    logger.warning("operator endpoint %s %s refused: missing or wrong token", request.method, request.url.path)
+    logger.warning(
+        "operator endpoint %s %s refused: missing or wrong token", request.method, request.url.path
+    )
     return view.json(
         {"error": "operator token required: Authorization: Bearer <CHAT4ALL_OPERATOR_TOKEN>"},
-        status=401, headers={"WWW-Authenticate": 'Bearer realm="chat4all-worker"'},
+        status=401,
+        headers={"WWW-Authenticate": 'Bearer realm="chat4all-worker"'},
     )

@@ -29,7 +29,9 @@ class PipelineTopics:
             # also carry the scheduler's tick records. The prefix is empty in production; a
             # test run or a benchmark sets it to get topics of its own.
             return app.topic(
-                names.topic_name(settings, name), key_serializer="raw", value_serializer="raw",
+                names.topic_name(settings, name),
+                key_serializer="raw",
+                value_serializer="raw",
                 partitions=settings.topic_partitions,
             )
 
@@ -44,7 +46,15 @@ class PipelineTopics:
     @property
     def source_names(self) -> frozenset[str]:
         """Names of the topics agents consume (takeover fixes apply to these)."""
-        return frozenset(t.get_topic_name() for t in (self.messages, self.status_updates, *self.outbound.values()))
+        return frozenset(
+            t.get_topic_name() for t in (self.messages, self.status_updates, *self.outbound.values())
+        )
 
     def all(self) -> list[faust.TopicT]:
-        return [self.messages, self.status_updates, self.notifications, self.dead_letters, *self.outbound.values()]
+        return [
+            self.messages,
+            self.status_updates,
+            self.notifications,
+            self.dead_letters,
+            *self.outbound.values(),
+        ]

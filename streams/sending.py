@@ -32,18 +32,24 @@ class RecordSender:
         self.direct = direct
         self._last: asyncio.Future[Any] | None = None
         if direct and not callable(getattr(type(app.producer), PRODUCER_ACCESSOR, None)):
-            raise RuntimeError(f"faust's Producer lacks {PRODUCER_ACCESSOR}: streams/sending.py needs updating")
+            raise RuntimeError(
+                f"faust's Producer lacks {PRODUCER_ACCESSOR}: streams/sending.py needs updating"
+            )
 
     def _producer(self) -> Any:
         return getattr(self._app.producer, PRODUCER_ACCESSOR)()
 
-    async def send(self, topic: faust.TopicT, *, key: bytes | None, value: bytes, partition: int | None = None) -> Any:
+    async def send(
+        self, topic: faust.TopicT, *, key: bytes | None, value: bytes, partition: int | None = None
+    ) -> Any:
         """Queue one record (in the caller's order); returns the future of its ack."""
         if not self.direct:
             return await topic.send(key=key, value=value, partition=partition)
         return await self._producer().send(topic.get_topic_name(), value, key=key, partition=partition)
 
-    def send_soon(self, topic: faust.TopicT, records: Iterable[tuple[bytes | None, bytes]]) -> list[asyncio.Future[Any]]:
+    def send_soon(
+        self, topic: faust.TopicT, records: Iterable[tuple[bytes | None, bytes]]
+    ) -> list[asyncio.Future[Any]]:
         """Queue records without waiting (the caller holds an event context and may not yield); one future per record.
 
         The records leave in the order of the calls: each call's records are queued by a task
@@ -57,8 +63,13 @@ class RecordSender:
         self._last = asyncio.ensure_future(self._queue(topic.get_topic_name(), records, futures, self._last))
         return futures
 
-    async def _queue(self, topic: str, records: list[tuple[bytes | None, bytes]], futures: list[asyncio.Future[Any]],
-                     previous: asyncio.Future[Any] | None) -> None:
+    async def _queue(
+        self,
+        topic: str,
+        records: list[tuple[bytes | None, bytes]],
+        futures: list[asyncio.Future[Any]],
+        previous: asyncio.Future[Any] | None,
+    ) -> None:
         try:
             if previous is not None and not previous.done():
                 await asyncio.wait([previous])
@@ -75,7 +86,9 @@ class RecordSender:
             # caller sees it (a fired bucket then fires again) instead of waiting forever.
             for outcome in futures:
                 if not outcome.done():
-                    outcome.set_exception(exc if isinstance(exc, Exception) else ConnectionError("send cancelled"))
+                    outcome.set_exception(
+                        exc if isinstance(exc, Exception) else ConnectionError("send cancelled")
+                    )
             raise
 
 

@@ -97,8 +97,12 @@ def is_stale(position: int | None, offset: int) -> bool:
     return position is None or offset >= position
 
 
-async def current_records(records: AsyncIterator[tuple[TP, Any]], position: Callable[[TP], int | None], *,
-                          on_stale: Callable[[TP], None] | None = None) -> AsyncIterator[tuple[TP, Any]]:
+async def current_records(
+    records: AsyncIterator[tuple[TP, Any]],
+    position: Callable[[TP], int | None],
+    *,
+    on_stale: Callable[[TP], None] | None = None,
+) -> AsyncIterator[tuple[TP, Any]]:
     """Pass on the (tp, message) pairs of a fetched batch that no seek has made stale."""
     async for tp, message in records:
         if is_stale(position(tp), message.offset):
@@ -140,13 +144,18 @@ def install(*, is_source_topic: Callable[[str], bool], on_stale: Callable[[TP], 
         committed = await _original_seek_to_committed(self, *partitions)
         never = [tp for tp, offset in committed.items() if not offset and is_source_topic(tp.topic)]
         if never:
-            logger.info("rewinding %d never-committed partitions to their beginning: %s", len(never),
-                        ", ".join(f"{tp.topic}:{tp.partition}" for tp in sorted(never)))
+            logger.info(
+                "rewinding %d never-committed partitions to their beginning: %s",
+                len(never),
+                ", ".join(f"{tp.topic}:{tp.partition}" for tp in sorted(never)),
+            )
             await self.seek_to_beginning(*never)
         return committed
 
     def getmany_current(self: faust_consumer.Consumer, timeout: float) -> AsyncIterator[tuple[TP, Any]]:
-        return current_records(_original_getmany(self, timeout), lambda tp: fetch_position(self, tp), on_stale=on_stale)
+        return current_records(
+            _original_getmany(self, timeout), lambda tp: fetch_position(self, tp), on_stale=on_stale
+        )
 
     def init_with_guarded_read_offsets(self: faust_consumer.Consumer, *args: Any, **kwargs: Any) -> None:
         _original_init(self, *args, **kwargs)
@@ -178,21 +187,36 @@ def private_names_touched(source: str | None = None) -> set[str]:
     defines itself (``self._x`` in its own classes, attributes it sets on its own functions).
     """
     tree = ast.parse(source if source is not None else inspect.getsource(sys.modules[__name__]))
-    functions = {node.name for node in ast.walk(tree) if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)}
+    functions = {
+        node.name for node in ast.walk(tree) if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
+    }
     own: set[str] = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.ClassDef):
-            own |= {a.attr for a in ast.walk(node) if isinstance(a, ast.Attribute)
-                    and isinstance(a.value, ast.Name) and a.value.id == "self"}
-        elif isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Store) \
-                and isinstance(node.value, ast.Name) and node.value.id in functions:
+            own |= {
+                a.attr
+                for a in ast.walk(node)
+                if isinstance(a, ast.Attribute) and isinstance(a.value, ast.Name) and a.value.id == "self"
+            }
+        elif (
+            isinstance(node, ast.Attribute)
+            and isinstance(node.ctx, ast.Store)
+            and isinstance(node.value, ast.Name)
+            and node.value.id in functions
+        ):
             own.add(node.attr)
     touched: set[str] = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Attribute):
             touched.add(node.attr)
-        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in ("getattr", "hasattr") \
-                and len(node.args) > 1 and isinstance(node.args[1], ast.Constant) and isinstance(node.args[1].value, str):
+        elif (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Name)
+            and node.func.id in ("getattr", "hasattr")
+            and len(node.args) > 1
+            and isinstance(node.args[1], ast.Constant)
+            and isinstance(node.args[1].value, str)
+        ):
             touched.add(node.args[1].value)
     return {name for name in touched - own if name.startswith("_") and not name.startswith("__")}
 
@@ -217,12 +241,28 @@ def check_private_api(*, owners: Mapping[str, type] | None = None, touched: set[
     """Raise RuntimeError unless every private name the patches touch is where the pinned libraries keep it."""
     owners = private_owners() if owners is None else owners
     touched = private_names_touched() if touched is None else touched
-    missing = [f"{name} (no owner in streams.takeover.private_owners)" for name in sorted(touched - owners.keys())]
-    missing += [f"{owners[name].__name__}.{name}" for name in sorted(touched & owners.keys()) if not _defines(owners[name], name)]
+    missing = [
+        f"{name} (no owner in streams.takeover.private_owners)" for name in sorted(touched - owners.keys())
+    ]
+    missing += [
+        f"{owners[name].__name__}.{name}"
+        for name in sorted(touched & owners.keys())
+        if not _defines(owners[name], name)
+    ]
     # The public names the patches reach through those private ones.
-    missing += [f"{cls.__name__}.{name}" for cls, name in (
-        (SubscriptionState, "subscription"), (Subscription, "assignment"), (Assignment, "state_value"),
-        (TopicPartitionState, "has_valid_position"), (TopicPartitionState, "position"), (FlowControlEvent, "clear"),
-    ) if not hasattr(cls, name)]
+    missing += [
+        f"{cls.__name__}.{name}"
+        for cls, name in (
+            (SubscriptionState, "subscription"),
+            (Subscription, "assignment"),
+            (Assignment, "state_value"),
+            (TopicPartitionState, "has_valid_position"),
+            (TopicPartitionState, "position"),
+            (FlowControlEvent, "clear"),
+        )
+        if not hasattr(cls, name)
+    ]
     if missing:
-        raise RuntimeError(f"faust/aiokafka/mode changed a private API ({', '.join(missing)}); see streams/takeover.py")
+        raise RuntimeError(
+            f"faust/aiokafka/mode changed a private API ({', '.join(missing)}); see streams/takeover.py"
+        )

@@ -23,15 +23,18 @@ class DedupTable:
 
     def __init__(self, *, app: faust.App, settings: Settings) -> None:
         ttl = timedelta(hours=settings.dedup_retention_hours)
-        self.table = with_ttl_changelog(app.Table(
-            "router-routed",
-            default=int,
-            key_type=str,
-            value_type=int,
-            partitions=settings.topic_partitions,
-            options=rocksdb_options(ttl=ttl),
-            help=f"Message ids the router has routed, with the routing record's offset + 1 (kept {settings.dedup_retention_hours} h).",
-        ), ttl)
+        self.table = with_ttl_changelog(
+            app.Table(
+                "router-routed",
+                default=int,
+                key_type=str,
+                value_type=int,
+                partitions=settings.topic_partitions,
+                options=rocksdb_options(ttl=ttl),
+                help=f"Message ids the router has routed, with the routing record's offset + 1 (kept {settings.dedup_retention_hours} h).",
+            ),
+            ttl,
+        )
 
     def already_routed(self, message_id: str, *, offset: int) -> bool:
         """Whether another record (not the one at ``offset``) routed this message id within the retention.

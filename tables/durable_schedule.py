@@ -33,7 +33,7 @@ def scan_index(table: Any, *, namespace: str = "") -> list[int]:
     for key in list(table.keys()):
         if isinstance(key, str) and key.startswith(prefix):
             try:
-                buckets.append(int(key[len(prefix):]))
+                buckets.append(int(key[len(prefix) :]))
             except ValueError:
                 continue
     return sorted(buckets)
@@ -49,7 +49,12 @@ class DurableSchedule:
     """
 
     def __init__(
-        self, *, table: MutableMapping[str, Any], bucket_ms: int = 100, namespace: str = "", index: list[int] | None = None
+        self,
+        *,
+        table: MutableMapping[str, Any],
+        bucket_ms: int = 100,
+        namespace: str = "",
+        index: list[int] | None = None,
     ) -> None:
         self._table = table
         self._bucket_ms = bucket_ms

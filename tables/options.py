@@ -35,7 +35,9 @@ def with_ttl_changelog(table: Any, ttl: timedelta) -> Any:
     Without it a recovery would restore every id the table ever held (the changelog of a
     plain table is compacted only), long after RocksDB's TTL dropped them locally.
     """
-    table.changelog_topic = table._new_changelog_topic(retention=ttl.total_seconds(), compacting=True, deleting=True)
+    table.changelog_topic = table._new_changelog_topic(
+        retention=ttl.total_seconds(), compacting=True, deleting=True
+    )
     return table
 
 
@@ -105,7 +107,9 @@ def install_memory_budget(settings: Settings) -> None:
         cache = rocksdict.Cache(settings.rocksdb_memory_mb * 1024 * 1024)
         _shared["cache"] = cache
         _shared["write_buffers"] = rocksdict.WriteBufferManager.new_write_buffer_manager_with_cache(
-            settings.rocksdb_write_buffer_mb * 1024 * 1024, False, cache,
+            settings.rocksdb_write_buffer_mb * 1024 * 1024,
+            False,
+            cache,
         )
     # faust's Store builds its options from this module attribute when a table opens.
     faust_rocksdb.RocksDBOptions = BudgetedRocksDBOptions  # type: ignore[misc]

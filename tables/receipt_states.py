@@ -44,14 +44,17 @@ class ReceiptTables:
             options=rocksdb_options(),
             help="Per message: conversation, ts, sender, last applied offset and every '<recipient>:<channel>' receipt.",
         )
-        self.settled = with_ttl_changelog(app.Table(
-            "receipt-finals",
-            default=None,
-            key_type=str,
-            partitions=settings.topic_partitions,
-            options=rocksdb_options(ttl=SETTLED_TTL),
-            help="Message ids whose receipts all settled (READ/FAILED) in the last 3 h: the final entry and the settling offset.",
-        ), SETTLED_TTL)
+        self.settled = with_ttl_changelog(
+            app.Table(
+                "receipt-finals",
+                default=None,
+                key_type=str,
+                partitions=settings.topic_partitions,
+                options=rocksdb_options(ttl=SETTLED_TTL),
+                help="Message ids whose receipts all settled (READ/FAILED) in the last 3 h: the final entry and the settling offset.",
+            ),
+            SETTLED_TTL,
+        )
 
     def recently_settled(self, message_id: str) -> SettledMarker | None:
         """The settled marker of a message, if it settled recently (inside the tracker's stream)."""

@@ -38,13 +38,27 @@ class ScheduledReceipt(TypedDict):
 
 
 def scheduled_receipt(
-    *, due_ms: int, status: str, message_id: str, conversation_id: str, ts_ms: int, recipient_id: str,
-    sender_id: str, receipt_keys: list[str],
+    *,
+    due_ms: int,
+    status: str,
+    message_id: str,
+    conversation_id: str,
+    ts_ms: int,
+    recipient_id: str,
+    sender_id: str,
+    receipt_keys: list[str],
 ) -> ScheduledReceipt:
     """A schedule entry in the current shape."""
     return {
-        "v": VERSION, "due": due_ms, "st": status, "mid": message_id, "cid": conversation_id, "ts": ts_ms,
-        "rid": recipient_id, "sid": sender_id, "k": receipt_keys,
+        "v": VERSION,
+        "due": due_ms,
+        "st": status,
+        "mid": message_id,
+        "cid": conversation_id,
+        "ts": ts_ms,
+        "rid": recipient_id,
+        "sid": sender_id,
+        "k": receipt_keys,
     }
 
 
@@ -53,8 +67,14 @@ def read_scheduled_receipt(stored: Mapping[str, Any]) -> ScheduledReceipt:
     if "v" in stored:
         return stored  # type: ignore[return-value]
     return scheduled_receipt(
-        due_ms=stored["due"], status=stored["st"], message_id=stored["m"], conversation_id=stored["c"],
-        ts_ms=stored["t"], recipient_id=stored["r"], sender_id=stored["s"], receipt_keys=stored["k"],
+        due_ms=stored["due"],
+        status=stored["st"],
+        message_id=stored["m"],
+        conversation_id=stored["c"],
+        ts_ms=stored["t"],
+        recipient_id=stored["r"],
+        sender_id=stored["s"],
+        receipt_keys=stored["k"],
     )
 
 

@@ -13,7 +13,12 @@ from typing import NotRequired, TypedDict
 from chat4all.wire import Channel, Status
 
 # Plain strings, as the table values hold them.
-SENT, DELIVERED, READ, FAILED = Status.SENT.value, Status.DELIVERED.value, Status.READ.value, Status.FAILED.value
+SENT, DELIVERED, READ, FAILED = (
+    Status.SENT.value,
+    Status.DELIVERED.value,
+    Status.READ.value,
+    Status.FAILED.value,
+)
 STATUSES = (SENT, DELIVERED, READ, FAILED)
 
 # Forward order of a receipt. FAILED is terminal and ranks highest so that the write
@@ -56,7 +61,9 @@ def split_key(key: str) -> tuple[str, str]:
     return recipient_id, channel
 
 
-def new_entry(*, conversation_id: str, ts_ms: int, sender_id: str | None, receipt_keys: list[str]) -> MessageEntry:
+def new_entry(
+    *, conversation_id: str, ts_ms: int, sender_id: str | None, receipt_keys: list[str]
+) -> MessageEntry:
     """A message entry with every receipt at SENT (what the router wrote to Cassandra)."""
     return {
         "cid": conversation_id,
@@ -97,7 +104,13 @@ def _targets(entry: MessageEntry, recipient_id: str, channel: str) -> list[str]:
 
 
 def apply_update(
-    entry: MessageEntry, *, recipient_id: str, channel: str, status: str, at_ms: int, reason: str | None = None
+    entry: MessageEntry,
+    *,
+    recipient_id: str,
+    channel: str,
+    status: str,
+    at_ms: int,
+    reason: str | None = None,
 ) -> Outcome:
     """Apply a status update to ``entry`` in place; ``channel='*'`` means every channel of that recipient.
 
@@ -134,7 +147,9 @@ def apply_update(
         if status == READ:
             receipt["rd"] = at_ms
         result.outcomes.append(APPLIED)
-        result.changes.append(Change(key=key, status=status, delivered_ms=receipt["d"], read_ms=receipt["rd"], reason=reason))
+        result.changes.append(
+            Change(key=key, status=status, delivered_ms=receipt["d"], read_ms=receipt["rd"], reason=reason)
+        )
     return result
 
 
@@ -179,7 +194,9 @@ def aggregate(entry: MessageEntry) -> Aggregate:
     return Aggregate(status=status, delivered_ms=delivered_ms, read_ms=read_ms)
 
 
-def current_changes(entry: MessageEntry, *, recipient_id: str | None = None, channel: str | None = None) -> list[Change]:
+def current_changes(
+    entry: MessageEntry, *, recipient_id: str | None = None, channel: str | None = None
+) -> list[Change]:
     """The entry's receipts as Changes at their current state (all, or those an update targets).
 
     For writing an entry again as it stands: a replayed update after a crash, whose table

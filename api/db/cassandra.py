@@ -73,7 +73,9 @@ class Cassandra:
         for statement, ready in zip(self._statements, prepared, strict=True):
             statement.prepared = ready
         self._session = session
-        logger.info("connected to Cassandra at %s:%s", self._settings.cassandra_host, self._settings.cassandra_port)
+        logger.info(
+            "connected to Cassandra at %s:%s", self._settings.cassandra_host, self._settings.cassandra_port
+        )
 
     async def session(self, timeout: float) -> Session:
         """The session, connecting if needed; DependencyUnavailable if that takes longer than ``timeout``."""

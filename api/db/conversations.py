@@ -46,25 +46,31 @@ class ConversationRepository:
         self._claim_private = statement(
             "INSERT INTO {ks}.private_conversations (user_low, user_high, conversation_id) VALUES (?, ?, ?) IF NOT EXISTS"
         )
-        self._list_first = statement("SELECT conversation_id FROM {ks}.conversations_by_user WHERE user_id = ? LIMIT ?")
+        self._list_first = statement(
+            "SELECT conversation_id FROM {ks}.conversations_by_user WHERE user_id = ? LIMIT ?"
+        )
         self._list_after = statement(
             "SELECT conversation_id FROM {ks}.conversations_by_user WHERE user_id = ? AND conversation_id > ? LIMIT ?"
         )
 
     async def insert(self, *, conversation: ConversationRow, context: Context = None) -> None:
         """The conversation row and every participant's index row, all or nothing (a logged batch)."""
-        rows = [(
-            self._insert,
+        rows = [
             (
-                conversation.conversation_id,
-                conversation.type,
-                conversation.title,
-                set(conversation.participant_ids),
-                conversation.created_by,
-                conversation.created_at,
-            ),
-        )]
-        rows += [(self._insert_by_user, (p, conversation.conversation_id)) for p in conversation.participant_ids]
+                self._insert,
+                (
+                    conversation.conversation_id,
+                    conversation.type,
+                    conversation.title,
+                    set(conversation.participant_ids),
+                    conversation.created_by,
+                    conversation.created_at,
+                ),
+            )
+        ]
+        rows += [
+            (self._insert_by_user, (p, conversation.conversation_id)) for p in conversation.participant_ids
+        ]
         await self._cassandra.run_batch(rows, batch_type=BatchType.LOGGED, context=context)
 
     async def get(self, *, conversation_id: uuid.UUID, context: Context = None) -> ConversationRow | None:
@@ -86,7 +92,9 @@ class ConversationRepository:
     ) -> uuid.UUID | None:
         """Claim the pair (``low`` < ``high``) for ``conversation_id`` (a lightweight transaction):
         None if the claim is ours, else the id of the conversation that holds the pair."""
-        row = (await self._cassandra.run(self._claim_private, (low, high, conversation_id), context=context)).one()
+        row = (
+            await self._cassandra.run(self._claim_private, (low, high, conversation_id), context=context)
+        ).one()
         return None if row.applied else row.conversation_id
 
     async def ids_of_user(

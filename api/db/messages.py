@@ -53,7 +53,9 @@ class StoredMessage:
     receipts: dict[str, Receipt]
 
 
-_COLUMNS = "conversation_id, ts, message_id, sender_id, content, file_id, status, delivered_at, read_at, receipts"
+_COLUMNS = (
+    "conversation_id, ts, message_id, sender_id, content, file_id, status, delivered_at, read_at, receipts"
+)
 
 
 class MessageRepository:
@@ -75,7 +77,9 @@ class MessageRepository:
         row = (await self._cassandra.run(self._by_id, (message_id,), context=context)).one()
         if row is None:
             return None
-        return MessageRef(message_id=row.message_id, conversation_id=row.conversation_id, ts=row.ts, sender_id=row.sender_id)
+        return MessageRef(
+            message_id=row.message_id, conversation_id=row.conversation_id, ts=row.ts, sender_id=row.sender_id
+        )
 
     async def page(
         self,
@@ -103,8 +107,11 @@ class MessageRepository:
                 read_at=row.read_at,
                 receipts={
                     key: Receipt(
-                        recipient_id=r.recipient_id, channel=r.channel, status=r.status,
-                        delivered_at=r.delivered_at, read_at=r.read_at,
+                        recipient_id=r.recipient_id,
+                        channel=r.channel,
+                        status=r.status,
+                        delivered_at=r.delivered_at,
+                        read_at=r.read_at,
                     )
                     for key, r in (row.receipts or {}).items()
                 },

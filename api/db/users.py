@@ -37,7 +37,9 @@ class UserRepository:
             "INSERT INTO {ks}.users_by_username (username, user_id) VALUES (?, ?) IF NOT EXISTS"
         )
         self._by_username = statement("SELECT user_id FROM {ks}.users_by_username WHERE username = ?")
-        self._get = statement("SELECT user_id, username, password_hash, channels FROM {ks}.users WHERE user_id = ?")
+        self._get = statement(
+            "SELECT user_id, username, password_hash, channels FROM {ks}.users WHERE user_id = ?"
+        )
         self._exists = statement("SELECT user_id FROM {ks}.users WHERE user_id = ?")
         self._link = statement("UPDATE {ks}.users SET channels[?] = ? WHERE user_id = ?")
         self._unlink = statement("DELETE channels[?] FROM {ks}.users WHERE user_id = ?")
@@ -54,7 +56,9 @@ class UserRepository:
         context: Context = None,
     ) -> None:
         """Write the user's row (before its username is claimed: see AuthServicer.Register)."""
-        await self._cassandra.run(self._insert, (user_id, username, password_hash, channels, created_at), context=context)
+        await self._cassandra.run(
+            self._insert, (user_id, username, password_hash, channels, created_at), context=context
+        )
 
     async def delete(self, *, user_id: uuid.UUID, context: Context = None) -> None:
         """Delete the user's row."""
@@ -76,14 +80,19 @@ class UserRepository:
         if row is None:
             return None
         return User(
-            user_id=row.user_id, username=row.username, password_hash=row.password_hash, channels=dict(row.channels or {})
+            user_id=row.user_id,
+            username=row.username,
+            password_hash=row.password_hash,
+            channels=dict(row.channels or {}),
         )
 
     async def exists(self, *, user_id: uuid.UUID, context: Context = None) -> bool:
         """Whether the user has a row."""
         return (await self._cassandra.run(self._exists, (user_id,), context=context)).one() is not None
 
-    async def link_channel(self, *, user_id: uuid.UUID, channel: str, handle: str, context: Context = None) -> None:
+    async def link_channel(
+        self, *, user_id: uuid.UUID, channel: str, handle: str, context: Context = None
+    ) -> None:
         """Set the user's handle on ``channel``."""
         await self._cassandra.run(self._link, (channel, handle, user_id), context=context)
 

@@ -18,7 +18,9 @@ class FileError(Exception):
 
     code: ClassVar[grpc.StatusCode] = grpc.StatusCode.INTERNAL
 
-    def __init__(self, message: str, *, bytes_received: int | None = None, retry_after: float | None = None) -> None:
+    def __init__(
+        self, message: str, *, bytes_received: int | None = None, retry_after: float | None = None
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.bytes_received = bytes_received

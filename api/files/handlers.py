@@ -61,7 +61,10 @@ def add_file_service(servicer: files_pb2_grpc.FileServiceServicer, server: grpc.
     }
     handlers = {}
     for method in service.methods:
-        request, response = getattr(files_pb2, method.input_type.name), getattr(files_pb2, method.output_type.name)
+        request, response = (
+            getattr(files_pb2, method.input_type.name),
+            getattr(files_pb2, method.output_type.name),
+        )
         handlers[method.name] = makers[method.client_streaming, method.server_streaming](
             getattr(servicer, method.name),
             request_deserializer=parse_upload_request if method.name == "UploadFile" else request.FromString,

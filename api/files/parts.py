@@ -18,7 +18,9 @@ class _PartWrite:
 
     __slots__ = ("buffer", "data", "hashing", "task")
 
-    def __init__(self, buffer: bytearray, data: memoryview, hashing: asyncio.Task | None, task: asyncio.Task) -> None:
+    def __init__(
+        self, buffer: bytearray, data: memoryview, hashing: asyncio.Task | None, task: asyncio.Task
+    ) -> None:
         self.buffer, self.data, self.hashing, self.task = buffer, data, hashing, task
 
 

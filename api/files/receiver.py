@@ -70,7 +70,7 @@ class Receiver:
         self._buffered = 0  # bytes of _buffer in use
 
     def _buffered_view(self) -> memoryview:
-        return memoryview(self._buffer)[:self._buffered]
+        return memoryview(self._buffer)[: self._buffered]
 
     async def load_tail(self) -> None:
         """Put the staged tail back in front of the buffer, so that it ends up in the next part."""
@@ -95,8 +95,10 @@ class Receiver:
         while data:
             take = min(len(self._buffer) - self._buffered, len(data))
             if not take:  # the last part is full: feed() let through more than the declared size
-                raise TooManyBytes(f"more bytes than the declared size {self._session.size}; upload discarded")
-            self._buffer[self._buffered:self._buffered + take] = data[:take]
+                raise TooManyBytes(
+                    f"more bytes than the declared size {self._session.size}; upload discarded"
+                )
+            self._buffer[self._buffered : self._buffered + take] = data[:take]
             self._buffered += take
             self.received += take  # counted as it is buffered: a cancelled cut drops only the rest
             data = data[take:]
@@ -131,7 +133,9 @@ class Receiver:
         try:
             await self._parts.settle()
         except Exception as exc:
-            logger.debug("upload %s: part in flight failed while discarding: %s", self._session.upload_id, exc)
+            logger.debug(
+                "upload %s: part in flight failed while discarding: %s", self._session.upload_id, exc
+            )
 
     async def save(self) -> int:
         """Make every received byte durable (parts, then the staging tail); returns bytes_received."""
@@ -141,7 +145,9 @@ class Receiver:
         except SessionConflict:
             return session.bytes_received  # another stream owns the session now: write nothing
         except Exception as exc:
-            logger.warning("upload %s: part write failed (%s); staging its bytes instead", session.upload_id, exc)
+            logger.warning(
+                "upload %s: part write failed (%s); staging its bytes instead", session.upload_id, exc
+            )
         tail = self._tail()
         size = sum(len(t) for t in tail)
         if size > session.tail_bytes:
@@ -153,7 +159,10 @@ class Receiver:
                 session, tail_bytes=size, expires_at=utc_now() + self._uploader.session_ttl
             )
             logger.info(
-                "upload %s: %d bytes durable (%d in the staged tail)", session.upload_id, session.bytes_received, size
+                "upload %s: %d bytes durable (%d in the staged tail)",
+                session.upload_id,
+                session.bytes_received,
+                size,
             )
         if self._hash.known:
             await self._hash_everything()
@@ -191,7 +200,9 @@ class Receiver:
         if self._hash.known and self._hash.hexdigest() != session.sha256:
             digest = self._hash.hexdigest()
             await uploader.discard(session)
-            raise ChecksumMismatch(f"SHA-256 of the received bytes is {digest}, not {session.sha256}; upload discarded")
+            raise ChecksumMismatch(
+                f"SHA-256 of the received bytes is {digest}, not {session.sha256}; upload discarded"
+            )
         try:
             await self._assemble()
         except S3Error as exc:
@@ -206,7 +217,9 @@ class Receiver:
         self._buffered = 0
         if not self._hash.known:
             # This process did not see every byte (resumed after a restart): hash what is stored.
-            logger.info("upload %s: verifying the checksum by re-reading the stored object", session.upload_id)
+            logger.info(
+                "upload %s: verifying the checksum by re-reading the stored object", session.upload_id
+            )
             digest = await objects.sha256_of(session.object_key)
             if digest != session.sha256:
                 await objects.delete(session.object_key)

@@ -51,14 +51,26 @@ class FileRecordRepository:
         await aexecute(
             self._cql,
             self._insert,
-            (record.file_id, record.conversation_id, record.uploader_id, record.filename, record.mime_type,
-             record.size, record.sha256, record.bucket, record.object_key, record.created_at),
+            (
+                record.file_id,
+                record.conversation_id,
+                record.uploader_id,
+                record.filename,
+                record.mime_type,
+                record.size,
+                record.sha256,
+                record.bucket,
+                record.object_key,
+                record.created_at,
+            ),
             timeout=self._timeout,
         )
 
     async def get(self, file_id: uuid.UUID, *, timeout: float | None = None) -> FileRecord | None:
         """The file's record, or None; ``timeout`` (seconds) defaults to the repository's."""
-        rows = await aexecute(self._cql, self._get, (file_id,), timeout=self._timeout if timeout is None else timeout)
+        rows = await aexecute(
+            self._cql, self._get, (file_id,), timeout=self._timeout if timeout is None else timeout
+        )
         row = rows.one()
         if row is None:
             return None

@@ -158,10 +158,24 @@ class UploadSessionRepository:
         """Insert a new session; False if the uploader already has one with this upload_id."""
         result = await self._run(
             self._insert,
-            (session.uploader_id, session.upload_id, session.conversation_id, session.file_id, session.filename,
-             session.mime_type, session.size, session.sha256, session.object_key, session.s3_upload_id,
-             session.parts, session.tail_bytes, session.bytes_received, session.state, session.created_at,
-             session.expires_at),
+            (
+                session.uploader_id,
+                session.upload_id,
+                session.conversation_id,
+                session.file_id,
+                session.filename,
+                session.mime_type,
+                session.size,
+                session.sha256,
+                session.object_key,
+                session.s3_upload_id,
+                session.parts,
+                session.tail_bytes,
+                session.bytes_received,
+                session.state,
+                session.created_at,
+                session.expires_at,
+            ),
         )
         return bool(result.was_applied)
 
@@ -178,7 +192,8 @@ class UploadSessionRepository:
         """Record a written part; the staged tail (now inside the part) no longer counts."""
         new_received = session.parts_bytes + part.size
         result = await self._run(
-            self._commit_part, ([part], new_received, expires_at, *session.key, session.bytes_received, RECEIVING)
+            self._commit_part,
+            ([part], new_received, expires_at, *session.key, session.bytes_received, RECEIVING),
         )
         if not result.was_applied:
             raise SessionConflict(session.upload_id)
@@ -191,7 +206,8 @@ class UploadSessionRepository:
         """Record that the staging object at ``session.tail_key`` now holds ``tail_bytes`` durable bytes."""
         new_received = session.parts_bytes + tail_bytes
         result = await self._run(
-            self._commit_tail, (tail_bytes, new_received, expires_at, *session.key, session.bytes_received, RECEIVING)
+            self._commit_tail,
+            (tail_bytes, new_received, expires_at, *session.key, session.bytes_received, RECEIVING),
         )
         if not result.was_applied:
             raise SessionConflict(session.upload_id)

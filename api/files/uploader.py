@@ -87,7 +87,9 @@ class Uploader:
         # One stream at a time per upload in this process; a resumed stream waits until the
         # cut one has saved its tail. Across processes the session row's conditional writes fence.
         # Keys are (uploader_id, upload_id): upload ids are unique per uploader only.
-        self._locks: weakref.WeakValueDictionary[tuple[uuid.UUID, str], asyncio.Lock] = weakref.WeakValueDictionary()
+        self._locks: weakref.WeakValueDictionary[tuple[uuid.UUID, str], asyncio.Lock] = (
+            weakref.WeakValueDictionary()
+        )
         self._background: set[asyncio.Task] = set()
 
     # --- public --------------------------------------------------------------------------
@@ -231,7 +233,9 @@ class Uploader:
         if session is not None and (session.state == EXPIRED or session.expired(now)):
             if session.state == EXPIRED or await self.sessions.mark_expired(session):
                 await self.discard(session)
-            raise SessionExpired(f"upload session {req.upload_id!r} expired; start again with a new upload_id")
+            raise SessionExpired(
+                f"upload session {req.upload_id!r} expired; start again with a new upload_id"
+            )
         if session is None:
             await self._check_open_sessions(req.uploader_id, now)
             file_id = uuid.uuid4()
@@ -255,7 +259,11 @@ class Uploader:
                 session = await self.sessions.get(uploader_id=req.uploader_id, upload_id=req.upload_id)
                 if session is None:
                     raise UploadBusy(f"upload {req.upload_id!r} changed meanwhile; try again")
-        if (session.conversation_id, session.size, session.sha256) != (req.conversation_id, req.size, req.sha256):
+        if (session.conversation_id, session.size, session.sha256) != (
+            req.conversation_id,
+            req.size,
+            req.sha256,
+        ):
             raise InvalidUpload(
                 f"upload_id {req.upload_id!r} was started for another file (conversation, size or sha256 differ)"
             )

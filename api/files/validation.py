@@ -39,7 +39,12 @@ def validate_request(req: UploadRequest, *, max_file_bytes: int) -> None:
     if not _SHA256_HEX.match(req.sha256):
         raise InvalidUpload("sha256 must be 64 lowercase hex characters")
     # Printable only: the name goes into the download's Content-Disposition header.
-    if not req.filename.strip() or len(req.filename) > MAX_FILENAME or "/" in req.filename or not req.filename.isprintable():
+    if (
+        not req.filename.strip()
+        or len(req.filename) > MAX_FILENAME
+        or "/" in req.filename
+        or not req.filename.isprintable()
+    ):
         raise InvalidUpload(f"filename must be 1 to {MAX_FILENAME} printable characters, without '/'")
     if len(req.mime_type) > MAX_MIME_TYPE or not req.mime_type.isprintable():
         raise InvalidUpload(f"mime_type must be at most {MAX_MIME_TYPE} printable characters")

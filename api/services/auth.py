@@ -44,7 +44,9 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
     def __init__(self, *, deps: ApiDeps) -> None:
         self._deps = deps
 
-    async def Register(self, request: auth_pb2.RegisterRequest, context: grpc.aio.ServicerContext) -> auth_pb2.RegisterResponse:
+    async def Register(
+        self, request: auth_pb2.RegisterRequest, context: grpc.aio.ServicerContext
+    ) -> auth_pb2.RegisterResponse:
         username = validate_username(request.username)
         validate_password(request.password)
         channels = validate_channels(dict(request.channels))
@@ -57,8 +59,12 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
         # the row is an orphan nobody can log into, never a username without an account.
         now = utc_now()
         await users.insert(
-            user_id=user_id, username=username, password_hash=password_hash, channels=channels or None,
-            created_at=now, context=context,
+            user_id=user_id,
+            username=username,
+            password_hash=password_hash,
+            channels=channels or None,
+            created_at=now,
+            context=context,
         )
         if not await users.claim_username(username=username, user_id=user_id, context=context):
             await users.delete(user_id=user_id, context=context)
@@ -66,7 +72,9 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
         logger.info("registered user %s", username, extra={"user_id": str(user_id)})
         return auth_pb2.RegisterResponse(user_id=str(user_id))
 
-    async def Login(self, request: auth_pb2.LoginRequest, context: grpc.aio.ServicerContext) -> auth_pb2.LoginResponse:
+    async def Login(
+        self, request: auth_pb2.LoginRequest, context: grpc.aio.ServicerContext
+    ) -> auth_pb2.LoginResponse:
         if not request.username or not request.password:
             raise invalid("username and password are required")
         limits = self._deps.auth_limits
@@ -95,7 +103,9 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
         if user_id is not None:
             user = await users.get(user_id=user_id, context=context)
         # Always verify (against a dummy hash if the user is unknown): same cost either way.
-        ok = await self._deps.passwords.verify(user.password_hash if user else None, request.password, owner=owner)
+        ok = await self._deps.passwords.verify(
+            user.password_hash if user else None, request.password, owner=owner
+        )
         return str(user.user_id) if ok and user is not None else None
 
     async def RevokeToken(

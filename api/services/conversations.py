@@ -60,7 +60,9 @@ class ConversationServicer(conversations_pb2_grpc.ConversationServiceServicer):
             raise invalid(f"a conversation has at most {MAX_PARTICIPANTS} participants")
         participants = {parse_uuid(p, "participant_ids") for p in request.participant_ids} | {caller}
         if kind == "PRIVATE" and len(participants) != 2:
-            raise invalid(f"a PRIVATE conversation has exactly two participants (you and one other), got {len(participants)}")
+            raise invalid(
+                f"a PRIVATE conversation has exactly two participants (you and one other), got {len(participants)}"
+            )
         if kind == "GROUP" and len(participants) < 2:
             raise invalid("a GROUP conversation needs at least one participant besides you")
         conversations = self._deps.conversations
@@ -90,15 +92,21 @@ class ConversationServicer(conversations_pb2_grpc.ConversationServiceServicer):
                 existing = await load_conversation(conversations, holder, context=context)
                 if existing is not None:
                     return pb.CreateConversationResponse(
-                        conversation_id=str(existing.conversation_id), conversation=to_proto(existing), created=False
+                        conversation_id=str(existing.conversation_id),
+                        conversation=to_proto(existing),
+                        created=False,
                     )
                 conversation = dataclasses.replace(conversation, conversation_id=holder)
                 created = False
         await conversations.insert(conversation=conversation, context=context)
         remember(conversation)
-        logger.info("created %s conversation", kind, extra={"conversation_id": str(conversation.conversation_id)})
+        logger.info(
+            "created %s conversation", kind, extra={"conversation_id": str(conversation.conversation_id)}
+        )
         return pb.CreateConversationResponse(
-            conversation_id=str(conversation.conversation_id), conversation=to_proto(conversation), created=created
+            conversation_id=str(conversation.conversation_id),
+            conversation=to_proto(conversation),
+            created=created,
         )
 
     async def GetConversation(
@@ -120,7 +128,9 @@ class ConversationServicer(conversations_pb2_grpc.ConversationServiceServicer):
         ids = await conversations.ids_of_user(user_id=caller, after=after, limit=size + 1, context=context)
         more = len(ids) > size
         ids = ids[:size]
-        loaded = await asyncio.gather(*(load_conversation(conversations, cid, context=context) for cid in ids))
+        loaded = await asyncio.gather(
+            *(load_conversation(conversations, cid, context=context) for cid in ids)
+        )
         conversations = [to_proto(c) for c in loaded if c is not None]
         token = self._deps.cursors.encode("conversations", {"after": str(ids[-1])}) if more else ""
         return pb.ListConversationsResponse(conversations=conversations, next_page_token=token)

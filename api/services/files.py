@@ -51,7 +51,9 @@ class FileServicer(files_pb2_grpc.FileServiceServicer):
     async def start(self) -> None:
         """Create the bucket if missing and start the periodic clean-up of expired sessions."""
         if set_mmap_threshold(self._settings.upload_mmap_threshold_bytes):
-            logger.debug("malloc mmap threshold fixed at %d bytes", self._settings.upload_mmap_threshold_bytes)
+            logger.debug(
+                "malloc mmap threshold fixed at %d bytes", self._settings.upload_mmap_threshold_bytes
+            )
         try:
             await self._objects.ensure_bucket()
             self._bucket_ok = True
@@ -119,11 +121,15 @@ class FileServicer(files_pb2_grpc.FileServiceServicer):
         except StopAsyncIteration:
             raise invalid("empty stream: the first message must be info") from None
         except TimeoutError:
-            raise ApiError(grpc.StatusCode.ABORTED, f"no info message within {idle:g} s: stream closed") from None
+            raise ApiError(
+                grpc.StatusCode.ABORTED, f"no info message within {idle:g} s: stream closed"
+            ) from None
         if first.WhichOneof("payload") != "info":
             raise invalid("the first message of UploadFile must be info (FileInfo), then chunks")
         info = first.info
-        conversation = await require_participant(self._deps.conversations, info.conversation_id, caller, context=context)
+        conversation = await require_participant(
+            self._deps.conversations, info.conversation_id, caller, context=context
+        )
         uploader = await self._get_uploader()
         try:
             await self._ensure_bucket()
@@ -156,9 +162,12 @@ class FileServicer(files_pb2_grpc.FileServiceServicer):
         except S3_OUTAGE as exc:
             logger.warning("upload %s: object storage unavailable: %s", req.upload_id, type(exc).__name__)
             raise ApiError(
-                grpc.StatusCode.UNAVAILABLE, "object storage is unavailable; the bytes already stored are kept, resume later"
+                grpc.StatusCode.UNAVAILABLE,
+                "object storage is unavailable; the bytes already stored are kept, resume later",
             ) from None
-        return files_pb2.UploadFileResponse(file_id=str(stored.file_id), size=stored.size, sha256=stored.sha256)
+        return files_pb2.UploadFileResponse(
+            file_id=str(stored.file_id), size=stored.size, sha256=stored.sha256
+        )
 
     async def GetUploadStatus(
         self, request: files_pb2.GetUploadStatusRequest, context: grpc.aio.ServicerContext
@@ -171,7 +180,9 @@ class FileServicer(files_pb2_grpc.FileServiceServicer):
         except FileError as exc:
             raise api_error(exc) from None
         return files_pb2.GetUploadStatusResponse(
-            bytes_received=session.bytes_received, size=session.size, expires_at=ts_from_datetime(session.expires_at)
+            bytes_received=session.bytes_received,
+            size=session.size,
+            expires_at=ts_from_datetime(session.expires_at),
         )
 
     async def GetDownloadUrl(
@@ -182,7 +193,9 @@ class FileServicer(files_pb2_grpc.FileServiceServicer):
         record = await records.get(file_id)
         if record is None:
             raise not_found(f"file {file_id} not found")
-        await require_participant(self._deps.conversations, str(record.conversation_id), current_user_uuid(context), context=context)
+        await require_participant(
+            self._deps.conversations, str(record.conversation_id), current_user_uuid(context), context=context
+        )
         ttl = self._settings.presigned_url_ttl_seconds
         expires_at = utc_now() + timedelta(seconds=ttl)
         url = self._objects.presigned_get(record.object_key, ttl_seconds=ttl, filename=record.filename)

@@ -124,7 +124,9 @@ class MessageServicer(messages_pb2_grpc.MessageServiceServicer):
     async def stop(self) -> None:
         await self._deps.admission.stop()
 
-    async def SendMessage(self, request: pb.SendMessageRequest, context: grpc.aio.ServicerContext) -> pb.SendMessageResponse:
+    async def SendMessage(
+        self, request: pb.SendMessageRequest, context: grpc.aio.ServicerContext
+    ) -> pb.SendMessageResponse:
         caller = current_user_uuid(context)
         admission = self._deps.admission
         # Shed before anything is spent on the call, the caller's rate-limit tokens included.
@@ -140,7 +142,9 @@ class MessageServicer(messages_pb2_grpc.MessageServiceServicer):
     ) -> pb.SendMessageResponse:
         await self._rate_limit(caller, context)
         settings = self._deps.settings
-        conversation = await require_participant(self._deps.conversations, request.conversation_id, caller, context=context)
+        conversation = await require_participant(
+            self._deps.conversations, request.conversation_id, caller, context=context
+        )
         content, cmid = request.content, request.client_message_id
         if not content and not request.file_id:
             raise invalid("a message needs content or a file_id")
@@ -169,7 +173,10 @@ class MessageServicer(messages_pb2_grpc.MessageServiceServicer):
                 conversation_id=conversation.conversation_id,
                 ts_ms=ts_ms,
                 fingerprint=fingerprint(
-                    conversation_id=conversation.conversation_id, content=content, file_id=file_id, channels=channels
+                    conversation_id=conversation.conversation_id,
+                    content=content,
+                    file_id=file_id,
+                    channels=channels,
                 ),
             )
             claim = await self._deps.send_claims.claim(caller, cmid, proposed, context=context)
@@ -203,7 +210,9 @@ class MessageServicer(messages_pb2_grpc.MessageServiceServicer):
         )
         try:
             # A replay that is not stored yet is published again: the router dedups by message_id.
-            await self._deps.publisher.publish(MESSAGES, key=conversation_id, value=encode(event), context=context)
+            await self._deps.publisher.publish(
+                MESSAGES, key=conversation_id, value=encode(event), context=context
+            )
         except NotPublished:
             if claimed is not None:
                 await self._deps.send_claims.release(caller, cmid, claimed)
@@ -212,14 +221,20 @@ class MessageServicer(messages_pb2_grpc.MessageServiceServicer):
         metrics.MESSAGES_SENT.inc()
         return response
 
-    async def GetMessages(self, request: pb.GetMessagesRequest, context: grpc.aio.ServicerContext) -> pb.GetMessagesResponse:
+    async def GetMessages(
+        self, request: pb.GetMessagesRequest, context: grpc.aio.ServicerContext
+    ) -> pb.GetMessagesResponse:
         caller = current_user_uuid(context)
-        conversation = await require_participant(self._deps.conversations, request.conversation_id, caller, context=context)
+        conversation = await require_participant(
+            self._deps.conversations, request.conversation_id, caller, context=context
+        )
         size = page_size(request.page_size)
         cursor = self._deps.cursors.decode("messages", request.page_token)
         cid = conversation.conversation_id
         after = None if cursor is None else (as_utc(cursor_ms(cursor, "ts")), cursor_uuid(cursor, "id"))
-        rows = await self._deps.messages.page(conversation_id=cid, after=after, limit=size + 1, context=context)
+        rows = await self._deps.messages.page(
+            conversation_id=cid, after=after, limit=size + 1, context=context
+        )
         more = len(rows) > size
         rows = rows[:size]
 
@@ -234,7 +249,9 @@ class MessageServicer(messages_pb2_grpc.MessageServiceServicer):
             token = self._deps.cursors.encode("messages", {"ts": to_ms(last.ts), "id": str(last.message_id)})
         return pb.GetMessagesResponse(messages=messages, next_page_token=token)
 
-    async def _acknowledge_delivery(self, caller: uuid.UUID, rows: list[StoredMessage], context: grpc.aio.ServicerContext) -> None:
+    async def _acknowledge_delivery(
+        self, caller: uuid.UUID, rows: list[StoredMessage], context: grpc.aio.ServicerContext
+    ) -> None:
         """Native channel: a message fetched by its recipient is DELIVERED to that recipient.
 
         Best effort: if Kafka is down the history is still returned, and the next fetch tries again
@@ -259,7 +276,9 @@ class MessageServicer(messages_pb2_grpc.MessageServiceServicer):
                     source="api.get_messages",
                     sender_id=str(row.sender_id),
                 )
-                fut = await self._deps.publisher.send_nowait(STATUS_UPDATES, key=str(row.message_id), value=encode(update))
+                fut = await self._deps.publisher.send_nowait(
+                    STATUS_UPDATES, key=str(row.message_id), value=encode(update)
+                )
                 if fut is not None:
                     futures.append(fut)
             if futures:
@@ -267,9 +286,13 @@ class MessageServicer(messages_pb2_grpc.MessageServiceServicer):
         except Exception as exc:
             logger.warning("could not publish DELIVERED receipts: %s: %s", type(exc).__name__, exc)
 
-    async def MarkRead(self, request: pb.MarkReadRequest, context: grpc.aio.ServicerContext) -> pb.MarkReadResponse:
+    async def MarkRead(
+        self, request: pb.MarkReadRequest, context: grpc.aio.ServicerContext
+    ) -> pb.MarkReadResponse:
         caller = current_user_uuid(context)
-        conversation = await require_participant(self._deps.conversations, request.conversation_id, caller, context=context)
+        conversation = await require_participant(
+            self._deps.conversations, request.conversation_id, caller, context=context
+        )
         if not request.message_ids:
             raise invalid("message_ids is empty")
         if len(request.message_ids) > MAX_PAGE_SIZE:
@@ -282,7 +305,9 @@ class MessageServicer(messages_pb2_grpc.MessageServiceServicer):
             # A message of another conversation is NOT_FOUND here, like an unknown one: the caller
             # learns nothing about conversations it is not part of.
             if row is None or row.conversation_id != conversation.conversation_id:
-                raise not_found(f"message {message_id} not found in conversation {conversation.conversation_id}")
+                raise not_found(
+                    f"message {message_id} not found in conversation {conversation.conversation_id}"
+                )
             if row.sender_id == caller:
                 continue  # one's own message has no receipt for oneself
             updates.append(
@@ -302,7 +327,9 @@ class MessageServicer(messages_pb2_grpc.MessageServiceServicer):
         # a partial failure (UNAVAILABLE) is safe.
         await asyncio.gather(
             *(
-                self._deps.publisher.publish(STATUS_UPDATES, key=u.message_id, value=encode(u), context=context)
+                self._deps.publisher.publish(
+                    STATUS_UPDATES, key=u.message_id, value=encode(u), context=context
+                )
                 for u in updates
             )
         )

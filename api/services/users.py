@@ -42,7 +42,9 @@ class UserServicer(users_pb2_grpc.UserServiceServicer):
     async def _channels(self, context: grpc.aio.ServicerContext) -> dict[str, str]:
         return await self._deps.users.channels(user_id=current_user_uuid(context), context=context)
 
-    async def GetMe(self, request: users_pb2.GetMeRequest, context: grpc.aio.ServicerContext) -> users_pb2.GetMeResponse:
+    async def GetMe(
+        self, request: users_pb2.GetMeRequest, context: grpc.aio.ServicerContext
+    ) -> users_pb2.GetMeResponse:
         user_id = current_user_uuid(context)
         user = await self._deps.users.get(user_id=user_id, context=context)
         if user is None:
@@ -54,14 +56,18 @@ class UserServicer(users_pb2_grpc.UserServiceServicer):
     ) -> users_pb2.LinkChannelResponse:
         channel = validate_channel(request.channel)
         handle = validate_handle(channel, request.handle)
-        await self._deps.users.link_channel(user_id=current_user_uuid(context), channel=channel, handle=handle, context=context)
+        await self._deps.users.link_channel(
+            user_id=current_user_uuid(context), channel=channel, handle=handle, context=context
+        )
         return users_pb2.LinkChannelResponse(channels=await self._channels(context))
 
     async def UnlinkChannel(
         self, request: users_pb2.UnlinkChannelRequest, context: grpc.aio.ServicerContext
     ) -> users_pb2.UnlinkChannelResponse:
         channel = validate_channel(request.channel)
-        await self._deps.users.unlink_channel(user_id=current_user_uuid(context), channel=channel, context=context)
+        await self._deps.users.unlink_channel(
+            user_id=current_user_uuid(context), channel=channel, context=context
+        )
         return users_pb2.UnlinkChannelResponse(channels=await self._channels(context))
 
 

@@ -38,8 +38,11 @@ def install() -> None:
 
 
 @stack.command()
-@click.option("--started-file", type=click.Path(dir_okay=False, path_type=Path),
-              help="Write the names of the servers this call started (for `down --only-file`).")
+@click.option(
+    "--started-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the names of the servers this call started (for `down --only-file`).",
+)
 def up(started_file: Path | None) -> None:
     """Start what is not running, wait until every server answers, apply schema, topics and bucket."""
     settings = get_settings()
@@ -70,8 +73,11 @@ def status() -> None:
 
 @stack.command()
 @click.option("--wipe", is_flag=True, help="Also delete the servers' data (jars are kept).")
-@click.option("--only-file", type=click.Path(dir_okay=False, path_type=Path),
-              help="Stop only the servers named in this file (written by `up --started-file`).")
+@click.option(
+    "--only-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Stop only the servers named in this file (written by `up --started-file`).",
+)
 def down(wipe: bool, only_file: Path | None) -> None:
     """Stop exactly the processes `up` started (by pid file); data is kept unless --wipe."""
     only = set(only_file.read_text().split()) if only_file and only_file.exists() else None

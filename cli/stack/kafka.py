@@ -27,8 +27,10 @@ class Kafka(Server):
 
     def prepare(self) -> None:
         self.render(
-            "kafka/server.properties", self._config,
-            port=self.settings.kafka_port, controller_port=self.settings.kafka_controller_port,
+            "kafka/server.properties",
+            self._config,
+            port=self.settings.kafka_port,
+            controller_port=self.settings.kafka_controller_port,
             data_dir=self.data_dir,
         )
         self.render("kafka/log4j2.xml", self.home / "conf" / "log4j2.xml")
@@ -37,9 +39,21 @@ class Kafka(Server):
         # KRaft storage is formatted once with a fresh cluster id; later starts reuse it.
         cluster_id = new_cluster_id()
         result = subprocess.run(
-            [java(), "-Xmx256m", *self._log_opts(), "-cp", classpath(lib_dir(self.settings, "kafka")),
-             "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(self._config)],
-            capture_output=True, text=True,
+            [
+                java(),
+                "-Xmx256m",
+                *self._log_opts(),
+                "-cp",
+                classpath(lib_dir(self.settings, "kafka")),
+                "kafka.tools.StorageTool",
+                "format",
+                "-t",
+                cluster_id,
+                "-c",
+                str(self._config),
+            ],
+            capture_output=True,
+            text=True,
         )
         if result.returncode != 0:
             raise StackError(f"kafka storage format failed:\n{result.stdout}\n{result.stderr}")
@@ -50,9 +64,17 @@ class Kafka(Server):
     def command(self) -> list[str]:
         heap = self.settings.kafka_heap
         return [
-            java(), f"-Xmx{heap}", f"-Xms{heap}", "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20",
-            "-Djava.awt.headless=true", *self._log_opts(),
-            "-cp", classpath(lib_dir(self.settings, "kafka")), "kafka.Kafka", str(self._config),
+            java(),
+            f"-Xmx{heap}",
+            f"-Xms{heap}",
+            "-XX:+UseG1GC",
+            "-XX:MaxGCPauseMillis=20",
+            "-Djava.awt.headless=true",
+            *self._log_opts(),
+            "-cp",
+            classpath(lib_dir(self.settings, "kafka")),
+            "kafka.Kafka",
+            str(self._config),
         ]
 
     def healthy(self) -> bool:

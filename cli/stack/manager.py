@@ -54,7 +54,11 @@ def status(settings: Settings) -> list[ServerState]:
     out = []
     for server in servers(settings):
         pid = server.pid()
-        out.append(ServerState(name=server.name, port=server.port, pid=pid, healthy=pid is not None and server.healthy()))
+        out.append(
+            ServerState(
+                name=server.name, port=server.port, pid=pid, healthy=pid is not None and server.healthy()
+            )
+        )
     return out
 
 
@@ -86,7 +90,9 @@ def up(
                 f"(no live pid in {server.pid_file}); stop it or change CHAT4ALL_* ports"
             )
         server.prepare()
-        new_pid = spawn(command=server.command(), log_file=server.log_file, pid_file=server.pid_file, cwd=server.home)
+        new_pid = spawn(
+            command=server.command(), log_file=server.log_file, pid_file=server.pid_file, cwd=server.home
+        )
         on_start(server.name)
         on_event(f"started {server.name} (pid {new_pid}, log {server.log_file})")
         actions[server.name] = f"started (pid {new_pid})"
@@ -116,13 +122,18 @@ def _wait_healthy(server: Server, pid: int, *, timeout: float) -> None:
     while time.monotonic() < deadline:
         if not is_alive(pid):
             raise ServerStartError(
-                name=server.name, log_path=str(server.log_file), tail=tail(server.log_file), reason="process exited"
+                name=server.name,
+                log_path=str(server.log_file),
+                tail=tail(server.log_file),
+                reason="process exited",
             )
         if server.healthy():
             return
         time.sleep(1.0)
     raise ServerStartError(
-        name=server.name, log_path=str(server.log_file), tail=tail(server.log_file),
+        name=server.name,
+        log_path=str(server.log_file),
+        tail=tail(server.log_file),
         reason=f"no answer on port {server.port} within {timeout:.0f}s",
     )
 

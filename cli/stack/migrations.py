@@ -31,7 +31,9 @@ def move_legacy_uploads(session: Session, *, keyspace: str) -> int:
     )
     drop = session.prepare(f"DELETE FROM {keyspace}.uploads WHERE upload_id = ?")
     moved = 0
-    rows = session.execute(SimpleStatement(f"SELECT {_UPLOAD_COLUMNS} FROM {keyspace}.uploads", fetch_size=500), timeout=60)
+    rows = session.execute(
+        SimpleStatement(f"SELECT {_UPLOAD_COLUMNS} FROM {keyspace}.uploads", fetch_size=500), timeout=60
+    )
     for row in rows:  # the driver fetches further pages as the loop goes
         if row.uploader_id is None:  # a row without an owner cannot be resumed by anyone
             logger.warning("legacy upload %r has no uploader; deleted", row.upload_id)
@@ -40,5 +42,7 @@ def move_legacy_uploads(session: Session, *, keyspace: str) -> int:
             moved += 1
         session.execute(drop, (row.upload_id,), timeout=60)
     if moved:
-        logger.info("moved %d upload sessions from %s.uploads to %s.upload_sessions", moved, keyspace, keyspace)
+        logger.info(
+            "moved %d upload sessions from %s.uploads to %s.upload_sessions", moved, keyspace, keyspace
+        )
     return moved

@@ -36,7 +36,9 @@ def is_alive(pid: int) -> bool:
         return False
 
 
-def spawn(*, command: list[str], log_file: Path, pid_file: Path, cwd: Path, env: dict[str, str] | None = None) -> int:
+def spawn(
+    *, command: list[str], log_file: Path, pid_file: Path, cwd: Path, env: dict[str, str] | None = None
+) -> int:
     """Start ``command`` detached in its own session, output appended to ``log_file``; record its pid."""
     log_file.parent.mkdir(parents=True, exist_ok=True)
     with open(log_file, "ab") as log:

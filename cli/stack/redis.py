@@ -36,13 +36,17 @@ class Redis(Server):
 
     def prepare(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        self.render("redis/redis.conf", self.home / "conf" / "redis.conf", port=self.port, data_dir=self.data_dir)
+        self.render(
+            "redis/redis.conf", self.home / "conf" / "redis.conf", port=self.port, data_dir=self.data_dir
+        )
 
     def command(self) -> list[str]:
         return [shutil.which("redis-server") or "redis-server", str(self.home / "conf" / "redis.conf")]
 
     def healthy(self) -> bool:
-        client = redis.Redis(host=self.settings.redis_host, port=self.port, socket_timeout=2, socket_connect_timeout=2)
+        client = redis.Redis(
+            host=self.settings.redis_host, port=self.port, socket_timeout=2, socket_connect_timeout=2
+        )
         try:
             return bool(client.ping())
         except redis.RedisError:

@@ -20,17 +20,26 @@ class S3Proxy(Server):
     def prepare(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.render(
-            "s3proxy/s3proxy.conf", self.home / "conf" / "s3proxy.conf",
-            port=self.port, access_key=self.settings.s3_access_key,
-            secret_key=self.settings.s3_secret_key.get_secret_value(), data_dir=self.data_dir,
+            "s3proxy/s3proxy.conf",
+            self.home / "conf" / "s3proxy.conf",
+            port=self.port,
+            access_key=self.settings.s3_access_key,
+            secret_key=self.settings.s3_secret_key.get_secret_value(),
+            data_dir=self.data_dir,
         )
         (self.home / "conf" / "s3proxy.conf").chmod(0o600)  # it holds the secret key
 
     def command(self) -> list[str]:
         heap = self.settings.s3_heap
         return [
-            java(), f"-Xmx{heap}", f"-Xms{heap}", "-cp", classpath(lib_dir(self.settings, "s3proxy")),
-            "org.gaul.s3proxy.Main", "--properties", str(self.home / "conf" / "s3proxy.conf"),
+            java(),
+            f"-Xmx{heap}",
+            f"-Xms{heap}",
+            "-cp",
+            classpath(lib_dir(self.settings, "s3proxy")),
+            "org.gaul.s3proxy.Main",
+            "--properties",
+            str(self.home / "conf" / "s3proxy.conf"),
         ]
 
     def healthy(self) -> bool:

@@ -79,9 +79,18 @@ def maven_install(settings: Settings, artifact: str) -> Path:
     logger.info("fetching %s jars with Maven into %s", artifact, target)
     pom = CONFIG_DIR / "maven" / f"{artifact}.pom.xml"
     result = subprocess.run(
-        ["mvn", "-q", "-B", "-f", str(pom), MAVEN_DEPENDENCY_PLUGIN,
-         f"-DoutputDirectory={target}", "-DincludeScope=runtime"],
-        capture_output=True, text=True,
+        [
+            "mvn",
+            "-q",
+            "-B",
+            "-f",
+            str(pom),
+            MAVEN_DEPENDENCY_PLUGIN,
+            f"-DoutputDirectory={target}",
+            "-DincludeScope=runtime",
+        ],
+        capture_output=True,
+        text=True,
     )
     if result.returncode != 0:
         raise StackError(f"mvn could not fetch {artifact}:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")

@@ -21,7 +21,9 @@ class TopicProbe:
         self._consumer: AIOKafkaConsumer | None = None
 
     async def __aenter__(self) -> TopicProbe:
-        self._consumer = AIOKafkaConsumer(bootstrap_servers=self._settings.kafka_bootstrap, enable_auto_commit=False)
+        self._consumer = AIOKafkaConsumer(
+            bootstrap_servers=self._settings.kafka_bootstrap, enable_auto_commit=False
+        )
         await self._consumer.start()
         partitions = self._consumer.partitions_for_topic(self._topic) or set()
         if not partitions:
@@ -38,7 +40,9 @@ class TopicProbe:
         assert self._consumer is not None
         await self._consumer.stop()
 
-    async def collect(self, predicate: Any, *, count: int = 1, timeout: float = 10.0) -> list[tuple[str, dict]]:
+    async def collect(
+        self, predicate: Any, *, count: int = 1, timeout: float = 10.0
+    ) -> list[tuple[str, dict]]:
         """(key, value) of matching records, waiting until ``count`` arrived or ``timeout`` passed."""
         assert self._consumer is not None
         found: list[tuple[str, dict]] = []

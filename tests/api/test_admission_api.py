@@ -22,7 +22,11 @@ CODE = grpc.StatusCode
 
 
 def metric(api: ApiClient, name: str) -> float | None:
-    body = urllib.request.urlopen(f"http://127.0.0.1:{api.server.metrics_port}/metrics", timeout=5).read().decode()
+    body = (
+        urllib.request.urlopen(f"http://127.0.0.1:{api.server.metrics_port}/metrics", timeout=5)
+        .read()
+        .decode()
+    )
     for line in body.splitlines():
         if line.startswith(name + " "):
             return float(line.split()[1])
@@ -38,7 +42,9 @@ def wait_for(predicate, timeout: float = 15.0, what: str = "condition") -> None:
 
 
 def send(api: ApiClient, user: TestUser, cid: str, content: str = "hi") -> pb.SendMessageResponse:
-    return api.messages.SendMessage(pb.SendMessageRequest(conversation_id=cid, content=content), metadata=user.md, timeout=10)
+    return api.messages.SendMessage(
+        pb.SendMessageRequest(conversation_id=cid, content=content), metadata=user.md, timeout=10
+    )
 
 
 @pytest.fixture
@@ -52,14 +58,18 @@ def lagging_pipeline(settings: Settings):
     pipeline.close()
 
 
-def test_sends_are_shed_while_the_router_lags_and_taken_again_when_it_catches_up(api_factory, lagging_pipeline) -> None:
+def test_sends_are_shed_while_the_router_lags_and_taken_again_when_it_catches_up(
+    api_factory, lagging_pipeline
+) -> None:
     prefix, group, catch_up = lagging_pipeline
-    api = api_factory({
-        "CHAT4ALL_TOPIC_PREFIX": prefix,
-        "CHAT4ALL_APP_ID": group,
-        "CHAT4ALL_API_ADMISSION_MAX_LAG": "5",
-        "CHAT4ALL_API_ADMISSION_POLL_SECONDS": "0.2",
-    })
+    api = api_factory(
+        {
+            "CHAT4ALL_TOPIC_PREFIX": prefix,
+            "CHAT4ALL_APP_ID": group,
+            "CHAT4ALL_API_ADMISSION_MAX_LAG": "5",
+            "CHAT4ALL_API_ADMISSION_POLL_SECONDS": "0.2",
+        }
+    )
     alice, bob = api.register_and_login("alice"), api.register_and_login("bob")
     cid = api.private_conversation(alice, bob)
     wait_for(lambda: metric(api, "chat4all_api_pipeline_lag") == 0, what="the API's first lag reading")
@@ -116,7 +126,8 @@ def test_sends_beyond_the_in_flight_bound_are_shed_at_once(api_factory) -> None:
     tarpit = Tarpit()
     try:
         api = api_factory(
-            {"CHAT4ALL_KAFKA_PORT": str(tarpit.port), "CHAT4ALL_API_MAX_INFLIGHT_SENDS": "2"}, wait_serving=False
+            {"CHAT4ALL_KAFKA_PORT": str(tarpit.port), "CHAT4ALL_API_MAX_INFLIGHT_SENDS": "2"},
+            wait_serving=False,
         )
         alice, bob = api.register_and_login("alice"), api.register_and_login("bob")
         cid = api.private_conversation(alice, bob)
@@ -124,7 +135,9 @@ def test_sends_beyond_the_in_flight_bound_are_shed_at_once(api_factory) -> None:
         stuck = [api.messages.SendMessage.future(request, metadata=alice.md, timeout=4) for _ in range(2)]
         time.sleep(0.5)  # both are waiting on Kafka now
         start = time.monotonic()
-        err = expect_status(CODE.RESOURCE_EXHAUSTED, api.messages.SendMessage, request, metadata=bob.md, timeout=4)
+        err = expect_status(
+            CODE.RESOURCE_EXHAUSTED, api.messages.SendMessage, request, metadata=bob.md, timeout=4
+        )
         assert time.monotonic() - start < 1.0  # refused at once, not after queueing
         assert float(dict(err.trailing_metadata())["retry-after"]) > 0
         assert "busy" in err.details()

@@ -53,7 +53,9 @@ def login(api: ApiClient, username: str, password: str, **kwargs) -> auth_pb2.Lo
     return api.auth.Login(auth_pb2.LoginRequest(username=username, password=password), timeout=30, **kwargs)
 
 
-def test_a_concurrent_wrong_password_flood_is_refused_after_the_threshold(api: ApiClient, api_factory) -> None:
+def test_a_concurrent_wrong_password_flood_is_refused_after_the_threshold(
+    api: ApiClient, api_factory
+) -> None:
     other = api_factory()  # a second API process on the same Redis
     user = api.register_and_login("flood")
     bad = auth_pb2.LoginRequest(username=user.username, password="not-the-password")
@@ -91,39 +93,64 @@ def test_a_concurrent_wrong_password_flood_is_refused_after_the_threshold(api: A
 
 
 def test_attempts_per_address_are_limited_and_only_a_trusted_header_names_the_address(api_factory) -> None:
-    trusting = api_factory({
-        "CHAT4ALL_TRUSTED_PROXY_HEADER": XFF, "CHAT4ALL_AUTH_ADDRESS_RATE_PER_SECOND": "0.05", "CHAT4ALL_AUTH_ADDRESS_BURST": "5",
-    })
+    trusting = api_factory(
+        {
+            "CHAT4ALL_TRUSTED_PROXY_HEADER": XFF,
+            "CHAT4ALL_AUTH_ADDRESS_RATE_PER_SECOND": "0.05",
+            "CHAT4ALL_AUTH_ADDRESS_BURST": "5",
+        }
+    )
     address = some_address()
     # Anything a client puts in front of the list is ignored: the proxy's entry (the last) counts.
     md = ((XFF, f"{some_address()}, {address}"),)
     password = "address-limit-pw"
     names = [f"addr-{uuid.uuid4().hex[:10]}" for _ in range(5)]
     for name in names:
-        trusting.auth.Register(auth_pb2.RegisterRequest(username=name, password=password), metadata=md, timeout=30)
+        trusting.auth.Register(
+            auth_pb2.RegisterRequest(username=name, password=password), metadata=md, timeout=30
+        )
     # The bucket is empty (one attempt back every 20 s): Register and Login alike wait.
-    err = expect_status(CODE.RESOURCE_EXHAUSTED, trusting.auth.Register,
-                        auth_pb2.RegisterRequest(username=f"addr-{uuid.uuid4().hex[:10]}", password=password), metadata=md, timeout=30)
+    err = expect_status(
+        CODE.RESOURCE_EXHAUSTED,
+        trusting.auth.Register,
+        auth_pb2.RegisterRequest(username=f"addr-{uuid.uuid4().hex[:10]}", password=password),
+        metadata=md,
+        timeout=30,
+    )
     assert 0 < retry_after(err) <= 20.0 and "from this address" in err.details()
     spoofed_front = ((XFF, f"{some_address()}, {some_address()}, {address}"),)
     err = expect_status(CODE.RESOURCE_EXHAUSTED, login, trusting, names[0], password, metadata=spoofed_front)
     assert "from this address" in err.details()
     # A request that fails the cheap shape checks costs no attempt and says what is wrong.
-    expect_status(CODE.INVALID_ARGUMENT, trusting.auth.Register, auth_pb2.RegisterRequest(username="x", password=password),
-                  metadata=md, timeout=30)
+    expect_status(
+        CODE.INVALID_ARGUMENT,
+        trusting.auth.Register,
+        auth_pb2.RegisterRequest(username="x", password=password),
+        metadata=md,
+        timeout=30,
+    )
     # Another address is not affected.
     assert login(trusting, names[0], password, metadata=((XFF, some_address()),)).user_id
 
     # Without a trusted header the peer address (127.0.0.1) counts, whatever the header says.
     # (Its own Redis database: the session's API shares 127.0.0.1's bucket in database 0.)
-    ignoring = api_factory({
-        "CHAT4ALL_REDIS_DB": "2", "CHAT4ALL_AUTH_ADDRESS_RATE_PER_SECOND": "0.05", "CHAT4ALL_AUTH_ADDRESS_BURST": "3",
-    })
+    ignoring = api_factory(
+        {
+            "CHAT4ALL_REDIS_DB": "2",
+            "CHAT4ALL_AUTH_ADDRESS_RATE_PER_SECOND": "0.05",
+            "CHAT4ALL_AUTH_ADDRESS_BURST": "3",
+        }
+    )
     asyncio.run(_flush_db(ignoring))
     for _ in range(3):
-        ignoring.auth.Register(auth_pb2.RegisterRequest(username=f"peer-{uuid.uuid4().hex[:10]}", password=password),
-                               metadata=((XFF, some_address()),), timeout=30)
-    err = expect_status(CODE.RESOURCE_EXHAUSTED, login, ignoring, names[0], password, metadata=((XFF, some_address()),))
+        ignoring.auth.Register(
+            auth_pb2.RegisterRequest(username=f"peer-{uuid.uuid4().hex[:10]}", password=password),
+            metadata=((XFF, some_address()),),
+            timeout=30,
+        )
+    err = expect_status(
+        CODE.RESOURCE_EXHAUSTED, login, ignoring, names[0], password, metadata=((XFF, some_address()),)
+    )
     assert 0 < retry_after(err) <= 20.0
 
 
@@ -146,7 +173,15 @@ def test_a_login_flood_leaves_the_hash_pool_and_the_default_executor_to_others(a
 
     def upload() -> float:
         started = time.monotonic()
-        upload_file(api.channel, alice.md, path=path, conversation_id=conversation_id, upload_id=None, chunk_bytes=1024 * 1024, max_attempts=1)
+        upload_file(
+            api.channel,
+            alice.md,
+            path=path,
+            conversation_id=conversation_id,
+            upload_id=None,
+            chunk_bytes=1024 * 1024,
+            max_attempts=1,
+        )
         return time.monotonic() - started
 
     quiet = upload()
@@ -159,8 +194,11 @@ def test_a_login_flood_leaves_the_hash_pool_and_the_default_executor_to_others(a
         # Wrong passwords for ever new usernames (the username throttle never bites), 100 at a time.
         while not stop.is_set():
             wave = [
-                api.auth.Login.future(auth_pb2.LoginRequest(username=f"nobody-{uuid.uuid4().hex[:12]}", password="guess-guess"),
-                                      metadata=attacker, timeout=60)
+                api.auth.Login.future(
+                    auth_pb2.LoginRequest(username=f"nobody-{uuid.uuid4().hex[:12]}", password="guess-guess"),
+                    metadata=attacker,
+                    timeout=60,
+                )
                 for _ in range(100)
             ]
             seen.extend(outcomes(wave))
@@ -174,7 +212,9 @@ def test_a_login_flood_leaves_the_hash_pool_and_the_default_executor_to_others(a
         started = time.monotonic()
         me = login(api, bob.username, bob.password, metadata=((XFF, some_address()),))
         login_seconds = time.monotonic() - started
-        assert api.users.GetMe(users_pb2.GetMeRequest(), metadata=alice.md, timeout=10).user_id == alice.user_id
+        assert (
+            api.users.GetMe(users_pb2.GetMeRequest(), metadata=alice.md, timeout=10).user_id == alice.user_id
+        )
     finally:
         stop.set()
         flooder.join(120)
@@ -198,7 +238,9 @@ async def redis(stack: Settings) -> Redis:
 
 
 async def test_the_wait_doubles_per_failure_up_to_the_cap_and_a_success_forgets(redis: Redis) -> None:
-    throttle = LoginThrottle(redis=redis, threshold=3, backoff_seconds=0.2, backoff_max_seconds=0.7, window_seconds=60, timeout=5)
+    throttle = LoginThrottle(
+        redis=redis, threshold=3, backoff_seconds=0.2, backoff_max_seconds=0.7, window_seconds=60, timeout=5
+    )
     name = f"throttle-{uuid.uuid4().hex}"
     waits = []
     for _ in range(3):
@@ -227,7 +269,9 @@ async def test_the_wait_doubles_per_failure_up_to_the_cap_and_a_success_forgets(
 
 
 async def test_attempts_under_way_hold_the_slots_and_a_lost_one_is_given_up(redis: Redis) -> None:
-    throttle = LoginThrottle(redis=redis, threshold=2, backoff_seconds=1, backoff_max_seconds=10, window_seconds=60, timeout=5)
+    throttle = LoginThrottle(
+        redis=redis, threshold=2, backoff_seconds=1, backoff_max_seconds=10, window_seconds=60, timeout=5
+    )
     name = f"pending-{uuid.uuid4().hex}"
     first, second = await throttle.begin(name), await throttle.begin(name)
     assert first.allowed and second.allowed

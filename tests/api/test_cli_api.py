@@ -25,7 +25,9 @@ class Cli:
         self.home = home
 
     def __call__(self, *args: str, ok: bool = True) -> str:
-        done = subprocess.run([chat4all_executable(), *args], env=self.env, capture_output=True, text=True, timeout=30)
+        done = subprocess.run(
+            [chat4all_executable(), *args], env=self.env, capture_output=True, text=True, timeout=30
+        )
         if ok:
             assert done.returncode == 0, f"chat4all {' '.join(args)}: {done.stderr}"
         else:

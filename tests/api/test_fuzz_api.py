@@ -45,9 +45,32 @@ FUZZ_ADDRESS = "198.51.100.77"
 ASCII = string.ascii_letters + string.digits + string.punctuation + " "
 
 HOSTILE = [
-    "", " ", "\x1b[2J", "\x07", "\x00", "\r", "\r\n", "\n", "\t", "\x7f", "\x9b", "\u202e", "\u2066", "\u2069",
-    "\ufeff", "\U0010ffff", "🙂" * 50, "'; DROP TABLE users; --", "%s%n", "../../etc/passwd", "null", "-1",
-    "0" * 36, "{" + str(uuid.UUID(int=1)) + "}", "urn:uuid:" + str(uuid.UUID(int=2)), "00000000-0000-0000-0000-00000000000g",
+    "",
+    " ",
+    "\x1b[2J",
+    "\x07",
+    "\x00",
+    "\r",
+    "\r\n",
+    "\n",
+    "\t",
+    "\x7f",
+    "\x9b",
+    "\u202e",
+    "\u2066",
+    "\u2069",
+    "\ufeff",
+    "\U0010ffff",
+    "🙂" * 50,
+    "'; DROP TABLE users; --",
+    "%s%n",
+    "../../etc/passwd",
+    "null",
+    "-1",
+    "0" * 36,
+    "{" + str(uuid.UUID(int=1)) + "}",
+    "urn:uuid:" + str(uuid.UUID(int=2)),
+    "00000000-0000-0000-0000-00000000000g",
 ]
 
 
@@ -84,7 +107,10 @@ def b64(raw: bytes) -> str:
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True) | st.text(max_size=40),
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.sampled_from(["k", "ts", "id", "after", "x"]), inner, max_size=4),
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.dictionaries(st.sampled_from(["k", "ts", "id", "after", "x"]), inner, max_size=4)
+    ),
     max_leaves=20,
 )
 
@@ -99,12 +125,14 @@ def cursor_like(known: Known) -> st.SearchStrategy[str]:
     genuine = st.sampled_from(known.page_tokens)
     return st.one_of(
         forged_fields.map(lambda d: b64(json.dumps(d).encode())),
-        st.tuples(forged_fields, st.binary(min_size=0, max_size=40)).map(lambda t: f"{b64(json.dumps(t[0]).encode())}.{b64(t[1])}"),
+        st.tuples(forged_fields, st.binary(min_size=0, max_size=40)).map(
+            lambda t: f"{b64(json.dumps(t[0]).encode())}.{b64(t[1])}"
+        ),
         deep.map(lambda s: b64(s.encode())),
         deep.map(lambda s: f"{b64(s.encode())}.{b64(b'x' * 32)}"),
         genuine,
         st.tuples(genuine, st.integers(0, 300), st.sampled_from("AB_-.=x")).map(
-            lambda t: t[0][: t[1] % max(len(t[0]), 1)] + t[2] + t[0][t[1] % max(len(t[0]), 1) + 1:]
+            lambda t: t[0][: t[1] % max(len(t[0]), 1)] + t[2] + t[0][t[1] % max(len(t[0]), 1) + 1 :]
         ),
         st.binary(max_size=100).map(b64),
     )
@@ -118,7 +146,9 @@ def strings(known: Known) -> st.SearchStrategy[str]:
         st.sampled_from(HOSTILE),
         st.lists(st.sampled_from(HOSTILE), min_size=1, max_size=6).map("".join),
         st.integers(0, 200 * 1024).map(lambda n: "x" * n),
-        st.tuples(st.sampled_from(["a", "é", "🙂", "\x1b"]), st.integers(0, 70_000)).map(lambda t: t[0] * t[1]),
+        st.tuples(st.sampled_from(["a", "é", "🙂", "\x1b"]), st.integers(0, 70_000)).map(
+            lambda t: t[0] * t[1]
+        ),
         st.binary(max_size=64).map(lambda b: b.decode("latin-1")),  # random bytes as an id
         st.sampled_from(["whatsapp", "instagram", "native", "sms", "WHATSAPP"]),
         st.sampled_from(known.upload_ids),
@@ -135,7 +165,9 @@ def scalar(fd: FieldDescriptor, known: Known) -> st.SearchStrategy[Any]:
     if t == FieldDescriptor.TYPE_BOOL:
         return st.booleans()
     if t == FieldDescriptor.TYPE_ENUM:
-        return st.one_of(st.sampled_from([v.number for v in fd.enum_type.values]), st.integers(-(2**31), 2**31 - 1))
+        return st.one_of(
+            st.sampled_from([v.number for v in fd.enum_type.values]), st.integers(-(2**31), 2**31 - 1)
+        )
     if t in (FieldDescriptor.TYPE_INT32, FieldDescriptor.TYPE_SINT32, FieldDescriptor.TYPE_SFIXED32):
         return st.one_of(st.integers(-5, 600), st.integers(-(2**31), 2**31 - 1))
     if t in (FieldDescriptor.TYPE_INT64, FieldDescriptor.TYPE_SINT64, FieldDescriptor.TYPE_SFIXED64):
@@ -166,7 +198,10 @@ def messages(descriptor: Any, known: Known, depth: int = 0, template: Any = None
             elif not draw(st.integers(0, 3)):  # leave a field unset a quarter of the time
                 continue
             if fd.type == FieldDescriptor.TYPE_MESSAGE and fd.message_type.GetOptions().map_entry:
-                key_fd, value_fd = fd.message_type.fields_by_name["key"], fd.message_type.fields_by_name["value"]
+                key_fd, value_fd = (
+                    fd.message_type.fields_by_name["key"],
+                    fd.message_type.fields_by_name["value"],
+                )
                 entries = draw(st.dictionaries(scalar(key_fd, known), scalar(value_fd, known), max_size=12))
                 getattr(msg, fd.name).update(entries)
             elif fd.type == FieldDescriptor.TYPE_MESSAGE:
@@ -177,7 +212,9 @@ def messages(descriptor: Any, known: Known, depth: int = 0, template: Any = None
                 if count > 12:  # many entries: one drawn value, repeated (keeps examples small)
                     getattr(msg, fd.name).extend([draw(scalar(fd, known))] * count)
                 else:
-                    getattr(msg, fd.name).extend(draw(st.lists(scalar(fd, known), min_size=count, max_size=count)))
+                    getattr(msg, fd.name).extend(
+                        draw(st.lists(scalar(fd, known), min_size=count, max_size=count))
+                    )
             else:
                 setattr(msg, fd.name, draw(scalar(fd, known)))
         return msg
@@ -214,24 +251,39 @@ def _setup_known(client: Any) -> Known:
     known = Known(users=[alice, bob, carol])
     cid = client.private_conversation(alice, bob)
     group = client.conversations.CreateConversation(
-        cpb.CreateConversationRequest(type=cpb.CONVERSATION_TYPE_GROUP, participant_ids=[bob.user_id, carol.user_id], title="fuzz"),
-        metadata=alice.md, timeout=15,
+        cpb.CreateConversationRequest(
+            type=cpb.CONVERSATION_TYPE_GROUP, participant_ids=[bob.user_id, carol.user_id], title="fuzz"
+        ),
+        metadata=alice.md,
+        timeout=15,
     ).conversation_id
     third = client.private_conversation(alice, carol)
     known.ids += [alice.user_id, bob.user_id, carol.user_id, cid, group, third]
     known.ids += [u.username for u in known.users] + [u.password for u in known.users]
     for i in range(3):
-        sent = client.messages.SendMessage(mpb.SendMessageRequest(conversation_id=cid, content=f"m{i}"), metadata=alice.md, timeout=15)
+        sent = client.messages.SendMessage(
+            mpb.SendMessageRequest(conversation_id=cid, content=f"m{i}"), metadata=alice.md, timeout=15
+        )
         known.ids.append(sent.message_id)
     known.conversation_id, known.message_id = cid, sent.message_id
-    page = client.conversations.ListConversations(cpb.ListConversationsRequest(page_size=1), metadata=alice.md, timeout=15)
+    page = client.conversations.ListConversations(
+        cpb.ListConversationsRequest(page_size=1), metadata=alice.md, timeout=15
+    )
     known.page_tokens.append(page.next_page_token)
     data = b"fuzz attachment"
     upload_id = f"fuzz-{uuid.uuid4()}"
-    info = files_pb2.FileInfo(conversation_id=cid, filename="f.txt", mime_type="text/plain", size=len(data),
-                              sha256=hashlib.sha256(data).hexdigest(), upload_id=upload_id)
+    info = files_pb2.FileInfo(
+        conversation_id=cid,
+        filename="f.txt",
+        mime_type="text/plain",
+        size=len(data),
+        sha256=hashlib.sha256(data).hexdigest(),
+        upload_id=upload_id,
+    )
     stored = files_pb2_grpc.FileServiceStub(client.channel).UploadFile(
-        iter([files_pb2.UploadFileRequest(info=info), files_pb2.UploadFileRequest(chunk=data)]), metadata=alice.md, timeout=30
+        iter([files_pb2.UploadFileRequest(info=info), files_pb2.UploadFileRequest(chunk=data)]),
+        metadata=alice.md,
+        timeout=30,
     )
     known.ids.append(stored.file_id)
     known.file_id = stored.file_id
@@ -239,21 +291,33 @@ def _setup_known(client: Any) -> Known:
     # RevokeToken revokes what it is given: it gets tokens of its own, so the others stay valid.
     revoker = client.register_and_login("fzr")
     tokens = [revoker.token] + [
-        client.auth.Login(auth_pb2.LoginRequest(username=revoker.username, password=revoker.password), timeout=15).access_token
+        client.auth.Login(
+            auth_pb2.LoginRequest(username=revoker.username, password=revoker.password), timeout=15
+        ).access_token
         for _ in range(4)
     ]
-    known.revocable = [TestUser(user_id=revoker.user_id, username=revoker.username, password=revoker.password, token=t) for t in tokens]
+    known.revocable = [
+        TestUser(user_id=revoker.user_id, username=revoker.username, password=revoker.password, token=t)
+        for t in tokens
+    ]
     return known
 
 
 @pytest.fixture(scope="module")
 def fuzzed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fuzzed]:
     """An API process of its own (its log is checked), trusting x-forwarded-for for the client address."""
-    server = start_api({"CHAT4ALL_TRUSTED_PROXY_HEADER": "x-forwarded-for"}, log_dir=Path(tmp_path_factory.mktemp("fuzz")))
+    server = start_api(
+        {"CHAT4ALL_TRUSTED_PROXY_HEADER": "x-forwarded-for"}, log_dir=Path(tmp_path_factory.mktemp("fuzz"))
+    )
     client = client_for(server)
     try:
         known = _setup_known(client)
-        yield Fuzzed(server=server, channel=client.channel, known=known, health=health_pb2_grpc.HealthStub(client.channel))
+        yield Fuzzed(
+            server=server,
+            channel=client.channel,
+            known=known,
+            health=health_pb2_grpc.HealthStub(client.channel),
+        )
     finally:
         client.channel.close()
         server.stop()
@@ -297,7 +361,9 @@ def _call(fz: Fuzzed, method: MethodDescriptor, payload: Any, md: tuple, *, raw:
         if method.server_streaming and code in (grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.CANCELLED):
             return code  # the stream ended because we ended it
         assert code not in FORBIDDEN, f"{method.full_name} answered {code.name}: {exc.details()}"
-        assert code != grpc.StatusCode.DEADLINE_EXCEEDED, f"{method.full_name} did not answer in {CALL_TIMEOUT} s"
+        assert code != grpc.StatusCode.DEADLINE_EXCEEDED, (
+            f"{method.full_name} did not answer in {CALL_TIMEOUT} s"
+        )
         return code
 
 
@@ -307,21 +373,40 @@ def templates(known: Known) -> dict[str, list[Any]]:
     cid, mid, file_id = known.conversation_id, known.message_id, known.file_id
     data = b"fuzz"
     return {
-        "Register": [auth_pb2.RegisterRequest(username=f"fz{uuid.uuid4().hex[:12]}", password="p" * 12,
-                                              channels={"whatsapp": "+5511999"})],
+        "Register": [
+            auth_pb2.RegisterRequest(
+                username=f"fz{uuid.uuid4().hex[:12]}", password="p" * 12, channels={"whatsapp": "+5511999"}
+            )
+        ],
         "Login": [auth_pb2.LoginRequest(username=alice.username, password=alice.password)],
         "LinkChannel": [users_pb2.LinkChannelRequest(channel="instagram", handle="@fuzz")],
         "UnlinkChannel": [users_pb2.UnlinkChannelRequest(channel="instagram")],
-        "CreateConversation": [cpb.CreateConversationRequest(type=cpb.CONVERSATION_TYPE_GROUP, participant_ids=[bob.user_id], title="t")],
+        "CreateConversation": [
+            cpb.CreateConversationRequest(
+                type=cpb.CONVERSATION_TYPE_GROUP, participant_ids=[bob.user_id], title="t"
+            )
+        ],
         "GetConversation": [cpb.GetConversationRequest(conversation_id=cid)],
         "ListConversations": [cpb.ListConversationsRequest(page_size=1, page_token=known.page_tokens[0])],
-        "SendMessage": [mpb.SendMessageRequest(conversation_id=cid, content="hi", client_message_id=str(uuid.uuid4()),
-                                               channels=["native"])],
+        "SendMessage": [
+            mpb.SendMessageRequest(
+                conversation_id=cid, content="hi", client_message_id=str(uuid.uuid4()), channels=["native"]
+            )
+        ],
         "GetMessages": [mpb.GetMessagesRequest(conversation_id=cid, page_size=2)],
         "MarkRead": [mpb.MarkReadRequest(conversation_id=cid, message_ids=[mid])],
-        "UploadFile": [files_pb2.UploadFileRequest(info=files_pb2.FileInfo(
-            conversation_id=cid, filename="a.bin", mime_type="application/octet-stream", size=len(data),
-            sha256=hashlib.sha256(data).hexdigest(), upload_id=f"fz-{uuid.uuid4()}"))],
+        "UploadFile": [
+            files_pb2.UploadFileRequest(
+                info=files_pb2.FileInfo(
+                    conversation_id=cid,
+                    filename="a.bin",
+                    mime_type="application/octet-stream",
+                    size=len(data),
+                    sha256=hashlib.sha256(data).hexdigest(),
+                    upload_id=f"fz-{uuid.uuid4()}",
+                )
+            )
+        ],
         "GetUploadStatus": [files_pb2.GetUploadStatusRequest(upload_id=known.upload_ids[0])],
         "GetDownloadUrl": [files_pb2.GetDownloadUrlRequest(file_id=file_id)],
     }
@@ -341,7 +426,9 @@ def request_payloads(method: MethodDescriptor, known: Known) -> st.SearchStrateg
             st.tuples(typed, st.lists(chunk, max_size=3)).map(lambda t: ([t[0], *t[1]], False)),
             st.lists(raw_bytes, min_size=1, max_size=3).map(lambda bs: (bs, True)),
         )
-    return st.one_of(typed.map(lambda m: (m, False)), typed.map(lambda m: (m, False)), raw_bytes.map(lambda b: (b, True)))
+    return st.one_of(
+        typed.map(lambda m: (m, False)), typed.map(lambda m: (m, False)), raw_bytes.map(lambda b: (b, True))
+    )
 
 
 def assert_serving(fz: Fuzzed) -> None:
@@ -358,9 +445,18 @@ def test_no_generated_request_answers_internal_or_unknown(fuzzed: Fuzzed, name: 
     users = fuzzed.known.revocable if method.name == "RevokeToken" else fuzzed.known.users
 
     @settings(
-        max_examples=EXAMPLES_PER_RPC, deadline=None, database=None, derandomize=False, print_blob=True,
-        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.large_base_example,
-                               HealthCheck.function_scoped_fixture, HealthCheck.filter_too_much],
+        max_examples=EXAMPLES_PER_RPC,
+        deadline=None,
+        database=None,
+        derandomize=False,
+        print_blob=True,
+        suppress_health_check=[
+            HealthCheck.too_slow,
+            HealthCheck.data_too_large,
+            HealthCheck.large_base_example,
+            HealthCheck.function_scoped_fixture,
+            HealthCheck.filter_too_much,
+        ],
     )
     @given(request=request_payloads(method, fuzzed.known), md=metadata(fuzzed.known, users))
     def one_call(request: tuple[Any, bool], md: tuple) -> None:
@@ -373,4 +469,4 @@ def test_no_generated_request_answers_internal_or_unknown(fuzzed: Fuzzed, name: 
     assert sum(counts.values()) >= EXAMPLES_PER_RPC
     print(f"{name}: {sum(counts.values())} calls in {time.monotonic() - started:.1f} s: {counts}")
     tail = fuzzed.server.log()
-    assert "Traceback" not in tail, tail[tail.index("Traceback") - 500:][:4000]
+    assert "Traceback" not in tail, tail[tail.index("Traceback") - 500 :][:4000]

@@ -25,7 +25,9 @@ def all_messages(api: ApiClient, user: TestUser, cid: str) -> list[pb.Message]:
     out, token = [], ""
     while True:
         page = api.messages.GetMessages(
-            pb.GetMessagesRequest(conversation_id=cid, page_size=500, page_token=token), metadata=user.md, timeout=10
+            pb.GetMessagesRequest(conversation_id=cid, page_size=500, page_token=token),
+            metadata=user.md,
+            timeout=10,
         )
         out += page.messages
         token = page.next_page_token
@@ -53,14 +55,18 @@ def pair(api: ApiClient, pipeline_worker) -> tuple[TestUser, TestUser, str]:
 def test_history_pages_through_three_pages_in_send_order(api: ApiClient, pair) -> None:
     alice, bob, cid = pair
     sent = [
-        api.messages.SendMessage(pb.SendMessageRequest(conversation_id=cid, content=f"m{i}"), metadata=alice.md, timeout=10)
+        api.messages.SendMessage(
+            pb.SendMessageRequest(conversation_id=cid, content=f"m{i}"), metadata=alice.md, timeout=10
+        )
         for i in range(7)
     ]
     wait_for(lambda: len(all_messages(api, alice, cid)) == 7, "the router to store 7 messages")
     pages, token = [], ""
     while True:
         page = api.messages.GetMessages(
-            pb.GetMessagesRequest(conversation_id=cid, page_size=3, page_token=token), metadata=alice.md, timeout=10
+            pb.GetMessagesRequest(conversation_id=cid, page_size=3, page_token=token),
+            metadata=alice.md,
+            timeout=10,
         )
         pages.append(page.messages)
         token = page.next_page_token
@@ -80,11 +86,15 @@ def test_history_pages_through_three_pages_in_send_order(api: ApiClient, pair) -
 
 def test_idempotent_send_is_stored_once(api: ApiClient, pair) -> None:
     alice, _bob, cid = pair
-    request = pb.SendMessageRequest(conversation_id=cid, content="exactly once", client_message_id=f"cm-{uuid.uuid4()}")
+    request = pb.SendMessageRequest(
+        conversation_id=cid, content="exactly once", client_message_id=f"cm-{uuid.uuid4()}"
+    )
     replies = [api.messages.SendMessage(request, metadata=alice.md, timeout=10)]
     wait_for(lambda: all_messages(api, alice, cid), "the first copy to be stored")
     replies += [api.messages.SendMessage(request, metadata=alice.md, timeout=10) for _ in range(3)]
-    api.messages.SendMessage(pb.SendMessageRequest(conversation_id=cid, content="marker"), metadata=alice.md, timeout=10)
+    api.messages.SendMessage(
+        pb.SendMessageRequest(conversation_id=cid, content="marker"), metadata=alice.md, timeout=10
+    )
     history = wait_for(
         lambda: (h := all_messages(api, alice, cid)) and h[-1].content == "marker" and h, "the marker message"
     )
@@ -94,7 +104,9 @@ def test_idempotent_send_is_stored_once(api: ApiClient, pair) -> None:
 
 def test_fetch_marks_delivered_and_mark_read_marks_read(api: ApiClient, pair) -> None:
     alice, bob, cid = pair
-    sent = api.messages.SendMessage(pb.SendMessageRequest(conversation_id=cid, content="see me"), metadata=alice.md, timeout=10)
+    sent = api.messages.SendMessage(
+        pb.SendMessageRequest(conversation_id=cid, content="see me"), metadata=alice.md, timeout=10
+    )
     wait_for(lambda: all_messages(api, alice, cid), "the message to be stored")
     # Alice (the sender) fetching changes nothing; Bob fetching makes it DELIVERED to him (native).
     assert all_messages(api, alice, cid)[0].status == pb.MESSAGE_STATUS_SENT
@@ -106,7 +118,9 @@ def test_fetch_marks_delivered_and_mark_read_marks_read(api: ApiClient, pair) ->
     delivered = wait_for(lambda: (m := status()).status == pb.MESSAGE_STATUS_DELIVERED and m, "DELIVERED")
     assert delivered.delivered_at.seconds > 0 and not delivered.HasField("read_at")
     assert delivered.receipts[0].status == pb.MESSAGE_STATUS_DELIVERED
-    api.messages.MarkRead(pb.MarkReadRequest(conversation_id=cid, message_ids=[sent.message_id]), metadata=bob.md, timeout=10)
+    api.messages.MarkRead(
+        pb.MarkReadRequest(conversation_id=cid, message_ids=[sent.message_id]), metadata=bob.md, timeout=10
+    )
     read = wait_for(lambda: (m := status()).status == pb.MESSAGE_STATUS_READ and m, "READ")
     assert read.read_at.ToMilliseconds() >= read.delivered_at.ToMilliseconds() > 0
     assert read.receipts[0].status == pb.MESSAGE_STATUS_READ and read.receipts[0].read_at.seconds > 0
@@ -116,7 +130,9 @@ def test_mark_read_of_another_conversations_message_is_not_found(api: ApiClient,
     alice, bob, cid = pair
     carol = api.register_and_login("carol")
     other = private(api, alice, carol)
-    foreign = api.messages.SendMessage(pb.SendMessageRequest(conversation_id=other, content="not yours"), metadata=alice.md, timeout=10)
+    foreign = api.messages.SendMessage(
+        pb.SendMessageRequest(conversation_id=other, content="not yours"), metadata=alice.md, timeout=10
+    )
     wait_for(lambda: all_messages(api, carol, other), "the foreign message to be stored")
     err = expect_status(
         CODE.NOT_FOUND,
@@ -149,8 +165,18 @@ def test_attachment_rules_and_metadata_in_history(api: ApiClient, pair, settings
         for file_id, conversation in ((own, cid), (foreign, elsewhere)):
             session.execute(
                 insert,
-                (file_id, uuid.UUID(conversation), uuid.UUID(alice.user_id), "cat.png", "image/png", 1234, "ab" * 32,
-                 "chat4all-files", f"test/{file_id}", now),
+                (
+                    file_id,
+                    uuid.UUID(conversation),
+                    uuid.UUID(alice.user_id),
+                    "cat.png",
+                    "image/png",
+                    1234,
+                    "ab" * 32,
+                    "chat4all-files",
+                    f"test/{file_id}",
+                    now,
+                ),
             )
     finally:
         session.cluster.shutdown()
@@ -162,14 +188,20 @@ def test_attachment_rules_and_metadata_in_history(api: ApiClient, pair, settings
         timeout=10,
     )
     assert "another conversation" in err.details()
-    sent = api.messages.SendMessage(pb.SendMessageRequest(conversation_id=cid, file_id=str(own)), metadata=alice.md, timeout=10)
+    sent = api.messages.SendMessage(
+        pb.SendMessageRequest(conversation_id=cid, file_id=str(own)), metadata=alice.md, timeout=10
+    )
     history = wait_for(lambda: all_messages(api, bob, cid), "the attachment message")
     assert [m.message_id for m in history] == [sent.message_id]
     message = history[0]
     assert message.content == "" and message.file_id == str(own)
-    assert (message.file.file_id, message.file.filename, message.file.mime_type, message.file.size, message.file.sha256) == (
-        str(own), "cat.png", "image/png", 1234, "ab" * 32
-    )
+    assert (
+        message.file.file_id,
+        message.file.filename,
+        message.file.mime_type,
+        message.file.size,
+        message.file.sha256,
+    ) == (str(own), "cat.png", "image/png", 1234, "ab" * 32)
     assert message.file.created_at.seconds == int(now.timestamp())
 
 
@@ -177,13 +209,20 @@ async def test_status_updates_follow_the_wire_contract(api: ApiClient, pair, set
     from tests.api.kafka_probe import TopicProbe
 
     alice, bob, cid = pair
-    sent = api.messages.SendMessage(pb.SendMessageRequest(conversation_id=cid, content="contract"), metadata=alice.md, timeout=10)
+    sent = api.messages.SendMessage(
+        pb.SendMessageRequest(conversation_id=cid, content="contract"), metadata=alice.md, timeout=10
+    )
     wait_for(lambda: all_messages(api, alice, cid), "the message to be stored")
     async with TopicProbe(settings=settings, topic="status-updates") as probe:
         all_messages(api, bob, cid)  # DELIVERED on the native channel
-        api.messages.MarkRead(pb.MarkReadRequest(conversation_id=cid, message_ids=[sent.message_id]), metadata=bob.md, timeout=10)
+        api.messages.MarkRead(
+            pb.MarkReadRequest(conversation_id=cid, message_ids=[sent.message_id]),
+            metadata=bob.md,
+            timeout=10,
+        )
         found = await probe.collect(
-            lambda v: v.get("message_id") == sent.message_id and v.get("source", "").startswith("api."), count=2
+            lambda v: v.get("message_id") == sent.message_id and v.get("source", "").startswith("api."),
+            count=2,
         )
     by_status = {v["status"]: (k, v) for k, v in found}
     assert set(by_status) == {"DELIVERED", "READ"}

@@ -35,19 +35,41 @@ def send(api: ApiClient, user: TestUser, **fields) -> pb.SendMessageResponse:
 def test_a_key_reused_for_a_different_request_is_refused(api: ApiClient, pair) -> None:
     alice, cid = pair
     key = f"cm-{uuid.uuid4()}"
-    first = send(api, alice, conversation_id=cid, content="once", channels=["whatsapp", "native"], client_message_id=key)
+    first = send(
+        api,
+        alice,
+        conversation_id=cid,
+        content="once",
+        channels=["whatsapp", "native"],
+        client_message_id=key,
+    )
     # The same request, channels in another order: the same message.
-    again = send(api, alice, conversation_id=cid, content="once", channels=["native", "whatsapp"], client_message_id=key)
+    again = send(
+        api,
+        alice,
+        conversation_id=cid,
+        content="once",
+        channels=["native", "whatsapp"],
+        client_message_id=key,
+    )
     assert (again.message_id, again.timestamp) == (first.message_id, first.timestamp)
-    for other in ({"content": "twice", "channels": ["whatsapp", "native"]}, {"content": "once", "channels": ["native"]}):
+    for other in (
+        {"content": "twice", "channels": ["whatsapp", "native"]},
+        {"content": "once", "channels": ["native"]},
+    ):
         err = expect_status(
-            CODE.INVALID_ARGUMENT, api.messages.SendMessage,
-            pb.SendMessageRequest(conversation_id=cid, client_message_id=key, **other), metadata=alice.md, timeout=10,
+            CODE.INVALID_ARGUMENT,
+            api.messages.SendMessage,
+            pb.SendMessageRequest(conversation_id=cid, client_message_id=key, **other),
+            metadata=alice.md,
+            timeout=10,
         )
         assert "different message" in err.details()
 
 
-def test_the_claim_is_recorded_in_cassandra_with_the_request_fingerprint(api: ApiClient, pair, cql: Session) -> None:
+def test_the_claim_is_recorded_in_cassandra_with_the_request_fingerprint(
+    api: ApiClient, pair, cql: Session
+) -> None:
     alice, cid = pair
     key = f"cm-{uuid.uuid4()}"
     reply = send(api, alice, conversation_id=cid, content="kept", channels=["native"], client_message_id=key)
@@ -56,7 +78,9 @@ def test_the_claim_is_recorded_in_cassandra_with_the_request_fingerprint(api: Ap
         (uuid.UUID(alice.user_id), key),
     ).one()
     assert str(row.message_id) == reply.message_id and str(row.conversation_id) == cid
-    assert row.fingerprint == fingerprint(conversation_id=uuid.UUID(cid), content="kept", file_id=None, channels=["native"])
+    assert row.fingerprint == fingerprint(
+        conversation_id=uuid.UUID(cid), content="kept", file_id=None, channels=["native"]
+    )
 
 
 async def test_a_retry_after_redis_forgot_the_claim_is_answered_from_cassandra(
@@ -67,7 +91,9 @@ async def test_a_retry_after_redis_forgot_the_claim_is_answered_from_cassandra(
     first = send(api, alice, conversation_id=cid, content="durable", client_message_id=key)
     redis = redis_client(settings)
     try:
-        assert await redis.delete(f"chat4all:cmid:{alice.user_id}:{key}") == 1  # its cache TTL ran out, or a crash
+        assert (
+            await redis.delete(f"chat4all:cmid:{alice.user_id}:{key}") == 1
+        )  # its cache TTL ran out, or a crash
     finally:
         await redis.aclose()
     again = send(api, alice, conversation_id=cid, content="durable", client_message_id=key)
@@ -79,10 +105,16 @@ async def test_concurrent_duplicates_make_one_message(api: ApiClient, pair, sett
     key = f"cm-{uuid.uuid4()}"
     async with TopicProbe(settings=settings, topic="messages") as probe:
         with ThreadPoolExecutor(max_workers=8) as pool:
-            replies = await asyncio.gather(*(
-                asyncio.wrap_future(pool.submit(send, api, alice, conversation_id=cid, content="dup", client_message_id=key))
-                for _ in range(8)
-            ))
+            replies = await asyncio.gather(
+                *(
+                    asyncio.wrap_future(
+                        pool.submit(
+                            send, api, alice, conversation_id=cid, content="dup", client_message_id=key
+                        )
+                    )
+                    for _ in range(8)
+                )
+            )
         events = await probe.collect(lambda v: v.get("client_message_id") == key, count=1, timeout=5)
         await probe.settle(1.0)
         events += await probe.collect(lambda v: v.get("client_message_id") == key, count=100, timeout=1)

@@ -75,18 +75,30 @@ def test_forged_page_tokens_are_invalid_argument_without_a_stack_trace(api: ApiC
         unsigned({"k": "messages", "ts": 1e30, "id": str(uuid.uuid4())}),
         base64.urlsafe_b64encode(nested(20_000).encode()).decode(),
         unsigned({"k": "messages", "ts": True, "id": None}),
-        "not.a.token", ".", "a" * 511, "%%%%",
+        "not.a.token",
+        ".",
+        "a" * 511,
+        "%%%%",
     ]
     for token in forged:
         err = expect_status(
-            CODE.INVALID_ARGUMENT, api.messages.GetMessages,
-            pb.GetMessagesRequest(conversation_id=cid, page_token=token), metadata=alice.md, timeout=10,
+            CODE.INVALID_ARGUMENT,
+            api.messages.GetMessages,
+            pb.GetMessagesRequest(conversation_id=cid, page_token=token),
+            metadata=alice.md,
+            timeout=10,
         )
         assert "page_token" in err.details()
-    for token in (unsigned({"k": "conversations", "after": 7}), unsigned({"k": "conversations", "after": nested(50)})):
+    for token in (
+        unsigned({"k": "conversations", "after": 7}),
+        unsigned({"k": "conversations", "after": nested(50)}),
+    ):
         expect_status(
-            CODE.INVALID_ARGUMENT, api.conversations.ListConversations,
-            cpb.ListConversationsRequest(page_token=token), metadata=alice.md, timeout=10,
+            CODE.INVALID_ARGUMENT,
+            api.conversations.ListConversations,
+            cpb.ListConversationsRequest(page_token=token),
+            metadata=alice.md,
+            timeout=10,
         )
     assert_no_trace_in_log(api, before)
 
@@ -96,16 +108,26 @@ def test_a_signed_cursor_with_bad_fields_is_still_invalid_argument(api: ApiClien
     alice, _bob, cid = pair
     cursors = the_servers_cursors()
     good_id = str(uuid.uuid4())
-    for fields in ({"ts": 1e30, "id": good_id}, {"ts": 10**20, "id": good_id}, {"ts": -5, "id": good_id},
-                   {"ts": 1700000000000, "id": 12345}, {"ts": 1700000000000}, {"ts": [[[]]], "id": good_id}):
+    for fields in (
+        {"ts": 1e30, "id": good_id},
+        {"ts": 10**20, "id": good_id},
+        {"ts": -5, "id": good_id},
+        {"ts": 1700000000000, "id": 12345},
+        {"ts": 1700000000000},
+        {"ts": [[[]]], "id": good_id},
+    ):
         expect_status(
-            CODE.INVALID_ARGUMENT, api.messages.GetMessages,
+            CODE.INVALID_ARGUMENT,
+            api.messages.GetMessages,
             pb.GetMessagesRequest(conversation_id=cid, page_token=cursors.encode("messages", fields)),
-            metadata=alice.md, timeout=10,
+            metadata=alice.md,
+            timeout=10,
         )
     # The same key and a well-formed position: accepted (an empty page past the end).
     fine = cursors.encode("messages", {"ts": 1700000000000, "id": good_id})
-    page = api.messages.GetMessages(pb.GetMessagesRequest(conversation_id=cid, page_token=fine), metadata=alice.md, timeout=10)
+    page = api.messages.GetMessages(
+        pb.GetMessagesRequest(conversation_id=cid, page_token=fine), metadata=alice.md, timeout=10
+    )
     assert list(page.messages) == []
 
 
@@ -135,14 +157,20 @@ def test_an_altered_cursor_is_refused_and_a_genuine_one_pages_on(api: ApiClient)
     flipped = token[:-1] + ("A" if token[-1] != "A" else "B")
     for bad in (f"{moved}.{mac}", flipped, body, token + "x"):
         err = expect_status(
-            CODE.INVALID_ARGUMENT, api.conversations.ListConversations,
-            cpb.ListConversationsRequest(page_size=1, page_token=bad), metadata=me.md, timeout=10,
+            CODE.INVALID_ARGUMENT,
+            api.conversations.ListConversations,
+            cpb.ListConversationsRequest(page_size=1, page_token=bad),
+            metadata=me.md,
+            timeout=10,
         )
         assert "page_token" in err.details()
     # A genuine conversations cursor is not a messages cursor.
     expect_status(
-        CODE.INVALID_ARGUMENT, api.messages.GetMessages,
-        pb.GetMessagesRequest(conversation_id=ids[0], page_token=token), metadata=me.md, timeout=10,
+        CODE.INVALID_ARGUMENT,
+        api.messages.GetMessages,
+        pb.GetMessagesRequest(conversation_id=ids[0], page_token=token),
+        metadata=me.md,
+        timeout=10,
     )
     seen = [c.conversation_id for c in first.conversations]
     while token:
@@ -159,8 +187,11 @@ def test_api_processes_with_one_jwt_secret_accept_each_others_cursors(api: ApiCl
     assert list_page(other, me, token).conversations[0].conversation_id in ids
     own_key = api_factory({"CHAT4ALL_API_CURSOR_SECRET": "a-cursor-key-of-its-own-32-bytes-long"})
     expect_status(
-        CODE.INVALID_ARGUMENT, own_key.conversations.ListConversations,
-        cpb.ListConversationsRequest(page_size=1, page_token=token), metadata=me.md, timeout=10,
+        CODE.INVALID_ARGUMENT,
+        own_key.conversations.ListConversations,
+        cpb.ListConversationsRequest(page_size=1, page_token=token),
+        metadata=me.md,
+        timeout=10,
     )
     assert list_page(own_key, me).next_page_token != token  # signed under its own key
 
@@ -175,7 +206,10 @@ def test_a_short_cursor_secret_stops_the_api(api_factory) -> None:
 
 def test_a_100_kib_username_at_login_is_invalid_argument_not_unavailable(api: ApiClient) -> None:
     err = expect_status(
-        CODE.INVALID_ARGUMENT, api.auth.Login, auth_pb2.LoginRequest(username=KIB100, password="whatever-pw"), timeout=10
+        CODE.INVALID_ARGUMENT,
+        api.auth.Login,
+        auth_pb2.LoginRequest(username=KIB100, password="whatever-pw"),
+        timeout=10,
     )
     assert "username is 102400 characters; the limit is 32" in err.details()
 
@@ -184,8 +218,11 @@ def test_a_100_kib_upload_id_is_invalid_argument_not_unavailable(api: ApiClient,
     alice, _bob, _cid = pair
     files = api.stub(files_pb2_grpc.FileServiceStub)
     err = expect_status(
-        CODE.INVALID_ARGUMENT, files.GetUploadStatus, files_pb2.GetUploadStatusRequest(upload_id=KIB100),
-        metadata=alice.md, timeout=10,
+        CODE.INVALID_ARGUMENT,
+        files.GetUploadStatus,
+        files_pb2.GetUploadStatusRequest(upload_id=KIB100),
+        metadata=alice.md,
+        timeout=10,
     )
     assert "upload_id is 102400 characters; the limit is 128" in err.details()
 
@@ -195,23 +232,66 @@ def oversized_calls(api: ApiClient, cid: str) -> list[tuple[str, object, object]
     long_id = "0" * 65
     return [
         ("password", api.auth.Register, auth_pb2.RegisterRequest(username="someone", password="p" * 257)),
-        ("channels key", api.auth.Register, auth_pb2.RegisterRequest(username="someone", password="p" * 12, channels={"w" * 17: "x"})),
+        (
+            "channels key",
+            api.auth.Register,
+            auth_pb2.RegisterRequest(username="someone", password="p" * 12, channels={"w" * 17: "x"}),
+        ),
         ("password", api.auth.Login, auth_pb2.LoginRequest(username="someone", password="p" * 257)),
         ("handle", api.users.LinkChannel, users_pb2.LinkChannelRequest(channel="whatsapp", handle="h" * 129)),
         ("channel", api.users.UnlinkChannel, users_pb2.UnlinkChannelRequest(channel="c" * 17)),
-        ("title", api.conversations.CreateConversation, cpb.CreateConversationRequest(type=2, title="t" * 201)),
-        ("participant_ids[0]", api.conversations.CreateConversation, cpb.CreateConversationRequest(type=1, participant_ids=[long_id])),
-        ("participant_ids has 501 entries", api.conversations.CreateConversation,
-         cpb.CreateConversationRequest(type=2, participant_ids=[str(uuid.uuid4()) for _ in range(501)])),
-        ("conversation_id", api.conversations.GetConversation, cpb.GetConversationRequest(conversation_id=long_id)),
-        ("page_token", api.conversations.ListConversations, cpb.ListConversationsRequest(page_token="t" * 513)),
+        (
+            "title",
+            api.conversations.CreateConversation,
+            cpb.CreateConversationRequest(type=2, title="t" * 201),
+        ),
+        (
+            "participant_ids[0]",
+            api.conversations.CreateConversation,
+            cpb.CreateConversationRequest(type=1, participant_ids=[long_id]),
+        ),
+        (
+            "participant_ids has 501 entries",
+            api.conversations.CreateConversation,
+            cpb.CreateConversationRequest(type=2, participant_ids=[str(uuid.uuid4()) for _ in range(501)]),
+        ),
+        (
+            "conversation_id",
+            api.conversations.GetConversation,
+            cpb.GetConversationRequest(conversation_id=long_id),
+        ),
+        (
+            "page_token",
+            api.conversations.ListConversations,
+            cpb.ListConversationsRequest(page_token="t" * 513),
+        ),
         ("content", api.messages.SendMessage, pb.SendMessageRequest(conversation_id=cid, content="c" * 4097)),
-        ("client_message_id", api.messages.SendMessage, pb.SendMessageRequest(conversation_id=cid, content="x", client_message_id="k" * 129)),
+        (
+            "client_message_id",
+            api.messages.SendMessage,
+            pb.SendMessageRequest(conversation_id=cid, content="x", client_message_id="k" * 129),
+        ),
         ("file_id", api.messages.SendMessage, pb.SendMessageRequest(conversation_id=cid, file_id=long_id)),
-        ("channels has 9 entries", api.messages.SendMessage, pb.SendMessageRequest(conversation_id=cid, content="x", channels=["native"] * 9)),
-        ("page_token", api.messages.GetMessages, pb.GetMessagesRequest(conversation_id=cid, page_token="t" * 513)),
-        ("message_ids[1]", api.messages.MarkRead, pb.MarkReadRequest(conversation_id=cid, message_ids=[str(uuid.uuid4()), long_id])),
-        ("file_id", api.stub(files_pb2_grpc.FileServiceStub).GetDownloadUrl, files_pb2.GetDownloadUrlRequest(file_id=long_id)),
+        (
+            "channels has 9 entries",
+            api.messages.SendMessage,
+            pb.SendMessageRequest(conversation_id=cid, content="x", channels=["native"] * 9),
+        ),
+        (
+            "page_token",
+            api.messages.GetMessages,
+            pb.GetMessagesRequest(conversation_id=cid, page_token="t" * 513),
+        ),
+        (
+            "message_ids[1]",
+            api.messages.MarkRead,
+            pb.MarkReadRequest(conversation_id=cid, message_ids=[str(uuid.uuid4()), long_id]),
+        ),
+        (
+            "file_id",
+            api.stub(files_pb2_grpc.FileServiceStub).GetDownloadUrl,
+            files_pb2.GetDownloadUrlRequest(file_id=long_id),
+        ),
     ]
 
 
@@ -232,8 +312,19 @@ def upload(api: ApiClient, user: TestUser, info: files_pb2.FileInfo) -> grpc.Rpc
 
 def test_upload_file_info_fields_are_limited_and_checked(api: ApiClient, pair) -> None:
     alice, _bob, cid = pair
-    base = {"conversation_id": cid, "filename": "a.txt", "size": 1, "sha256": "0" * 64, "upload_id": str(uuid.uuid4())}
-    for field, value in (("filename", "f" * 256), ("upload_id", KIB100), ("mime_type", "m" * 256), ("sha256", "0" * 65)):
+    base = {
+        "conversation_id": cid,
+        "filename": "a.txt",
+        "size": 1,
+        "sha256": "0" * 64,
+        "upload_id": str(uuid.uuid4()),
+    }
+    for field, value in (
+        ("filename", "f" * 256),
+        ("upload_id", KIB100),
+        ("mime_type", "m" * 256),
+        ("sha256", "0" * 65),
+    ):
         err = upload(api, alice, files_pb2.FileInfo(**{**base, field: value}))
         assert err.details().startswith(f"info.{field} is "), err.details()
     err = upload(api, alice, files_pb2.FileInfo(**{**base, "filename": "\u202etxt.exe"}))
@@ -244,12 +335,19 @@ def test_fields_at_their_limit_pass(api: ApiClient, pair) -> None:
     alice, bob, cid = pair
     title = "T" * 200
     group = api.conversations.CreateConversation(
-        cpb.CreateConversationRequest(type=2, participant_ids=[bob.user_id], title=title), metadata=alice.md, timeout=10
+        cpb.CreateConversationRequest(type=2, participant_ids=[bob.user_id], title=title),
+        metadata=alice.md,
+        timeout=10,
     )
     assert group.conversation.title == title
-    api.messages.SendMessage(pb.SendMessageRequest(conversation_id=cid, content="c" * 4096), metadata=alice.md, timeout=10)
+    api.messages.SendMessage(
+        pb.SendMessageRequest(conversation_id=cid, content="c" * 4096), metadata=alice.md, timeout=10
+    )
     name = f"n{uuid.uuid4().hex}"[:32]
-    api.auth.Register(auth_pb2.RegisterRequest(username=name, password="p" * 256, channels={"whatsapp": "h" * 128}), timeout=15)
+    api.auth.Register(
+        auth_pb2.RegisterRequest(username=name, password="p" * 256, channels={"whatsapp": "h" * 128}),
+        timeout=15,
+    )
     api.auth.Login(auth_pb2.LoginRequest(username=name, password="p" * 256), timeout=15)
 
 
@@ -258,8 +356,11 @@ def test_undecodable_request_bytes_are_invalid_argument(api: ApiClient, pair) ->
     before = len(api.server.log())
     raw = {"request_serializer": None, "response_deserializer": None}
     bad_utf8 = b"\x0a\x03\xff\xfe\xfd"  # field 1 (a string), three bytes that are not UTF-8
-    for method, md in (("/chat4all.v1.AuthService/Login", ()), ("/chat4all.v1.MessageService/GetMessages", alice.md),
-                       ("/chat4all.v1.FileService/GetUploadStatus", alice.md)):
+    for method, md in (
+        ("/chat4all.v1.AuthService/Login", ()),
+        ("/chat4all.v1.MessageService/GetMessages", alice.md),
+        ("/chat4all.v1.FileService/GetUploadStatus", alice.md),
+    ):
         call = api.channel.unary_unary(method, **raw)
         for payload in (bad_utf8, b"\xff\xff\xff\xff", b"\x0a\xff\xff\xff\xff\x0f"):
             err = expect_status(CODE.INVALID_ARGUMENT, call, payload, metadata=md, timeout=10)
@@ -273,23 +374,45 @@ def test_undecodable_request_bytes_are_invalid_argument(api: ApiClient, pair) ->
 
 
 @pytest.mark.parametrize("name", sorted(HOSTILE))
-def test_control_and_bidi_characters_are_refused_where_users_see_them(api: ApiClient, pair, name: str) -> None:
+def test_control_and_bidi_characters_are_refused_where_users_see_them(
+    api: ApiClient, pair, name: str
+) -> None:
     alice, bob, cid = pair
     bad = HOSTILE[name]
     calls = [
-        ("content", api.messages.SendMessage, pb.SendMessageRequest(conversation_id=cid, content=f"hi {bad}")),
-        ("title", api.conversations.CreateConversation,
-         cpb.CreateConversationRequest(type=2, participant_ids=[bob.user_id], title=f"team {bad}")),
-        ("handle", api.users.LinkChannel, users_pb2.LinkChannelRequest(channel="whatsapp", handle=f"+55{bad}")),
-        ("channels['whatsapp']", api.auth.Register,
-         auth_pb2.RegisterRequest(username=f"r{uuid.uuid4().hex[:12]}", password="p" * 12, channels={"whatsapp": bad})),
+        (
+            "content",
+            api.messages.SendMessage,
+            pb.SendMessageRequest(conversation_id=cid, content=f"hi {bad}"),
+        ),
+        (
+            "title",
+            api.conversations.CreateConversation,
+            cpb.CreateConversationRequest(type=2, participant_ids=[bob.user_id], title=f"team {bad}"),
+        ),
+        (
+            "handle",
+            api.users.LinkChannel,
+            users_pb2.LinkChannelRequest(channel="whatsapp", handle=f"+55{bad}"),
+        ),
+        (
+            "channels['whatsapp']",
+            api.auth.Register,
+            auth_pb2.RegisterRequest(
+                username=f"r{uuid.uuid4().hex[:12]}", password="p" * 12, channels={"whatsapp": bad}
+            ),
+        ),
         ("username", api.auth.Login, auth_pb2.LoginRequest(username=f"a{bad}", password="p" * 12)),
     ]
     for field, call, request in calls:
         err = expect_status(CODE.INVALID_ARGUMENT, call, request, metadata=alice.md, timeout=10)
-        assert err.details().startswith(f"{field} contains the control or bidirectional character U+"), err.details()
+        assert err.details().startswith(f"{field} contains the control or bidirectional character U+"), (
+            err.details()
+        )
     # Nothing was half written: no conversation was created, no handle linked.
-    listed = api.conversations.ListConversations(cpb.ListConversationsRequest(), metadata=alice.md, timeout=10)
+    listed = api.conversations.ListConversations(
+        cpb.ListConversationsRequest(), metadata=alice.md, timeout=10
+    )
     assert [c.conversation_id for c in listed.conversations] == [cid]
     assert dict(api.users.GetMe(users_pb2.GetMeRequest(), metadata=alice.md, timeout=10).channels) == {}
 
@@ -298,17 +421,24 @@ def test_one_line_fields_refuse_newline_and_tab(api: ApiClient, pair) -> None:
     alice, bob, _cid = pair
     for title in ("two\nlines", "tab\tbed", "crlf\r\n"):
         err = expect_status(
-            CODE.INVALID_ARGUMENT, api.conversations.CreateConversation,
-            cpb.CreateConversationRequest(type=2, participant_ids=[bob.user_id], title=title), metadata=alice.md, timeout=10,
+            CODE.INVALID_ARGUMENT,
+            api.conversations.CreateConversation,
+            cpb.CreateConversationRequest(type=2, participant_ids=[bob.user_id], title=title),
+            metadata=alice.md,
+            timeout=10,
         )
         assert "one line of printable text" in err.details()
 
 
-async def test_content_crlf_becomes_lf_and_newline_tab_and_unicode_pass(api: ApiClient, pair, settings: Settings) -> None:
+async def test_content_crlf_becomes_lf_and_newline_tab_and_unicode_pass(
+    api: ApiClient, pair, settings: Settings
+) -> None:
     alice, _bob, cid = pair
     content = "line 1\r\nline 2\ttabbed\nçà 🙂 עברית"
     async with TopicProbe(settings=settings, topic="messages") as probe:
-        reply = api.messages.SendMessage(pb.SendMessageRequest(conversation_id=cid, content=content), metadata=alice.md, timeout=10)
+        reply = api.messages.SendMessage(
+            pb.SendMessageRequest(conversation_id=cid, content=content), metadata=alice.md, timeout=10
+        )
         found = await probe.collect(lambda v: v.get("message_id") == reply.message_id)
     assert found[0][1]["content"] == "line 1\nline 2\ttabbed\nçà 🙂 עברית"
 
@@ -318,15 +448,22 @@ def test_a_crlf_retry_under_the_same_key_is_the_same_message(api: ApiClient, pai
     alice, _bob, cid = pair
     key = f"cm-{uuid.uuid4()}"
     first = api.messages.SendMessage(
-        pb.SendMessageRequest(conversation_id=cid, content="a\r\nb", client_message_id=key), metadata=alice.md, timeout=10
+        pb.SendMessageRequest(conversation_id=cid, content="a\r\nb", client_message_id=key),
+        metadata=alice.md,
+        timeout=10,
     )
     again = api.messages.SendMessage(
-        pb.SendMessageRequest(conversation_id=cid, content="a\nb", client_message_id=key), metadata=alice.md, timeout=10
+        pb.SendMessageRequest(conversation_id=cid, content="a\nb", client_message_id=key),
+        metadata=alice.md,
+        timeout=10,
     )
     assert again.message_id == first.message_id
     err = expect_status(
-        CODE.INVALID_ARGUMENT, api.messages.SendMessage,
-        pb.SendMessageRequest(conversation_id=cid, content="a\n\nb", client_message_id=key), metadata=alice.md, timeout=10,
+        CODE.INVALID_ARGUMENT,
+        api.messages.SendMessage,
+        pb.SendMessageRequest(conversation_id=cid, content="a\n\nb", client_message_id=key),
+        metadata=alice.md,
+        timeout=10,
     )
     assert "different message" in err.details()
 
@@ -358,7 +495,9 @@ def test_the_cli_prints_other_users_text_inertly(api: ApiClient, cql: Session, t
         (cid, "GROUP", title, participants, uuid.UUID(other.user_id), now),
     )
     for user in participants:
-        cql.execute("INSERT INTO conversations_by_user (user_id, conversation_id) VALUES (%s, %s)", (user, cid))
+        cql.execute(
+            "INSERT INTO conversations_by_user (user_id, conversation_id) VALUES (%s, %s)", (user, cid)
+        )
     cql.execute(
         "INSERT INTO messages (conversation_id, ts, message_id, sender_id, content, status) VALUES (%s, %s, %s, %s, %s, %s)",
         (cid, now, mid, uuid.UUID(other.user_id), content, "SENT"),

@@ -24,7 +24,9 @@ class Users(users_pb2_grpc.UserServiceServicer):
 
     async def LinkChannel(self, request, context):
         if request.channel == "api-error":
-            raise ApiError(grpc.StatusCode.RESOURCE_EXHAUSTED, "slow down", trailers=(("retry-after", "1.500"),))
+            raise ApiError(
+                grpc.StatusCode.RESOURCE_EXHAUSTED, "slow down", trailers=(("retry-after", "1.500"),)
+            )
         if request.channel == "outage":
             raise NoHostAvailable("all hosts down", {})
         if request.channel == "abort":
@@ -46,7 +48,9 @@ def count(method: str, code: str) -> float:
 @pytest.fixture
 async def server():
     tokens = TokenService(secret="k" * 40, issuer="chat4all", ttl_seconds=60, redis=FakeRedis())
-    srv = grpc.aio.server(interceptors=[ObservabilityInterceptor(), AuthInterceptor(tokens=tokens, timeout=1.0)])
+    srv = grpc.aio.server(
+        interceptors=[ObservabilityInterceptor(), AuthInterceptor(tokens=tokens, timeout=1.0)]
+    )
     users_pb2_grpc.add_UserServiceServicer_to_server(Users(), srv)
     auth_pb2_grpc.add_AuthServiceServicer_to_server(Auth(), srv)
     port = srv.add_insecure_port("127.0.0.1:0")
@@ -77,7 +81,9 @@ async def test_auth_interceptor_sets_the_caller_and_spares_public_methods(server
         ("boom", grpc.StatusCode.INTERNAL, "internal error; see the server log"),
     ],
 )
-async def test_errors_become_status_codes_and_are_counted(server, channel: str, code: grpc.StatusCode, details: str) -> None:
+async def test_errors_become_status_codes_and_are_counted(
+    server, channel: str, code: grpc.StatusCode, details: str
+) -> None:
     users, _auth, md, _ = server
     before = count("UserService/LinkChannel", code.name)
     with pytest.raises(grpc.aio.AioRpcError) as exc:

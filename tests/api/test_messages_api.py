@@ -27,16 +27,24 @@ def private(api: ApiClient, a: TestUser, b: TestUser) -> str:
 
 @pytest.fixture
 def room(api: ApiClient) -> tuple[TestUser, TestUser, TestUser, str]:
-    alice, bob, outsider = api.register_and_login("alice"), api.register_and_login("bob"), api.register_and_login("out")
+    alice, bob, outsider = (
+        api.register_and_login("alice"),
+        api.register_and_login("bob"),
+        api.register_and_login("out"),
+    )
     return alice, bob, outsider, private(api, alice, bob)
 
 
-async def test_send_message_publishes_the_event_keyed_by_conversation(api: ApiClient, room, settings: Settings) -> None:
+async def test_send_message_publishes_the_event_keyed_by_conversation(
+    api: ApiClient, room, settings: Settings
+) -> None:
     alice, _bob, _out, cid = room
     async with TopicProbe(settings=settings, topic="messages") as probe:
         before = time.time()
         reply = api.messages.SendMessage(
-            pb.SendMessageRequest(conversation_id=cid, content="hello", channels=["native", "native"]), metadata=alice.md, timeout=10
+            pb.SendMessageRequest(conversation_id=cid, content="hello", channels=["native", "native"]),
+            metadata=alice.md,
+            timeout=10,
         )
         found = await probe.collect(lambda v: v.get("message_id") == reply.message_id)
     assert reply.status == pb.MESSAGE_STATUS_SENT
@@ -46,7 +54,11 @@ async def test_send_message_publishes_the_event_keyed_by_conversation(api: ApiCl
     assert len(found) == 1
     key, event = found[0]
     assert key == cid
-    assert event["conversation_id"] == cid and event["sender_id"] == alice.user_id and event["content"] == "hello"
+    assert (
+        event["conversation_id"] == cid
+        and event["sender_id"] == alice.user_id
+        and event["content"] == "hello"
+    )
     assert event["ts_ms"] == reply.timestamp.ToMilliseconds()
     assert event["channels"] == ["native"]  # de-duplicated
     assert event["file_id"] is None and event["client_message_id"] is None
@@ -56,7 +68,9 @@ async def test_send_message_publishes_the_event_keyed_by_conversation(api: ApiCl
 def test_message_ids_keep_send_order(api: ApiClient, room) -> None:
     alice, _bob, _out, cid = room
     ids = [
-        api.messages.SendMessage(pb.SendMessageRequest(conversation_id=cid, content=f"m{i}"), metadata=alice.md, timeout=10).message_id
+        api.messages.SendMessage(
+            pb.SendMessageRequest(conversation_id=cid, content=f"m{i}"), metadata=alice.md, timeout=10
+        ).message_id
         for i in range(5)
     ]
     assert ids == sorted(ids, key=lambda i: uuid.UUID(i).bytes)
@@ -64,7 +78,9 @@ def test_message_ids_keep_send_order(api: ApiClient, room) -> None:
 
 def test_idempotent_send_returns_the_same_message(api: ApiClient, room) -> None:
     alice, _bob, _out, cid = room
-    request = pb.SendMessageRequest(conversation_id=cid, content="once", client_message_id=f"cm-{uuid.uuid4()}")
+    request = pb.SendMessageRequest(
+        conversation_id=cid, content="once", client_message_id=f"cm-{uuid.uuid4()}"
+    )
     first = api.messages.SendMessage(request, metadata=alice.md, timeout=10)
     second = api.messages.SendMessage(request, metadata=alice.md, timeout=10)
     assert (second.message_id, second.timestamp) == (first.message_id, first.timestamp)
@@ -74,7 +90,9 @@ def test_idempotent_send_returns_the_same_message(api: ApiClient, room) -> None:
     err = expect_status(
         CODE.INVALID_ARGUMENT,
         api.messages.SendMessage,
-        pb.SendMessageRequest(conversation_id=other, content="x", client_message_id=request.client_message_id),
+        pb.SendMessageRequest(
+            conversation_id=other, content="x", client_message_id=request.client_message_id
+        ),
         metadata=alice.md,
         timeout=10,
     )
@@ -84,8 +102,16 @@ def test_idempotent_send_returns_the_same_message(api: ApiClient, room) -> None:
 def test_same_client_message_id_from_another_sender_is_another_message(api: ApiClient, room) -> None:
     alice, bob, _out, cid = room
     key = f"cm-{uuid.uuid4()}"
-    a = api.messages.SendMessage(pb.SendMessageRequest(conversation_id=cid, content="a", client_message_id=key), metadata=alice.md, timeout=10)
-    b = api.messages.SendMessage(pb.SendMessageRequest(conversation_id=cid, content="b", client_message_id=key), metadata=bob.md, timeout=10)
+    a = api.messages.SendMessage(
+        pb.SendMessageRequest(conversation_id=cid, content="a", client_message_id=key),
+        metadata=alice.md,
+        timeout=10,
+    )
+    b = api.messages.SendMessage(
+        pb.SendMessageRequest(conversation_id=cid, content="b", client_message_id=key),
+        metadata=bob.md,
+        timeout=10,
+    )
     assert a.message_id != b.message_id
 
 
@@ -94,13 +120,21 @@ def test_send_message_validation(api: ApiClient, room, settings: Settings) -> No
     send = api.messages.SendMessage
 
     def rejected(code: grpc.StatusCode, **fields) -> str:
-        return expect_status(code, send, pb.SendMessageRequest(**fields), metadata=alice.md, timeout=10).details()
+        return expect_status(
+            code, send, pb.SendMessageRequest(**fields), metadata=alice.md, timeout=10
+        ).details()
 
     limit = settings.max_content_chars
     assert "content or a file_id" in rejected(CODE.INVALID_ARGUMENT, conversation_id=cid)
-    assert f"limit is {limit}" in rejected(CODE.INVALID_ARGUMENT, conversation_id=cid, content="x" * (limit + 1))
-    assert "telegram" in rejected(CODE.INVALID_ARGUMENT, conversation_id=cid, content="x", channels=["telegram"])
-    assert "client_message_id" in rejected(CODE.INVALID_ARGUMENT, conversation_id=cid, content="x", client_message_id="k" * 129)
+    assert f"limit is {limit}" in rejected(
+        CODE.INVALID_ARGUMENT, conversation_id=cid, content="x" * (limit + 1)
+    )
+    assert "telegram" in rejected(
+        CODE.INVALID_ARGUMENT, conversation_id=cid, content="x", channels=["telegram"]
+    )
+    assert "client_message_id" in rejected(
+        CODE.INVALID_ARGUMENT, conversation_id=cid, content="x", client_message_id="k" * 129
+    )
     assert "conversation_id" in rejected(CODE.INVALID_ARGUMENT, conversation_id="12345", content="x")
     assert "conversation_id is required" in rejected(CODE.INVALID_ARGUMENT, content="x")
     assert "not found" in rejected(CODE.NOT_FOUND, conversation_id=str(uuid.uuid4()), content="x")
@@ -114,7 +148,9 @@ def test_send_message_validation(api: ApiClient, room, settings: Settings) -> No
 
 def test_outsider_is_denied_everything(api: ApiClient, room) -> None:
     alice, _bob, outsider, cid = room
-    sent = api.messages.SendMessage(pb.SendMessageRequest(conversation_id=cid, content="private"), metadata=alice.md, timeout=10)
+    sent = api.messages.SendMessage(
+        pb.SendMessageRequest(conversation_id=cid, content="private"), metadata=alice.md, timeout=10
+    )
     for call, request in (
         (api.messages.SendMessage, pb.SendMessageRequest(conversation_id=cid, content="let me in")),
         (api.messages.GetMessages, pb.GetMessagesRequest(conversation_id=cid)),
@@ -128,43 +164,79 @@ def test_outsider_is_denied_everything(api: ApiClient, room) -> None:
 def test_get_messages_rejects_page_size(api: ApiClient, room, size: int) -> None:
     alice, _bob, _out, cid = room
     err = expect_status(
-        CODE.INVALID_ARGUMENT, api.messages.GetMessages, pb.GetMessagesRequest(conversation_id=cid, page_size=size), metadata=alice.md, timeout=10
+        CODE.INVALID_ARGUMENT,
+        api.messages.GetMessages,
+        pb.GetMessagesRequest(conversation_id=cid, page_size=size),
+        metadata=alice.md,
+        timeout=10,
     )
     assert f"got {size}" in err.details()
 
 
 def test_get_messages_rejects_foreign_page_token(api: ApiClient, room) -> None:
     alice, _bob, _out, cid = room
-    listed = api.conversations.ListConversations(cpb.ListConversationsRequest(page_size=1), metadata=alice.md, timeout=10)
+    listed = api.conversations.ListConversations(
+        cpb.ListConversationsRequest(page_size=1), metadata=alice.md, timeout=10
+    )
     token = listed.next_page_token or "bm9wZQ"
     err = expect_status(
-        CODE.INVALID_ARGUMENT, api.messages.GetMessages, pb.GetMessagesRequest(conversation_id=cid, page_token=token), metadata=alice.md, timeout=10
+        CODE.INVALID_ARGUMENT,
+        api.messages.GetMessages,
+        pb.GetMessagesRequest(conversation_id=cid, page_token=token),
+        metadata=alice.md,
+        timeout=10,
     )
     assert "page_token" in err.details()
 
 
 def test_get_messages_of_unknown_conversation(api: ApiClient, room) -> None:
     alice, *_ = room
-    expect_status(CODE.NOT_FOUND, api.messages.GetMessages, pb.GetMessagesRequest(conversation_id=str(uuid.uuid4())), metadata=alice.md, timeout=10)
+    expect_status(
+        CODE.NOT_FOUND,
+        api.messages.GetMessages,
+        pb.GetMessagesRequest(conversation_id=str(uuid.uuid4())),
+        metadata=alice.md,
+        timeout=10,
+    )
 
 
 def test_mark_read_validation(api: ApiClient, room) -> None:
     alice, bob, _out, cid = room
     mark = api.messages.MarkRead
-    err = expect_status(CODE.INVALID_ARGUMENT, mark, pb.MarkReadRequest(conversation_id=cid), metadata=bob.md, timeout=10)
+    err = expect_status(
+        CODE.INVALID_ARGUMENT, mark, pb.MarkReadRequest(conversation_id=cid), metadata=bob.md, timeout=10
+    )
     assert "message_ids is empty" in err.details()
-    err = expect_status(CODE.INVALID_ARGUMENT, mark, pb.MarkReadRequest(conversation_id=cid, message_ids=["bad"]), metadata=bob.md, timeout=10)
+    err = expect_status(
+        CODE.INVALID_ARGUMENT,
+        mark,
+        pb.MarkReadRequest(conversation_id=cid, message_ids=["bad"]),
+        metadata=bob.md,
+        timeout=10,
+    )
     assert "message_ids" in err.details()
     unknown = str(uuid.uuid4())
-    err = expect_status(CODE.NOT_FOUND, mark, pb.MarkReadRequest(conversation_id=cid, message_ids=[unknown]), metadata=bob.md, timeout=10)
+    err = expect_status(
+        CODE.NOT_FOUND,
+        mark,
+        pb.MarkReadRequest(conversation_id=cid, message_ids=[unknown]),
+        metadata=bob.md,
+        timeout=10,
+    )
     assert unknown in err.details()
     err = expect_status(
-        CODE.INVALID_ARGUMENT, mark, pb.MarkReadRequest(conversation_id=cid, message_ids=[unknown] * 501), metadata=bob.md, timeout=10
+        CODE.INVALID_ARGUMENT,
+        mark,
+        pb.MarkReadRequest(conversation_id=cid, message_ids=[unknown] * 501),
+        metadata=bob.md,
+        timeout=10,
     )
     assert "at most 500" in err.details()
 
 
-async def test_an_api_with_a_topic_prefix_publishes_to_its_own_topics(api_factory, settings: Settings) -> None:
+async def test_an_api_with_a_topic_prefix_publishes_to_its_own_topics(
+    api_factory, settings: Settings
+) -> None:
     from cli.stack.bootstrap import create_topics
 
     prefix = f"c4a-prefix-{uuid.uuid4().hex[:8]}."
@@ -175,10 +247,13 @@ async def test_an_api_with_a_topic_prefix_publishes_to_its_own_topics(api_factor
         api = api_factory({"CHAT4ALL_TOPIC_PREFIX": prefix})
         alice, bob = api.register_and_login("alice"), api.register_and_login("bob")
         cid = api.private_conversation(alice, bob)
-        async with TopicProbe(settings=settings, topic=f"{prefix}messages") as own, \
-                TopicProbe(settings=settings, topic="messages") as shared:
-            reply = api.messages.SendMessage(pb.SendMessageRequest(conversation_id=cid, content="isolated"),
-                                             metadata=alice.md, timeout=10)
+        async with (
+            TopicProbe(settings=settings, topic=f"{prefix}messages") as own,
+            TopicProbe(settings=settings, topic="messages") as shared,
+        ):
+            reply = api.messages.SendMessage(
+                pb.SendMessageRequest(conversation_id=cid, content="isolated"), metadata=alice.md, timeout=10
+            )
             mine = await own.collect(lambda v: v.get("message_id") == reply.message_id)
             leaked = await shared.collect(lambda v: v.get("message_id") == reply.message_id, timeout=1.0)
     finally:

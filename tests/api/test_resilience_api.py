@@ -31,7 +31,9 @@ def test_rate_limit_trips_and_recovers(api_factory) -> None:
     alice, bob, cid = private(limited)
 
     def send(user) -> pb.SendMessageResponse:
-        return limited.messages.SendMessage(pb.SendMessageRequest(conversation_id=cid, content="hi"), metadata=user.md, timeout=10)
+        return limited.messages.SendMessage(
+            pb.SendMessageRequest(conversation_id=cid, content="hi"), metadata=user.md, timeout=10
+        )
 
     for _ in range(3):
         send(alice)
@@ -52,7 +54,9 @@ def _token_for(user_id: str) -> tuple[tuple[str, str], ...]:
     return (("authorization", "Bearer " + jwt.encode(claims, TEST_JWT_SECRET, algorithm="HS256")),)
 
 
-def test_kafka_down_gives_unavailable_within_deadline_and_nothing_half_written(api: ApiClient, api_factory, settings: Settings) -> None:
+def test_kafka_down_gives_unavailable_within_deadline_and_nothing_half_written(
+    api: ApiClient, api_factory, settings: Settings
+) -> None:
     alice, _bob, cid = private(api)
     no_kafka = api_factory({"CHAT4ALL_KAFKA_PORT": str(free_port())}, wait_serving=False)
     key = f"cm-{uuid.uuid4()}"
@@ -70,13 +74,16 @@ def test_kafka_down_gives_unavailable_within_deadline_and_nothing_half_written(a
     session = connect(settings)
     try:
         row = session.execute(
-            "SELECT message_id FROM client_messages WHERE sender_id = %s AND client_message_id = %s", (uuid.UUID(alice.user_id), key)
+            "SELECT message_id FROM client_messages WHERE sender_id = %s AND client_message_id = %s",
+            (uuid.UUID(alice.user_id), key),
         ).one()
     finally:
         session.cluster.shutdown()
     assert row is None
     ok = api.messages.SendMessage(
-        pb.SendMessageRequest(conversation_id=cid, content="lost?", client_message_id=key), metadata=alice.md, timeout=10
+        pb.SendMessageRequest(conversation_id=cid, content="lost?", client_message_id=key),
+        metadata=alice.md,
+        timeout=10,
     )
     assert ok.status == pb.MESSAGE_STATUS_SENT
     health = no_kafka.health.Check(health_pb2.HealthCheckRequest(), timeout=5)
@@ -88,7 +95,10 @@ def test_cassandra_down_gives_unavailable_within_deadline(api_factory) -> None:
     md = _token_for(str(uuid.uuid4()))  # tokens are checked without Cassandra
     for call, request in (
         (no_cassandra.users.GetMe, users_pb2.GetMeRequest()),
-        (no_cassandra.messages.SendMessage, pb.SendMessageRequest(conversation_id=str(uuid.uuid4()), content="x")),
+        (
+            no_cassandra.messages.SendMessage,
+            pb.SendMessageRequest(conversation_id=str(uuid.uuid4()), content="x"),
+        ),
     ):
         start = time.monotonic()
         err = expect_status(CODE.UNAVAILABLE, call, request, metadata=md, timeout=2)
@@ -99,7 +109,13 @@ def test_cassandra_down_gives_unavailable_within_deadline(api_factory) -> None:
 def test_redis_down_gives_unavailable_within_deadline(api_factory) -> None:
     no_redis = api_factory({"CHAT4ALL_REDIS_PORT": str(free_port())}, wait_serving=False)
     start = time.monotonic()
-    err = expect_status(CODE.UNAVAILABLE, no_redis.users.GetMe, users_pb2.GetMeRequest(), metadata=_token_for(str(uuid.uuid4())), timeout=2)
+    err = expect_status(
+        CODE.UNAVAILABLE,
+        no_redis.users.GetMe,
+        users_pb2.GetMeRequest(),
+        metadata=_token_for(str(uuid.uuid4())),
+        timeout=2,
+    )
     assert time.monotonic() - start < 2
     assert "Redis" in err.details()
 
@@ -114,7 +130,11 @@ def test_metrics_count_requests_latency_and_errors(api: ApiClient) -> None:
     user = api.register_and_login("metrics")
     api.users.GetMe(users_pb2.GetMeRequest(), metadata=user.md, timeout=5)
     expect_status(CODE.UNAUTHENTICATED, api.users.GetMe, users_pb2.GetMeRequest(), timeout=5)
-    body = urllib.request.urlopen(f"http://127.0.0.1:{api.server.metrics_port}/metrics", timeout=5).read().decode()
+    body = (
+        urllib.request.urlopen(f"http://127.0.0.1:{api.server.metrics_port}/metrics", timeout=5)
+        .read()
+        .decode()
+    )
     assert 'chat4all_api_requests_total{code="OK",method="UserService/GetMe"}' in body
     assert 'chat4all_api_errors_total{code="UNAUTHENTICATED",method="UserService/GetMe"}' in body
     assert 'chat4all_api_request_seconds_bucket{le="0.005",method="AuthService/Login"}' in body
@@ -130,4 +150,7 @@ def test_second_api_on_a_taken_port_refuses_to_start(api: ApiClient) -> None:
     assert done.returncode != 0
     assert f"cannot listen on 127.0.0.1:{api.server.port}" in done.stderr
     # The running server is untouched and still answers.
-    assert api.health.Check(health_pb2.HealthCheckRequest(), timeout=5).status == health_pb2.HealthCheckResponse.SERVING
+    assert (
+        api.health.Check(health_pb2.HealthCheckRequest(), timeout=5).status
+        == health_pb2.HealthCheckResponse.SERVING
+    )

@@ -25,7 +25,10 @@ pytestmark = pytest.mark.integration
 
 # Outside dev mode the API refuses the local stack's S3 secret: this one is wrong for S3Proxy,
 # so files do not work on this server, which these tests do not use.
-PRODUCTION_ENV = {"CHAT4ALL_DEV_MODE": "false", "CHAT4ALL_S3_SECRET_KEY": "not-the-local-stack-secret-0123456789"}
+PRODUCTION_ENV = {
+    "CHAT4ALL_DEV_MODE": "false",
+    "CHAT4ALL_S3_SECRET_KEY": "not-the-local-stack-secret-0123456789",
+}
 
 
 @pytest.fixture(scope="module")
@@ -36,14 +39,18 @@ def tls_files(tmp_path_factory: pytest.TempPathFactory) -> TlsFiles:
 @pytest.fixture
 def tls_api(api_factory, tls_files: TlsFiles) -> ApiClient:
     """An API outside dev mode, serving TLS with the test CA's certificate."""
-    return api_factory({**PRODUCTION_ENV, **tls_files.server_env()}, wait_serving=False, ca_file=tls_files.ca_file)
+    return api_factory(
+        {**PRODUCTION_ENV, **tls_files.server_env()}, wait_serving=False, ca_file=tls_files.ca_file
+    )
 
 
 def _health(channel: grpc.Channel) -> int:
     return health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=5).status
 
 
-def test_grpc_over_tls_with_the_ca_works_and_without_it_does_not(tls_api: ApiClient, tls_files: TlsFiles, tmp_path) -> None:
+def test_grpc_over_tls_with_the_ca_works_and_without_it_does_not(
+    tls_api: ApiClient, tls_files: TlsFiles, tmp_path
+) -> None:
     user = tls_api.register_and_login("tls")
     me = tls_api.users.GetMe(users_pb2.GetMeRequest(), metadata=user.md, timeout=10)
     assert me.user_id == user.user_id
@@ -66,7 +73,9 @@ def test_grpc_over_tls_with_the_ca_works_and_without_it_does_not(tls_api: ApiCli
         assert err.value.code() == grpc.StatusCode.UNAVAILABLE
 
 
-async def test_websocket_over_wss_with_the_ca(tls_api: ApiClient, tls_files: TlsFiles, stack: Settings) -> None:
+async def test_websocket_over_wss_with_the_ca(
+    tls_api: ApiClient, tls_files: TlsFiles, stack: Settings
+) -> None:
     user = tls_api.register_and_login("wss")
     port = tls_api.server.env["CHAT4ALL_WEBSOCKET_PORT"]
     trusted = ssl.create_default_context(cafile=str(tls_files.ca_file))
@@ -77,13 +86,17 @@ async def test_websocket_over_wss_with_the_ca(tls_api: ApiClient, tls_files: Tls
 
     # A forged token is still refused over TLS (the HTTP 401 travels inside it).
     with pytest.raises(InvalidStatus) as refused:
-        async with connect(f"wss://127.0.0.1:{port}/v1/events", ssl=trusted, additional_headers={"Authorization": "Bearer x"}):
+        async with connect(
+            f"wss://127.0.0.1:{port}/v1/events", ssl=trusted, additional_headers={"Authorization": "Bearer x"}
+        ):
             pass
     assert refused.value.response.status_code == 401
 
     # Without the CA the server's certificate is refused; plain ws:// gets no WebSocket either.
     with pytest.raises(ssl.SSLCertVerificationError):
-        async with connect(f"wss://127.0.0.1:{port}/v1/events", ssl=ssl.create_default_context(), additional_headers=headers):
+        async with connect(
+            f"wss://127.0.0.1:{port}/v1/events", ssl=ssl.create_default_context(), additional_headers=headers
+        ):
             pass
     with pytest.raises(InvalidMessage):  # the TLS server answers a plain HTTP request with no HTTP response
         async with connect(f"ws://127.0.0.1:{port}/v1/events", additional_headers=headers, open_timeout=5):
@@ -91,13 +104,21 @@ async def test_websocket_over_wss_with_the_ca(tls_api: ApiClient, tls_files: Tls
 
 
 def test_cli_connects_with_its_ca_file(tls_api: ApiClient, tls_files: TlsFiles, tmp_path: Path) -> None:
-    env = {**os.environ, "XDG_CONFIG_HOME": str(tmp_path / "home"), "CHAT4ALL_API_TARGET": tls_api.server.target}
+    env = {
+        **os.environ,
+        "XDG_CONFIG_HOME": str(tmp_path / "home"),
+        "CHAT4ALL_API_TARGET": tls_api.server.target,
+    }
     env.pop("CHAT4ALL_TLS_CA_FILE", None)
     name, password = f"cli-{uuid.uuid4().hex[:8]}", "cli-tls-password"
 
     def cli(*args: str, extra: dict[str, str] | None = None) -> subprocess.CompletedProcess:
         return subprocess.run(
-            [chat4all_executable(), *args], env={**env, **(extra or {})}, capture_output=True, text=True, timeout=60
+            [chat4all_executable(), *args],
+            env={**env, **(extra or {})},
+            capture_output=True,
+            text=True,
+            timeout=60,
         )
 
     without = cli("register", name, "--password", password)
@@ -105,7 +126,9 @@ def test_cli_connects_with_its_ca_file(tls_api: ApiClient, tls_files: TlsFiles, 
     registered = cli("register", name, "--password", password, "--ca-file", str(tls_files.ca_file))
     assert registered.returncode == 0, registered.stderr
     # The setting works as well as the option; the login remembers the CA for later commands.
-    logged_in = cli("login", name, "--password", password, extra={"CHAT4ALL_TLS_CA_FILE": str(tls_files.ca_file)})
+    logged_in = cli(
+        "login", name, "--password", password, extra={"CHAT4ALL_TLS_CA_FILE": str(tls_files.ca_file)}
+    )
     assert logged_in.returncode == 0, logged_in.stderr
     me = cli("me")
     assert me.returncode == 0 and name in me.stdout, me.stderr
@@ -124,7 +147,9 @@ def _start(env: dict[str, str], tmp_path: Path) -> subprocess.CompletedProcess:
     for name in ("CHAT4ALL_TLS_CERT_FILE", "CHAT4ALL_TLS_KEY_FILE"):
         if name not in env:
             full.pop(name, None)
-    done = subprocess.run([chat4all_executable(), "api"], env=full, capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [chat4all_executable(), "api"], env=full, capture_output=True, text=True, timeout=60
+    )
     assert done.returncode != 0, f"the API started with {env}"
     return done
 
@@ -134,7 +159,14 @@ def test_api_refuses_to_start_with_weak_secrets_or_without_tls(tls_files: TlsFil
     short = _start({"CHAT4ALL_DEV_MODE": "true", "CHAT4ALL_JWT_SECRET": "x"}, tmp_path)
     assert "CHAT4ALL_JWT_SECRET is shorter than 32 bytes" in short.stderr
     # Outside dev mode: the local stack's S3 secret (the default), even with TLS set.
-    local_s3 = _start({"CHAT4ALL_DEV_MODE": "false", "CHAT4ALL_S3_SECRET_KEY": "chat4all-local-secret", **tls_files.server_env()}, tmp_path)
+    local_s3 = _start(
+        {
+            "CHAT4ALL_DEV_MODE": "false",
+            "CHAT4ALL_S3_SECRET_KEY": "chat4all-local-secret",
+            **tls_files.server_env(),
+        },
+        tmp_path,
+    )
     assert "CHAT4ALL_S3_SECRET_KEY is the local stack's default" in local_s3.stderr
     # Outside dev mode: no certificate and key.
     no_tls = _start(PRODUCTION_ENV, tmp_path)
@@ -142,7 +174,9 @@ def test_api_refuses_to_start_with_weak_secrets_or_without_tls(tls_files: TlsFil
     # In any mode: half a TLS configuration, a missing file, a key that is not the certificate's.
     half = _start({"CHAT4ALL_DEV_MODE": "true", "CHAT4ALL_TLS_CERT_FILE": str(tls_files.cert_file)}, tmp_path)
     assert "set both CHAT4ALL_TLS_CERT_FILE and CHAT4ALL_TLS_KEY_FILE" in half.stderr
-    missing = _start({**tls_files.server_env(), "CHAT4ALL_TLS_KEY_FILE": str(tmp_path / "nope.key")}, tmp_path)
+    missing = _start(
+        {**tls_files.server_env(), "CHAT4ALL_TLS_KEY_FILE": str(tmp_path / "nope.key")}, tmp_path
+    )
     assert "cannot read it" in missing.stderr and "nope.key" in missing.stderr
     other = make_tls_files(tmp_path / "other", name="other")
     mismatched = _start({**tls_files.server_env(), "CHAT4ALL_TLS_KEY_FILE": str(other.key_file)}, tmp_path)

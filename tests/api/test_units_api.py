@@ -42,8 +42,12 @@ def test_cursor_round_trip_and_kind_check() -> None:
     assert cursors.decode("messages", "") is None
     other_key = Cursors(key=b"x" * 32).encode("messages", {"ts": 1, "id": "abc"})
     for bad_kind, bad_token in (
-        ("conversations", token), ("messages", "%%%"), ("messages", "bm90LWpzb24"), ("messages", other_key),
-        ("messages", token[:-2]), ("messages", token.split(".")[0]),
+        ("conversations", token),
+        ("messages", "%%%"),
+        ("messages", "bm90LWpzb24"),
+        ("messages", other_key),
+        ("messages", token[:-2]),
+        ("messages", token.split(".")[0]),
     ):
         with pytest.raises(ApiError) as exc:
             cursors.decode(bad_kind, bad_token)
@@ -52,7 +56,11 @@ def test_cursor_round_trip_and_kind_check() -> None:
 
 def test_cursor_key_is_derived_from_the_jwt_secret_unless_set() -> None:
     derived = cursor_key(settings=Settings(), jwt_secret="j" * 40)
-    assert derived == cursor_key(settings=Settings(), jwt_secret="j" * 40) != cursor_key(settings=Settings(), jwt_secret="i" * 40)
+    assert (
+        derived
+        == cursor_key(settings=Settings(), jwt_secret="j" * 40)
+        != cursor_key(settings=Settings(), jwt_secret="i" * 40)
+    )
     assert b"j" * 40 not in derived
     assert cursor_key(settings=Settings(api_cursor_secret="c" * 32), jwt_secret="j" * 40) == b"c" * 32
     with pytest.raises(MissingSecret):
@@ -90,7 +98,7 @@ async def test_tokens_issue_verify_revoke() -> None:
     claims = await tokens.verify(token, timeout=1)
     assert claims.user_id == user_id and claims.expires_at == exp
     await tokens.revoke(claims)
-    (key, (_, ttl)), = redis.data.items()
+    ((key, (_, ttl)),) = redis.data.items()
     assert claims.jti in key and 55 <= ttl <= 62  # kept only until the token would expire
     with pytest.raises(ApiError, match="revoked"):
         await tokens.verify(token, timeout=1)
@@ -119,7 +127,9 @@ async def test_token_checks_are_cached_briefly_and_revocation_here_applies_at_on
 
 
 async def test_a_cached_token_still_expires_on_time() -> None:
-    tokens = TokenService(secret="s" * 40, issuer="chat4all", ttl_seconds=1, redis=FakeRedis(), cache_seconds=60)
+    tokens = TokenService(
+        secret="s" * 40, issuer="chat4all", ttl_seconds=1, redis=FakeRedis(), cache_seconds=60
+    )
     token, exp = tokens.issue(str(uuid.uuid4()))
     await tokens.verify(token, timeout=1)
     await asyncio.sleep(max(0.0, exp - time.time()) + 0.05)

@@ -25,7 +25,9 @@ class Room:
 
 def make_room(api: ApiClient) -> Room:
     alice, bob, eve = (api.register_and_login(p) for p in ("alice", "bob", "eve"))
-    return Room(alice=alice, bob=bob, eve=eve, conversation_id=api.private_conversation(alice, bob, timeout=15))
+    return Room(
+        alice=alice, bob=bob, eve=eve, conversation_id=api.private_conversation(alice, bob, timeout=15)
+    )
 
 
 @pytest.fixture(scope="session")

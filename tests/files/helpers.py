@@ -20,8 +20,12 @@ MiB = 1024 * 1024
 
 def info_for(room, data: bytes, **overrides) -> files_pb2.FileInfo:
     fields = dict(
-        conversation_id=room.conversation_id, filename="blob.bin", mime_type="application/octet-stream",
-        size=len(data), sha256=hashlib.sha256(data).hexdigest(), upload_id=f"test-{uuid.uuid4()}",
+        conversation_id=room.conversation_id,
+        filename="blob.bin",
+        mime_type="application/octet-stream",
+        size=len(data),
+        sha256=hashlib.sha256(data).hexdigest(),
+        upload_id=f"test-{uuid.uuid4()}",
     )
     fields.update(overrides)
     return files_pb2.FileInfo(**fields)
@@ -30,7 +34,9 @@ def info_for(room, data: bytes, **overrides) -> files_pb2.FileInfo:
 def wait_status(files, md, upload_id: str, expected: int, timeout: float = 15.0) -> int:
     deadline = time.monotonic() + timeout
     while True:
-        got = files.GetUploadStatus(files_pb2.GetUploadStatusRequest(upload_id=upload_id), metadata=md, timeout=10)
+        got = files.GetUploadStatus(
+            files_pb2.GetUploadStatusRequest(upload_id=upload_id), metadata=md, timeout=10
+        )
         if got.bytes_received == expected or time.monotonic() > deadline:
             return got.bytes_received
         time.sleep(0.2)
@@ -39,9 +45,13 @@ def wait_status(files, md, upload_id: str, expected: int, timeout: float = 15.0)
 def session_row(cql, upload_id: str, uploader_id: str | None = None):
     """The upload_sessions row of ``upload_id`` (test upload ids are unique, so the uploader is optional)."""
     if uploader_id is not None:
-        return cql.execute("SELECT * FROM upload_sessions WHERE uploader_id = %s AND upload_id = %s",
-                           (uuid.UUID(uploader_id), upload_id)).one()
-    return cql.execute("SELECT * FROM upload_sessions WHERE upload_id = %s ALLOW FILTERING", (upload_id,)).one()
+        return cql.execute(
+            "SELECT * FROM upload_sessions WHERE uploader_id = %s AND upload_id = %s",
+            (uuid.UUID(uploader_id), upload_id),
+        ).one()
+    return cql.execute(
+        "SELECT * FROM upload_sessions WHERE upload_id = %s ALLOW FILTERING", (upload_id,)
+    ).one()
 
 
 def write_random(path: Path, size: int) -> Path:
@@ -60,9 +70,24 @@ class CutStream:
     Lets a test cancel the call (a cut connection) at a known point, or end the stream early.
     """
 
-    def __init__(self, info: files_pb2.FileInfo, data: bytes, *, start: int = 0, cut_at: int, chunk: int = MiB,
-                 hold: bool = True) -> None:
-        self.info, self.data, self.start, self.cut_at, self.chunk, self.hold = info, data, start, cut_at, chunk, hold
+    def __init__(
+        self,
+        info: files_pb2.FileInfo,
+        data: bytes,
+        *,
+        start: int = 0,
+        cut_at: int,
+        chunk: int = MiB,
+        hold: bool = True,
+    ) -> None:
+        self.info, self.data, self.start, self.cut_at, self.chunk, self.hold = (
+            info,
+            data,
+            start,
+            cut_at,
+            chunk,
+            hold,
+        )
         self.sent = start
         self.reached = threading.Event()
         self.release = threading.Event()
@@ -71,15 +96,23 @@ class CutStream:
         yield files_pb2.UploadFileRequest(info=self.info)
         while self.sent < self.cut_at:
             end = min(self.sent + self.chunk, self.cut_at)
-            yield files_pb2.UploadFileRequest(chunk=self.data[self.sent:end])
+            yield files_pb2.UploadFileRequest(chunk=self.data[self.sent : end])
             self.sent = end
         self.reached.set()
         if self.hold:
             self.release.wait(60)
 
 
-def cut_upload(files: files_pb2_grpc.FileServiceStub, md, info: files_pb2.FileInfo, data: bytes, *,
-               cut_at: int, start: int = 0, settle: float = 1.0) -> None:
+def cut_upload(
+    files: files_pb2_grpc.FileServiceStub,
+    md,
+    info: files_pb2.FileInfo,
+    data: bytes,
+    *,
+    cut_at: int,
+    start: int = 0,
+    settle: float = 1.0,
+) -> None:
     """Send bytes up to ``cut_at``, then cancel the call as a dropped connection would."""
     stream = CutStream(info, data, start=start, cut_at=cut_at)
     future = files.UploadFile.future(iter(stream), metadata=md)

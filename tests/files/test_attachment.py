@@ -19,18 +19,26 @@ def test_message_with_attachment_shows_it_in_history(api, files, pipeline_worker
     room = make_room(api)  # a conversation of its own: its history holds only this test's messages
     data = b"%PDF-1.7 pretend" * 5000
     info = info_for(room, data, filename="report.pdf", mime_type="application/pdf")
-    done = files.UploadFile(iter([files_pb2.UploadFileRequest(info=info), files_pb2.UploadFileRequest(chunk=data)]),
-                            metadata=room.alice.md, timeout=30)
+    done = files.UploadFile(
+        iter([files_pb2.UploadFileRequest(info=info), files_pb2.UploadFileRequest(chunk=data)]),
+        metadata=room.alice.md,
+        timeout=30,
+    )
 
     sent = api.messages.SendMessage(
-        messages_pb2.SendMessageRequest(conversation_id=room.conversation_id, content="the report", file_id=done.file_id),
-        metadata=room.alice.md, timeout=15,
+        messages_pb2.SendMessageRequest(
+            conversation_id=room.conversation_id, content="the report", file_id=done.file_id
+        ),
+        metadata=room.alice.md,
+        timeout=15,
     )
     deadline = time.monotonic() + 30
     found = None
     while found is None and time.monotonic() < deadline:
         page = api.messages.GetMessages(
-            messages_pb2.GetMessagesRequest(conversation_id=room.conversation_id), metadata=room.bob.md, timeout=10
+            messages_pb2.GetMessagesRequest(conversation_id=room.conversation_id),
+            metadata=room.bob.md,
+            timeout=10,
         )
         found = next((m for m in page.messages if m.message_id == sent.message_id), None)
         if found is None:
@@ -46,7 +54,10 @@ def test_message_with_attachment_shows_it_in_history(api, files, pipeline_worker
     other = make_room(api)
     with pytest.raises(grpc.RpcError) as exc:
         api.messages.SendMessage(
-            messages_pb2.SendMessageRequest(conversation_id=other.conversation_id, content="x", file_id=done.file_id),
-            metadata=other.alice.md, timeout=15,
+            messages_pb2.SendMessageRequest(
+                conversation_id=other.conversation_id, content="x", file_id=done.file_id
+            ),
+            metadata=other.alice.md,
+            timeout=15,
         )
     assert status_code(exc) == grpc.StatusCode.PERMISSION_DENIED

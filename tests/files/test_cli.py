@@ -26,8 +26,12 @@ def run(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.Completed
 
 def test_cli_upload_resumes_after_a_cut_and_download_matches(api, room, tmp_path: Path) -> None:
     proxy = CuttingProxy(api.server.target, cut_after=12 * MiB)
-    env = {**os.environ, "XDG_CONFIG_HOME": str(tmp_path / "config"), "CHAT4ALL_API_TARGET": proxy.target,
-           "CHAT4ALL_PASSWORD": room.alice.password}
+    env = {
+        **os.environ,
+        "XDG_CONFIG_HOME": str(tmp_path / "config"),
+        "CHAT4ALL_API_TARGET": proxy.target,
+        "CHAT4ALL_PASSWORD": room.alice.password,
+    }
     try:
         login = run(["login", room.alice.username], env, tmp_path)
         assert login.returncode == 0, login.stderr
@@ -65,8 +69,13 @@ def test_download_resumes_with_range_after_a_cut(api_factory, room, settings, tm
         public = api_factory({"CHAT4ALL_S3_PUBLIC_ENDPOINT": proxy.target})
         path = write_random(tmp_path / "film.bin", 16 * MiB)
         done = upload_file(public.channel, room.alice.md, path=path, conversation_id=room.conversation_id)
-        url = public.stub(files_pb2_grpc.FileServiceStub).GetDownloadUrl(
-            files_pb2.GetDownloadUrlRequest(file_id=done.file_id), metadata=room.bob.md, timeout=10).url
+        url = (
+            public.stub(files_pb2_grpc.FileServiceStub)
+            .GetDownloadUrl(
+                files_pb2.GetDownloadUrlRequest(file_id=done.file_id), metadata=room.bob.md, timeout=10
+            )
+            .url
+        )
         assert url.startswith(f"http://{proxy.target}/")
 
         seen: list[int] = []

@@ -31,9 +31,14 @@ def test_expired_url_is_refused_by_s3(short_lived, room) -> None:
     stub = short_lived.stub(files_pb2_grpc.FileServiceStub)
     data = b"expiring" * 4096
     info = info_for(room, data)
-    done = stub.UploadFile(iter([files_pb2.UploadFileRequest(info=info), files_pb2.UploadFileRequest(chunk=data)]),
-                           metadata=room.alice.md, timeout=30)
-    answer = stub.GetDownloadUrl(files_pb2.GetDownloadUrlRequest(file_id=done.file_id), metadata=room.bob.md, timeout=10)
+    done = stub.UploadFile(
+        iter([files_pb2.UploadFileRequest(info=info), files_pb2.UploadFileRequest(chunk=data)]),
+        metadata=room.alice.md,
+        timeout=30,
+    )
+    answer = stub.GetDownloadUrl(
+        files_pb2.GetDownloadUrlRequest(file_id=done.file_id), metadata=room.bob.md, timeout=10
+    )
     assert answer.expires_at.seconds - time.time() <= 3
 
     fresh = urllib3.request("GET", answer.url)
@@ -55,7 +60,7 @@ def test_stale_session_is_cleaned_up(short_lived, room, cql, s3, settings) -> No
     data = b"s" * (12 * MiB)
     info = info_for(room, data)
     partial = [files_pb2.UploadFileRequest(info=info)] + [
-        files_pb2.UploadFileRequest(chunk=data[i:i + MiB]) for i in range(0, 10 * MiB, MiB)
+        files_pb2.UploadFileRequest(chunk=data[i : i + MiB]) for i in range(0, 10 * MiB, MiB)
     ]
     with pytest.raises(grpc.RpcError) as exc:
         stub.UploadFile(iter(partial), metadata=room.alice.md, timeout=30)
@@ -71,7 +76,9 @@ def test_stale_session_is_cleaned_up(short_lived, room, cql, s3, settings) -> No
     assert s3._list_parts(settings.s3_bucket, row.object_key, row.s3_upload_id).parts == []
     assert list(s3.list_objects(settings.s3_bucket, prefix=f"staging/{row.file_id}/", recursive=True)) == []
     with pytest.raises(grpc.RpcError) as exc:
-        stub.GetUploadStatus(files_pb2.GetUploadStatusRequest(upload_id=info.upload_id), metadata=room.alice.md)
+        stub.GetUploadStatus(
+            files_pb2.GetUploadStatusRequest(upload_id=info.upload_id), metadata=room.alice.md
+        )
     assert status_code(exc) == grpc.StatusCode.NOT_FOUND
     assert re.search(r"cleaned up \d+ expired upload sessions", short_lived.server.log())
 

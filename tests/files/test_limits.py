@@ -77,8 +77,10 @@ def test_48_idle_streams_of_one_user_do_not_lock_out_another(fresh_api) -> None:
         # Another user uploads, four streams at once, while mallory's four are still open.
         data = [bytes([i]) * (2 * MiB) for i in range(4)]
         infos = [info_for(alice_room, d) for d in data]
-        futures = [stub.UploadFile.future(iter(whole(i, d)), metadata=alice_room.alice.md, timeout=60)
-                   for i, d in zip(infos, data, strict=True)]
+        futures = [
+            stub.UploadFile.future(iter(whole(i, d)), metadata=alice_room.alice.md, timeout=60)
+            for i, d in zip(infos, data, strict=True)
+        ]
         done = [f.result() for f in futures]
         assert [d.sha256 for d in done] == [i.sha256 for i in infos]
         assert sum(refused(f, timeout=0.1) is None for _, f in held) == 4  # mallory's are still open
@@ -99,7 +101,12 @@ def test_the_fifth_concurrent_stream_of_a_user_is_resource_exhausted(fresh_api) 
         assert status_code(exc) == grpc.StatusCode.RESOURCE_EXHAUSTED
         assert float(trailer(exc.value, "retry-after")) > 0
         # Bob, in the same conversation, is not affected.
-        assert stub.UploadFile(iter(whole(info_for(room, b"bob"), b"bob")), metadata=room.bob.md, timeout=10).size == 3
+        assert (
+            stub.UploadFile(
+                iter(whole(info_for(room, b"bob"), b"bob")), metadata=room.bob.md, timeout=10
+            ).size
+            == 3
+        )
 
         stream, future = held.pop()  # one stream ends: its slot is free again
         stream.release.set()
@@ -129,7 +136,9 @@ def test_the_seventeenth_open_session_is_resource_exhausted(fresh_api) -> None:
     # Retry after the oldest one expires (a day from now, nothing being done).
     assert 23 * 3600 < float(trailer(exc.value, "retry-after")) <= 24 * 3600
     with pytest.raises(grpc.RpcError) as missing:
-        stub.GetUploadStatus(files_pb2.GetUploadStatusRequest(upload_id=seventeenth.upload_id), metadata=room.alice.md)
+        stub.GetUploadStatus(
+            files_pb2.GetUploadStatusRequest(upload_id=seventeenth.upload_id), metadata=room.alice.md
+        )
     assert status_code(missing) == grpc.StatusCode.NOT_FOUND  # nothing was created
 
     # Resuming one of the sixteen is still allowed; once it is finished, a new one may start.
@@ -139,7 +148,10 @@ def test_the_seventeenth_open_session_is_resource_exhausted(fresh_api) -> None:
     assert stub.UploadFile(iter(resumed), metadata=room.alice.md, timeout=10).size == 1000
     assert stub.UploadFile(iter(whole(seventeenth, data)), metadata=room.alice.md, timeout=10).size == 1000
     # Another user is not limited by alice's sessions.
-    assert stub.UploadFile(iter(whole(info_for(room, data), data)), metadata=room.bob.md, timeout=10).size == 1000
+    assert (
+        stub.UploadFile(iter(whole(info_for(room, data), data)), metadata=room.bob.md, timeout=10).size
+        == 1000
+    )
 
 
 def test_an_idle_stream_is_closed_and_resumes(api_factory) -> None:
@@ -160,19 +172,24 @@ def test_an_idle_stream_is_closed_and_resumes(api_factory) -> None:
         assert 2 <= time.monotonic() - t0 < 15
     finally:
         stream.release.set()
-    status = stub.GetUploadStatus(files_pb2.GetUploadStatusRequest(upload_id=info.upload_id), metadata=room.alice.md)
+    status = stub.GetUploadStatus(
+        files_pb2.GetUploadStatusRequest(upload_id=info.upload_id), metadata=room.alice.md
+    )
     assert status.bytes_received == 3 * MiB
 
     # Idle streams free their slots: four more idle ones are closed, then a fifth stream gets in.
     held = hold_streams(stub, room.alice.md, room, 4)
     try:
-        assert all((e := refused(f, timeout=20)) is not None and e.code() == grpc.StatusCode.ABORTED for _, f in held)
+        assert all(
+            (e := refused(f, timeout=20)) is not None and e.code() == grpc.StatusCode.ABORTED for _, f in held
+        )
     finally:
         release(held)
 
     info.offset = 3 * MiB
     rest = [files_pb2.UploadFileRequest(info=info)] + [
-        files_pb2.UploadFileRequest(chunk=data[i:i + MiB]) for i in range(3 * MiB, len(data), MiB)]
+        files_pb2.UploadFileRequest(chunk=data[i : i + MiB]) for i in range(3 * MiB, len(data), MiB)
+    ]
     done = stub.UploadFile(iter(rest), metadata=room.alice.md, timeout=60)
     assert done.sha256 == hashlib.sha256(data).hexdigest() and done.size == len(data)
 
@@ -191,7 +208,10 @@ def test_a_stream_that_never_sends_its_info_is_closed(api_factory) -> None:
     try:
         with pytest.raises(grpc.RpcError) as exc:
             stub.UploadFile(nothing(), metadata=room.alice.md, timeout=15)
-        assert status_code(exc) == grpc.StatusCode.ABORTED and "no info message within 1 s" in exc.value.details()
+        assert (
+            status_code(exc) == grpc.StatusCode.ABORTED
+            and "no info message within 1 s" in exc.value.details()
+        )
     finally:
         gate.set()
 
@@ -211,7 +231,9 @@ def test_upload_ids_are_per_uploader_and_a_foreign_one_is_not_found(api, files, 
     assert done.sha256 == alice_info.sha256
 
     def status(user, uid: str = upload_id):
-        return files.GetUploadStatus(files_pb2.GetUploadStatusRequest(upload_id=uid), metadata=user.md, timeout=10)
+        return files.GetUploadStatus(
+            files_pb2.GetUploadStatusRequest(upload_id=uid), metadata=user.md, timeout=10
+        )
 
     assert status(room.alice).bytes_received == 2 * MiB and status(room.alice).size == 2 * MiB
     assert status(room.bob).bytes_received == MiB and status(room.bob).size == 3 * MiB
@@ -220,7 +242,9 @@ def test_upload_ids_are_per_uploader_and_a_foreign_one_is_not_found(api, files, 
     with pytest.raises(grpc.RpcError) as missing:
         status(room.eve, "never-used-by-anyone")
     assert status_code(foreign) == status_code(missing) == grpc.StatusCode.NOT_FOUND
-    assert foreign.value.details().replace(upload_id, "X") == missing.value.details().replace("never-used-by-anyone", "X")
+    assert foreign.value.details().replace(upload_id, "X") == missing.value.details().replace(
+        "never-used-by-anyone", "X"
+    )
 
     # Bob finishes his own upload under the same id: another file.
     bob_info.offset = MiB

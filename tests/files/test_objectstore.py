@@ -49,7 +49,10 @@ def test_large_bodies_go_unsigned_small_ones_stay_signed() -> None:
 
 def test_signed_payload_setting_keeps_the_sdk_client(settings) -> None:
     assert type(build_object_store(settings.model_copy(update={"s3_signed_payload": True}))._client) is Minio
-    assert type(build_object_store(settings.model_copy(update={"s3_signed_payload": False}))._client) is UnsignedBodyMinio
+    assert (
+        type(build_object_store(settings.model_copy(update={"s3_signed_payload": False}))._client)
+        is UnsignedBodyMinio
+    )
 
 
 @pytest.mark.integration
@@ -62,7 +65,9 @@ async def test_multipart_calls_on_the_real_server(settings, signed: bool) -> Non
     first, last = os.urandom(5 * 1024 * 1024), os.urandom(1234)
 
     upload_id = await store.create_multipart(key, content_type="application/x-test")
-    etag_1 = await store.upload_part(key, s3_upload_id=upload_id, part_number=1, data=os.urandom(5 * 1024 * 1024))
+    etag_1 = await store.upload_part(
+        key, s3_upload_id=upload_id, part_number=1, data=os.urandom(5 * 1024 * 1024)
+    )
     # Re-uploading a part number replaces it (a resumed stream re-sends a part it could not record).
     etag_1 = await store.upload_part(key, s3_upload_id=upload_id, part_number=1, data=bytearray(first))
     etag_2 = await store.upload_part(key, s3_upload_id=upload_id, part_number=2, data=last)

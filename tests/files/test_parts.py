@@ -141,22 +141,40 @@ class FakeFiles:
 
 
 def make_uploader(store: FakeStore, sessions: FakeSessions, *, parts_in_flight: int = 2) -> Uploader:
-    return Uploader(sessions=sessions, records=FakeFiles(), objects=store, max_file_bytes=2 * 1024**3,  # type: ignore[arg-type]
-                    part_bytes=PART, max_chunk_bytes=4 * MiB, session_ttl_seconds=3600, parts_in_flight=parts_in_flight)
+    return Uploader(
+        sessions=sessions,
+        records=FakeFiles(),
+        objects=store,
+        max_file_bytes=2 * 1024**3,  # type: ignore[arg-type]
+        part_bytes=PART,
+        max_chunk_bytes=4 * MiB,
+        session_ttl_seconds=3600,
+        parts_in_flight=parts_in_flight,
+    )
 
 
 def request(data: bytes, upload_id: str, *, offset: int | None = None) -> UploadRequest:
-    return UploadRequest(uploader_id=UPLOADER, conversation_id=CONVERSATION, filename="f.bin", mime_type="",
-                         size=len(data), sha256=hashlib.sha256(data).hexdigest(), upload_id=upload_id, offset=offset)
+    return UploadRequest(
+        uploader_id=UPLOADER,
+        conversation_id=CONVERSATION,
+        filename="f.bin",
+        mime_type="",
+        size=len(data),
+        sha256=hashlib.sha256(data).hexdigest(),
+        upload_id=upload_id,
+        offset=offset,
+    )
 
 
 UPLOADER, CONVERSATION = uuid.uuid4(), uuid.uuid4()
 
 
-async def stream(data: bytes, *, start: int = 0, end: int | None = None, chunk: int = MiB) -> AsyncIterator[bytes]:
+async def stream(
+    data: bytes, *, start: int = 0, end: int | None = None, chunk: int = MiB
+) -> AsyncIterator[bytes]:
     end = len(data) if end is None else end
     for i in range(start, end, chunk):
-        yield data[i:min(i + chunk, end)]
+        yield data[i : min(i + chunk, end)]
 
 
 async def test_parts_finishing_out_of_order_are_recorded_in_order() -> None:
@@ -185,7 +203,9 @@ async def test_in_flight_parts_are_bounded() -> None:
     await make_uploader(store, sessions, parts_in_flight=3).upload(request(data, "u-bound"), stream(data))
     assert store.max_concurrent == 3
     store2 = FakeStore()
-    await make_uploader(store2, FakeSessions(), parts_in_flight=1).upload(request(data, "u-one"), stream(data))
+    await make_uploader(store2, FakeSessions(), parts_in_flight=1).upload(
+        request(data, "u-one"), stream(data)
+    )
     assert store2.max_concurrent == 1
 
 
@@ -204,7 +224,9 @@ async def test_a_failed_part_keeps_its_bytes_and_those_of_later_parts() -> None:
     assert store.objects[row.tail_key] == data[:cut]
 
     # The resumed stream (same process: it continues the hash) completes with the right bytes.
-    stored = await up.upload(request(data, "u-fail", offset=row.bytes_received), stream(data, start=row.bytes_received))
+    stored = await up.upload(
+        request(data, "u-fail", offset=row.bytes_received), stream(data, start=row.bytes_received)
+    )
     assert stored.sha256 == hashlib.sha256(data).hexdigest()
     assert store.objects[row.object_key] == data
     assert not [k for k in store.objects if k.startswith("staging/")]
@@ -218,7 +240,7 @@ async def test_a_failed_part_seen_while_receiving_stops_the_stream_and_keeps_eve
         await make_uploader(store, sessions).upload(request(data, "u-stop"), stream(data))
     row = sessions.rows[(UPLOADER, "u-stop")]
     assert row.parts == [] and row.bytes_received == row.tail_bytes >= 3 * PART
-    assert store.objects[row.tail_key] == data[:row.bytes_received]
+    assert store.objects[row.tail_key] == data[: row.bytes_received]
 
 
 async def test_an_early_end_stages_the_tail_after_the_recorded_parts() -> None:
@@ -249,10 +271,13 @@ async def test_part_n_always_holds_the_same_bytes_so_a_resume_rewrites_unrecorde
     stale_3 = store.parts.get(3)
     row = sessions.rows[(UPLOADER, "u-bounds")]
     assert [(n, size) for n, _, size in row.parts] == [(1, PART)]
-    await up.upload(request(data, "u-bounds", offset=row.bytes_received), stream(data, start=row.bytes_received, chunk=odd))
+    await up.upload(
+        request(data, "u-bounds", offset=row.bytes_received),
+        stream(data, start=row.bytes_received, chunk=odd),
+    )
     # Every part, the stale one included, was (re)written at its fixed offset.
     for n in range(1, 5):
-        assert store.parts[n] == data[(n - 1) * PART:n * PART]
+        assert store.parts[n] == data[(n - 1) * PART : n * PART]
     assert stale_3 is None or stale_3 == store.parts[3]
     assert store.objects[row.object_key] == data
 
@@ -262,7 +287,9 @@ async def test_a_long_staged_tail_is_cut_into_parts_on_resume_and_a_failure_then
     data = os.urandom(6 * PART + 999)
     store.fail.add(1)  # with 3 parts in flight, the failure of part 1 is seen at the 4th cut
     with pytest.raises(ConnectionError):
-        await make_uploader(store, sessions, parts_in_flight=3).upload(request(data, "u-long"), stream(data, end=5 * PART))
+        await make_uploader(store, sessions, parts_in_flight=3).upload(
+            request(data, "u-long"), stream(data, end=5 * PART)
+        )
     row = sessions.rows[(UPLOADER, "u-long")]
     first = row.bytes_received
     assert row.parts == [] and row.tail_bytes == first == 4 * PART
@@ -276,7 +303,7 @@ async def test_a_long_staged_tail_is_cut_into_parts_on_resume_and_a_failure_then
     row = sessions.rows[(UPLOADER, "u-long")]
     assert [n for n, _, _ in row.parts] == [1]
     assert row.bytes_received == first  # part 1 recorded, the rest staged again: nothing forgotten
-    assert store.objects[row.tail_key][:row.tail_bytes] == data[PART:first]
+    assert store.objects[row.tail_key][: row.tail_bytes] == data[PART:first]
 
     stored = await up.upload(request(data, "u-long", offset=first), stream(data, start=first))
     assert stored.sha256 == hashlib.sha256(data).hexdigest() and store.objects[row.object_key] == data

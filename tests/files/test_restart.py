@@ -59,8 +59,15 @@ def test_resume_after_api_restart(api_factory, room, cql, s3, settings, tmp_path
     bad_row = session_row(cql, bad_info.upload_id)
 
     offsets: list[int] = []
-    done = upload_file(second.channel, room.alice.md, path=path, conversation_id=room.conversation_id,
-                       upload_id=info.upload_id, sha256=info.sha256, on_attempt=lambda n, off: offsets.append(off))
+    done = upload_file(
+        second.channel,
+        room.alice.md,
+        path=path,
+        conversation_id=room.conversation_id,
+        upload_id=info.upload_id,
+        sha256=info.sha256,
+        on_attempt=lambda n, off: offsets.append(off),
+    )
     assert offsets == [20 * MiB]
     assert done.sha256 == info.sha256 and done.size == 40 * MiB
     meta = cql.execute("SELECT object_key FROM files WHERE file_id = %s", (uuid.UUID(done.file_id),)).one()
@@ -75,7 +82,7 @@ def test_resume_after_api_restart(api_factory, room, cql, s3, settings, tmp_path
 
     # The mismatching upload, resumed here, is caught by that re-read and leaves nothing.
     bad_info.offset = 10 * MiB
-    rest = [files_pb2.UploadFileRequest(info=bad_info), files_pb2.UploadFileRequest(chunk=bad[10 * MiB:])]
+    rest = [files_pb2.UploadFileRequest(info=bad_info), files_pb2.UploadFileRequest(chunk=bad[10 * MiB :])]
     with pytest.raises(grpc.RpcError) as exc:
         stub.UploadFile(iter(rest), metadata=room.alice.md, timeout=60)
     assert status_code(exc) == grpc.StatusCode.DATA_LOSS
@@ -83,7 +90,9 @@ def test_resume_after_api_restart(api_factory, room, cql, s3, settings, tmp_path
     assert cql.execute("SELECT * FROM files WHERE file_id = %s", (bad_row.file_id,)).one() is None
     with pytest.raises(S3Error):
         s3.stat_object(settings.s3_bucket, bad_row.object_key)
-    assert list(s3.list_objects(settings.s3_bucket, prefix=f"staging/{bad_row.file_id}/", recursive=True)) == []
+    assert (
+        list(s3.list_objects(settings.s3_bucket, prefix=f"staging/{bad_row.file_id}/", recursive=True)) == []
+    )
 
 
 def test_resume_after_api_killed_mid_stream(api_factory, room, settings, tmp_path: Path) -> None:
@@ -105,13 +114,21 @@ def test_resume_after_api_killed_mid_stream(api_factory, room, settings, tmp_pat
 
     revived = api_factory()
     stub = revived.stub(files_pb2_grpc.FileServiceStub)
-    status = stub.GetUploadStatus(files_pb2.GetUploadStatusRequest(upload_id=info.upload_id), metadata=room.alice.md)
+    status = stub.GetUploadStatus(
+        files_pb2.GetUploadStatusRequest(upload_id=info.upload_id), metadata=room.alice.md
+    )
     # Only whole parts were durable; the bytes after them died with the process, and are not counted.
     part = settings.upload_part_bytes
     assert status.bytes_received % part == 0 and 8 * MiB <= status.bytes_received <= 20 * MiB
 
-    done = upload_file(revived.channel, room.alice.md, path=path, conversation_id=room.conversation_id,
-                       upload_id=info.upload_id, sha256=info.sha256)
+    done = upload_file(
+        revived.channel,
+        room.alice.md,
+        path=path,
+        conversation_id=room.conversation_id,
+        upload_id=info.upload_id,
+        sha256=info.sha256,
+    )
     assert done.sha256 == info.sha256 and done.size == 30 * MiB
 
 
@@ -122,19 +139,20 @@ def test_finish_interrupted_after_the_object_was_assembled(api, files, room, cql
     data = os.urandom(12 * MiB)
     info = info_for(room, data)
     first = [files_pb2.UploadFileRequest(info=info)] + [
-        files_pb2.UploadFileRequest(chunk=data[i:i + MiB]) for i in range(0, 10 * MiB, MiB)
+        files_pb2.UploadFileRequest(chunk=data[i : i + MiB]) for i in range(0, 10 * MiB, MiB)
     ]
     with pytest.raises(grpc.RpcError):
         files.UploadFile(iter(first), metadata=room.alice.md, timeout=30)
     row = session_row(cql, info.upload_id)
     assert [p[0] for p in row.parts] == [1] and row.bytes_received == 10 * MiB
     # What the dead process had done: the last part and the completion, nothing more.
-    etag = s3._upload_part(settings.s3_bucket, row.object_key, data[8 * MiB:], None, row.s3_upload_id, 2)
-    s3._complete_multipart_upload(settings.s3_bucket, row.object_key, row.s3_upload_id,
-                                  [Part(1, row.parts[0][1]), Part(2, etag)])
+    etag = s3._upload_part(settings.s3_bucket, row.object_key, data[8 * MiB :], None, row.s3_upload_id, 2)
+    s3._complete_multipart_upload(
+        settings.s3_bucket, row.object_key, row.s3_upload_id, [Part(1, row.parts[0][1]), Part(2, etag)]
+    )
 
     info.offset = 10 * MiB
-    rest = [files_pb2.UploadFileRequest(info=info), files_pb2.UploadFileRequest(chunk=data[10 * MiB:])]
+    rest = [files_pb2.UploadFileRequest(info=info), files_pb2.UploadFileRequest(chunk=data[10 * MiB :])]
     done = files.UploadFile(iter(rest), metadata=room.alice.md, timeout=60)
     assert done.file_id == str(row.file_id) and done.sha256 == info.sha256
     meta = cql.execute("SELECT size, sha256 FROM files WHERE file_id = %s", (row.file_id,)).one()
@@ -147,7 +165,10 @@ def test_object_storage_down_is_unavailable(api_factory, room) -> None:
     data = b"z" * 1000
     info = info_for(room, data)
     with pytest.raises(grpc.RpcError) as exc:
-        stub.UploadFile(iter([files_pb2.UploadFileRequest(info=info), files_pb2.UploadFileRequest(chunk=data)]),
-                        metadata=room.alice.md, timeout=60)
+        stub.UploadFile(
+            iter([files_pb2.UploadFileRequest(info=info), files_pb2.UploadFileRequest(chunk=data)]),
+            metadata=room.alice.md,
+            timeout=60,
+        )
     assert status_code(exc) == grpc.StatusCode.UNAVAILABLE
     assert "object storage is unavailable" in exc.value.details()

@@ -21,9 +21,17 @@ def test_scan_and_open_sessions_page_through_the_table(cql) -> None:
     def session(i: int) -> UploadSession:
         file_id = uuid.uuid4()
         return UploadSession(
-            uploader_id=uploader, upload_id=f"page-{i}", conversation_id=uuid.uuid4(), file_id=file_id,
-            filename="p.bin", mime_type="application/octet-stream", size=10, sha256="0" * 64,
-            object_key=f"test/{file_id}", created_at=now, expires_at=now + timedelta(hours=1),
+            uploader_id=uploader,
+            upload_id=f"page-{i}",
+            conversation_id=uuid.uuid4(),
+            file_id=file_id,
+            filename="p.bin",
+            mime_type="application/octet-stream",
+            size=10,
+            sha256="0" * 64,
+            object_key=f"test/{file_id}",
+            created_at=now,
+            expires_at=now + timedelta(hours=1),
         )
 
     async def run() -> tuple[list[int], set[str], int]:

@@ -29,7 +29,9 @@ from tests.files.helpers import (
 pytestmark = pytest.mark.integration
 
 
-def test_64mib_cut_at_30mib_then_resumed_and_downloaded(api, files, room, cql, s3, settings, tmp_path: Path) -> None:
+def test_64mib_cut_at_30mib_then_resumed_and_downloaded(
+    api, files, room, cql, s3, settings, tmp_path: Path
+) -> None:
     path = write_random(tmp_path / "big.bin", 64 * MiB)
     data = path.read_bytes()
     info = info_for(room, data)
@@ -43,8 +45,15 @@ def test_64mib_cut_at_30mib_then_resumed_and_downloaded(api, files, room, cql, s
     assert staged.size >= row.tail_bytes
 
     offsets: list[int] = []
-    result = upload_file(api.channel, room.alice.md, path=path, conversation_id=room.conversation_id,
-                         upload_id=info.upload_id, sha256=info.sha256, on_attempt=lambda n, off: offsets.append(off))
+    result = upload_file(
+        api.channel,
+        room.alice.md,
+        path=path,
+        conversation_id=room.conversation_id,
+        upload_id=info.upload_id,
+        sha256=info.sha256,
+        on_attempt=lambda n, off: offsets.append(off),
+    )
     assert offsets == [30 * MiB]  # resumed where the server stopped, in one stream
     assert result.size == 64 * MiB and result.sha256 == info.sha256
     assert result.file_id == str(row.file_id)
@@ -53,19 +62,31 @@ def test_64mib_cut_at_30mib_then_resumed_and_downloaded(api, files, room, cql, s
 
     # Metadata written, staging gone, object where the design says.
     meta = cql.execute("SELECT * FROM files WHERE file_id = %s", (uuid.UUID(result.file_id),)).one()
-    assert meta.size == 64 * MiB and meta.sha256 == info.sha256 and str(meta.uploader_id) == room.alice.user_id
+    assert (
+        meta.size == 64 * MiB and meta.sha256 == info.sha256 and str(meta.uploader_id) == room.alice.user_id
+    )
     assert meta.object_key.endswith(f"/{result.file_id}") and meta.object_key.count("/") == 3
-    assert list(s3.list_objects(settings.s3_bucket, prefix=f"staging/{result.file_id}/", recursive=True)) == []
+    assert (
+        list(s3.list_objects(settings.s3_bucket, prefix=f"staging/{result.file_id}/", recursive=True)) == []
+    )
 
     # Bob (a participant) downloads through the presigned URL: identical bytes.
-    url = files.GetDownloadUrl(files_pb2.GetDownloadUrlRequest(file_id=result.file_id), metadata=room.bob.md, timeout=10)
+    url = files.GetDownloadUrl(
+        files_pb2.GetDownloadUrlRequest(file_id=result.file_id), metadata=room.bob.md, timeout=10
+    )
     assert url.expires_at.seconds > time.time()
     body = urllib3.request("GET", url.url).data
     assert hashlib.sha256(body).hexdigest() == info.sha256 and len(body) == 64 * MiB
 
     # A retry of the finished upload gets the same file back without sending it again.
-    again = upload_file(api.channel, room.alice.md, path=path, conversation_id=room.conversation_id,
-                        upload_id=info.upload_id, sha256=info.sha256)
+    again = upload_file(
+        api.channel,
+        room.alice.md,
+        path=path,
+        conversation_id=room.conversation_id,
+        upload_id=info.upload_id,
+        sha256=info.sha256,
+    )
     assert again.file_id == result.file_id
 
 
@@ -86,7 +107,7 @@ def test_stream_ending_early_keeps_the_bytes_and_says_so(files, room) -> None:
     assert status_code(exc) == grpc.StatusCode.FAILED_PRECONDITION
     # The right one completes; a tiny file never needs a multipart upload.
     info.offset = 2 * MiB + 1
-    rest = [files_pb2.UploadFileRequest(info=info), files_pb2.UploadFileRequest(chunk=data[2 * MiB + 1:])]
+    rest = [files_pb2.UploadFileRequest(info=info), files_pb2.UploadFileRequest(chunk=data[2 * MiB + 1 :])]
     done = files.UploadFile(iter(rest), metadata=room.alice.md, timeout=30)
     assert done.size == len(data)
 
@@ -95,7 +116,7 @@ def test_checksum_mismatch_leaves_nothing(files, room, cql, s3, settings) -> Non
     data = bytes(range(256)) * (12 * MiB // 256)  # 12 MiB: one part in S3, then the rest
     info = info_for(room, data, sha256=hashlib.sha256(b"something else").hexdigest())
     cut = [files_pb2.UploadFileRequest(info=info)] + [
-        files_pb2.UploadFileRequest(chunk=data[i:i + MiB]) for i in range(0, 10 * MiB, MiB)
+        files_pb2.UploadFileRequest(chunk=data[i : i + MiB]) for i in range(0, 10 * MiB, MiB)
     ]
     with pytest.raises(grpc.RpcError):
         files.UploadFile(iter(cut), metadata=room.alice.md, timeout=30)
@@ -105,7 +126,7 @@ def test_checksum_mismatch_leaves_nothing(files, room, cql, s3, settings) -> Non
 
     info.offset = 10 * MiB
     rest = [files_pb2.UploadFileRequest(info=info)] + [
-        files_pb2.UploadFileRequest(chunk=data[i:i + MiB]) for i in range(10 * MiB, 12 * MiB, MiB)
+        files_pb2.UploadFileRequest(chunk=data[i : i + MiB]) for i in range(10 * MiB, 12 * MiB, MiB)
     ]
     with pytest.raises(grpc.RpcError) as exc:
         files.UploadFile(iter(rest), metadata=room.alice.md, timeout=30)
@@ -120,7 +141,9 @@ def test_checksum_mismatch_leaves_nothing(files, room, cql, s3, settings) -> Non
     # The multipart upload was aborted (S3Proxy answers an empty list for an unknown upload id).
     assert s3._list_parts(settings.s3_bucket, row.object_key, row.s3_upload_id).parts == []
     with pytest.raises(grpc.RpcError) as exc:
-        files.GetUploadStatus(files_pb2.GetUploadStatusRequest(upload_id=info.upload_id), metadata=room.alice.md)
+        files.GetUploadStatus(
+            files_pb2.GetUploadStatusRequest(upload_id=info.upload_id), metadata=room.alice.md
+        )
     assert status_code(exc) == grpc.StatusCode.NOT_FOUND
 
 
@@ -144,8 +167,16 @@ def test_size_limits(files, room, cql, settings) -> None:
 
     big_chunk = info_for(room, b"b" * 5 * MiB)
     with pytest.raises(grpc.RpcError) as exc:
-        files.UploadFile(iter([files_pb2.UploadFileRequest(info=big_chunk),
-                               files_pb2.UploadFileRequest(chunk=b"b" * (4 * MiB + 1))]), metadata=room.alice.md, timeout=10)
+        files.UploadFile(
+            iter(
+                [
+                    files_pb2.UploadFileRequest(info=big_chunk),
+                    files_pb2.UploadFileRequest(chunk=b"b" * (4 * MiB + 1)),
+                ]
+            ),
+            metadata=room.alice.md,
+            timeout=10,
+        )
     assert status_code(exc) == grpc.StatusCode.INVALID_ARGUMENT
 
     no_info = [files_pb2.UploadFileRequest(chunk=b"c")]
@@ -154,7 +185,9 @@ def test_size_limits(files, room, cql, settings) -> None:
     assert status_code(exc) == grpc.StatusCode.INVALID_ARGUMENT
     bad_sha = info_for(room, b"", sha256="ABC")
     with pytest.raises(grpc.RpcError) as exc:
-        files.UploadFile(iter([files_pb2.UploadFileRequest(info=bad_sha)]), metadata=room.alice.md, timeout=10)
+        files.UploadFile(
+            iter([files_pb2.UploadFileRequest(info=bad_sha)]), metadata=room.alice.md, timeout=10
+        )
     assert status_code(exc) == grpc.StatusCode.INVALID_ARGUMENT
 
 
@@ -162,8 +195,11 @@ def test_only_participants_and_only_the_uploader(files, room) -> None:
     data = b"secret" * 1000
     info = info_for(room, data)
     with pytest.raises(grpc.RpcError) as exc:
-        files.UploadFile(iter([files_pb2.UploadFileRequest(info=info), files_pb2.UploadFileRequest(chunk=data)]),
-                         metadata=room.eve.md, timeout=10)
+        files.UploadFile(
+            iter([files_pb2.UploadFileRequest(info=info), files_pb2.UploadFileRequest(chunk=data)]),
+            metadata=room.eve.md,
+            timeout=10,
+        )
     assert status_code(exc) == grpc.StatusCode.PERMISSION_DENIED
 
     half = [files_pb2.UploadFileRequest(info=info), files_pb2.UploadFileRequest(chunk=data[:100])]
@@ -174,21 +210,32 @@ def test_only_participants_and_only_the_uploader(files, room) -> None:
     # upload_id is an upload of his own that leaves Alice's alone.
     for caller in (room.bob, room.eve):
         with pytest.raises(grpc.RpcError) as exc:
-            files.GetUploadStatus(files_pb2.GetUploadStatusRequest(upload_id=info.upload_id), metadata=caller.md)
+            files.GetUploadStatus(
+                files_pb2.GetUploadStatusRequest(upload_id=info.upload_id), metadata=caller.md
+            )
         assert status_code(exc) == grpc.StatusCode.NOT_FOUND
     with pytest.raises(grpc.RpcError) as exc:
-        files.UploadFile(iter([files_pb2.UploadFileRequest(info=info), files_pb2.UploadFileRequest(chunk=data[100:])]),
-                         metadata=room.bob.md, timeout=10)
+        files.UploadFile(
+            iter([files_pb2.UploadFileRequest(info=info), files_pb2.UploadFileRequest(chunk=data[100:])]),
+            metadata=room.bob.md,
+            timeout=10,
+        )
     assert status_code(exc) == grpc.StatusCode.ABORTED  # his own upload, short of its size
-    assert files.GetUploadStatus(files_pb2.GetUploadStatusRequest(upload_id=info.upload_id),
-                                 metadata=room.alice.md).bytes_received == 100
+    assert (
+        files.GetUploadStatus(
+            files_pb2.GetUploadStatusRequest(upload_id=info.upload_id), metadata=room.alice.md
+        ).bytes_received
+        == 100
+    )
 
     rest = [files_pb2.UploadFileRequest(info=info), files_pb2.UploadFileRequest(chunk=data[100:])]
     done = files.UploadFile(iter(rest), metadata=room.alice.md, timeout=10)
     with pytest.raises(grpc.RpcError) as exc:
         files.GetDownloadUrl(files_pb2.GetDownloadUrlRequest(file_id=done.file_id), metadata=room.eve.md)
     assert status_code(exc) == grpc.StatusCode.PERMISSION_DENIED
-    assert files.GetDownloadUrl(files_pb2.GetDownloadUrlRequest(file_id=done.file_id), metadata=room.bob.md).url
+    assert files.GetDownloadUrl(
+        files_pb2.GetDownloadUrlRequest(file_id=done.file_id), metadata=room.bob.md
+    ).url
     with pytest.raises(grpc.RpcError) as exc:
         files.GetDownloadUrl(files_pb2.GetDownloadUrlRequest(file_id=str(uuid.uuid4())), metadata=room.bob.md)
     assert status_code(exc) == grpc.StatusCode.NOT_FOUND

@@ -19,14 +19,28 @@ from chat4all.objectstore import content_disposition
 from chat4all.v1 import files_pb2, files_pb2_grpc
 from cli.files import filename_from_url
 
-GOOD = dict(uploader_id=uuid.uuid4(), conversation_id=uuid.uuid4(), filename="a.txt", mime_type="text/plain",
-            size=10, sha256="a" * 64, upload_id="u-1")
+GOOD = dict(
+    uploader_id=uuid.uuid4(),
+    conversation_id=uuid.uuid4(),
+    filename="a.txt",
+    mime_type="text/plain",
+    size=10,
+    sha256="a" * 64,
+    upload_id="u-1",
+)
 
 
 def uploader() -> Uploader:
     # Stores are not touched by validate().
-    return Uploader(sessions=None, records=None, objects=None, max_file_bytes=2 * 1024**3,  # type: ignore[arg-type]
-                    part_bytes=8 * 1024**2, max_chunk_bytes=4 * 1024**2, session_ttl_seconds=60)
+    return Uploader(
+        sessions=None,
+        records=None,
+        objects=None,
+        max_file_bytes=2 * 1024**3,  # type: ignore[arg-type]
+        part_bytes=8 * 1024**2,
+        max_chunk_bytes=4 * 1024**2,
+        session_ttl_seconds=60,
+    )
 
 
 @pytest.mark.parametrize(
@@ -59,8 +73,15 @@ def test_limits_are_inclusive() -> None:
 
 def test_part_size_below_s3_minimum_is_refused() -> None:
     with pytest.raises(ValueError, match="5 MiB"):
-        Uploader(sessions=None, records=None, objects=None, max_file_bytes=1, part_bytes=4 * 1024**2,  # type: ignore[arg-type]
-                 max_chunk_bytes=1, session_ttl_seconds=1)
+        Uploader(
+            sessions=None,
+            records=None,
+            objects=None,
+            max_file_bytes=1,
+            part_bytes=4 * 1024**2,  # type: ignore[arg-type]
+            max_chunk_bytes=1,
+            session_ttl_seconds=1,
+        )
 
 
 def test_errors_map_to_status_codes() -> None:
@@ -95,7 +116,9 @@ def test_a_chunk_message_is_parsed_as_protobuf_would_but_without_a_copy(size: in
 
 def test_any_other_message_is_parsed_by_protobuf() -> None:
     chunk = files_pb2.UploadFileRequest(chunk=b"abc").SerializeToString()
-    info = files_pb2.UploadFileRequest(info=files_pb2.FileInfo(upload_id="u-1", size=3, offset=0)).SerializeToString()
+    info = files_pb2.UploadFileRequest(
+        info=files_pb2.FileInfo(upload_id="u-1", size=3, offset=0)
+    ).SerializeToString()
     for wire in (info, b"", chunk + b"\x18\x01", chunk + chunk, info + chunk, chunk + info):
         got = parse_upload_request(wire)
         assert isinstance(got, files_pb2.UploadFileRequest)
@@ -119,5 +142,10 @@ def test_the_file_service_registers_every_rpc_of_its_proto() -> None:
     add_file_service(files_pb2_grpc.FileServiceServicer(), server)  # type: ignore[arg-type]
     service = files_pb2.DESCRIPTOR.services_by_name["FileService"]
     assert server.name == service.full_name and set(server.handlers) == {m.name for m in service.methods}
-    assert server.handlers["UploadFile"].request_streaming and server.handlers["UploadFile"].request_deserializer is parse_upload_request
-    assert server.handlers["GetUploadStatus"].request_deserializer == files_pb2.GetUploadStatusRequest.FromString
+    assert (
+        server.handlers["UploadFile"].request_streaming
+        and server.handlers["UploadFile"].request_deserializer is parse_upload_request
+    )
+    assert (
+        server.handlers["GetUploadStatus"].request_deserializer == files_pb2.GetUploadStatusRequest.FromString
+    )

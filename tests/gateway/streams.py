@@ -39,7 +39,9 @@ class Stream:
     async def got(self, message_id: str, timeout: float) -> None:
         deadline = time.monotonic() + timeout
         while message_id not in self.new_messages:
-            assert time.monotonic() < deadline, f"{message_id} never arrived (ended: {self.code} {self.reason})"
+            assert time.monotonic() < deadline, (
+                f"{message_id} never arrived (ended: {self.code} {self.reason})"
+            )
             await asyncio.sleep(0.05)
 
     async def close(self) -> None:
@@ -74,7 +76,8 @@ async def _read_ws(ws: ClientConnection, stream: Stream) -> None:
 
 def open_subscribe(channel: grpc.aio.Channel, token: str) -> Stream:
     call = events_pb2_grpc.EventServiceStub(channel).Subscribe(
-        events_pb2.SubscribeRequest(), metadata=(("authorization", f"Bearer {token}"),))
+        events_pb2.SubscribeRequest(), metadata=(("authorization", f"Bearer {token}"),)
+    )
     stream = Stream()
     stream.task = asyncio.create_task(_read_grpc(call, stream))
     return stream

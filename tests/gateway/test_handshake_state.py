@@ -65,8 +65,14 @@ async def test_failed_handshakes_after_auth_leave_nothing(stack: Settings) -> No
     hub, limits = Hub(queue_size=10), StreamLimits(per_user=8, total=100)
     notices = RevocationNotices(redis=redis_client(stack))
     streams = LiveStreams(
-        hub=hub, sessions=SessionRegistry(redis=redis, ttl_seconds=60), limits=limits, tokens=tokens,
-        notices=notices, on_written=lambda event: None, heartbeat_seconds=60, token_timeout=5,
+        hub=hub,
+        sessions=SessionRegistry(redis=redis, ttl_seconds=60),
+        limits=limits,
+        tokens=tokens,
+        notices=notices,
+        on_written=lambda event: None,
+        heartbeat_seconds=60,
+        token_timeout=5,
     )
     gateway = WebSocketGateway(streams=streams, tokens=tokens, auth_timeout=5)
     port = await gateway.start(host="127.0.0.1", port=0)
@@ -76,7 +82,8 @@ async def test_failed_handshakes_after_auth_leave_nothing(stack: Settings) -> No
     try:
         for headers in (
             bearer,  # authenticated, then no Upgrade: 426
-            bearer + "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n",  # no key: 400
+            bearer
+            + "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n",  # no key: 400
         ):
             for _ in range(5):
                 reply = await _raw(port, headers)
@@ -89,12 +96,16 @@ async def test_failed_handshakes_after_auth_leave_nothing(stack: Settings) -> No
         assert await presence(stack, user_id) == set()
 
         # The same checks see an open connection: they are not blind.
-        async with connect(f"ws://127.0.0.1:{port}/v1/events", additional_headers={"Authorization": f"Bearer {token}"}):
+        async with connect(
+            f"ws://127.0.0.1:{port}/v1/events", additional_headers={"Authorization": f"Bearer {token}"}
+        ):
             for _ in range(50):
                 if hub.connected(user_id):
                     break
                 await asyncio.sleep(0.05)
-            assert limits.open_streams(user_id) == 1 and hub.connected(user_id) == 1 and notices.watched() == 1
+            assert (
+                limits.open_streams(user_id) == 1 and hub.connected(user_id) == 1 and notices.watched() == 1
+            )
             assert len(_server_connections()) == 1
             assert _holds(gateway, user_id)
         for _ in range(50):

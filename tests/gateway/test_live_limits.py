@@ -23,7 +23,9 @@ pytestmark = pytest.mark.integration
 async def wait_sessions(settings: Settings, user_id: str, count: int, timeout: float = 10) -> None:
     deadline = time.monotonic() + timeout
     while len(await presence(settings, user_id)) != count:
-        assert time.monotonic() < deadline, f"expected {count} live sessions, have {len(await presence(settings, user_id))}"
+        assert time.monotonic() < deadline, (
+            f"expected {count} live sessions, have {len(await presence(settings, user_id))}"
+        )
         await asyncio.sleep(0.05)
 
 
@@ -102,8 +104,9 @@ async def test_websocket_handshakes_failing_after_auth_leave_nothing(api: ApiCli
     bad = [
         bearer,  # no Upgrade at all: 426
         bearer + "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n",  # no key: 400
-        bearer + "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-                 "Sec-WebSocket-Version: 8\r\n",  # unsupported version: 426
+        bearer
+        + "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+        "Sec-WebSocket-Version: 8\r\n",  # unsupported version: 426
     ]
     for i in range(12):  # more than the per-user cap: a slot kept by any of them would show below
         reply = await asyncio.to_thread(_raw_handshake, port, bad[i % len(bad)])
@@ -163,7 +166,9 @@ class _FreezableProxy:
     async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
         self._writers += [writer, up_writer]
-        await asyncio.gather(self._pipe(reader, up_writer), self._pipe(up_reader, writer), return_exceptions=True)
+        await asyncio.gather(
+            self._pipe(reader, up_writer), self._pipe(up_reader, writer), return_exceptions=True
+        )
 
     async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         while not self.frozen.is_set():

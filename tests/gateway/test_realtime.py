@@ -29,7 +29,8 @@ def _ws_url(api: ApiClient) -> str:
 def _send(api: ApiClient, sender: TestUser, conversation_id: str, content: str) -> str:
     reply = api.messages.SendMessage(
         messages_pb2.SendMessageRequest(conversation_id=conversation_id, content=content),
-        metadata=sender.md, timeout=10,
+        metadata=sender.md,
+        timeout=10,
     )
     return reply.message_id
 
@@ -64,7 +65,9 @@ async def test_websocket_gets_new_message_and_its_hand_off_is_the_native_deliver
 
     async with connect(_ws_url(api), additional_headers={"Authorization": f"Bearer {bob.token}"}) as ws:
         # The session is in Redis while Bob is connected.
-        await wait_presence(stack, bob.user_id, online=True, timeout=5, what="no Redis session for a connected client")
+        await wait_presence(
+            stack, bob.user_id, online=True, timeout=5, what="no Redis session for a connected client"
+        )
 
         message_id = await asyncio.to_thread(_send, api, alice, conversation_id, "live hello")
         frame: dict[str, Any] = {}
@@ -95,7 +98,9 @@ async def test_websocket_gets_new_message_and_its_hand_off_is_the_native_deliver
     assert msg.status == messages_pb2.MESSAGE_STATUS_DELIVERED
 
     # Closing the socket ends the session.
-    await wait_presence(stack, bob.user_id, online=False, timeout=5, what="session left in Redis after the client closed")
+    await wait_presence(
+        stack, bob.user_id, online=False, timeout=5, what="session left in Redis after the client closed"
+    )
 
 
 async def test_websocket_handshake_refuses_missing_forged_and_revoked_tokens(api: ApiClient) -> None:

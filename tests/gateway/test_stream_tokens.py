@@ -27,13 +27,17 @@ HEARTBEAT = 1.0
 
 def _send(api: ApiClient, sender: TestUser, conversation_id: str, content: str) -> str:
     return api.messages.SendMessage(
-        messages_pb2.SendMessageRequest(conversation_id=conversation_id, content=content), metadata=sender.md, timeout=10,
+        messages_pb2.SendMessageRequest(conversation_id=conversation_id, content=content),
+        metadata=sender.md,
+        timeout=10,
     ).message_id
 
 
 def _login_again(api: ApiClient, user: TestUser) -> TestUser:
     login = api.auth.Login(auth_pb2.LoginRequest(username=user.username, password=user.password), timeout=15)
-    return TestUser(user_id=user.user_id, username=user.username, password=user.password, token=login.access_token)
+    return TestUser(
+        user_id=user.user_id, username=user.username, password=user.password, token=login.access_token
+    )
 
 
 def _assert_ended_for_token(ws: Stream, sub: Stream, word: str) -> None:
@@ -61,7 +65,9 @@ async def test_revoking_a_token_ends_its_streams_and_nothing_sent_after_reaches_
 
             # Revoked through another API process (the session's): the notice crosses processes.
             revoked_at = time.time()
-            await asyncio.to_thread(api.auth.RevokeToken, auth_pb2.RevokeTokenRequest(), metadata=bob.md, timeout=10)
+            await asyncio.to_thread(
+                api.auth.RevokeToken, auth_pb2.RevokeTokenRequest(), metadata=bob.md, timeout=10
+            )
             after = await asyncio.to_thread(_send, gateway, alice, conversation_id, "after the revocation")
 
             await asyncio.gather(ws.ended(HEARTBEAT + 5), sub.ended(HEARTBEAT + 5))

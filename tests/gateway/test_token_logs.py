@@ -21,8 +21,11 @@ async def test_debug_logs_of_live_connections_hold_no_token(api_factory: Any, st
     bob = gateway.register_and_login("bob")
     forged = bob.token[:-4] + ("AAAA" if not bob.token.endswith("AAAA") else "BBBB")
     async with grpc.aio.insecure_channel(gateway.server.target) as channel:
-        streams = [await open_ws(gateway, bob.token, in_query=True), await open_ws(gateway, bob.token),
-                   open_subscribe(channel, bob.token)]
+        streams = [
+            await open_ws(gateway, bob.token, in_query=True),
+            await open_ws(gateway, bob.token),
+            open_subscribe(channel, bob.token),
+        ]
         await wait_sessions(stack, bob.user_id, 3)
         with pytest.raises(InvalidStatus):  # a refused handshake is logged too
             async with connect(f"{ws_url(gateway)}?access_token={forged}"):

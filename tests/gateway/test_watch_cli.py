@@ -34,14 +34,28 @@ def test_watch_shows_a_new_message_and_the_senders_view_of_its_receipts(
     # Bob watches for one event (the new message); Alice until bob's READ. Live events are
     # at-least-once (a receipt notification repeats when the tracker replays after a rebalance),
     # so Alice's watch may print a receipt twice: what must hold is DELIVERED first, then READ.
-    bob_watch = subprocess.Popen([chat4all_executable(), "watch", "--count", "1", "--timeout", "40"],
-                                 env=bob.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    alice_watch = subprocess.Popen([chat4all_executable(), "watch", "--count", "4", "--timeout", "40"],
-                                   env=alice.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    bob_watch = subprocess.Popen(
+        [chat4all_executable(), "watch", "--count", "1", "--timeout", "40"],
+        env=bob.env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    alice_watch = subprocess.Popen(
+        [chat4all_executable(), "watch", "--count", "4", "--timeout", "40"],
+        env=alice.env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         # Both streams are open once each user shows a live session; until then a send could be missed.
         for user_id in (bob_id, alice_id):
-            asyncio.run(wait_presence(get_settings(), user_id, online=True, timeout=20, what="watch never opened a session"))
+            asyncio.run(
+                wait_presence(
+                    get_settings(), user_id, online=True, timeout=20, what="watch never opened a session"
+                )
+            )
         message_id = re.search(r"sent ([0-9a-f-]{36})", alice("send", cid, "watch me")).group(1)
         bob_out, _ = bob_watch.communicate(timeout=45)
         assert re.search(rf"new\s+{cid} {message_id} from .*: watch me", bob_out), bob_out
@@ -61,4 +75,3 @@ def test_watch_shows_a_new_message_and_the_senders_view_of_its_receipts(
     statuses = [line.split()[1] for line in lines]
     assert list(dict.fromkeys(statuses)) == ["DELIVERED", "READ"], alice_out
     assert all(f"by {bob_id} on native" in line for line in lines)
-

@@ -46,8 +46,14 @@ def create_conversation(session: Session, participants: Iterable[str], *, kind: 
     return str(conversation_id)
 
 
-def message_event(conversation_id: str, sender_id: str, *, content: str = "hello", ts_ms: int | None = None,
-                  channels: list[str] | None = None) -> dict[str, Any]:
+def message_event(
+    conversation_id: str,
+    sender_id: str,
+    *,
+    content: str = "hello",
+    ts_ms: int | None = None,
+    channels: list[str] | None = None,
+) -> dict[str, Any]:
     return {
         "message_id": str(uuid7()),
         "conversation_id": conversation_id,
@@ -66,7 +72,9 @@ async def publish(settings: Settings, topic: str, records: list[tuple[str, dict[
     producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all", linger_ms=5)
     await producer.start()
     try:
-        futures = [await producer.send(topic, key=k.encode(), value=json.dumps(v).encode()) for k, v in records]
+        futures = [
+            await producer.send(topic, key=k.encode(), value=json.dumps(v).encode()) for k, v in records
+        ]
         await asyncio.gather(*futures)
     finally:
         await producer.stop()
@@ -81,10 +89,12 @@ def message_rows(session: Session, conversation_ids: Iterable[str]) -> dict[str,
     """Every messages row of each conversation, in clustering order."""
     out = {}
     for cid in conversation_ids:
-        out[cid] = list(session.execute(
-            "SELECT message_id, ts, content, status, delivered_at, read_at, receipts FROM messages WHERE conversation_id = %s",
-            (uuid.UUID(cid),),
-        ))
+        out[cid] = list(
+            session.execute(
+                "SELECT message_id, ts, content, status, delivered_at, read_at, receipts FROM messages WHERE conversation_id = %s",
+                (uuid.UUID(cid),),
+            )
+        )
     return out
 
 
@@ -126,7 +136,9 @@ def worker_metrics(worker: Any) -> str:
         return resp.read().decode()
 
 
-def wait_all_status(session: Session, conversations: Iterable[str], count: int, status: str, *, timeout: float) -> dict[str, list[Any]]:
+def wait_all_status(
+    session: Session, conversations: Iterable[str], count: int, status: str, *, timeout: float
+) -> dict[str, list[Any]]:
     """Wait until ``count`` messages of these conversations have aggregate ``status``; returns the rows."""
     conversations = list(conversations)
 
@@ -151,31 +163,44 @@ class _Progress(dict):
         return False
 
 
-def setup_conversations(session: Session, n: int, *, channels: dict[str, str] | None = None, size: int = 2) -> dict[str, list[str]]:
+def setup_conversations(
+    session: Session, n: int, *, channels: dict[str, str] | None = None, size: int = 2
+) -> dict[str, list[str]]:
     """``n`` conversations of ``size`` users, every user linked to ``channels`` (default WhatsApp)."""
     out = {}
     for _ in range(n):
-        users = [create_user(session, channels=channels if channels is not None else {"whatsapp": "+5511999990000"})
-                 for _ in range(size)]
+        users = [
+            create_user(
+                session, channels=channels if channels is not None else {"whatsapp": "+5511999990000"}
+            )
+            for _ in range(size)
+        ]
         out[create_conversation(session, users)] = users
     return out
 
 
 def events_for(conversations: dict[str, list[str]], count: int, *, prefix: str = "m") -> list[dict[str, Any]]:
     cids = list(conversations)
-    return [message_event(cids[i % len(cids)], conversations[cids[i % len(cids)]][0], content=f"{prefix}{i}")
-            for i in range(count)]
+    return [
+        message_event(cids[i % len(cids)], conversations[cids[i % len(cids)]][0], content=f"{prefix}{i}")
+        for i in range(count)
+    ]
 
 
-def wait_all_receipts(session: Session, conversations: Iterable[str], count: int, status: str = "READ", *,
-                      timeout: float) -> dict[str, list[Any]]:
+def wait_all_receipts(
+    session: Session, conversations: Iterable[str], count: int, status: str = "READ", *, timeout: float
+) -> dict[str, list[Any]]:
     """Wait until ``count`` messages have every receipt (not only the aggregate) at ``status``."""
     conversations = list(conversations)
 
     def check():  # type: ignore[no-untyped-def]
         rows = message_rows(session, conversations)
-        done = sum(1 for rs in rows.values() for r in rs
-                   if r.receipts and all(v.status == status for v in r.receipts.values()))
+        done = sum(
+            1
+            for rs in rows.values()
+            for r in rs
+            if r.receipts and all(v.status == status for v in r.receipts.values())
+        )
         if done >= count:
             return rows
         stuck: dict[str, int] = {}
@@ -185,7 +210,9 @@ def wait_all_receipts(session: Session, conversations: Iterable[str], count: int
                     stuck[v.status] = stuck.get(v.status, 0) + 1
         return _Progress(stuck)
 
-    return wait_until(check, timeout=timeout, interval=1, what=f"{count} messages with every receipt {status}")
+    return wait_until(
+        check, timeout=timeout, interval=1, what=f"{count} messages with every receipt {status}"
+    )
 
 
 async def _topic_size(settings: Settings, topic: str) -> int:

@@ -31,18 +31,25 @@ def test_outage_opens_the_breaker_recovery_closes_it_and_every_message_arrives(s
     worker.post("/connectors/faults", {"outage": True})
     try:
         publish_messages(stack, events, prefix=isolated.prefix)
-        wait_until(lambda: worker.get("/connectors")[1]["channels"]["whatsapp"]["breaker"] in ("OPEN", "HALF_OPEN"),
-                   timeout=30, what="whatsapp breaker open")
+        wait_until(
+            lambda: worker.get("/connectors")[1]["channels"]["whatsapp"]["breaker"] in ("OPEN", "HALF_OPEN"),
+            timeout=30,
+            what="whatsapp breaker open",
+        )
         # Routed and stored as SENT, but nothing gets through while the channel is down.
         wait_all_status(cql, conversations, 40, "SENT", timeout=30)
         time.sleep(2)
         rows = message_rows(cql, conversations)
         assert {r.status for rs in rows.values() for r in rs} == {"SENT"}
-        assert metric_value(worker_metrics(worker), "chat4all_connector_breaker_state", channel="whatsapp") == 2
+        assert (
+            metric_value(worker_metrics(worker), "chat4all_connector_breaker_state", channel="whatsapp") == 2
+        )
     finally:
         worker.post("/connectors/faults", {"outage": False})
     rows = wait_all_status(cql, conversations, 40, "READ", timeout=60)
-    assert sorted(str(r.message_id) for rs in rows.values() for r in rs) == sorted(e["message_id"] for e in events)
+    assert sorted(str(r.message_id) for rs in rows.values() for r in rs) == sorted(
+        e["message_id"] for e in events
+    )
     state = worker.get("/connectors")[1]["channels"]["whatsapp"]
     assert state["breaker"] == "CLOSED" and state["opened_count"] >= 1
     text = worker_metrics(worker)
@@ -50,8 +57,12 @@ def test_outage_opens_the_breaker_recovery_closes_it_and_every_message_arrives(s
 
 
 def test_a_recipient_the_connector_gives_up_on_is_failed_and_dead_lettered(stack, cql):
-    env = {**FAST_RECEIPTS, "CHAT4ALL_CONNECTOR_SEND_ERROR_RATE": "0.4", "CHAT4ALL_CONNECTOR_MAX_ATTEMPTS": "2",
-           "CHAT4ALL_BREAKER_FAILURE_THRESHOLD": "1000"}
+    env = {
+        **FAST_RECEIPTS,
+        "CHAT4ALL_CONNECTOR_SEND_ERROR_RATE": "0.4",
+        "CHAT4ALL_CONNECTOR_MAX_ATTEMPTS": "2",
+        "CHAT4ALL_BREAKER_FAILURE_THRESHOLD": "1000",
+    }
     pipeline = IsolatedPipeline(stack, name="c4a-giveup", env=env)
     try:
         worker = pipeline.worker()
@@ -72,15 +83,26 @@ def test_a_recipient_the_connector_gives_up_on_is_failed_and_dead_lettered(stack
             (receipt,) = r.receipts.values()
             assert receipt.status == r.status
         # A FAILED receipt also gets a receipts row that keeps its reason.
-        reasons = [cql.execute("SELECT status, reason FROM receipts WHERE message_id = %s", (r.message_id,)).one()
-                   for r in rows if str(r.message_id) in failed]
+        reasons = [
+            cql.execute("SELECT status, reason FROM receipts WHERE message_id = %s", (r.message_id,)).one()
+            for r in rows
+            if str(r.message_id) in failed
+        ]
         assert all(x is not None and x.status == "FAILED" and x.reason.startswith("gave up") for x in reasons)
         text = worker_metrics(worker)
         assert metric_value(text, "chat4all_dead_letters_total", source="whatsapp-connector") == len(failed)
-        assert metric_value(text, "chat4all_receipt_transitions_total", status="FAILED", outcome="applied") == len(failed)
+        assert metric_value(
+            text, "chat4all_receipt_transitions_total", status="FAILED", outcome="applied"
+        ) == len(failed)
         env_cli = {**os.environ, **pipeline.env}
-        out = subprocess.run([CHAT4ALL, "dlq", "list", "--json", "--limit", "0"], capture_output=True, text=True,
-                             check=True, env=env_cli, timeout=60).stdout
+        out = subprocess.run(
+            [CHAT4ALL, "dlq", "list", "--json", "--limit", "0"],
+            capture_output=True,
+            text=True,
+            check=True,
+            env=env_cli,
+            timeout=60,
+        ).stdout
         letters = [json.loads(line) for line in out.splitlines()]
         assert {x["message_id"] for x in letters} == failed
         assert all(x["reason"].startswith("gave up after 2 attempts") and x["attempts"] == 2 for x in letters)

@@ -24,8 +24,15 @@ pytestmark = pytest.mark.integration
 
 def test_cassandra_outage_pauses_the_pipeline_without_dead_letters_and_it_resumes(stack, cql):
     proxy = CuttableProxy(target=(stack.cassandra_host, stack.cassandra_port)).start()
-    pipeline = IsolatedPipeline(stack, name="c4a-outage", env={
-        **FAST_RECEIPTS, "CHAT4ALL_CASSANDRA_PORT": str(proxy.port), "CHAT4ALL_CASSANDRA_RETRY_MAX_SECONDS": "1"})
+    pipeline = IsolatedPipeline(
+        stack,
+        name="c4a-outage",
+        env={
+            **FAST_RECEIPTS,
+            "CHAT4ALL_CASSANDRA_PORT": str(proxy.port),
+            "CHAT4ALL_CASSANDRA_RETRY_MAX_SECONDS": "1",
+        },
+    )
     worker = pipeline.worker()
     try:
         worker.wait_ready()
@@ -37,8 +44,9 @@ def test_cassandra_outage_pauses_the_pipeline_without_dead_letters_and_it_resume
         proxy.cut()
         during = events_for(conversations, 20, prefix="during")
         publish_messages(stack, during, prefix=pipeline.prefix)
-        status, body = wait_until(lambda: (r := worker.get("/health")) and r[0] == 503 and r, timeout=30,
-                                  what="/health unhealthy")
+        status, body = wait_until(
+            lambda: (r := worker.get("/health")) and r[0] == 503 and r, timeout=30, what="/health unhealthy"
+        )
         assert body["cassandra"]["ok"] is False and body["status"] == "unhealthy"
         time.sleep(3)
         rows = message_rows(cql, conversations)
@@ -47,7 +55,8 @@ def test_cassandra_outage_pauses_the_pipeline_without_dead_letters_and_it_resume
         proxy.restore()
         rows = wait_all_status(cql, conversations, 40, "READ", timeout=90)
         assert sorted(str(r.message_id) for rs in rows.values() for r in rs) == sorted(
-            e["message_id"] for e in before + during)
+            e["message_id"] for e in before + during
+        )
         wait_until(lambda: worker.get("/health")[0] == 200, timeout=30, what="/health ok again")
         text = worker_metrics(worker)
         assert metric_value(text, "chat4all_dead_letters_total") == 0

@@ -44,28 +44,58 @@ def test_native_recipient_stays_sent_until_the_api_reports_delivered_and_read(st
     assert row().status == "SENT"
 
     # What the API publishes: DELIVERED on GetMessages, READ with channel '*' on MarkRead, no receipt set.
-    base = {"message_id": event["message_id"], "conversation_id": cid, "ts_ms": event["ts_ms"], "recipient_id": bob,
-            "source": "api"}
+    base = {
+        "message_id": event["message_id"],
+        "conversation_id": cid,
+        "ts_ms": event["ts_ms"],
+        "recipient_id": bob,
+        "source": "api",
+    }
     now = int(time.time() * 1000)
-    asyncio.run(publish(stack, isolated.topic(names.STATUS_UPDATES), [
-        (event["message_id"], {**base, "channel": "native", "status": "DELIVERED", "at_ms": now}),
-        (event["message_id"], {**base, "channel": "*", "status": "READ", "at_ms": now + 5}),
-        (event["message_id"], {**base, "channel": "native", "status": "DELIVERED", "at_ms": now + 9}),  # late
-    ]))
-    done = wait_until(lambda: (r := row()) is not None and r.status == "READ" and r, timeout=30, what="native READ")
+    asyncio.run(
+        publish(
+            stack,
+            isolated.topic(names.STATUS_UPDATES),
+            [
+                (event["message_id"], {**base, "channel": "native", "status": "DELIVERED", "at_ms": now}),
+                (event["message_id"], {**base, "channel": "*", "status": "READ", "at_ms": now + 5}),
+                (
+                    event["message_id"],
+                    {**base, "channel": "native", "status": "DELIVERED", "at_ms": now + 9},
+                ),  # late
+            ],
+        )
+    )
+    done = wait_until(
+        lambda: (r := row()) is not None and r.status == "READ" and r, timeout=30, what="native READ"
+    )
     receipt = done.receipts[key]
-    assert receipt.status == "READ" and receipt.delivered_at is not None and receipt.read_at >= receipt.delivered_at
+    assert (
+        receipt.status == "READ"
+        and receipt.delivered_at is not None
+        and receipt.read_at >= receipt.delivered_at
+    )
     # Only a FAILED receipt gets a receipts row (for its reason); a READ one lives in the map alone.
-    assert cql.execute("SELECT status FROM receipts WHERE message_id = %s", (uuid.UUID(event["message_id"]),)).one() is None
+    assert (
+        cql.execute(
+            "SELECT status FROM receipts WHERE message_id = %s", (uuid.UUID(event["message_id"]),)
+        ).one()
+        is None
+    )
 
 
 def _dlq(pipeline, *args: str) -> str:
     env = {**os.environ, **pipeline.env}
-    return subprocess.run([CHAT4ALL, "dlq", *args], check=True, capture_output=True, text=True, timeout=60, env=env).stdout
+    return subprocess.run(
+        [CHAT4ALL, "dlq", *args], check=True, capture_output=True, text=True, timeout=60, env=env
+    ).stdout
 
 
 def test_bad_messages_are_dead_lettered_with_reason_and_can_be_replayed(stack, cql, isolated):
-    alice, bob = create_user(cql, channels={"instagram": "@a"}), create_user(cql, channels={"instagram": "@b"})
+    alice, bob = (
+        create_user(cql, channels={"instagram": "@a"}),
+        create_user(cql, channels={"instagram": "@b"}),
+    )
     missing_cid = str(uuid.uuid4())
     orphan = message_event(missing_cid, alice)
     cid = create_conversation(cql, [alice, bob])
@@ -87,10 +117,15 @@ def test_bad_messages_are_dead_lettered_with_reason_and_can_be_replayed(stack, c
     assert message_rows(cql, [missing_cid, cid]) == {missing_cid: [], cid: []}
 
     # The operator fixes the cause (the conversation now exists) and replays that letter.
-    cql.execute("INSERT INTO conversations (conversation_id, type, participant_ids) VALUES (%s, 'PRIVATE', %s)",
-                (uuid.UUID(missing_cid), {uuid.UUID(alice), uuid.UUID(bob)}))
+    cql.execute(
+        "INSERT INTO conversations (conversation_id, type, participant_ids) VALUES (%s, 'PRIVATE', %s)",
+        (uuid.UUID(missing_cid), {uuid.UUID(alice), uuid.UUID(bob)}),
+    )
     out = _dlq(isolated, "replay", found[orphan["message_id"]]["id"])
     assert "replayed 1 record" in out
-    rows = wait_until(lambda: [r for r in message_rows(cql, [missing_cid])[missing_cid] if r.status == "READ"],
-                      timeout=40, what="replayed message READ")
+    rows = wait_until(
+        lambda: [r for r in message_rows(cql, [missing_cid])[missing_cid] if r.status == "READ"],
+        timeout=40,
+        what="replayed message READ",
+    )
     assert [str(r.message_id) for r in rows] == [orphan["message_id"]]

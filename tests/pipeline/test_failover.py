@@ -36,10 +36,15 @@ def _diagnose(cql, conversations, events) -> str:
     rows = {str(r.message_id): r for rs in message_rows(cql, conversations).values() for r in rs}
     missing = [e["message_id"] for e in events if e["message_id"] not in rows]
     no_receipts = [m for m, r in rows.items() if not r.receipts]
-    behind = {m: {k: v.status for k, v in r.receipts.items()} for m, r in rows.items()
-              if r.receipts and any(v.status != "READ" for v in r.receipts.values())}
-    return (f"rows missing: {len(missing)} {missing[:5]}; rows without receipts: {len(no_receipts)}; "
-            f"rows behind: {len(behind)} {list(behind.items())[:3]}")
+    behind = {
+        m: {k: v.status for k, v in r.receipts.items()}
+        for m, r in rows.items()
+        if r.receipts and any(v.status != "READ" for v in r.receipts.values())
+    }
+    return (
+        f"rows missing: {len(missing)} {missing[:5]}; rows without receipts: {len(no_receipts)}; "
+        f"rows behind: {len(behind)} {list(behind.items())[:3]}"
+    )
 
 
 # READ 1-2 s after DELIVERED: when a worker dies or joins mid-flow, scheduled READs are pending.
@@ -54,7 +59,7 @@ def _publish_steadily(stack, pipeline, events, *, batch: int, pause: float):
     def produce():
         try:
             for i in range(0, len(events), batch):
-                publish_messages(stack, events[i:i + batch], prefix=pipeline.prefix)
+                publish_messages(stack, events[i : i + batch], prefix=pipeline.prefix)
                 time.sleep(pause)
         except BaseException as exc:  # surfaced by the caller: a publish failure is not a pipeline loss
             errors.append(exc)
@@ -85,9 +90,17 @@ def test_sigkill_of_one_of_two_workers_loses_and_duplicates_nothing(stack, cql):
     try:
         survivor.wait_ready()
         victim.wait_ready()
-        wait_until(lambda: (h := victim.health()) and h["kafka"]["assigned_partitions"] > 0
-                   and not h["kafka"]["rebalancing"] and (s := survivor.health()) and not s["kafka"]["rebalancing"],
-                   timeout=60, what="both workers assigned")
+        wait_until(
+            lambda: (
+                (h := victim.health())
+                and h["kafka"]["assigned_partitions"] > 0
+                and not h["kafka"]["rebalancing"]
+                and (s := survivor.health())
+                and not s["kafka"]["rebalancing"]
+            ),
+            timeout=60,
+            what="both workers assigned",
+        )
         before = survivor.health()["kafka"]["assigned_partitions"]
         conversations = setup_conversations(cql, 30, channels=FLOW_CHANNELS)
         events = events_for(conversations, 600, prefix="kill")
@@ -95,8 +108,12 @@ def test_sigkill_of_one_of_two_workers_loses_and_duplicates_nothing(stack, cql):
         producer, errors = _publish_steadily(stack, pipeline, events, batch=100, pause=0.5)
         # As soon as the victim has routed something: its partitions have no commit yet, the
         # takeover path that lost records before streams/takeover.py (fix 1).
-        wait_until(lambda: metric_value(worker_metrics(victim), "chat4all_messages_routed_total") > 0,
-                   timeout=60, interval=0.2, what="victim routing")
+        wait_until(
+            lambda: metric_value(worker_metrics(victim), "chat4all_messages_routed_total") > 0,
+            timeout=60,
+            interval=0.2,
+            what="victim routing",
+        )
         victim.kill()
         _assert_flow_all_read_once(stack, cql, pipeline, producer, errors, conversations, events)
         assert survivor.health()["kafka"]["assigned_partitions"] > before  # took over the victim's partitions
@@ -115,8 +132,12 @@ def test_a_worker_joining_mid_flow_loses_and_duplicates_nothing(stack, cql):
         conversations = setup_conversations(cql, 30, channels=FLOW_CHANNELS)
         events = events_for(conversations, 600, prefix="join")
         producer, errors = _publish_steadily(stack, pipeline, events, batch=50, pause=1.0)
-        wait_until(lambda: metric_value(worker_metrics(first), "chat4all_messages_routed_total") > 0,
-                   timeout=60, interval=0.2, what="first worker routing")
+        wait_until(
+            lambda: metric_value(worker_metrics(first), "chat4all_messages_routed_total") > 0,
+            timeout=60,
+            interval=0.2,
+            what="first worker routing",
+        )
         second = pipeline.worker()
         second.wait_ready()
         _assert_flow_all_read_once(stack, cql, pipeline, producer, errors, conversations, events)
@@ -148,7 +169,9 @@ def test_a_worker_restarted_alone_recovers_pending_reads_from_the_changelogs(sta
         text = worker_metrics(second)
         # The READs came from the recovered schedule: nothing was sent again.
         assert metric_value(text, "chat4all_connector_sends_total", outcome="sent") == 0
-        assert metric_value(text, "chat4all_receipt_transitions_total", status="READ", outcome="applied") == 100
+        assert (
+            metric_value(text, "chat4all_receipt_transitions_total", status="READ", outcome="applied") == 100
+        )
     finally:
         pipeline.close()
 

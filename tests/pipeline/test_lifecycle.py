@@ -26,8 +26,11 @@ def test_1000_messages_over_50_conversations_all_reach_read_once_and_in_order(st
     for i in range(50):
         # Private chats and small groups; recipients on WhatsApp, Instagram or both.
         size = 2 if i % 2 else 3
-        linked = [{"whatsapp": f"+5511{rng.randint(10**7, 10**8)}"}, {"instagram": f"@u{i}"},
-                  {"whatsapp": f"+5521{i}", "instagram": f"@b{i}"}]
+        linked = [
+            {"whatsapp": f"+5511{rng.randint(10**7, 10**8)}"},
+            {"instagram": f"@u{i}"},
+            {"whatsapp": f"+5521{i}", "instagram": f"@b{i}"},
+        ]
         users = [create_user(cql, channels=linked[(i + k) % 3]) for k in range(size)]
         conversations[create_conversation(cql, users)] = users
     events = []
@@ -50,19 +53,27 @@ def test_1000_messages_over_50_conversations_all_reach_read_once_and_in_order(st
         for r, e in zip(rs, expected[cid], strict=True):
             recipients = set(conversations[cid]) - {e["sender_id"]}
             assert {str(v.recipient_id) for v in r.receipts.values()} == recipients
-            assert all(v.status == "READ" and v.delivered_at is not None and v.read_at is not None for v in r.receipts.values())
+            assert all(
+                v.status == "READ" and v.delivered_at is not None and v.read_at is not None
+                for v in r.receipts.values()
+            )
             assert r.delivered_at is not None and r.read_at is not None and r.read_at >= r.delivered_at
     sample = rows[next(iter(rows))][0]
     assert uuid.UUID(str(sample.message_id)).version == 7
 
 
-def test_the_session_worker_fixture_runs_the_whole_lifecycle_on_the_shared_topics(stack, cql, pipeline_worker):
+def test_the_session_worker_fixture_runs_the_whole_lifecycle_on_the_shared_topics(
+    stack, cql, pipeline_worker
+):
     # The fixture other areas' tests use (e.g. the API's): the real topics, its own app id.
     alice, bob = create_user(cql, channels={"instagram": "@a"}), create_user(cql, channels={"whatsapp": "+2"})
     cid = create_conversation(cql, [alice, bob], kind="PRIVATE")
     event = message_event(cid, alice)
     publish_messages(stack, [event])
-    row = wait_until(lambda: [r for r in message_rows(cql, [cid])[cid] if r.status == "READ"], timeout=40,
-                     what="READ via the session worker")[0]
+    row = wait_until(
+        lambda: [r for r in message_rows(cql, [cid])[cid] if r.status == "READ"],
+        timeout=40,
+        what="READ via the session worker",
+    )[0]
     assert set(row.receipts) == {f"{bob}:whatsapp"}
     assert pipeline_worker.health()["status"] == "ok"

@@ -52,7 +52,9 @@ async def _produce(bootstrap: str, topic: str) -> int:
 
 
 async def _consume(bootstrap: str, topic: str, count: int) -> dict[int, list[bytes]]:
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", group_id=None)
+    consumer = AIOKafkaConsumer(
+        topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", group_id=None
+    )
     await consumer.start()
     got: dict[int, list[bytes]] = {}
     try:
@@ -123,7 +125,9 @@ async def _keyed(bootstrap: str) -> tuple[dict[bytes, int], dict[bytes, int]]:
     return before, after
 
 
-def test_keyed_records_land_where_the_java_compatible_partitioner_puts_them(stack: Settings, unpatched: None) -> None:
+def test_keyed_records_land_where_the_java_compatible_partitioner_puts_them(
+    stack: Settings, unpatched: None
+) -> None:
     before, after = asyncio.run(_keyed(stack.kafka_bootstrap))
     assert before == {k: (murmur2(k) & 0x7FFFFFFF) % PARTITIONS for k in before}
     # The partition cache followed the metadata update: keys now spread over 16 partitions.

@@ -31,7 +31,12 @@ def test_split_roles_share_the_group_and_each_does_only_its_part(stack, cql):
         text = {role: worker_metrics(w) for role, w in workers.items()}
         assert metric_value(text["router"], "chat4all_messages_routed_total") == 60
         assert metric_value(text["connectors"], "chat4all_connector_sends_total", outcome="sent") == 60
-        assert metric_value(text["status"], "chat4all_receipt_transitions_total", status="READ", outcome="applied") == 60
+        assert (
+            metric_value(
+                text["status"], "chat4all_receipt_transitions_total", status="READ", outcome="applied"
+            )
+            == 60
+        )
         # Nobody did another role's work.
         assert metric_value(text["connectors"], "chat4all_messages_routed_total") == 0
         assert metric_value(text["router"], "chat4all_receipt_transitions_total") == 0

@@ -57,13 +57,15 @@ def reachable(address: str, port: int) -> bool:
         return False
 
 
-def post_faults(worker: WorkerProcess, body: dict[str, Any], *, token: str | None = None,
-                scheme: str = "Bearer") -> tuple[int, Any]:
+def post_faults(
+    worker: WorkerProcess, body: dict[str, Any], *, token: str | None = None, scheme: str = "Bearer"
+) -> tuple[int, Any]:
     headers = {"Content-Type": "application/json"}
     if token is not None:
         headers["Authorization"] = f"{scheme} {token}"
-    req = urllib.request.Request(worker.url + "/connectors/faults", data=json.dumps(body).encode(), method="POST",
-                                 headers=headers)
+    req = urllib.request.Request(
+        worker.url + "/connectors/faults", data=json.dumps(body).encode(), method="POST", headers=headers
+    )
     try:
         with urllib.request.urlopen(req, timeout=5) as resp:
             return resp.status, json.loads(resp.read())
@@ -93,8 +95,13 @@ def test_outside_dev_mode_it_listens_on_loopback_and_faults_need_the_operator_to
     assert _route_urls(worker.get("/router/")[1]) == {f"http://127.0.0.1:{worker.web_port}"}
     assert worker.get("/connectors/faults")[1]["faults"]["outage"] is False
 
-    for given, scheme in ((None, "Bearer"), ("wrong-" + token, "Bearer"), (token[:-1], "Bearer"), (token, "Basic"),
-                          ("", "Bearer")):
+    for given, scheme in (
+        (None, "Bearer"),
+        ("wrong-" + token, "Bearer"),
+        (token[:-1], "Bearer"),
+        (token, "Basic"),
+        ("", "Bearer"),
+    ):
         status, body = post_faults(worker, {"outage": True}, token=given, scheme=scheme)
         assert status == 401, (given, scheme, status, body)
         assert "operator token" in body["error"]
@@ -126,8 +133,9 @@ def test_bind_and_host_settings_in_dev_mode(pipeline) -> None:
     metadata; in dev mode without a token the faults endpoint is open (the local stack)."""
     others = non_loopback_addresses()
     host = others[0] if others else socket.gethostname()
-    worker = pipeline.worker(role="connectors", CHAT4ALL_DEV_MODE="true", CHAT4ALL_WEB_BIND="0.0.0.0",
-                             CHAT4ALL_WEB_HOST=host)
+    worker = pipeline.worker(
+        role="connectors", CHAT4ALL_DEV_MODE="true", CHAT4ALL_WEB_BIND="0.0.0.0", CHAT4ALL_WEB_HOST=host
+    )
     worker.wait_ready()
     assert listening_addresses(worker.web_port) == {"0.0.0.0"}
     for address in others:

@@ -36,10 +36,13 @@ def test_defaults_are_local_quorum_and_local_serial(stack: Settings) -> None:
 
 
 def test_the_session_profiles_carry_the_configured_levels(stack: Settings) -> None:
-    configured = stack.model_copy(update={
-        "cassandra_read_consistency": "ONE", "cassandra_write_consistency": "QUORUM",
-        "cassandra_serial_consistency": "SERIAL",
-    })
+    configured = stack.model_copy(
+        update={
+            "cassandra_read_consistency": "ONE",
+            "cassandra_write_consistency": "QUORUM",
+            "cassandra_serial_consistency": "SERIAL",
+        }
+    )
     session = connect(configured)
     try:
         assert _levels(session, EXEC_PROFILE_DEFAULT) == (CL.ONE, CL.SERIAL)
@@ -51,8 +54,12 @@ def test_the_session_profiles_carry_the_configured_levels(stack: Settings) -> No
 def test_statements_run_in_the_profile_of_their_kind(stack: Settings) -> None:
     """At replication factor 1, a level of TWO cannot be met: Cassandra answers Unavailable for exactly
     the statements that run at it, which shows which level each statement really used."""
-    reads_at_two = stack.model_copy(update={"cassandra_read_consistency": "TWO", "cassandra_write_consistency": "ONE"})
-    writes_at_two = stack.model_copy(update={"cassandra_read_consistency": "ONE", "cassandra_write_consistency": "TWO"})
+    reads_at_two = stack.model_copy(
+        update={"cassandra_read_consistency": "TWO", "cassandra_write_consistency": "ONE"}
+    )
+    writes_at_two = stack.model_copy(
+        update={"cassandra_read_consistency": "ONE", "cassandra_write_consistency": "TWO"}
+    )
     user = uuid.uuid4()
 
     async def run(settings: Settings) -> dict[str, str]:
@@ -60,7 +67,9 @@ def test_statements_run_in_the_profile_of_their_kind(stack: Settings) -> None:
         try:
             insert = session.prepare("INSERT INTO users (user_id, username) VALUES (?, ?)")
             select = session.prepare("SELECT username FROM users WHERE user_id = ?")
-            claim = session.prepare("INSERT INTO users_by_username (username, user_id) VALUES (?, ?) IF NOT EXISTS")
+            claim = session.prepare(
+                "INSERT INTO users_by_username (username, user_id) VALUES (?, ?) IF NOT EXISTS"
+            )
             outcome: dict[str, str] = {}
             for name, stmt, params in (
                 ("insert", insert, (user, "consistency-test")),
@@ -82,9 +91,17 @@ def test_statements_run_in_the_profile_of_their_kind(stack: Settings) -> None:
 
     try:
         assert asyncio.run(run(writes_at_two)) == {
-            "insert": "unavailable", "select": "ok", "lwt": "unavailable", "simple select": "ok"}
+            "insert": "unavailable",
+            "select": "ok",
+            "lwt": "unavailable",
+            "simple select": "ok",
+        }
         assert asyncio.run(run(reads_at_two)) == {
-            "insert": "ok", "select": "unavailable", "lwt": "ok", "simple select": "unavailable"}
+            "insert": "ok",
+            "select": "unavailable",
+            "lwt": "ok",
+            "simple select": "unavailable",
+        }
     finally:
         session = connect(stack)
         session.execute("DELETE FROM users WHERE user_id = %s", (user,))
@@ -96,17 +113,24 @@ def test_profile_for_tells_reads_from_everything_else() -> None:
     assert profile_for("  select * from users") == EXEC_PROFILE_DEFAULT
     assert profile_for("INSERT INTO users (user_id) VALUES (%s)") == WRITE_PROFILE
     assert profile_for(SimpleStatement("DELETE FROM users WHERE user_id = %s")) == WRITE_PROFILE
-    assert profile_for(SimpleStatement("UPDATE users SET username = 'x' WHERE user_id = %s IF EXISTS")) == WRITE_PROFILE
+    assert (
+        profile_for(SimpleStatement("UPDATE users SET username = 'x' WHERE user_id = %s IF EXISTS"))
+        == WRITE_PROFILE
+    )
 
 
-@pytest.mark.parametrize(("command", "variable"), [
-    (["api"], "CHAT4ALL_CASSANDRA_READ_CONSISTENCY"),
-    (["worker", "--web-port", "0"], "CHAT4ALL_CASSANDRA_WRITE_CONSISTENCY"),
-    (["api"], "CHAT4ALL_CASSANDRA_SERIAL_CONSISTENCY"),
-])
+@pytest.mark.parametrize(
+    ("command", "variable"),
+    [
+        (["api"], "CHAT4ALL_CASSANDRA_READ_CONSISTENCY"),
+        (["worker", "--web-port", "0"], "CHAT4ALL_CASSANDRA_WRITE_CONSISTENCY"),
+        (["api"], "CHAT4ALL_CASSANDRA_SERIAL_CONSISTENCY"),
+    ],
+)
 def test_a_bad_level_name_stops_start_up(command: list[str], variable: str) -> None:
     env = {**os.environ, variable: "QUORUMM"}
-    done = subprocess.run([chat4all_executable(), *command], env=env, cwd=REPO_ROOT, capture_output=True, text=True,
-                          timeout=60)
+    done = subprocess.run(
+        [chat4all_executable(), *command], env=env, cwd=REPO_ROOT, capture_output=True, text=True, timeout=60
+    )
     assert done.returncode != 0
     assert variable.removeprefix("CHAT4ALL_").lower() in done.stderr and "QUORUMM" in done.stderr

@@ -41,15 +41,18 @@ def _env(base: Settings, stack_dir: Path) -> dict[str, str]:
 
 
 def _cli(env: dict[str, str], *args: str, timeout: float = 400) -> subprocess.CompletedProcess:
-    return subprocess.run([".venv/bin/chat4all", "stack", *args], env=env, capture_output=True, text=True,
-                          timeout=timeout)
+    return subprocess.run(
+        [".venv/bin/chat4all", "stack", *args], env=env, capture_output=True, text=True, timeout=timeout
+    )
 
 
 def _pids(stack_dir: Path) -> dict[str, int]:
     return {name: int((stack_dir / name / f"{name}.pid").read_text()) for name in SERVERS}
 
 
-def test_up_twice_kill_one_restart_only_it_then_down_leaves_nothing(settings: Settings, tmp_path: Path) -> None:
+def test_up_twice_kill_one_restart_only_it_then_down_leaves_nothing(
+    settings: Settings, tmp_path: Path
+) -> None:
     stack_dir = tmp_path / "stack"
     env = _env(settings, stack_dir)
     try:
@@ -72,7 +75,9 @@ def test_up_twice_kill_one_restart_only_it_then_down_leaves_nothing(settings: Se
         assert third.returncode == 0, third.stderr[-3000:]
         after = _pids(stack_dir)
         assert after["redis"] != pids["redis"] and is_alive(after["redis"])
-        assert {k: v for k, v in after.items() if k != "redis"} == {k: v for k, v in pids.items() if k != "redis"}
+        assert {k: v for k, v in after.items() if k != "redis"} == {
+            k: v for k, v in pids.items() if k != "redis"
+        }
         pids = after
     finally:
         down = _cli(env, "down")

@@ -38,8 +38,9 @@ async def test_kafka_produce_and_consume(stack: Settings) -> None:
             await producer.send_and_wait(topic, p, key=b"k")
     finally:
         await producer.stop()
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=stack.kafka_bootstrap, auto_offset_reset="earliest",
-                                group_id=f"g-{topic}")
+    consumer = AIOKafkaConsumer(
+        topic, bootstrap_servers=stack.kafka_bootstrap, auto_offset_reset="earliest", group_id=f"g-{topic}"
+    )
     await consumer.start()
     try:
         got: list[bytes] = []

@@ -55,13 +55,26 @@ def test_backoff_grows_exponentially_with_jitter_and_a_cap():
 
 
 def _event(handle="+1") -> OutboundEvent:
-    return OutboundEvent(message_id="m", conversation_id="c", sender_id="s", ts_ms=1, recipient_id="r",
-                         channel="whatsapp", handle=handle)
+    return OutboundEvent(
+        message_id="m",
+        conversation_id="c",
+        sender_id="s",
+        ts_ms=1,
+        recipient_id="r",
+        channel="whatsapp",
+        handle=handle,
+    )
 
 
 def _connector(faults: FaultInjector, **cfg) -> WhatsAppConnector:
-    config = ConnectorConfig(max_attempts=3, backoff_first=0.001, backoff_largest=0.002, breaker_failure_threshold=10,
-                             breaker_reset_timeout=0.05, **cfg)
+    config = ConnectorConfig(
+        max_attempts=3,
+        backoff_first=0.001,
+        backoff_largest=0.002,
+        breaker_failure_threshold=10,
+        breaker_reset_timeout=0.05,
+        **cfg,
+    )
     return WhatsAppConnector(config=config, faults=faults, rng=random.Random(3))
 
 

@@ -11,7 +11,8 @@ def _keys(targets):
 
 def test_each_recipient_on_each_linked_channel_sender_excluded():
     targets = select_targets(
-        sender_id="a", participant_ids={"a", "b", "c"},
+        sender_id="a",
+        participant_ids={"a", "b", "c"},
         linked_channels={"a": {"whatsapp": "+1"}, "b": {"whatsapp": "+2", "instagram": "@b"}, "c": {}},
     )
     assert _keys(targets) == ["b:instagram", "b:whatsapp", "c:native"]
@@ -20,12 +21,18 @@ def test_each_recipient_on_each_linked_channel_sender_excluded():
 
 def test_requested_channels_restrict_and_fall_back_to_native():
     linked = {"b": {"whatsapp": "+2", "instagram": "@b"}, "c": {"whatsapp": "+3"}}
-    targets = select_targets(sender_id="a", participant_ids={"a", "b", "c"}, linked_channels=linked, requested=["instagram"])
+    targets = select_targets(
+        sender_id="a", participant_ids={"a", "b", "c"}, linked_channels=linked, requested=["instagram"]
+    )
     assert _keys(targets) == ["b:instagram", "c:native"]
-    targets = select_targets(sender_id="a", participant_ids={"a", "b"}, linked_channels=linked, requested=["native", "whatsapp"])
+    targets = select_targets(
+        sender_id="a", participant_ids={"a", "b"}, linked_channels=linked, requested=["native", "whatsapp"]
+    )
     assert _keys(targets) == ["b:whatsapp", "b:native"]
 
 
 def test_unknown_linked_channels_are_ignored():
-    targets = select_targets(sender_id="a", participant_ids={"a", "b"}, linked_channels={"b": {"telegram": "x"}})
+    targets = select_targets(
+        sender_id="a", participant_ids={"a", "b"}, linked_channels={"b": {"telegram": "x"}}
+    )
     assert _keys(targets) == ["b:native"]

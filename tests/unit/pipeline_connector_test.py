@@ -18,8 +18,18 @@ def connector_env(monkeypatch):
 
 
 def _outbound(mid: str, rid: str, sender: str) -> bytes:
-    return json.dumps({"message_id": mid, "conversation_id": new_id(), "sender_id": sender, "ts_ms": 1000,
-                       "recipient_id": rid, "channel": "whatsapp", "handle": "+55", "receipt_keys": [f"{rid}:whatsapp"]}).encode()
+    return json.dumps(
+        {
+            "message_id": mid,
+            "conversation_id": new_id(),
+            "sender_id": sender,
+            "ts_ms": 1000,
+            "recipient_id": rid,
+            "channel": "whatsapp",
+            "handle": "+55",
+            "receipt_keys": [f"{rid}:whatsapp"],
+        }
+    ).encode()
 
 
 def _tick(now: int) -> bytes:
@@ -77,4 +87,7 @@ async def test_after_a_crash_an_unacked_bucket_fires_again(connector_env):
         await ctx.put(_tick(clock["now"]), partition=1)
         await worker.inflight.drain()
     delivered = [u for u in sends.on(status_topic) if u["message_id"] == mid]
-    assert [u["status"] for u in delivered] == ["DELIVERED", "DELIVERED"]  # a duplicate, which the tracker ignores
+    assert [u["status"] for u in delivered] == [
+        "DELIVERED",
+        "DELIVERED",
+    ]  # a duplicate, which the tracker ignores

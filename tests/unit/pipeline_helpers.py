@@ -20,7 +20,11 @@ class MemoryRepository:
 
     async def conversation(self, conversation_id: str, *, fresh: bool = False) -> Conversation | None:
         parts = self.conversations.get(conversation_id)
-        return None if parts is None else Conversation(conversation_id=conversation_id, participant_ids=frozenset(parts))
+        return (
+            None
+            if parts is None
+            else Conversation(conversation_id=conversation_id, participant_ids=frozenset(parts))
+        )
 
     async def user_channels(self, user_ids: list[str]) -> dict[str, dict[str, str]]:
         return {u: self.channels.get(u, {}) for u in user_ids}
@@ -96,7 +100,9 @@ def unit_worker(role: str, *, cassandra: Any = None, clock: Any = None) -> Any:
     from chat4all.clock import now_ms
     from chat4all.settings import Settings
 
-    settings = Settings(data_dir=tempfile.mkdtemp(prefix="c4a-unit-"), app_id=f"c4a-unit-{uuid.uuid4().hex[:8]}")
+    settings = Settings(
+        data_dir=tempfile.mkdtemp(prefix="c4a-unit-"), app_id=f"c4a-unit-{uuid.uuid4().hex[:8]}"
+    )
 
     async def provider() -> Any:
         return cassandra
@@ -104,12 +110,25 @@ def unit_worker(role: str, *, cassandra: Any = None, clock: Any = None) -> Any:
     return build_worker(settings, role=role, cassandra=provider, clock=clock or now_ms, web=False)  # type: ignore[arg-type]
 
 
-def status_update(mid: str, cid: str, rid: str, channel: str, status: str, at: int, keys: list[str], sender: str) -> bytes:
+def status_update(
+    mid: str, cid: str, rid: str, channel: str, status: str, at: int, keys: list[str], sender: str
+) -> bytes:
     """A raw `status-updates` value as a connector or the API writes it (ts_ms 1000)."""
     import json
 
-    return json.dumps({"message_id": mid, "conversation_id": cid, "ts_ms": 1000, "recipient_id": rid, "channel": channel,
-                       "status": status, "at_ms": at, "receipt_keys": keys, "sender_id": sender}).encode()
+    return json.dumps(
+        {
+            "message_id": mid,
+            "conversation_id": cid,
+            "ts_ms": 1000,
+            "recipient_id": rid,
+            "channel": channel,
+            "status": status,
+            "at_ms": at,
+            "receipt_keys": keys,
+            "sender_id": sender,
+        }
+    ).encode()
 
 
 def tracker_env(monkeypatch: Any) -> tuple[Any, MemoryRepository, RecordedSends, list[list[str]]]:
@@ -125,4 +144,9 @@ def tracker_env(monkeypatch: Any) -> tuple[Any, MemoryRepository, RecordedSends,
         return outcomes[-1]
 
     monkeypatch.setattr(tracker, "track_status", recording)
-    return tracker, cassandra, RecordedSends().install(monkeypatch, worker.ctx.topics, sender=worker.ctx.sender), outcomes
+    return (
+        tracker,
+        cassandra,
+        RecordedSends().install(monkeypatch, worker.ctx.topics, sender=worker.ctx.sender),
+        outcomes,
+    )

@@ -27,8 +27,13 @@ def router_env(monkeypatch):
 
 
 def _message(conversation_id: str, sender_id: str, **extra) -> bytes:
-    body = {"message_id": new_id(), "conversation_id": conversation_id, "sender_id": sender_id, "ts_ms": 1_700_000_000_000,
-            "content": "hi"}
+    body = {
+        "message_id": new_id(),
+        "conversation_id": conversation_id,
+        "sender_id": sender_id,
+        "ts_ms": 1_700_000_000_000,
+        "content": "hi",
+    }
     body.update(extra)
     return json.dumps(body).encode()
 
@@ -60,7 +65,8 @@ async def test_fan_out_one_record_per_recipient_and_channel_with_the_full_key(ro
         await router.inflight.drain()
     out = sends.on("whatsapp-outbound") + sends.on("instagram-outbound")
     assert sorted((o["recipient_id"], o["channel"], o["handle"]) for o in out) == sorted(
-        [(bob, "whatsapp", "+55"), (bob, "instagram", "@bob"), (carol, "instagram", "@carol")])
+        [(bob, "whatsapp", "+55"), (bob, "instagram", "@bob"), (carol, "instagram", "@carol")]
+    )
     keys = sorted([f"{bob}:instagram", f"{bob}:whatsapp", f"{carol}:instagram"])
     assert all(sorted(o["receipt_keys"]) == keys and o["conversation_id"] == conv and o["ts_ms"] for o in out)
 

@@ -44,7 +44,9 @@ def test_namespaces_keep_two_partitions_schedules_apart() -> None:
 def test_the_index_is_rebuilt_from_the_stored_buckets_of_one_namespace() -> None:
     # A worker that takes a partition over (or restarts) has no index in memory: the table's keys are the truth.
     table: dict = {}
-    DurableSchedule(table=table, bucket_ms=100, namespace="p3:").add_many([{"due": 950, "id": "x"}, {"due": 310, "id": "y"}])
+    DurableSchedule(table=table, bucket_ms=100, namespace="p3:").add_many(
+        [{"due": 950, "id": "x"}, {"due": 310, "id": "y"}]
+    )
     DurableSchedule(table=table, bucket_ms=100, namespace="p31:").add_many([{"due": 420, "id": "z"}])
     table["p3:idx"] = [3, 9]  # an index key written by an earlier version is not a bucket
     assert scan_index(table, namespace="p3:") == [3, 9]

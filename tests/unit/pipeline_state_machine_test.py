@@ -24,8 +24,12 @@ def _entry(keys=(BOB_WA,)):
 
 def test_receipts_move_forward_only():
     e = _entry()
-    assert apply_update(e, recipient_id="bob", channel="whatsapp", status="DELIVERED", at_ms=10).outcomes == [APPLIED]
-    assert apply_update(e, recipient_id="bob", channel="whatsapp", status="READ", at_ms=20).outcomes == [APPLIED]
+    assert apply_update(e, recipient_id="bob", channel="whatsapp", status="DELIVERED", at_ms=10).outcomes == [
+        APPLIED
+    ]
+    assert apply_update(e, recipient_id="bob", channel="whatsapp", status="READ", at_ms=20).outcomes == [
+        APPLIED
+    ]
     late = apply_update(e, recipient_id="bob", channel="whatsapp", status="DELIVERED", at_ms=30)
     assert late.outcomes == [STALE] and not late.changed
     assert e["r"][BOB_WA] == {"s": "READ", "d": 10, "rd": 20}
@@ -46,10 +50,16 @@ def test_duplicate_is_a_no_op():
 
 def test_failed_is_terminal_and_only_follows_sent():
     e = _entry((BOB_WA, CAROL_WA))
-    assert apply_update(e, recipient_id="bob", channel="whatsapp", status="FAILED", at_ms=5, reason="x").outcomes == [APPLIED]
-    assert apply_update(e, recipient_id="bob", channel="whatsapp", status="READ", at_ms=6).outcomes == [REJECTED]
+    assert apply_update(
+        e, recipient_id="bob", channel="whatsapp", status="FAILED", at_ms=5, reason="x"
+    ).outcomes == [APPLIED]
+    assert apply_update(e, recipient_id="bob", channel="whatsapp", status="READ", at_ms=6).outcomes == [
+        REJECTED
+    ]
     apply_update(e, recipient_id="carol", channel="whatsapp", status="DELIVERED", at_ms=7)
-    assert apply_update(e, recipient_id="carol", channel="whatsapp", status="FAILED", at_ms=8).outcomes == [STALE]
+    assert apply_update(e, recipient_id="carol", channel="whatsapp", status="FAILED", at_ms=8).outcomes == [
+        STALE
+    ]
 
 
 def test_star_channel_reads_every_channel_of_that_recipient_only():
@@ -61,8 +71,12 @@ def test_star_channel_reads_every_channel_of_that_recipient_only():
 
 def test_unknown_receipt_and_status_change_nothing():
     e = _entry()
-    assert apply_update(e, recipient_id="dave", channel="native", status="DELIVERED", at_ms=1).outcomes == [UNKNOWN]
-    assert apply_update(e, recipient_id="bob", channel="whatsapp", status="SEEN", at_ms=1).outcomes == [REJECTED]
+    assert apply_update(e, recipient_id="dave", channel="native", status="DELIVERED", at_ms=1).outcomes == [
+        UNKNOWN
+    ]
+    assert apply_update(e, recipient_id="bob", channel="whatsapp", status="SEEN", at_ms=1).outcomes == [
+        REJECTED
+    ]
     assert e["r"][BOB_WA]["s"] == "SENT"
 
 

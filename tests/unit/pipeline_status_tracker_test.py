@@ -12,7 +12,7 @@ async def test_updates_walk_the_state_machine_and_write_only_changes(tracker_env
     seq = [
         (bob, "whatsapp", "DELIVERED", 1100),
         (bob, "whatsapp", "DELIVERED", 1150),  # duplicate
-        (carol, "instagram", "READ", 1200),    # READ straight after SENT
+        (carol, "instagram", "READ", 1200),  # READ straight after SENT
         (bob, "whatsapp", "READ", 1300),
         (bob, "whatsapp", "DELIVERED", 1400),  # late, after READ: stale
     ]
@@ -28,7 +28,11 @@ async def test_updates_walk_the_state_machine_and_write_only_changes(tracker_env
     versions = [w["version"] for w in cassandra.receipt_writes]
     assert versions == sorted(set(versions))
     notes = sends.on("notifications")
-    assert [(n["user_id"], n["status"]) for n in notes] == [(alice, "DELIVERED"), (alice, "READ"), (alice, "READ")]
+    assert [(n["user_id"], n["status"]) for n in notes] == [
+        (alice, "DELIVERED"),
+        (alice, "READ"),
+        (alice, "READ"),
+    ]
 
 
 async def test_a_replayed_update_writes_the_entry_to_cassandra_again(tracker_env):
@@ -36,16 +40,27 @@ async def test_a_replayed_update_writes_the_entry_to_cassandra_again(tracker_env
     mid, cid, alice, bob = (new_id() for _ in range(4))
     keys = [f"{bob}:whatsapp"]
     async with tracker.agent.test_context() as agent:
-        await agent.put(status_update(mid, cid, bob, "whatsapp", "DELIVERED", 1100, keys, alice), key=mid.encode())
+        await agent.put(
+            status_update(mid, cid, bob, "whatsapp", "DELIVERED", 1100, keys, alice), key=mid.encode()
+        )
         # The same record again (a crash after its table write, before its Cassandra write
         # was known to be done): not a duplicate to drop, the entry is written again.
         agent.sent_offset -= 1
-        await agent.put(status_update(mid, cid, bob, "whatsapp", "DELIVERED", 1100, keys, alice), key=mid.encode())
+        await agent.put(
+            status_update(mid, cid, bob, "whatsapp", "DELIVERED", 1100, keys, alice), key=mid.encode()
+        )
         await agent.put(status_update(mid, cid, bob, "whatsapp", "READ", 1300, keys, alice), key=mid.encode())
         agent.sent_offset -= 1  # and the settling update replayed: its final state is written again
         await agent.put(status_update(mid, cid, bob, "whatsapp", "READ", 1300, keys, alice), key=mid.encode())
-        await agent.put(status_update(mid, cid, bob, "whatsapp", "DELIVERED", 1400, keys, alice), key=mid.encode())
+        await agent.put(
+            status_update(mid, cid, bob, "whatsapp", "DELIVERED", 1400, keys, alice), key=mid.encode()
+        )
         await tracker.inflight.drain()
     assert outcomes == [["applied"], ["replayed"], ["applied"], ["replayed"], ["stale"]]
-    assert [w["overall"].status for w in cassandra.receipt_writes] == ["DELIVERED", "DELIVERED", "READ", "READ"]
+    assert [w["overall"].status for w in cassandra.receipt_writes] == [
+        "DELIVERED",
+        "DELIVERED",
+        "READ",
+        "READ",
+    ]
     assert cassandra.receipt_writes[1]["version"] == cassandra.receipt_writes[0]["version"]

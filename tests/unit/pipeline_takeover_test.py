@@ -31,6 +31,7 @@ def _records(*pairs):
     async def gen():
         for tp, offset in pairs:
             yield tp, SimpleNamespace(offset=offset)
+
     return gen()
 
 
@@ -47,8 +48,13 @@ def test_a_record_at_or_after_the_fetch_position_is_stale():
 def test_records_of_a_batch_made_stale_by_a_seek_are_skipped_and_counted():
     positions = {A: 3, B: 50}  # A was rewound to 3 after the batch 0..5 was fetched; B was not
     skipped: list[TP] = []
-    out = asyncio.run(_collect(current_records(
-        _records((A, 2), (B, 40), (A, 3), (A, 4), (B, 41)), positions.get, on_stale=skipped.append)))
+    out = asyncio.run(
+        _collect(
+            current_records(
+                _records((A, 2), (B, 40), (A, 3), (A, 4), (B, 41)), positions.get, on_stale=skipped.append
+            )
+        )
+    )
     assert out == [(0, 2), (1, 40), (1, 41)]
     assert skipped == [A, A]
 
@@ -82,7 +88,10 @@ def test_a_faust_consumer_skips_records_a_seek_made_stale_and_bounds_its_read_of
         subscription.seek(TopicPartition(A.topic, A.partition), 3)
         consumer._thread._consumer = SimpleNamespace(_subscription=subscription, highwater=lambda tp: 6)
         # ...after the batch 0..5 had been fetched.
-        batch = [ConsumerRecord(A.topic, A.partition, offset, 0, 0, b"k", b"v", None, 1, 1, ()) for offset in range(6)]
+        batch = [
+            ConsumerRecord(A.topic, A.partition, offset, 0, 0, b"k", b"v", None, 1, 1, ())
+            for offset in range(6)
+        ]
 
         async def wait_next_records(timeout: float):
             return {A: batch}, {A}

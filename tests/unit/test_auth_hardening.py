@@ -30,12 +30,15 @@ class _Context:
         return self._metadata
 
 
-@pytest.mark.parametrize(("peer", "host"), [
-    ("ipv4:127.0.0.1:50432", "127.0.0.1"),
-    ("ipv6:[::1]:50432", "::1"),
-    ("ipv6:[2001:db8::7]:1", "2001:db8::7"),
-    ("unix:/tmp/sock", "unix:/tmp/sock"),
-])
+@pytest.mark.parametrize(
+    ("peer", "host"),
+    [
+        ("ipv4:127.0.0.1:50432", "127.0.0.1"),
+        ("ipv6:[::1]:50432", "::1"),
+        ("ipv6:[2001:db8::7]:1", "2001:db8::7"),
+        ("unix:/tmp/sock", "unix:/tmp/sock"),
+    ],
+)
 def test_peer_host(peer: str, host: str) -> None:
     assert peer_host(peer) == host
 
@@ -69,7 +72,7 @@ async def test_the_hash_pool_refuses_beyond_its_queue_and_per_owner() -> None:
             with pytest.raises(ApiError) as refused:
                 await pool.hash("password-three", owner=owner)
             assert refused.value.code == grpc.StatusCode.RESOURCE_EXHAUSTED
-            (name, wait), = refused.value.trailers
+            ((name, wait),) = refused.value.trailers
             assert name == "retry-after" and float(wait) > 0
         await asyncio.gather(first, second)
         await asyncio.sleep(0.01)  # the threads' releases run on the loop

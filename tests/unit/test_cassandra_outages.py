@@ -50,11 +50,21 @@ OUTAGES: list[BaseException] = [
     OperationTimedOut("client timeout"),
     Unavailable("2 of 3 replicas down", consistency=ONE, required_replicas=1, alive_replicas=0),
     Timeout("timed out"),
-    ReadTimeout("read timed out", consistency=ONE, required_responses=1, received_responses=0, data_retrieved=False),
-    WriteTimeout("write timed out", consistency=ONE, required_responses=1, received_responses=0, write_type=0),
-    CoordinationFailure("replica failed", consistency=ONE, required_responses=1, received_responses=0, failures=1),
-    ReadFailure("replica failed to read", consistency=ONE, required_responses=1, received_responses=0, failures=1),
-    WriteFailure("replica failed to write", consistency=ONE, required_responses=1, received_responses=0, failures=1),
+    ReadTimeout(
+        "read timed out", consistency=ONE, required_responses=1, received_responses=0, data_retrieved=False
+    ),
+    WriteTimeout(
+        "write timed out", consistency=ONE, required_responses=1, received_responses=0, write_type=0
+    ),
+    CoordinationFailure(
+        "replica failed", consistency=ONE, required_responses=1, received_responses=0, failures=1
+    ),
+    ReadFailure(
+        "replica failed to read", consistency=ONE, required_responses=1, received_responses=0, failures=1
+    ),
+    WriteFailure(
+        "replica failed to write", consistency=ONE, required_responses=1, received_responses=0, failures=1
+    ),
     CDCWriteFailure("CDC space exhausted"),
     _message(protocol.OverloadedErrorMessage),
     _message(protocol.IsBootstrappingErrorMessage),

@@ -13,7 +13,9 @@ DOCS = sorted([ROOT / "README.md", *(ROOT / "docs").glob("*.md")])
 GENERATED = ("bench/results/", ".stack/")
 # A path in backticks is read from the repository's root; only names under its top level count,
 # so commands, URLs, home-directory and library paths are left alone.
-TOP_LEVEL = {p.name for p in ROOT.iterdir() if p.name not in {".git", ".venv"} and not p.name.endswith("_cache")}
+TOP_LEVEL = {
+    p.name for p in ROOT.iterdir() if p.name not in {".git", ".venv"} and not p.name.endswith("_cache")
+}
 
 _FENCE = re.compile(r"^```(\w*)\n(.*?)^```", re.M | re.S)
 # Commands name files from the root; other blocks (layout trees, output) may be relative.

@@ -38,11 +38,20 @@ async def _forever() -> NoReturn:
 
 
 def _record(user_id: str) -> bytes:
-    return json.dumps({
-        "user_id": user_id, "kind": "message.new", "message_id": uuid.uuid4().hex, "conversation_id": "c1",
-        "at_ms": 1, "ts_ms": 1, "sender_id": "s1", "content": "hi", "channel": "native",
-        "receipt_keys": [f"{user_id}:native"],
-    }).encode()
+    return json.dumps(
+        {
+            "user_id": user_id,
+            "kind": "message.new",
+            "message_id": uuid.uuid4().hex,
+            "conversation_id": "c1",
+            "at_ms": 1,
+            "ts_ms": 1,
+            "sender_id": "s1",
+            "content": "hi",
+            "channel": "native",
+            "receipt_keys": [f"{user_id}:native"],
+        }
+    ).encode()
 
 
 class _Client:
@@ -56,10 +65,18 @@ class _Client:
             await self.gate.wait()
             self.written.append(event.message_id)
 
-        self.task = asyncio.create_task(run_client(
-            user_id=user_id, transport="test", hub=hub, sessions=_Sessions(), heartbeat_seconds=60,
-            send=send, on_written=feed.written, guard=_forever,
-        ))
+        self.task = asyncio.create_task(
+            run_client(
+                user_id=user_id,
+                transport="test",
+                hub=hub,
+                sessions=_Sessions(),
+                heartbeat_seconds=60,
+                send=send,
+                on_written=feed.written,
+                guard=_forever,
+            )
+        )
 
 
 async def _setup(clients: int) -> tuple[Hub, NotificationFeed, _Publisher, list[_Client], str]:

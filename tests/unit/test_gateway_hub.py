@@ -12,7 +12,9 @@ from gateway.websocket import frame
 
 
 def _event(user_id: str, n: int) -> Notification:
-    return Notification(user_id=user_id, kind=Kind.MESSAGE_NEW, message_id=f"m{n}", conversation_id="c", at_ms=n)
+    return Notification(
+        user_id=user_id, kind=Kind.MESSAGE_NEW, message_id=f"m{n}", conversation_id="c", at_ms=n
+    )
 
 
 async def test_dispatch_reaches_every_subscription_of_that_user_only() -> None:
@@ -38,8 +40,10 @@ async def test_a_client_that_falls_behind_gets_what_was_queued_then_overflow() -
 
 
 def test_the_gateway_parses_a_notification_ignoring_unknown_fields_and_frames_it_without_its_user() -> None:
-    raw = b'{"user_id":"u","kind":"message.status","message_id":"m","conversation_id":"c","at_ms":5,' \
-          b'"status":"READ","future_field":1,"receipt_keys":["u:native"]}'
+    raw = (
+        b'{"user_id":"u","kind":"message.status","message_id":"m","conversation_id":"c","at_ms":5,'
+        b'"status":"READ","future_field":1,"receipt_keys":["u:native"]}'
+    )
     ev = decode(Notification, raw)
     assert ev.status == "READ" and ev.receipt_keys == ("u:native",)
     assert '"user_id"' not in frame(ev) and '"status": "READ"' in frame(ev)

@@ -20,7 +20,18 @@ from api.validation import checked_text, method_plans
 from chat4all.settings import Settings
 from cli.safe import shown, shown_markup
 
-HOSTILE = ["\x1b[2J", "\x07", "\x00", "a\rb", "\x7f", "\x9b31m", "\u202eevil", "\u2066x\u2069", "\x0b", "\x1f"]
+HOSTILE = [
+    "\x1b[2J",
+    "\x07",
+    "\x00",
+    "a\rb",
+    "\x7f",
+    "\x9b31m",
+    "\u202eevil",
+    "\u2066x\u2069",
+    "\x0b",
+    "\x1f",
+]
 
 
 def all_services() -> list:
@@ -34,8 +45,14 @@ def all_services() -> list:
 
 def test_every_string_field_of_every_request_has_a_rule() -> None:
     services = all_services()
-    assert {s.name for s in services} >= {"AuthService", "UserService", "ConversationService", "MessageService",
-                                          "FileService", "EventService"}
+    assert {s.name for s in services} >= {
+        "AuthService",
+        "UserService",
+        "ConversationService",
+        "MessageService",
+        "FileService",
+        "EventService",
+    }
     plans = method_plans(Settings(), services)  # raises if one string field has no rule
     assert len(plans) == sum(len(s.methods) for s in services)
     rules = request_rules(Settings())
@@ -93,8 +110,13 @@ def test_invalid_query_errors_are_not_outages() -> None:
     assert not is_outage(InvalidRequest("Key length of 102400 is longer than maximum of 65535"))
     assert not is_outage(ValueError("bad"))
     for outage in (
-        Unavailable("down"), ReadTimeout("slow"), OperationTimedOut("slow"), NoHostAvailable("none", {}),
-        DependencyUnavailable("x"), ConnectionResetError(), TimeoutError(),
+        Unavailable("down"),
+        ReadTimeout("slow"),
+        OperationTimedOut("slow"),
+        NoHostAvailable("none", {}),
+        DependencyUnavailable("x"),
+        ConnectionResetError(),
+        TimeoutError(),
     ):
         assert is_outage(outage), outage
 
@@ -102,7 +124,10 @@ def test_invalid_query_errors_are_not_outages() -> None:
 def test_shown_escapes_controls_and_bidi_but_keeps_text() -> None:
     assert shown("héllo 🙂 [red]x[/red]") == "héllo 🙂 [red]x[/red]"
     assert shown("\x1b[2J\x07\x00") == "\\x1b[2J\\x07\\x00"
-    assert shown("line\n2024-01-01 00:00:00  me  READ  forged\r") == "line\\n2024-01-01 00:00:00  me  READ  forged\\r"
+    assert (
+        shown("line\n2024-01-01 00:00:00  me  READ  forged\r")
+        == "line\\n2024-01-01 00:00:00  me  READ  forged\\r"
+    )
     assert shown("\u202egnp.exe\x9b") == "\\u202egnp.exe\\x9b"
     for bad in HOSTILE:
         assert all(ch.isprintable() for ch in shown(bad))

@@ -15,7 +15,9 @@ TOKEN = "operator-token-for-the-unit-test"
 
 
 class _View:
-    def json(self, value: Any, *, status: int = 200, headers: dict | None = None) -> tuple[int, Any, dict | None]:
+    def json(
+        self, value: Any, *, status: int = 200, headers: dict | None = None
+    ) -> tuple[int, Any, dict | None]:
         return status, value, headers
 
 
@@ -37,5 +39,7 @@ def test_with_a_token_only_the_right_bearer_passes(dev_mode: bool) -> None:
 def test_without_a_token_dev_mode_is_open_and_production_is_off() -> None:
     assert refusal(_View(), _request(None), settings=Settings(dev_mode=True)) is None
     for token in (None, SecretStr("")):
-        status, body, _ = refusal(_View(), _request(f"Bearer {TOKEN}"), settings=Settings(dev_mode=False, operator_token=token))
+        status, body, _ = refusal(
+            _View(), _request(f"Bearer {TOKEN}"), settings=Settings(dev_mode=False, operator_token=token)
+        )
         assert status == 403 and "CHAT4ALL_OPERATOR_TOKEN" in body["error"]

@@ -13,7 +13,9 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_readme_settings_table_matches_settings_class() -> None:
-    result = subprocess.run([sys.executable, str(ROOT / "scripts" / "readme_settings.py"), "--check"], cwd=ROOT)
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "readme_settings.py"), "--check"], cwd=ROOT
+    )
     assert result.returncode == 0, "README settings table is stale: run `python scripts/readme_settings.py`"
 
 
@@ -26,7 +28,9 @@ def _readme_commands() -> dict[str, str]:
 
 def _recipe(target: str) -> list[str]:
     """The commands `make <target>` would run (a dry run: nothing is executed)."""
-    result = subprocess.run(["make", "-n", "--no-print-directory", target], cwd=ROOT, capture_output=True, text=True)
+    result = subprocess.run(
+        ["make", "-n", "--no-print-directory", target], cwd=ROOT, capture_output=True, text=True
+    )
     assert result.returncode == 0, f"make {target}: {result.stderr}"
     return result.stdout.splitlines()
 
@@ -56,5 +60,9 @@ def test_the_readmes_two_commands_are_make_targets_that_do_what_it_says() -> Non
     assert runner.index('stack up --started-file "$started_file"') < runner.index('"$BIN/pytest" "$@"')
 
     # CI runs exactly that command.
-    ci = [line for line in (ROOT / ".ci" / "run").read_text().splitlines() if line and not line.startswith(("#", "set ", "cd "))]
+    ci = [
+        line
+        for line in (ROOT / ".ci" / "run").read_text().splitlines()
+        if line and not line.startswith(("#", "set ", "cd "))
+    ]
     assert ci == ["make test"]

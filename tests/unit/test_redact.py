@@ -11,8 +11,10 @@ JWT = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjMifQ.c2lnbmF0dXJlLXBhc
 
 
 def test_redact_query_header_and_bare_jwt() -> None:
-    assert redact(f"< GET /v1/events?x=1&access_token={JWT}&y=2 HTTP/1.1") == \
-        "< GET /v1/events?x=1&access_token=[redacted]&y=2 HTTP/1.1"
+    assert (
+        redact(f"< GET /v1/events?x=1&access_token={JWT}&y=2 HTTP/1.1")
+        == "< GET /v1/events?x=1&access_token=[redacted]&y=2 HTTP/1.1"
+    )
     assert redact("< Authorization: Bearer not-a-jwt-but-secret") == "< Authorization: Bearer [redacted]"
     assert JWT not in redact(f"failed: {JWT!r}")
 

@@ -22,8 +22,13 @@ def test_retries_until_success_sleeping_the_delay_the_error_asks_for() -> None:
             raise Busy(retry_after=attempt * 1.5)
         return "ok"
 
-    result = retry(operation, attempts=5, retryable=lambda e: isinstance(e, Busy),
-                   delay=lambda e, _: e.retry_after, sleep=slept.append)
+    result = retry(
+        operation,
+        attempts=5,
+        retryable=lambda e: isinstance(e, Busy),
+        delay=lambda e, _: e.retry_after,
+        sleep=slept.append,
+    )
     assert result == "ok"
     assert seen == [1, 2, 3]
     assert slept == [1.5, 3.0]
@@ -38,8 +43,14 @@ def test_the_last_attempts_error_is_raised_after_attempts_calls() -> None:
         raise Busy(retry_after=0)
 
     with pytest.raises(Busy):
-        retry(operation, attempts=3, retryable=lambda e: True, delay=lambda e, n: 0.5 * n,
-              on_retry=lambda e, n: retried.append(n), sleep=lambda _: None)
+        retry(
+            operation,
+            attempts=3,
+            retryable=lambda e: True,
+            delay=lambda e, n: 0.5 * n,
+            on_retry=lambda e, n: retried.append(n),
+            sleep=lambda _: None,
+        )
     assert calls == [1, 2, 3]
     assert retried == [1, 2]  # no sleep nor on_retry after the last attempt
 
@@ -52,6 +63,11 @@ def test_an_error_that_is_not_retryable_is_raised_at_once() -> None:
         raise KeyError("bad input")
 
     with pytest.raises(KeyError):
-        retry(operation, attempts=20, retryable=lambda e: isinstance(e, Busy), delay=lambda e, n: 1.0,
-              sleep=lambda _: pytest.fail("slept"))
+        retry(
+            operation,
+            attempts=20,
+            retryable=lambda e: isinstance(e, Busy),
+            delay=lambda e, n: 1.0,
+            sleep=lambda _: pytest.fail("slept"),
+        )
     assert calls == [1]

@@ -19,7 +19,9 @@ class _Producer:
         self.hold = False
         self.acks: list[asyncio.Future[Any]] = []
 
-    async def send(self, topic: str, value: bytes, *, key: bytes | None = None, partition: int | None = None) -> Any:
+    async def send(
+        self, topic: str, value: bytes, *, key: bytes | None = None, partition: int | None = None
+    ) -> Any:
         if self.hold and not self.sent:
             await self.hold_first.wait()
         if value == b"refused":

@@ -39,7 +39,9 @@ async def test_a_misnamed_service_fails_start_up() -> None:
         return ServiceRegistration(add_fn=real.add_fn, servicer=real.servicer, name="chat4all.v1.FileServce")
 
     services: list[ServiceFactory] = [s for s in SERVICES if s is not files.registration] + [misnamed]
-    with pytest.raises(MissingService, match=r"not served: chat4all\.v1\.FileService; not declared: chat4all\.v1\.FileServce"):
+    with pytest.raises(
+        MissingService, match=r"not served: chat4all\.v1\.FileService; not declared: chat4all\.v1\.FileServce"
+    ):
         await serve(_settings(), services=services)
 
 

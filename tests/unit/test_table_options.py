@@ -15,8 +15,14 @@ from tables import options
 def test_ttl_tables_have_changelogs_that_delete_after_their_ttl() -> None:
     worker = build_worker(Settings(dedup_retention_hours=5), role="all", web=False)
     specs = changelog_specs(worker.app)
-    assert specs["chat4all-router-routed-changelog"][1] == {"cleanup.policy": "compact,delete", "retention.ms": str(5 * 3600 * 1000)}
-    assert specs["chat4all-receipt-finals-changelog"][1] == {"cleanup.policy": "compact,delete", "retention.ms": str(3 * 3600 * 1000)}
+    assert specs["chat4all-router-routed-changelog"][1] == {
+        "cleanup.policy": "compact,delete",
+        "retention.ms": str(5 * 3600 * 1000),
+    }
+    assert specs["chat4all-receipt-finals-changelog"][1] == {
+        "cleanup.policy": "compact,delete",
+        "retention.ms": str(3 * 3600 * 1000),
+    }
     # Tables holding what is in flight keep everything until it is deleted.
     assert specs["chat4all-receipt-states-changelog"][1] == {"cleanup.policy": "compact"}
     assert worker.router is not None and worker.router.dedup.table.options["ttl"] == 5 * 3600
@@ -27,8 +33,10 @@ def test_every_database_is_charged_to_one_shared_cache(tmp_path: Path) -> None:
     assert faust_rocksdb.RocksDBOptions is options.BudgetedRocksDBOptions
     cache = options._shared["cache"]
     before = cache.get_usage()
-    dbs = [options.BudgetedRocksDBOptions(ttl=3600, write_buffer_size=4 * 1024 * 1024).open(tmp_path / f"p{n}")
-           for n in range(3)]
+    dbs = [
+        options.BudgetedRocksDBOptions(ttl=3600, write_buffer_size=4 * 1024 * 1024).open(tmp_path / f"p{n}")
+        for n in range(3)
+    ]
     try:
         for n, db in enumerate(dbs):
             for i in range(2000):

@@ -36,50 +36,127 @@ STATUS_IDS = ("message_id", "conversation_id", "recipient_id")
 # Each record with every field set and with only the required ones, and the exact bytes the faust
 # records this module replaced wrote for it (Record.dumps(), orjson): what is on the topics today.
 FULL = [
-    (MessageEvent(message_id=M, conversation_id=C, sender_id=S, ts_ms=TS, content='olá ✓ "q" \\ \n \u2028 😀 \x00',
-                  file_id=R, channels=["whatsapp", "native"], client_message_id="cm-1"),
-     '{{"message_id":"{M}","conversation_id":"{C}","sender_id":"{S}","ts_ms":{TS},'
-     '"content":"olá ✓ \\"q\\" \\\\ \\n \u2028 😀 \\u0000","file_id":"{R}","channels":["whatsapp","native"],'
-     '"client_message_id":"cm-1","v":1}}'),
-    (OutboundEvent(message_id=M, conversation_id=C, sender_id=S, ts_ms=TS, recipient_id=R, channel="whatsapp",
-                   handle="+5511", content="hi", receipt_keys=[f"{R}:whatsapp", f"{R}:native"], attempt=2),
-     '{{"message_id":"{M}","conversation_id":"{C}","sender_id":"{S}","ts_ms":{TS},"recipient_id":"{R}",'
-     '"channel":"whatsapp","handle":"+5511","content":"hi","file_id":null,"receipt_keys":["{R}:whatsapp","{R}:native"],'
-     '"attempt":2,"v":1}}'),
-    (StatusUpdate(message_id=M, conversation_id=C, ts_ms=TS, recipient_id=R, channel=Channel.ALL, status=Status.READ,
-                  at_ms=TS + 5, receipt_keys=[f"{R}:native"], reason="r", source="api.mark_read", sender_id=S),
-     '{{"message_id":"{M}","conversation_id":"{C}","ts_ms":{TS},"recipient_id":"{R}","channel":"*","status":"READ",'
-     '"at_ms":1796116973942,"receipt_keys":["{R}:native"],"reason":"r","source":"api.mark_read","sender_id":"{S}",'
-     '"v":1}}'),
-    (Notification(user_id=R, kind=Kind.MESSAGE_NEW, message_id=M, conversation_id=C, at_ms=TS + 1,
-                  status=Status.DELIVERED, recipient_id=R, channel=Channel.NATIVE, sender_id=S, content="hi", ts_ms=TS,
-                  receipt_keys=(f"{R}:native",)),
-     '{{"user_id":"{R}","kind":"message.new","message_id":"{M}","conversation_id":"{C}","at_ms":1796116973938,'
-     '"status":"DELIVERED","recipient_id":"{R}","channel":"native","sender_id":"{S}","content":"hi","ts_ms":{TS},'
-     '"receipt_keys":["{R}:native"],"v":1}}'),
-    (DeadLetter(topic="messages", key=C, payload='{"x":1}', reason="conversation not found", at_ms=TS, attempts=3,
-                message_id=M, conversation_id=C),
-     '{{"topic":"messages","key":"{C}","payload":"{{\\"x\\":1}}","reason":"conversation not found","at_ms":{TS},'
-     '"attempts":3,"message_id":"{M}","conversation_id":"{C}","v":1}}'),
+    (
+        MessageEvent(
+            message_id=M,
+            conversation_id=C,
+            sender_id=S,
+            ts_ms=TS,
+            content='olá ✓ "q" \\ \n \u2028 😀 \x00',
+            file_id=R,
+            channels=["whatsapp", "native"],
+            client_message_id="cm-1",
+        ),
+        '{{"message_id":"{M}","conversation_id":"{C}","sender_id":"{S}","ts_ms":{TS},'
+        '"content":"olá ✓ \\"q\\" \\\\ \\n \u2028 😀 \\u0000","file_id":"{R}","channels":["whatsapp","native"],'
+        '"client_message_id":"cm-1","v":1}}',
+    ),
+    (
+        OutboundEvent(
+            message_id=M,
+            conversation_id=C,
+            sender_id=S,
+            ts_ms=TS,
+            recipient_id=R,
+            channel="whatsapp",
+            handle="+5511",
+            content="hi",
+            receipt_keys=[f"{R}:whatsapp", f"{R}:native"],
+            attempt=2,
+        ),
+        '{{"message_id":"{M}","conversation_id":"{C}","sender_id":"{S}","ts_ms":{TS},"recipient_id":"{R}",'
+        '"channel":"whatsapp","handle":"+5511","content":"hi","file_id":null,"receipt_keys":["{R}:whatsapp","{R}:native"],'
+        '"attempt":2,"v":1}}',
+    ),
+    (
+        StatusUpdate(
+            message_id=M,
+            conversation_id=C,
+            ts_ms=TS,
+            recipient_id=R,
+            channel=Channel.ALL,
+            status=Status.READ,
+            at_ms=TS + 5,
+            receipt_keys=[f"{R}:native"],
+            reason="r",
+            source="api.mark_read",
+            sender_id=S,
+        ),
+        '{{"message_id":"{M}","conversation_id":"{C}","ts_ms":{TS},"recipient_id":"{R}","channel":"*","status":"READ",'
+        '"at_ms":1796116973942,"receipt_keys":["{R}:native"],"reason":"r","source":"api.mark_read","sender_id":"{S}",'
+        '"v":1}}',
+    ),
+    (
+        Notification(
+            user_id=R,
+            kind=Kind.MESSAGE_NEW,
+            message_id=M,
+            conversation_id=C,
+            at_ms=TS + 1,
+            status=Status.DELIVERED,
+            recipient_id=R,
+            channel=Channel.NATIVE,
+            sender_id=S,
+            content="hi",
+            ts_ms=TS,
+            receipt_keys=(f"{R}:native",),
+        ),
+        '{{"user_id":"{R}","kind":"message.new","message_id":"{M}","conversation_id":"{C}","at_ms":1796116973938,'
+        '"status":"DELIVERED","recipient_id":"{R}","channel":"native","sender_id":"{S}","content":"hi","ts_ms":{TS},'
+        '"receipt_keys":["{R}:native"],"v":1}}',
+    ),
+    (
+        DeadLetter(
+            topic="messages",
+            key=C,
+            payload='{"x":1}',
+            reason="conversation not found",
+            at_ms=TS,
+            attempts=3,
+            message_id=M,
+            conversation_id=C,
+        ),
+        '{{"topic":"messages","key":"{C}","payload":"{{\\"x\\":1}}","reason":"conversation not found","at_ms":{TS},'
+        '"attempts":3,"message_id":"{M}","conversation_id":"{C}","v":1}}',
+    ),
 ]
 MINIMAL = [
-    (MessageEvent(message_id=M, conversation_id=C, sender_id=S, ts_ms=TS),
-     '{{"message_id":"{M}","conversation_id":"{C}","sender_id":"{S}","ts_ms":{TS},"content":"","file_id":null,'
-     '"channels":[],"client_message_id":null,"v":1}}'),
-    (OutboundEvent(message_id=M, conversation_id=C, sender_id=S, ts_ms=TS, recipient_id=R, channel="native"),
-     '{{"message_id":"{M}","conversation_id":"{C}","sender_id":"{S}","ts_ms":{TS},"recipient_id":"{R}",'
-     '"channel":"native","handle":null,"content":"","file_id":null,"receipt_keys":[],"attempt":0,"v":1}}'),
-    (StatusUpdate(message_id=M, conversation_id=C, ts_ms=TS, recipient_id=R, channel="native", status="DELIVERED",
-                  at_ms=TS),
-     '{{"message_id":"{M}","conversation_id":"{C}","ts_ms":{TS},"recipient_id":"{R}","channel":"native",'
-     '"status":"DELIVERED","at_ms":{TS},"receipt_keys":[],"reason":null,"source":null,"sender_id":null,"v":1}}'),
-    (Notification(user_id=R, kind="message.status", message_id=M, conversation_id=C, at_ms=TS),
-     '{{"user_id":"{R}","kind":"message.status","message_id":"{M}","conversation_id":"{C}","at_ms":{TS},'
-     '"status":null,"recipient_id":null,"channel":null,"sender_id":null,"content":null,"ts_ms":null,'
-     '"receipt_keys":[],"v":1}}'),
-    (DeadLetter(topic="t", key=None, payload="", reason="r", at_ms=TS),
-     '{{"topic":"t","key":null,"payload":"","reason":"r","at_ms":{TS},"attempts":0,"message_id":null,'
-     '"conversation_id":null,"v":1}}'),
+    (
+        MessageEvent(message_id=M, conversation_id=C, sender_id=S, ts_ms=TS),
+        '{{"message_id":"{M}","conversation_id":"{C}","sender_id":"{S}","ts_ms":{TS},"content":"","file_id":null,'
+        '"channels":[],"client_message_id":null,"v":1}}',
+    ),
+    (
+        OutboundEvent(
+            message_id=M, conversation_id=C, sender_id=S, ts_ms=TS, recipient_id=R, channel="native"
+        ),
+        '{{"message_id":"{M}","conversation_id":"{C}","sender_id":"{S}","ts_ms":{TS},"recipient_id":"{R}",'
+        '"channel":"native","handle":null,"content":"","file_id":null,"receipt_keys":[],"attempt":0,"v":1}}',
+    ),
+    (
+        StatusUpdate(
+            message_id=M,
+            conversation_id=C,
+            ts_ms=TS,
+            recipient_id=R,
+            channel="native",
+            status="DELIVERED",
+            at_ms=TS,
+        ),
+        '{{"message_id":"{M}","conversation_id":"{C}","ts_ms":{TS},"recipient_id":"{R}","channel":"native",'
+        '"status":"DELIVERED","at_ms":{TS},"receipt_keys":[],"reason":null,"source":null,"sender_id":null,"v":1}}',
+    ),
+    (
+        Notification(user_id=R, kind="message.status", message_id=M, conversation_id=C, at_ms=TS),
+        '{{"user_id":"{R}","kind":"message.status","message_id":"{M}","conversation_id":"{C}","at_ms":{TS},'
+        '"status":null,"recipient_id":null,"channel":null,"sender_id":null,"content":null,"ts_ms":null,'
+        '"receipt_keys":[],"v":1}}',
+    ),
+    (
+        DeadLetter(topic="t", key=None, payload="", reason="r", at_ms=TS),
+        '{{"topic":"t","key":null,"payload":"","reason":"r","at_ms":{TS},"attempts":0,"message_id":null,'
+        '"conversation_id":null,"v":1}}',
+    ),
 ]
 CASES = FULL + MINIMAL
 NAMES = [f"{type(r).__name__}-{'full' if i < len(FULL) else 'minimal'}" for i, (r, _) in enumerate(CASES)]
@@ -94,8 +171,16 @@ V1_REQUIRED = {
 
 
 def _status(**fields: object) -> bytes:
-    body = {"message_id": M, "conversation_id": C, "ts_ms": TS, "recipient_id": R, "channel": "native",
-            "status": "READ", "at_ms": TS + 1, **fields}
+    body = {
+        "message_id": M,
+        "conversation_id": C,
+        "ts_ms": TS,
+        "recipient_id": R,
+        "channel": "native",
+        "status": "READ",
+        "at_ms": TS + 1,
+        **fields,
+    }
     return json.dumps({k: v for k, v in body.items() if v is not ...}).encode()
 
 
@@ -109,7 +194,9 @@ def test_encoding_is_the_bytes_todays_topics_carry_and_decodes_back(record, gold
     assert decode(type(record), raw.decode()) == record  # str values too
 
 
-@pytest.mark.parametrize(("record_type", "required"), V1_REQUIRED.items(), ids=lambda x: getattr(x, "__name__", ""))
+@pytest.mark.parametrize(
+    ("record_type", "required"), V1_REQUIRED.items(), ids=lambda x: getattr(x, "__name__", "")
+)
 def test_fields_are_added_only_with_a_default_and_v_is_the_schema_version(record_type, required) -> None:
     fields = msgspec.structs.fields(record_type)
     assert [f.name for f in fields if f.required] == required
@@ -122,12 +209,24 @@ def test_the_shapes_older_writers_left_decode_with_their_defaults() -> None:
     minimal = {"message_id": M, "conversation_id": C, "sender_id": S, "ts_ms": TS}
     expected = MessageEvent(message_id=M, conversation_id=C, sender_id=S, ts_ms=TS)
     assert decode(MessageEvent, json.dumps(minimal).encode()) == expected
-    nulls = {**minimal, "content": None, "file_id": None, "channels": None, "client_message_id": None, "v": None}
+    nulls = {
+        **minimal,
+        "content": None,
+        "file_id": None,
+        "channels": None,
+        "client_message_id": None,
+        "v": None,
+    }
     assert decode(MessageEvent, json.dumps(nulls).encode()) == expected
-    update = decode(StatusUpdate, _status(receipt_keys=None, reason=None, sender_id=None), uuid_fields=STATUS_IDS)
+    update = decode(
+        StatusUpdate, _status(receipt_keys=None, reason=None, sender_id=None), uuid_fields=STATUS_IDS
+    )
     assert update.receipt_keys == [] and update.reason is None and update.v == 1
-    note = decode(Notification, b'{"user_id":"u","kind":"message.new","message_id":"m","conversation_id":"c",'
-                                b'"at_ms":1,"receipt_keys":null,"ts_ms":null}')
+    note = decode(
+        Notification,
+        b'{"user_id":"u","kind":"message.new","message_id":"m","conversation_id":"c",'
+        b'"at_ms":1,"receipt_keys":null,"ts_ms":null}',
+    )
     assert note.receipt_keys == () and note.ts_ms is None
 
 
@@ -137,15 +236,21 @@ def test_unknown_fields_are_ignored_so_producers_can_be_upgraded_first() -> None
     assert update.status == "READ" and update.v == 2
     assert "priority" not in encode(update).decode()
     # Also on the lenient path (a null that the typed decoder refuses).
-    assert decode(StatusUpdate, _status(v=2, future=[None], reason=None, receipt_keys=None)).receipt_keys == []
+    assert (
+        decode(StatusUpdate, _status(v=2, future=[None], reason=None, receipt_keys=None)).receipt_keys == []
+    )
 
 
 def test_statuses_channels_and_kinds_this_code_does_not_know_still_decode() -> None:
     # Their consumers decide (the status tracker dead-letters an unknown status): decoding keeps them.
     update = decode(StatusUpdate, _status(status="ARCHIVED", channel="telegram"), uuid_fields=STATUS_IDS)
     assert (update.status, update.channel) == ("ARCHIVED", "telegram")
-    assert decode(Notification, b'{"user_id":"u","kind":"typing","message_id":"m","conversation_id":"c","at_ms":1}'
-                  ).kind == "typing"
+    assert (
+        decode(
+            Notification, b'{"user_id":"u","kind":"typing","message_id":"m","conversation_id":"c","at_ms":1}'
+        ).kind
+        == "typing"
+    )
 
 
 INVALID = [
@@ -186,7 +291,10 @@ def test_an_unusable_record_raises_invalid_record_with_its_reason(raw, reason) -
 def test_ids_in_the_other_forms_uuid_accepts_are_valid_and_only_the_named_fields_are_checked() -> None:
     for form in (M.replace("-", ""), "{" + M + "}", "urn:uuid:" + M, M.upper()):
         assert decode(StatusUpdate, _status(message_id=form), uuid_fields=STATUS_IDS).message_id == form
-    assert decode(StatusUpdate, _status(sender_id="not-a-uuid"), uuid_fields=STATUS_IDS).sender_id == "not-a-uuid"
+    assert (
+        decode(StatusUpdate, _status(sender_id="not-a-uuid"), uuid_fields=STATUS_IDS).sender_id
+        == "not-a-uuid"
+    )
     assert decode(StatusUpdate, _status(message_id="m")).message_id == "m"
 
 
@@ -195,9 +303,25 @@ def test_the_enums_are_the_strings_on_the_wire() -> None:
     assert [c.value for c in Channel] == ["whatsapp", "instagram", "native", "*"]
     assert [k.value for k in Kind] == ["message.new", "message.status"]
     # str subclasses: equal to, hashed like and formatted as the stored strings.
-    assert Status.READ == "READ" and {"READ": 1}[Status.READ] == 1 and f"{R}:{Channel.NATIVE}" == f"{R}:native"
-    assert json.loads(encode(StatusUpdate(message_id=M, conversation_id=C, ts_ms=TS, recipient_id=R,
-                                          channel=Channel.ALL, status=Status.FAILED, at_ms=TS)))["status"] == "FAILED"
+    assert (
+        Status.READ == "READ" and {"READ": 1}[Status.READ] == 1 and f"{R}:{Channel.NATIVE}" == f"{R}:native"
+    )
+    assert (
+        json.loads(
+            encode(
+                StatusUpdate(
+                    message_id=M,
+                    conversation_id=C,
+                    ts_ms=TS,
+                    recipient_id=R,
+                    channel=Channel.ALL,
+                    status=Status.FAILED,
+                    at_ms=TS,
+                )
+            )
+        )["status"]
+        == "FAILED"
+    )
     # One outbound topic and connector per delivery channel.
     assert set(DELIVERY_CHANNELS) == set(CONNECTORS) and Channel.ALL not in DELIVERY_CHANNELS
 
