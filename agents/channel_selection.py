@@ -18,6 +18,7 @@ class Target:
 
     @property
     def key(self) -> str:
+        """The target's key, ``recipient_id:channel``: one receipt per recipient and channel."""
         return f"{self.recipient_id}:{self.channel}"
 
 

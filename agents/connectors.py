@@ -126,6 +126,7 @@ class ChannelWorker:
             await self.handle(event)
 
     def schedule(self, partition: int) -> DurableSchedule:
+        """The durable schedule of ``partition``, keeping its bucket index in memory between calls."""
         assert self.table is not None
         # Keys namespaced by partition: see tables/durable_schedule.py for why they must not repeat.
         schedule = DurableSchedule(

@@ -57,9 +57,11 @@ _REFUSED_EXECUTIONS: tuple[type[BaseException], ...] = (FunctionFailure, _protoc
 
 
 def is_outage(exc: BaseException) -> bool:
-    """True if a Cassandra error means an outage (wait and retry; the API answers UNAVAILABLE),
+    """True if a Cassandra error means an outage (wait and retry; the API answers UNAVAILABLE).
+
     False if Cassandra refused the statement (invalid, syntax, unauthorized, too large: retrying
-    cannot help) or the error is not Cassandra's. tests/unit/test_cassandra_outages.py lists each type."""
+    cannot help) or the error is not Cassandra's. tests/unit/test_cassandra_outages.py lists each type.
+    """
     if isinstance(exc, _OUTAGES):
         return not isinstance(exc, _REFUSED_EXECUTIONS)
     # The driver reports a lost connection pool as a bare DriverException; its subclasses that
@@ -68,8 +70,11 @@ def is_outage(exc: BaseException) -> bool:
 
 
 def execution_profiles(settings: Settings) -> dict[Any, ExecutionProfile]:
-    """The driver's execution profiles: reads at ``cassandra_read_consistency``, everything else at
-    ``cassandra_write_consistency``; both with ``cassandra_serial_consistency`` for LWTs."""
+    """The driver's execution profiles, one for reads and one for everything else.
+
+    Reads run at ``cassandra_read_consistency``, everything else at ``cassandra_write_consistency``;
+    both with ``cassandra_serial_consistency`` for LWTs.
+    """
     serial = ConsistencyLevel.name_to_value[settings.cassandra_serial_consistency]
 
     def profile(level: str) -> ExecutionProfile:
@@ -170,9 +175,11 @@ def aexecute(
     timeout: float = 10.0,
     paging_state: bytes | None = None,
 ) -> asyncio.Future:
-    """Run a statement without blocking the event loop, in the profile of its kind (``profile_for``);
-    the result is the driver's ResultSet. With a ``fetch_size`` on the statement, the result holds
-    one page (``current_rows``); pass its ``paging_state`` back for the next."""
+    """Run a statement without blocking the event loop, in the profile of its kind (``profile_for``).
+
+    The result is the driver's ResultSet. With a ``fetch_size`` on the statement, the result holds
+    one page (``current_rows``); pass its ``paging_state`` back for the next.
+    """
     loop = asyncio.get_running_loop()
     bridge = _bridge(loop)
     result: asyncio.Future = loop.create_future()

@@ -160,7 +160,8 @@ class ObjectStore:
         """Upload one part (>= 5 MiB unless it is the last); returns its ETag. Re-uploading a number replaces it.
 
         A bytearray is sent as it is (urllib3 takes any buffer; minio only hashes and measures
-        it), which spares a copy of every part."""
+        it), which spares a copy of every part.
+        """
         return await asyncio.to_thread(
             self._client._upload_part, self.bucket, key, data, None, s3_upload_id, part_number
         )

@@ -50,6 +50,7 @@ class CachedPartitioner:
         self._hashes: dict[bytes, int] = {}
 
     def __call__(self, key: bytes | None, all_partitions: list[int], available: list[int]) -> int:
+        """The partition of ``key`` among ``all_partitions``; a random available one when there is no key."""
         if key is None:
             return random.choice(available or all_partitions)
         h = self._hashes.get(key)
@@ -112,7 +113,7 @@ async def _wait_on_metadata(self: Any, topic: str) -> Any:
 def drain_by_nodes(
     self: Any, ignore_nodes: Any, muted_partitions: Any = frozenset()
 ) -> tuple[dict[int, dict[Any, Any]], bool]:
-    """aiokafka's drain_by_nodes, except that a broker with one ready batch takes all its batches."""
+    """The accumulator's ``drain_by_nodes`` from aiokafka, except that a broker with one ready batch takes all its batches."""
     batches = self._batches
     cluster = self._cluster
     leaders: dict[Any, Any] = {}

@@ -27,9 +27,11 @@ class TokenRedactor(logging.Filter):
     """On a handler: rewrites each record's message (and exception text) without tokens.
 
     A handler's filters see every record it handles, the libraries' included (a logger's
-    filters would see only that logger's own records)."""
+    filters would see only that logger's own records).
+    """
 
     def filter(self, record: logging.LogRecord) -> bool:
+        """Strip tokens from the record's message, exception text and stack; never drops the record."""
         message = record.getMessage()
         clean = redact(message)
         if clean != message:

@@ -416,10 +416,12 @@ class Settings(BaseSettings):
 
     @property
     def kafka_bootstrap(self) -> str:
+        """Kafka's bootstrap address, ``kafka_host:kafka_port``."""
         return f"{self.kafka_host}:{self.kafka_port}"
 
     @property
     def s3_endpoint(self) -> str:
+        """The S3 endpoint, ``s3_host:s3_port`` (no scheme)."""
         return f"{self.s3_host}:{self.s3_port}"
 
 

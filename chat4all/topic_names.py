@@ -25,6 +25,8 @@ def outbound_topic(channel: str) -> str:
 
 @dataclass(frozen=True, kw_only=True)
 class TopicSpec:
+    """A topic's name (without the prefix), partition count and retention."""
+
     name: str
     partitions: int
     retention_ms: int

@@ -11,6 +11,8 @@ logger = logging.getLogger(__name__)
 
 
 class BreakerState(enum.Enum):
+    """Where a breaker stands: CLOSED lets calls through, OPEN stops them, HALF_OPEN lets one probe by."""
+
     CLOSED = 0
     HALF_OPEN = 1
     OPEN = 2
@@ -44,12 +46,14 @@ class CircuitBreaker:
 
     @property
     def state(self) -> BreakerState:
+        """The breaker's state now; an OPEN breaker whose pause is over turns HALF_OPEN when read."""
         if self._state is BreakerState.OPEN and self._clock() - self._opened_at >= self.reset_timeout:
             self._set(BreakerState.HALF_OPEN)
         return self._state
 
     @property
     def consecutive_failures(self) -> int:
+        """Failures in a row since the last success."""
         return self._failures
 
     def seconds_until_probe(self) -> float:
@@ -59,14 +63,17 @@ class CircuitBreaker:
         return max(0.0, self.reset_timeout - (self._clock() - self._opened_at))
 
     def allows_call(self) -> bool:
+        """True unless the breaker is OPEN."""
         return self.state is not BreakerState.OPEN
 
     def record_success(self) -> None:
+        """Count a successful call: resets the failures and closes the breaker."""
         self._failures = 0
         if self._state is not BreakerState.CLOSED:
             self._set(BreakerState.CLOSED)
 
     def record_failure(self) -> None:
+        """Count a failed call: opens the breaker at the threshold, or at once when it was HALF_OPEN."""
         self._failures += 1
         if self.state is BreakerState.HALF_OPEN or self._failures >= self.failure_threshold:
             self._opened_at = self._clock()

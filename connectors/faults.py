@@ -26,6 +26,7 @@ class FaultInjector:
         return None
 
     def update(self, *, error_rate: float | None = None, outage: bool | None = None) -> None:
+        """Change the error rate (clamped to 0..1) and/or the outage switch; a None argument keeps its value."""
         if error_rate is not None:
             self.error_rate = min(1.0, max(0.0, float(error_rate)))
         if outage is not None:

@@ -23,4 +23,5 @@ class NativeConnector(BaseConnector):
         self._publish = publish
 
     async def send(self, event: OutboundEvent) -> None:
+        """Publish the recipient's ``message.new`` notification for the realtime gateway."""
         await self._publish(event)

@@ -18,12 +18,14 @@ class SimulatedNetworkConnector(BaseConnector):
     """
 
     async def send(self, event: OutboundEvent) -> None:
+        """Accept the message, as the provider would (failures come from failure injection only)."""
         # A real provider call goes here; the simulator only fails when failure injection says so.
         logger.debug(
             "%s accepted message for %s", self.channel, event.handle, extra={"message_id": event.message_id}
         )
 
     def after_send(self, event: OutboundEvent, *, now_ms: int) -> list[ScheduledStatus]:
+        """DELIVERED, due ``delivered_delay_ms`` (a random delay in that range) after ``now_ms``."""
         low, high = self.config.delivered_delay_ms
         return [ScheduledStatus(status=Status.DELIVERED, due_ms=now_ms + self.rng.randint(low, high))]
 

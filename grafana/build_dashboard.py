@@ -86,6 +86,7 @@ PANELS: list[tuple[str, list[tuple[str, str]], str]] = [
 
 
 def dashboard() -> dict:
+    """The Grafana dashboard (JSON model): one time-series panel per entry of PANELS, three to a row."""
     panels = []
     for i, (title, targets, unit) in enumerate(PANELS):
         panels.append(

@@ -23,7 +23,7 @@ logger = logging.getLogger(__name__)
 
 
 def changelog_specs(app: faust.App) -> dict[str, tuple[int, dict[str, str]]]:
-    """name -> (partitions, topic config) of every table changelog of ``app``, as faust would create them."""
+    """Each table changelog of ``app``: name -> (partitions, topic config), as faust would create them."""
     specs: dict[str, tuple[int, dict[str, str]]] = {}
     for table in app.tables.values():
         topic: Any = table.changelog_topic

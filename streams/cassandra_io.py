@@ -288,6 +288,7 @@ class PipelineRepositoryProvider:
         return self._repository
 
     async def __call__(self) -> PipelineRepository:
+        """The repository, connecting first if needed (retrying until Cassandra answers)."""
         if self._repository is not None:
             return self._repository
         async with self._lock:

@@ -22,6 +22,7 @@ class Health:
     roles: list[str] = field(default_factory=list)
 
     def cassandra_down(self, error: BaseException) -> None:
+        """Record that Cassandra failed with ``error``; logs the first failure of an outage."""
         if self.cassandra_ok:
             logger.warning("Cassandra unreachable, pausing and retrying: %s", error)
             self.cassandra_since = time.time()
@@ -29,6 +30,7 @@ class Health:
         self.cassandra_error = f"{type(error).__name__}: {error}"[:300]
 
     def cassandra_up(self) -> None:
+        """Record that Cassandra answered again; logs how long the outage lasted."""
         if not self.cassandra_ok:
             logger.info("Cassandra reachable again after %.1f s", time.time() - self.cassandra_since)
             self.cassandra_since = time.time()

@@ -63,6 +63,7 @@ class InFlight:
 
     @property
     def in_flight(self) -> int:
+        """How many submitted events are still running."""
         return len(self._tasks)
 
     async def submit(

@@ -23,6 +23,8 @@ class PipelineTopics:
 
     @classmethod
     def create(cls, app: faust.App, settings: Settings) -> PipelineTopics:
+        """The topic handles of ``app``, named with the settings' prefix and sized by ``topic_partitions``."""
+
         def topic(name: str) -> faust.TopicT:
             # Values are read raw and decoded by the agents: a record that does not parse is
             # dead-lettered with its reason instead of crashing the stream, and connector topics
@@ -51,6 +53,7 @@ class PipelineTopics:
         )
 
     def all(self) -> list[faust.TopicT]:
+        """Every topic of the pipeline, the outbound topics of all channels included."""
         return [
             self.messages,
             self.status_updates,

@@ -80,7 +80,7 @@ def resume_clearing_only_after_suspend(self: FlowControlEvent) -> None:
 
 
 def fetch_position(consumer: Any, tp: TP) -> int | None:
-    """aiokafka's fetch position for ``tp`` in faust ``consumer``; None if unassigned or awaiting a reset."""
+    """The aiokafka fetch position of ``tp`` in faust ``consumer``; None if unassigned or awaiting a reset."""
     aiokafka_consumer = getattr(getattr(consumer, "_thread", None), "_consumer", None)
     if aiokafka_consumer is None:
         return None

@@ -63,6 +63,7 @@ class DurableSchedule:
 
     @property
     def index(self) -> list[int]:
+        """The sorted bucket numbers of this partition (the list the caller passed in, kept in step)."""
         return self._index
 
     def _bucket_key(self, bucket: int) -> str:

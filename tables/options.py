@@ -71,6 +71,7 @@ class BudgetedRocksDBOptions(faust_rocksdb.RocksDBOptions):
         return db
 
     def as_options(self) -> Any:
+        """Faust's options with the shared block cache and write-buffer manager, and a bounded info log."""
         options = super().as_options()
         if not self.use_rocksdict:
             return options

@@ -62,5 +62,6 @@ class ReceiptTables:
         return marker if isinstance(marker, dict) and marker else None
 
     def mark_settled(self, message_id: str, *, offset: int, entry: MessageEntry) -> None:
+        """Remember that a message's receipts all settled: its final ``entry`` and the settling ``offset``."""
         marker: SettledMarker = {"o": offset, "e": entry}
         self.settled[message_id] = marker

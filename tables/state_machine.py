@@ -93,6 +93,7 @@ class Outcome:
 
     @property
     def changed(self) -> bool:
+        """True if the update changed at least one receipt."""
         return bool(self.changes)
 
 
