@@ -21,6 +21,7 @@ _cache: TTLCache[uuid.UUID, ConversationRow] = TTLCache(maxsize=_CACHE_MAX, ttl=
 
 
 def remember(conversation: ConversationRow) -> None:
+    """Cache a conversation (just written) for the participant checks that follow."""
     _cache[conversation.conversation_id] = conversation
 
 
@@ -48,8 +49,11 @@ async def require_participant(
     *,
     context: grpc.aio.ServicerContext | None = None,
 ) -> ConversationRow:
-    """The conversation if ``user_id`` takes part in it. Raises (as ApiError) INVALID_ARGUMENT for a
-    malformed id, NOT_FOUND for an unknown one, PERMISSION_DENIED for a non-participant."""
+    """The conversation if ``user_id`` takes part in it.
+
+    Raises (as ApiError) INVALID_ARGUMENT for a malformed id, NOT_FOUND for an unknown one,
+    PERMISSION_DENIED for a non-participant.
+    """
     cid = parse_uuid(conversation_id, "conversation_id")
     uid = user_id if isinstance(user_id, uuid.UUID) else uuid.UUID(user_id)
     conversation = await load_conversation(conversations, cid, context=context)

@@ -125,7 +125,8 @@ class Admission:
         """One more message on the topic from this process (counts into the backlog estimate).
 
         A message acknowledged while a reading is under way may be counted twice (in the reading
-        and here) until the next reading: an overestimate by at most the sends in flight."""
+        and here) until the next reading: an overestimate by at most the sends in flight.
+        """
         self._published_since += 1
 
     # --- reading the lag ----------------------------------------------------------------------
@@ -136,10 +137,12 @@ class Admission:
         return self._drain_rate
 
     async def start(self) -> None:
+        """Start reading the router group's lag in the background (only with a lag bound set)."""
         if self._max_lag > 0 and self._task is None:
             self._task = asyncio.create_task(self._poll_forever(), name="admission-lag")
 
     async def stop(self) -> None:
+        """Stop the lag readings."""
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -1,5 +1,7 @@
-"""Authentication: the interceptor that checks `authorization: Bearer <jwt>` on every call that needs it,
-and `current_user_id(context)` for servicers."""
+"""Authentication: the interceptor that checks `authorization: Bearer <jwt>` on the calls that need it.
+
+`current_user_id(context)` gives servicers the caller.
+"""
 
 from __future__ import annotations
 
@@ -37,6 +39,7 @@ def current_user_id(context: grpc.aio.ServicerContext | None = None) -> str:
 
 
 def current_user_uuid(context: grpc.aio.ServicerContext | None = None) -> uuid.UUID:
+    """The caller's user id as a UUID (see ``current_user_id``)."""
     return uuid.UUID(current_user_id(context))
 
 
@@ -85,6 +88,7 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
         continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
         handler_call_details: grpc.HandlerCallDetails,
     ) -> grpc.RpcMethodHandler:
+        """The method's handler, wrapped in the token check unless the method is public."""
         handler = await continuation(handler_call_details)
         method = handler_call_details.method
         if handler is None or method in PUBLIC_METHODS or method.startswith(PUBLIC_SERVICE_PREFIXES):

@@ -22,8 +22,10 @@ def peer_host(peer: str) -> str:
 
 
 def address_key(host: str) -> str:
-    """What a limit counts against: an IPv4 address, or the /64 of an IPv6 one (a single host
-    commonly holds a whole /64, so its addresses are one client). Anything else as given."""
+    """What a limit counts against: an IPv4 address, or the /64 of an IPv6 one.
+
+    A single host commonly holds a whole /64, so its addresses are one client. Anything else as given.
+    """
     try:
         ip = ipaddress.ip_address(host.split("%", 1)[0])
     except ValueError:
@@ -36,9 +38,12 @@ def address_key(host: str) -> str:
 
 
 def client_address(context: grpc.aio.ServicerContext, *, trusted_header: str | None) -> str:
-    """The caller's address key. With ``trusted_header`` (e.g. ``x-forwarded-for``, set by a proxy
-    in front of the API), the header's last entry, the one that proxy added; without the header,
-    or with a value that is no address, the peer's."""
+    """The caller's address key.
+
+    With ``trusted_header`` (e.g. ``x-forwarded-for``, set by a proxy in front of the API), the
+    header's last entry, the one that proxy added; without the header, or with a value that is no
+    address, the peer's.
+    """
     if trusted_header:
         name = trusted_header.lower()
         for key, value in context.invocation_metadata() or ():

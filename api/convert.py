@@ -12,6 +12,7 @@ from chat4all.clock import as_utc
 
 
 def ts_from_ms(ms: int) -> Timestamp:
+    """A protobuf Timestamp of ``ms`` milliseconds since the epoch."""
     out = Timestamp()
     out.FromMilliseconds(ms)
     return out

@@ -46,6 +46,7 @@ class ApiDeps:
     file_tables: FileTables  # upload_sessions and files (api.files), prepared on first use
 
     async def close(self) -> None:
+        """Close every client (Kafka producer, Cassandra, Redis, the password pool)."""
         await self.publisher.close()
         await self.cassandra.close()
         await self.redis.aclose()
@@ -53,10 +54,11 @@ class ApiDeps:
 
 
 def build_deps(settings: Settings) -> ApiDeps:
-    """Clients for the configured stack. Nothing connects yet: Cassandra and Kafka connect on first
-    use (and again after an outage), so the API starts while a dependency is down.
+    """Clients for the configured stack; nothing connects yet.
 
-    Raises MissingSecret outside dev mode without CHAT4ALL_JWT_SECRET."""
+    Cassandra and Kafka connect on first use (and again after an outage), so the API starts while a
+    dependency is down. Raises MissingSecret outside dev mode without CHAT4ALL_JWT_SECRET.
+    """
     secret = resolve_secret(settings)
     timeout = settings.api_storage_timeout_seconds
     # redis-py's default pool fails a call with MaxConnectionsError once 100 are in use; a burst

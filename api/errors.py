@@ -29,18 +29,22 @@ class DependencyUnavailable(Exception):
 
 
 def invalid(message: str) -> ApiError:
+    """An INVALID_ARGUMENT ApiError."""
     return ApiError(grpc.StatusCode.INVALID_ARGUMENT, message)
 
 
 def not_found(message: str) -> ApiError:
+    """A NOT_FOUND ApiError."""
     return ApiError(grpc.StatusCode.NOT_FOUND, message)
 
 
 def denied(message: str) -> ApiError:
+    """A PERMISSION_DENIED ApiError."""
     return ApiError(grpc.StatusCode.PERMISSION_DENIED, message)
 
 
 def unauthenticated(message: str) -> ApiError:
+    """An UNAUTHENTICATED ApiError."""
     return ApiError(grpc.StatusCode.UNAUTHENTICATED, message)
 
 

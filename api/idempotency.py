@@ -68,16 +68,20 @@ def fingerprint(
 
 @dataclass(frozen=True, kw_only=True)
 class ClaimedMessage:
+    """The message a client_message_id is claimed for, as stored in Redis and Cassandra."""
+
     message_id: uuid.UUID
     conversation_id: uuid.UUID
     ts_ms: int
     fingerprint: str | None  # None for claims stored before fingerprints were kept
 
     def encode(self) -> str:
+        """The stored form: a done marker, then the fields separated by ``|``."""
         return f"{_DONE}{self.message_id}|{self.conversation_id}|{self.ts_ms}|{self.fingerprint or ''}"
 
     @classmethod
     def decode(cls, value: str) -> ClaimedMessage:
+        """The claim of a stored value (``encode``'s form)."""
         message_id, conversation_id, ts_ms, fp = value[len(_DONE) :].split("|")
         return cls(
             message_id=uuid.UUID(message_id),
@@ -89,6 +93,8 @@ class ClaimedMessage:
 
 @dataclass(frozen=True, kw_only=True)
 class Claim:
+    """The result of claiming a client_message_id: the message it holds, and whether it is a replay."""
+
     message: ClaimedMessage
     replay: bool  # True: an earlier send holds the key, answer its message; False: this call publishes
 

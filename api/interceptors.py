@@ -30,7 +30,8 @@ def wrap_handler(handler: grpc.RpcMethodHandler, *, guard: Guard) -> grpc.RpcMet
 
     Works for all four call shapes, so a streaming service (FileService.UploadFile) gets the same
     checks as a unary one. Build it once per method (see ``HandlerCache``): it is the same for
-    every call."""
+    every call.
+    """
     ser = {
         "request_deserializer": handler.request_deserializer,
         "response_serializer": handler.response_serializer,
@@ -68,14 +69,18 @@ def wrap_handler(handler: grpc.RpcMethodHandler, *, guard: Guard) -> grpc.RpcMet
 
 
 class HandlerCache:
-    """Wrapped handlers per method: an interceptor runs for every call, and wrapping anew each
-    time (closures, handler tuples) was a visible share of a SendMessage's CPU."""
+    """Wrapped handlers per method, built on a method's first call.
+
+    An interceptor runs for every call, and wrapping anew each time (closures, handler tuples) was a
+    visible share of a SendMessage's CPU.
+    """
 
     def __init__(self, wrap: Callable[[str, grpc.RpcMethodHandler], grpc.RpcMethodHandler]) -> None:
         self._wrap = wrap
         self._wrapped: dict[str, tuple[grpc.RpcMethodHandler, grpc.RpcMethodHandler]] = {}
 
     def get(self, method: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
+        """The wrapped ``handler`` of ``method``, built once and again only if the handler changes."""
         hit = self._wrapped.get(method)
         if hit is not None and hit[0] is handler:
             return hit[1]
@@ -143,6 +148,7 @@ class ObservabilityInterceptor(grpc.aio.ServerInterceptor):
         continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
         handler_call_details: grpc.HandlerCallDetails,
     ) -> grpc.RpcMethodHandler:
+        """The method's handler, wrapped in error mapping and metrics (health and reflection pass as is)."""
         handler = await continuation(handler_call_details)
         method = handler_call_details.method
         if handler is None or method.startswith(PASSTHROUGH_PREFIXES):

@@ -59,7 +59,8 @@ def request_rules(settings: Settings) -> dict[str, dict[str, Rule | MapRule]]:
 
     api.validation refuses to start if a request message of a served chat4all service has a
     string field not listed here, so a new field cannot go without a limit. Message-typed fields
-    (FileInfo inside UploadFileRequest) are checked by their own message's entry."""
+    (FileInfo inside UploadFileRequest) are checked by their own message's entry.
+    """
     channel = Rule(max_chars=CHANNEL_CHARS, chars="line")
     handle = Rule(max_chars=HANDLE_CHARS, chars="line")
     username = Rule(max_chars=USERNAME_CHARS, chars="line")

@@ -82,6 +82,8 @@ return string.format('%.0f', wait)
 
 
 class Outcome(Enum):
+    """How a login attempt ended, as ``finish`` counts it."""
+
     OK = "ok"  # the password matched: the failures are forgotten
     FAILED = "failed"  # wrong username or password: one more failure
     OTHER = "other"  # the attempt ended otherwise (an outage, a cancelled call): not counted

@@ -48,7 +48,8 @@ def cursor_key(*, settings: Settings, jwt_secret: str) -> bytes:
     Derived (HMAC-SHA256 of a fixed label under the JWT secret) rather than generated per process:
     every API process that accepts the others' tokens shares the JWT secret, so it also accepts the
     others' cursors, and a restart keeps outstanding cursors valid. The label separates the two
-    uses: a cursor's MAC is never a token signature, and the derived key tells nothing of the secret."""
+    uses: a cursor's MAC is never a token signature, and the derived key tells nothing of the secret.
+    """
     if settings.api_cursor_secret is not None and settings.api_cursor_secret.get_secret_value():
         key = settings.api_cursor_secret.get_secret_value().encode()
         if len(key) < MIN_KEY_BYTES:
@@ -72,7 +73,8 @@ class Cursors:
 
     A token whose MAC does not match is refused before its payload is decoded, so a forged or
     altered token never reaches the JSON parser or a query; the fields of a genuine one are then
-    checked by the list RPC that reads them (``messages_position``, ``conversations_position``)."""
+    checked by the list RPC that reads them (``messages_position``, ``conversations_position``).
+    """
 
     def __init__(self, *, key: bytes) -> None:
         self._key = key
@@ -81,6 +83,7 @@ class Cursors:
         return hmac.new(self._key, payload, hashlib.sha256).digest()
 
     def encode(self, kind: str, cursor: dict[str, Any]) -> str:
+        """A signed page token holding ``cursor`` for list RPC ``kind``."""
         payload = json.dumps({"k": kind, **cursor}, separators=(",", ":")).encode()
         return f"{_b64(payload)}.{_b64(self._mac(payload))}"
 

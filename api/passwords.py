@@ -119,4 +119,5 @@ class PasswordHasherPool:
         self._mean_seconds = 0.8 * self._mean_seconds + 0.2 * seconds
 
     def close(self) -> None:
+        """Shut the hashing pool down, cancelling hashes not started."""
         self._executor.shutdown(wait=False, cancel_futures=True)

@@ -36,6 +36,7 @@ class Publisher:
 
     @property
     def connected(self) -> bool:
+        """True once the producer has started."""
         return self._producer is not None
 
     async def _start(self) -> None:
@@ -65,6 +66,7 @@ class Publisher:
         logger.info("Kafka producer connected to %s", self._settings.kafka_bootstrap)
 
     async def producer(self, timeout: float) -> AIOKafkaProducer:
+        """The producer, started first if needed; NotPublished if Kafka does not answer in ``timeout``."""
         if self._producer is not None:
             return self._producer
         task = self._starting
@@ -116,6 +118,7 @@ class Publisher:
         return await self._producer.send(topic_name(self._settings, topic), value=value, key=key.encode())
 
     async def close(self) -> None:
+        """Stop the producer (flushing what it buffered), if it started."""
         if self._producer is not None:
             await self._producer.stop()
             self._producer = None

@@ -1,5 +1,7 @@
-"""Per-user token bucket in Redis (one Lua script, shared atomically by every API process), spent
-through short local leases so that a busy sender costs a Redis call per few messages, not per message."""
+"""Per-user token bucket in Redis (one Lua script, shared atomically by every API process).
+
+Spent through short local leases, so a busy sender costs a Redis call per few messages, not per message.
+"""
 
 from __future__ import annotations
 
@@ -52,6 +54,8 @@ _PRUNE_ABOVE = 10_000
 
 @dataclass(frozen=True, kw_only=True)
 class Decision:
+    """Whether a send may go now, and if not how long until it may."""
+
     allowed: bool
     retry_after_seconds: float
 

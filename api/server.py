@@ -120,7 +120,8 @@ async def serve(
     """Run the API with `services` until SIGTERM/SIGINT, then let in-flight calls finish (api_grace_seconds).
 
     Refuses to start with the settings api.startup names (MissingSecret, UnsafeSettings) and with
-    services that are not exactly the protos' (MissingService)."""
+    services that are not exactly the protos' (MissingService).
+    """
     check_settings(settings)
     deps = build_deps(settings)
     registrations = [registration(deps) for registration in services]

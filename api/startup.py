@@ -24,7 +24,8 @@ def check_settings(settings: Settings) -> None:
     """Raise (MissingSecret, UnsafeSettings) on the first setting the API must not run with.
 
     Always: a JWT secret under 32 bytes, TLS files that are unreadable or do not match. Outside
-    dev mode also: no JWT secret, the local stack's S3 secret, no TLS certificate and key."""
+    dev mode also: no JWT secret, the local stack's S3 secret, no TLS certificate and key.
+    """
     resolve_secret(settings)  # MissingSecret: none outside dev mode, or a short one anywhere
     if not settings.dev_mode and settings.s3_secret_key.get_secret_value() == _local_s3_secret():
         raise UnsafeSettings(

@@ -34,17 +34,20 @@ class MissingSecret(RuntimeError):
 
 @dataclass(frozen=True, kw_only=True)
 class Claims:
+    """What a verified access token says: its user, its id (jti) and when it expires."""
+
     user_id: str
     jti: str
     expires_at: int  # epoch seconds
 
 
 def resolve_secret(settings: Settings) -> str:
-    """The signing secret: CHAT4ALL_JWT_SECRET, or in dev mode one generated once and kept
-    (mode 0600) under the stack dir so that tokens survive an API restart.
+    """The signing secret: CHAT4ALL_JWT_SECRET, or in dev mode one generated once and kept in the stack dir.
 
-    A secret shorter than MIN_SECRET_BYTES is refused in dev mode too: a guessable secret lets
-    anyone mint tokens for any user, and dev-mode APIs are reachable by other people as well."""
+    Kept (mode 0600) so that tokens survive an API restart. A secret shorter than MIN_SECRET_BYTES
+    is refused in dev mode too: a guessable secret lets anyone mint tokens for any user, and
+    dev-mode APIs are reachable by other people as well.
+    """
     if settings.jwt_secret is not None and settings.jwt_secret.get_secret_value():
         secret = settings.jwt_secret.get_secret_value()
         if len(secret.encode()) < MIN_SECRET_BYTES:

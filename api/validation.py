@@ -151,7 +151,8 @@ class _CheckedStream:
     """A request stream whose messages are checked as the handler reads them.
 
     A class rather than an async generator: a handler that cancels a pending read (an idle
-    timeout) must be able to read again, and a cancelled async generator is finished."""
+    timeout) must be able to read again, and a cancelled async generator is finished.
+    """
 
     __slots__ = ("_inner", "_plan")
 
@@ -180,8 +181,11 @@ def _check(request: Any, plan: _MessagePlan) -> None:
 def _safe_deserializer(
     deserialize: Callable[[bytes], Any] | None, type_name: str
 ) -> Callable[[bytes], Any] | None:
-    """A deserializer that returns Undecodable instead of raising: grpc answers INTERNAL for a
-    deserializer that raises, and bytes from outside are never our internal error."""
+    """A deserializer that returns Undecodable instead of raising.
+
+    grpc answers INTERNAL for a deserializer that raises, and bytes from outside are never our
+    internal error.
+    """
     if deserialize is None:
         return None
 
@@ -257,10 +261,11 @@ def method_plans(settings: Settings, services: Iterable[Any]) -> dict[str, _Mess
 
 
 class InputInterceptor(grpc.aio.ServerInterceptor):
-    """Refuses (INVALID_ARGUMENT) a request with a string field over its limit or with characters
-    its rule forbids, and normalises CRLF in message content, before the handler runs.
+    """Refuses (INVALID_ARGUMENT) a request with a string field over its limit or characters its rule forbids.
 
-    Methods of services outside ``services`` (health, reflection) pass untouched."""
+    It also normalises CRLF in message content, before the handler runs. Methods of services outside
+    ``services`` (health, reflection) pass untouched.
+    """
 
     def __init__(self, *, settings: Settings, services: Iterable[Any]) -> None:
         self._plans = method_plans(settings, services)
@@ -271,6 +276,7 @@ class InputInterceptor(grpc.aio.ServerInterceptor):
         continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
         handler_call_details: grpc.HandlerCallDetails,
     ) -> grpc.RpcMethodHandler:
+        """The method's handler, wrapped in the request checks if it belongs to one of the served services."""
         handler = await continuation(handler_call_details)
         method = handler_call_details.method
         if handler is None or method not in self._plans:

@@ -33,8 +33,10 @@ class Statement:
 
 
 class Cassandra:
-    """Cassandra for the API. Connects on first use and again after a failed attempt, so the API
-    starts (and answers UNAVAILABLE) while Cassandra is down, and recovers by itself."""
+    """Cassandra for the API, connected on first use and again after a failed attempt.
+
+    So the API starts (and answers UNAVAILABLE) while Cassandra is down, and recovers by itself.
+    """
 
     def __init__(self, *, settings: Settings) -> None:
         self._settings = settings
@@ -45,6 +47,7 @@ class Cassandra:
 
     @property
     def connected(self) -> bool:
+        """True once a session is open."""
         return self._session is not None
 
     def statement(self, cql: str) -> Statement:
@@ -125,6 +128,7 @@ class Cassandra:
         await self.run(self._ping, context=context)
 
     async def close(self) -> None:
+        """Shut the cluster connection down, if there is one."""
         if self._session is not None:
             await asyncio.to_thread(self._session.cluster.shutdown)
             self._session = None

@@ -90,8 +90,10 @@ class ConversationRepository:
     async def claim_private(
         self, *, low: uuid.UUID, high: uuid.UUID, conversation_id: uuid.UUID, context: Context = None
     ) -> uuid.UUID | None:
-        """Claim the pair (``low`` < ``high``) for ``conversation_id`` (a lightweight transaction):
-        None if the claim is ours, else the id of the conversation that holds the pair."""
+        """Claim the pair (``low`` < ``high``) for ``conversation_id`` with a lightweight transaction.
+
+        None if the claim is ours, else the id of the conversation that holds the pair.
+        """
         row = (
             await self._cassandra.run(self._claim_private, (low, high, conversation_id), context=context)
         ).one()

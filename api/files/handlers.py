@@ -8,8 +8,10 @@ from chat4all.v1 import files_pb2, files_pb2_grpc
 
 
 class ChunkRequest:
-    """An UploadFileRequest that holds only a chunk, as ``parse_upload_request`` returns it: ``chunk``
-    is a view into the message gRPC received, not a copy."""
+    """An UploadFileRequest that holds only a chunk, as ``parse_upload_request`` returns it.
+
+    ``chunk`` is a view into the message gRPC received, not a copy.
+    """
 
     __slots__ = ("chunk",)
 
@@ -17,9 +19,11 @@ class ChunkRequest:
         self.chunk = chunk
 
     def WhichOneof(self, oneof_group: str) -> str | None:  # protobuf's name
+        """``chunk`` for the ``payload`` oneof, None for any other (protobuf's method, for the servicer)."""
         return "chunk" if oneof_group == "payload" else None
 
     def HasField(self, field_name: str) -> bool:  # protobuf's name
+        """True for ``chunk`` and ``payload`` (protobuf's method, for the servicer)."""
         return field_name in ("chunk", "payload")
 
 
@@ -27,9 +31,9 @@ _CHUNK_TAG = 0x12  # field 2 (chunk), wire type 2 (length-delimited)
 
 
 def parse_upload_request(data: bytes) -> files_pb2.UploadFileRequest | ChunkRequest:
-    """``UploadFileRequest.FromString``, except for a message that is one chunk field and nothing
-    else (every message after the first): that one becomes a ChunkRequest viewing ``data``.
+    """``UploadFileRequest.FromString``, except that a message of one chunk field becomes a ChunkRequest.
 
+    Every message after the first is one chunk field and nothing else: its ChunkRequest views ``data``.
     The protobuf parser would copy each chunk twice (into its arena, then into a new bytes object
     when the field is read); at 1 MiB a message that was a third of the API's CPU per uploaded
     byte, with the allocations. Anything else (info, unknown fields, a repeated field) goes to
@@ -50,8 +54,10 @@ def parse_upload_request(data: bytes) -> files_pb2.UploadFileRequest | ChunkRequ
 
 
 def add_file_service(servicer: files_pb2_grpc.FileServiceServicer, server: grpc.aio.Server) -> None:
-    """``files_pb2_grpc.add_FileServiceServicer_to_server``, built from the service descriptor the
-    same way, except that UploadFile's messages are parsed by ``parse_upload_request``."""
+    """``add_FileServiceServicer_to_server``, except that ``parse_upload_request`` parses UploadFile's.
+
+    Built from the service descriptor the same way as the function ``files_pb2_grpc`` generates.
+    """
     service = files_pb2.DESCRIPTOR.services_by_name["FileService"]
     makers = {
         (False, False): grpc.unary_unary_rpc_method_handler,

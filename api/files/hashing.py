@@ -11,12 +11,12 @@ from api.files.sessions import UploadSession
 
 
 class StreamHash:
-    """The SHA-256 of a file's bytes ``[0, covered)``, fed in file order by a chain of tasks, each
-    update in a worker thread (hashlib releases the GIL).
+    """The SHA-256 of a file's bytes ``[0, covered)``, fed in file order by a chain of tasks.
 
-    Once the hash can no longer say which bytes it covers (a gap, a cancelled update, or a stream
-    resumed in a process that did not see the earlier bytes) it is unknown for good, and the
-    upload is verified by re-reading the stored object instead.
+    Each update runs in a worker thread (hashlib releases the GIL). Once the hash can no longer say
+    which bytes it covers (a gap, a cancelled update, or a stream resumed in a process that did not
+    see the earlier bytes) it is unknown for good, and the upload is verified by re-reading the
+    stored object instead.
     """
 
     def __init__(self, state: Any | None, *, covered: int) -> None:
@@ -40,8 +40,10 @@ class StreamHash:
         return self.state.hexdigest()
 
     def feed(self, data: memoryview, *, start: int) -> asyncio.Task | None:
-        """Feed the bytes of ``data`` (which starts at file offset ``start``) not hashed yet, after
-        the earlier ones; returns the task that hashes them, or None if there is nothing to do."""
+        """Feed the bytes of ``data`` (from file offset ``start``) not hashed yet, after the earlier ones.
+
+        Returns the task that hashes them, or None if there is nothing to do.
+        """
         if self.state is None:
             return None
         skip = self.covered - start
@@ -77,8 +79,11 @@ class StreamHash:
 
 
 class ResumableHashes:
-    """Hash states of uploads whose stream was cut in this process: Python's hash state cannot be
-    serialized, so a stream resumed here continues the same hash object instead of re-reading."""
+    """Hash states of uploads whose stream was cut in this process.
+
+    Python's hash state cannot be serialized, so a stream resumed here continues the same hash
+    object instead of re-reading.
+    """
 
     def __init__(self) -> None:
         # (uploader_id, upload_id) -> (offset, hash state of the bytes [0, offset)).

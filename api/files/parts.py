@@ -25,12 +25,12 @@ class _PartWrite:
 
 
 class PartWrites:
-    """Up to ``parts_in_flight`` parts of one stream uploading at once; the session row records
-    them in order, and a part that fails keeps its bytes (and those of the parts after it) for
-    the staged tail.
+    """Up to ``parts_in_flight`` parts of one stream uploading at once.
 
-    Part buffers are reused once their part is recorded and hashed, so a stream allocates (and
-    the OS zero-fills) at most ``parts_in_flight + 1`` of them, whatever the file's size.
+    The session row records them in order, and a part that fails keeps its bytes (and those of the
+    parts after it) for the staged tail. Part buffers are reused once their part is recorded and
+    hashed, so a stream allocates (and the OS zero-fills) at most ``parts_in_flight + 1`` of them,
+    whatever the file's size.
     """
 
     def __init__(self, *, uploader: UploadContext, session: UploadSession) -> None:
@@ -54,8 +54,10 @@ class PartWrites:
         return bytearray(need)
 
     async def make_room(self) -> None:
-        """Wait until fewer than ``parts_in_flight`` parts are in flight; raises (after ``settle``)
-        the error of a part that failed."""
+        """Wait until fewer than ``parts_in_flight`` parts are in flight.
+
+        Raises (after ``settle``) the error of a part that failed.
+        """
         while len(self._in_flight) >= self._uploader.parts_in_flight:
             oldest = self._in_flight[0]
             try:
@@ -104,8 +106,11 @@ class PartWrites:
         )
 
     async def settle(self) -> None:
-        """Wait for every part in flight. If one failed, its bytes and those of the parts after it
-        (none of them is recorded) go to ``unrecorded``, and its error is raised."""
+        """Wait for every part in flight.
+
+        If one failed, its bytes and those of the parts after it (none of them is recorded) go to
+        ``unrecorded``, and its error is raised.
+        """
         if not self._in_flight:
             return
         await asyncio.wait([w.task for w in self._in_flight])

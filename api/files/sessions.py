@@ -85,12 +85,12 @@ def staging_prefix(file_id: uuid.UUID) -> str:
 
 
 class UploadSessionRepository:
-    """Reads and conditionally writes `upload_sessions` rows; every change is fenced on bytes_received
-    and raises SessionConflict when another stream changed the row first.
+    """Reads and conditionally writes `upload_sessions` rows, each change fenced on bytes_received.
 
-    A change is written to the row, then to the UploadSession passed in, so that it keeps saying
-    what the row holds. Statements are prepared once, here (blocking: build it off the loop);
-    consistency levels come from the cluster's execution profiles (chat4all/cassandra.py).
+    A change raises SessionConflict when another stream changed the row first. It is written to the
+    row, then to the UploadSession passed in, so that it keeps saying what the row holds. Statements
+    are prepared once, here (blocking: build it off the loop); consistency levels come from the
+    cluster's execution profiles (chat4all/cassandra.py).
     """
 
     def __init__(self, *, session: Session, timeout: float = 10.0, page_size: int = 500) -> None:
@@ -239,8 +239,10 @@ class UploadSessionRepository:
         await self._run(self._delete, session.key)
 
     async def scan(self) -> AsyncIterator[list[UploadSession]]:
-        """Every session, one page (``page_size`` rows, the driver's paging) at a time: the cleaner
-        never holds more than a page of the table."""
+        """Every session, one page (``page_size`` rows, the driver's paging) at a time.
+
+        The cleaner never holds more than a page of the table.
+        """
         async for page in self._pages(self._scan, None):
             yield [_from_row(r) for r in page]
 

@@ -13,9 +13,11 @@ STREAM_RETRY_SECONDS = 2.0
 
 
 class StreamSlots:
-    """Counts the streams this process is receiving. Each buffers up to ``parts_in_flight + 1``
-    parts, so a cap keeps the process's memory predictable; a cap per user as well, so that one
-    user's (idle) streams cannot take every slot."""
+    """Counts the streams this process is receiving, with a cap in all and a cap per user.
+
+    Each stream buffers up to ``parts_in_flight + 1`` parts, so a cap keeps the process's memory
+    predictable; the cap per user keeps one user's (idle) streams from taking every slot.
+    """
 
     def __init__(self, *, max_streams: int, max_streams_per_user: int) -> None:
         self.max_streams = max_streams
@@ -50,8 +52,10 @@ class StreamSlots:
 
 
 class StreamHold:
-    """What one stream holds until it and its background save or finish are done: its upload's
-    lock and a stream slot (taken by the caller). Released exactly once."""
+    """What one stream holds until it and its background save or finish are done.
+
+    Its upload's lock and a stream slot (taken by the caller). Released exactly once.
+    """
 
     def __init__(self, *, slots: StreamSlots, lock: asyncio.Lock, user: uuid.UUID) -> None:
         self._slots = slots

@@ -170,8 +170,10 @@ class Uploader:
                 hold.release()
 
     async def status(self, *, upload_id: str, caller_id: uuid.UUID) -> UploadSession:
-        """The caller's session for GetUploadStatus; NOT_FOUND if the caller has none of that id or it expired
-        (another user's upload of the same id is another session, and invisible)."""
+        """The caller's session for GetUploadStatus; NOT_FOUND if it has none of that id or it expired.
+
+        Another user's upload of the same id is another session, and invisible.
+        """
         session = await self.sessions.get(uploader_id=caller_id, upload_id=upload_id)
         if session is None or session.state == EXPIRED or (session.state != COMPLETE and session.expired()):
             raise SessionNotFound(f"no upload session {upload_id!r} (unknown or expired)")

@@ -26,20 +26,24 @@ MIN_PASSWORD, MAX_PASSWORD = 8, 256
 
 
 def validate_username(username: str) -> str:
+    """The username if it is 3 to 32 of ``a-z 0-9 . _ -``; INVALID_ARGUMENT otherwise."""
     if not USERNAME_RE.match(username):
         raise invalid("username must be 3 to 32 characters: lowercase letters, digits, '.', '_' or '-'")
     return username
 
 
 def validate_password(password: str) -> str:
+    """The password if its length is within MIN_PASSWORD..MAX_PASSWORD; INVALID_ARGUMENT otherwise."""
     if not MIN_PASSWORD <= len(password) <= MAX_PASSWORD:
         raise invalid(f"password must be {MIN_PASSWORD} to {MAX_PASSWORD} characters")
     return password
 
 
 class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
-    """Accounts and tokens. Passwords are hashed with argon2 on a pool of its own, never logged.
-    Login and Register are limited per client address, Login per username too (api/auth_limits.py)."""
+    """Accounts and tokens; passwords are hashed with argon2 on a pool of its own, never logged.
+
+    Login and Register are limited per client address, Login per username too (api/auth_limits.py).
+    """
 
     def __init__(self, *, deps: ApiDeps) -> None:
         self._deps = deps
@@ -47,6 +51,7 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
     async def Register(
         self, request: auth_pb2.RegisterRequest, context: grpc.aio.ServicerContext
     ) -> auth_pb2.RegisterResponse:
+        """Register: create an account and answer its user id; ALREADY_EXISTS if the username is taken."""
         username = validate_username(request.username)
         validate_password(request.password)
         channels = validate_channels(dict(request.channels))
@@ -75,6 +80,7 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
     async def Login(
         self, request: auth_pb2.LoginRequest, context: grpc.aio.ServicerContext
     ) -> auth_pb2.LoginResponse:
+        """Login: exchange username and password for an access token; UNAUTHENTICATED if either is wrong."""
         if not request.username or not request.password:
             raise invalid("username and password are required")
         limits = self._deps.auth_limits
@@ -111,6 +117,7 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
     async def RevokeToken(
         self, request: auth_pb2.RevokeTokenRequest, context: grpc.aio.ServicerContext
     ) -> auth_pb2.RevokeTokenResponse:
+        """RevokeToken: the caller's token stops working at once (on every API process and live stream)."""
         await self._deps.tokens.revoke(current_claims(context))
         return auth_pb2.RevokeTokenResponse()
 

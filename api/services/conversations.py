@@ -31,6 +31,7 @@ _TYPE_ENUM = {v: k for k, v in _TYPES.items()}
 
 
 def to_proto(conversation: ConversationRow) -> pb.Conversation:
+    """The Conversation message of a stored conversation row."""
     return pb.Conversation(
         conversation_id=str(conversation.conversation_id),
         type=_TYPE_ENUM.get(conversation.type, pb.CONVERSATION_TYPE_UNSPECIFIED),
@@ -50,6 +51,12 @@ class ConversationServicer(conversations_pb2_grpc.ConversationServiceServicer):
     async def CreateConversation(
         self, request: pb.CreateConversationRequest, context: grpc.aio.ServicerContext
     ) -> pb.CreateConversationResponse:
+        """CreateConversation: a PRIVATE or GROUP conversation with the caller in it.
+
+        A PRIVATE conversation is one per pair: creating it again answers the existing one
+        (``created`` false). INVALID_ARGUMENT for a bad type, title or participant count, NOT_FOUND
+        for an unknown participant.
+        """
         caller = current_user_uuid(context)
         kind = _TYPES.get(request.type)
         if kind is None:
@@ -112,6 +119,7 @@ class ConversationServicer(conversations_pb2_grpc.ConversationServiceServicer):
     async def GetConversation(
         self, request: pb.GetConversationRequest, context: grpc.aio.ServicerContext
     ) -> pb.GetConversationResponse:
+        """GetConversation: one conversation; NOT_FOUND if unknown, PERMISSION_DENIED to a non-participant."""
         conversation = await require_participant(
             self._deps.conversations, request.conversation_id, current_user_uuid(context), context=context
         )
@@ -120,6 +128,7 @@ class ConversationServicer(conversations_pb2_grpc.ConversationServiceServicer):
     async def ListConversations(
         self, request: pb.ListConversationsRequest, context: grpc.aio.ServicerContext
     ) -> pb.ListConversationsResponse:
+        """ListConversations: the caller's conversations, oldest first, a page and its next token per call."""
         caller = current_user_uuid(context)
         size = page_size(request.page_size)
         cursor = self._deps.cursors.decode("conversations", request.page_token)

@@ -62,6 +62,7 @@ class FileServicer(files_pb2_grpc.FileServiceServicer):
         self._cleaner = asyncio.create_task(self._clean_periodically())
 
     async def stop(self) -> None:
+        """Stop the clean-up task, then wait for cut streams to finish saving their tails."""
         if self._cleaner is not None:
             self._cleaner.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -113,6 +114,12 @@ class FileServicer(files_pb2_grpc.FileServiceServicer):
     async def UploadFile(
         self, request_iterator: AsyncIterator[files_pb2.UploadFileRequest], context: grpc.aio.ServicerContext
     ) -> files_pb2.UploadFileResponse:
+        """UploadFile: store a file (an info message, then chunks) in S3; answers its id, size and SHA-256.
+
+        INVALID_ARGUMENT for a malformed stream or a size over the limit, ABORTED for a stream that ends
+        early (resumable, trailer ``bytes-received``) or sends no info in time, DATA_LOSS for a checksum
+        mismatch, UNAVAILABLE while object storage is down (api/files/errors.py maps the rest).
+        """
         caller = current_user_uuid(context)
         idle = self._settings.upload_idle_seconds
         try:
@@ -172,6 +179,7 @@ class FileServicer(files_pb2_grpc.FileServiceServicer):
     async def GetUploadStatus(
         self, request: files_pb2.GetUploadStatusRequest, context: grpc.aio.ServicerContext
     ) -> files_pb2.GetUploadStatusResponse:
+        """GetUploadStatus: how many bytes of the caller's upload session are durable, its size and expiry."""
         if not request.upload_id:
             raise invalid("upload_id is required")
         uploader = await self._get_uploader()
@@ -188,6 +196,7 @@ class FileServicer(files_pb2_grpc.FileServiceServicer):
     async def GetDownloadUrl(
         self, request: files_pb2.GetDownloadUrlRequest, context: grpc.aio.ServicerContext
     ) -> files_pb2.GetDownloadUrlResponse:
+        """GetDownloadUrl: a presigned GET URL of a file; NOT_FOUND, or PERMISSION_DENIED to others."""
         file_id = parse_uuid(request.file_id, "file_id")
         records = await self._deps.file_tables.records()
         record = await records.get(file_id)

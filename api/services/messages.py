@@ -40,6 +40,7 @@ _STATUS = {
 
 
 def status_enum(value: str | None) -> int:
+    """The MessageStatus enum value of a stored status name (UNSPECIFIED for none or an unknown one)."""
     return _STATUS.get(value or "", pb.MESSAGE_STATUS_UNSPECIFIED)
 
 
@@ -55,6 +56,7 @@ def validate_send_channels(channels: list[str]) -> list[str]:
 
 
 def file_metadata(record: FileRecord) -> common_pb2.FileMetadata:
+    """The FileMetadata message of a file record."""
     return common_pb2.FileMetadata(
         file_id=str(record.file_id),
         filename=record.filename,
@@ -66,6 +68,7 @@ def file_metadata(record: FileRecord) -> common_pb2.FileMetadata:
 
 
 def message_proto(row: StoredMessage, files: dict[uuid.UUID, common_pb2.FileMetadata]) -> pb.Message:
+    """The Message of a stored message, with its receipts and the metadata of its file (if in ``files``)."""
     receipts = [
         pb.Receipt(
             recipient_id=str(r.recipient_id),
@@ -119,14 +122,22 @@ class MessageServicer(messages_pb2_grpc.MessageServiceServicer):
             )
 
     async def start(self) -> None:
+        """Start the admission control's lag readings."""
         await self._deps.admission.start()
 
     async def stop(self) -> None:
+        """Stop the admission control's lag readings."""
         await self._deps.admission.stop()
 
     async def SendMessage(
         self, request: pb.SendMessageRequest, context: grpc.aio.ServicerContext
     ) -> pb.SendMessageResponse:
+        """SendMessage: publish a message and answer its id once Kafka acknowledged it (acks=all).
+
+        Idempotent per (sender, client_message_id). RESOURCE_EXHAUSTED (trailer ``retry-after``) when
+        rate limited or shed, INVALID_ARGUMENT for bad content, NOT_FOUND or PERMISSION_DENIED for a
+        conversation or file the caller may not use, UNAVAILABLE when Kafka did not take it.
+        """
         caller = current_user_uuid(context)
         admission = self._deps.admission
         # Shed before anything is spent on the call, the caller's rate-limit tokens included.
@@ -224,6 +235,10 @@ class MessageServicer(messages_pb2_grpc.MessageServiceServicer):
     async def GetMessages(
         self, request: pb.GetMessagesRequest, context: grpc.aio.ServicerContext
     ) -> pb.GetMessagesResponse:
+        """GetMessages: a conversation's history, oldest first, one page per call.
+
+        A message fetched by a recipient becomes DELIVERED to that recipient on the native channel.
+        """
         caller = current_user_uuid(context)
         conversation = await require_participant(
             self._deps.conversations, request.conversation_id, caller, context=context
@@ -255,7 +270,8 @@ class MessageServicer(messages_pb2_grpc.MessageServiceServicer):
         """Native channel: a message fetched by its recipient is DELIVERED to that recipient.
 
         Best effort: if Kafka is down the history is still returned, and the next fetch tries again
-        (the receipt is still SENT)."""
+        (the receipt is still SENT).
+        """
         key = f"{caller}:{Channel.NATIVE}"
         at_ms = now_ms()
         futures = []
@@ -289,6 +305,10 @@ class MessageServicer(messages_pb2_grpc.MessageServiceServicer):
     async def MarkRead(
         self, request: pb.MarkReadRequest, context: grpc.aio.ServicerContext
     ) -> pb.MarkReadResponse:
+        """MarkRead: mark messages READ by the caller, on every channel.
+
+        NOT_FOUND if one is not a message of the conversation (an unknown id or another conversation's).
+        """
         caller = current_user_uuid(context)
         conversation = await require_participant(
             self._deps.conversations, request.conversation_id, caller, context=context

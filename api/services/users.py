@@ -18,18 +18,21 @@ MAX_HANDLE = limits.HANDLE_CHARS
 
 
 def validate_channel(channel: str) -> str:
+    """The channel if a user may link it; INVALID_ARGUMENT otherwise."""
     if channel not in LINKABLE_CHANNELS:
         raise invalid(f"channel must be one of {', '.join(LINKABLE_CHANNELS)}, got {channel[:32]!r}")
     return channel
 
 
 def validate_handle(channel: str, handle: str) -> str:
+    """The handle if it is not blank and at most MAX_HANDLE characters; INVALID_ARGUMENT otherwise."""
     if not handle.strip() or len(handle) > MAX_HANDLE:
         raise invalid(f"handle for {channel} must be 1 to {MAX_HANDLE} characters")
     return handle
 
 
 def validate_channels(channels: dict[str, str]) -> dict[str, str]:
+    """The channel -> handle map, each checked by ``validate_channel`` and ``validate_handle``."""
     return {validate_channel(c): validate_handle(c, h) for c, h in channels.items()}
 
 
@@ -45,6 +48,7 @@ class UserServicer(users_pb2_grpc.UserServiceServicer):
     async def GetMe(
         self, request: users_pb2.GetMeRequest, context: grpc.aio.ServicerContext
     ) -> users_pb2.GetMeResponse:
+        """GetMe: the caller's id, username and linked channels; NOT_FOUND if the account is gone."""
         user_id = current_user_uuid(context)
         user = await self._deps.users.get(user_id=user_id, context=context)
         if user is None:
@@ -54,6 +58,7 @@ class UserServicer(users_pb2_grpc.UserServiceServicer):
     async def LinkChannel(
         self, request: users_pb2.LinkChannelRequest, context: grpc.aio.ServicerContext
     ) -> users_pb2.LinkChannelResponse:
+        """LinkChannel: link (or re-link) a channel handle; answers the caller's linked channels."""
         channel = validate_channel(request.channel)
         handle = validate_handle(channel, request.handle)
         await self._deps.users.link_channel(
@@ -64,6 +69,7 @@ class UserServicer(users_pb2_grpc.UserServiceServicer):
     async def UnlinkChannel(
         self, request: users_pb2.UnlinkChannelRequest, context: grpc.aio.ServicerContext
     ) -> users_pb2.UnlinkChannelResponse:
+        """UnlinkChannel: unlink a channel; answers the caller's linked channels."""
         channel = validate_channel(request.channel)
         await self._deps.users.unlink_channel(
             user_id=current_user_uuid(context), channel=channel, context=context
