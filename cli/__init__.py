@@ -34,9 +34,11 @@ class LazyGroup(click.Group):
     """A click group that imports a subcommand's module only when it is used."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
+        """Every subcommand's name, sorted (none is imported for it)."""
         return sorted(COMMANDS)
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        """The subcommand ``cmd_name``, importing its module now; None for an unknown name."""
         target = COMMANDS.get(cmd_name)
         if target is None:
             return None

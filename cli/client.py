@@ -40,6 +40,7 @@ def save_session(data: dict[str, Any]) -> Path:
 
 
 def load_session() -> dict[str, Any]:
+    """The saved login (server, token, user); a ClickException when nobody is logged in."""
     path = config_dir() / SESSION_FILE
     try:
         return json.loads(path.read_text())
@@ -48,6 +49,7 @@ def load_session() -> dict[str, Any]:
 
 
 def default_server() -> str:
+    """The API address from the settings, ``api_host:api_port``."""
     from chat4all.settings import get_settings
 
     settings = get_settings()
@@ -59,8 +61,10 @@ def _keep_ca_file(ctx: click.Context, param: click.Parameter, value: Path | None
 
 
 def server_option(fn: Callable) -> Callable:
-    """``--server`` (passed to the command) and ``--ca-file`` (kept for ``Client``: every command
-    that talks to the API takes it without a parameter of its own)."""
+    """``--server`` (passed to the command) and ``--ca-file`` (kept for ``Client``).
+
+    Every command that talks to the API takes ``--ca-file`` without a parameter of its own.
+    """
     fn = click.option(
         "--ca-file",
         type=click.Path(exists=True, dir_okay=False, path_type=Path),
@@ -132,6 +136,7 @@ class Client:
 
     @property
     def md(self) -> tuple[tuple[str, str], ...]:
+        """The call metadata that authenticates as the logged-in user."""
         return (("authorization", f"Bearer {self.session['access_token']}"),)
 
 

@@ -20,15 +20,19 @@ def _escape(match: re.Match[str]) -> str:
 
 
 def shown(value: object) -> str:
-    """``value`` as one line of inert text: controls and bidirectional characters become visible
-    escapes (ESC is ``\\x1b``, a newline ``\\n``), so whatever another user wrote cannot move the
-    cursor, recolour the terminal or start a line that looks like the CLI's own output."""
+    r"""``value`` as one line of inert text: controls and bidirectional characters become visible escapes.
+
+    ESC becomes ``\x1b``, a newline ``\n``, so whatever another user wrote cannot move the cursor,
+    recolour the terminal or start a line that looks like the CLI's own output.
+    """
     return _UNSAFE.sub(_escape, str(value))
 
 
 def shown_markup(value: object) -> str:
-    """``shown(value)`` for a rich markup string: square brackets are escaped too, so text like
-    ``[red]`` is printed as written instead of being read as a style."""
+    """``shown(value)`` for a rich markup string: square brackets are escaped too.
+
+    So text like ``[red]`` is printed as written instead of being read as a style.
+    """
     from rich.markup import escape
 
     return escape(shown(value))

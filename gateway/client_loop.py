@@ -27,8 +27,9 @@ async def run_client(
     on_written: Callable[[Notification], None],
     guard: Callable[[], Awaitable[NoReturn]],
 ) -> None:
-    """Deliver the user's live events through ``send`` until it fails, ``guard`` raises (the
-    token ended) or the task is cancelled. ``send`` returns once the event is written to the
+    """Deliver the user's live events via ``send`` until it fails, ``guard`` raises or the task is cancelled.
+
+    ``guard`` raises when the token ended. ``send`` returns once the event is written to the
     client's transport; ``on_written`` is then told (the native DELIVERED receipt).
 
     Raises SubscriptionOverflow when the client fell too far behind, and whatever ``guard`` raises.

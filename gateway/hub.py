@@ -21,6 +21,7 @@ class Subscription:
         self.overflowed = False
 
     def offer(self, event: Notification) -> bool:
+        """Queue ``event`` for the client; False (and the subscription overflowed) when its queue is full."""
         # Never block the consumer loop on one slow client: drop the client instead.
         if self.overflowed:
             return False
@@ -32,6 +33,7 @@ class Subscription:
             return False
 
     async def next(self) -> Notification:
+        """The next event; SubscriptionOverflow once an overflowed subscription's queue is empty."""
         if self.overflowed and self._queue.empty():
             raise SubscriptionOverflow(f"client of user {self.user_id} fell behind")
         event = await self._queue.get()
@@ -46,11 +48,13 @@ class Hub:
         self._subs: dict[str, set[Subscription]] = defaultdict(set)
 
     def subscribe(self, user_id: str) -> Subscription:
+        """A new subscription of ``user_id``, with a queue of the hub's size."""
         sub = Subscription(user_id=user_id, maxsize=self._queue_size)
         self._subs[user_id].add(sub)
         return sub
 
     def unsubscribe(self, sub: Subscription) -> None:
+        """Remove a subscription (safe to call twice)."""
         subs = self._subs.get(sub.user_id)
         if subs is not None:
             subs.discard(sub)
@@ -58,6 +62,7 @@ class Hub:
                 del self._subs[sub.user_id]
 
     def connected(self, user_id: str) -> int:
+        """How many subscriptions ``user_id`` has here."""
         return len(self._subs.get(user_id, ()))
 
     def dispatch(self, event: Notification) -> int:

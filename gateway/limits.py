@@ -24,14 +24,18 @@ class StreamLease:
         self._released = False
 
     def release(self) -> None:
+        """Give the stream's slot back; a second call does nothing."""
         if not self._released:
             self._released = True
             self._limits._release(self.user_id)
 
 
 class StreamLimits:
-    """Counts this process's live streams. Not shared between API processes: behind N of them a
-    user can hold up to N x ``per_user`` streams (docs/security.md, Live connections)."""
+    """Counts this process's live streams, per user and in total.
+
+    Not shared between API processes: behind N of them a user can hold up to N x ``per_user``
+    streams (docs/security.md, Live connections).
+    """
 
     def __init__(self, *, per_user: int, total: int) -> None:
         self.per_user = per_user

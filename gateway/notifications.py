@@ -40,9 +40,11 @@ class NotificationFeed:
         self.ready = asyncio.Event()  # set once positioned at the end of every partition
 
     def start(self) -> None:
+        """Start consuming `notifications` in the background (``ready`` is set once at the end)."""
         self._task = asyncio.create_task(self._run(), name="notification-feed")
 
     async def stop(self) -> None:
+        """Stop consuming and wait (up to 5 s) for the DELIVERED receipts being published."""
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
@@ -102,8 +104,10 @@ class NotificationFeed:
             self._unwritten.add(event)
 
     def written(self, event: Notification) -> None:
-        """``event`` was written to a client's transport: the first write of a new native message
-        publishes its DELIVERED receipt (once, however many clients its recipient has)."""
+        """``event`` was written to a client's transport: a new native message's first write is its receipt.
+
+        It publishes the message's DELIVERED receipt once, however many clients its recipient has.
+        """
         if event not in self._unwritten:
             return
         self._unwritten.discard(event)

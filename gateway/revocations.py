@@ -31,9 +31,11 @@ class RevocationNotices:
         self.subscribed = asyncio.Event()
 
     def start(self) -> None:
+        """Start the pub/sub subscription in the background (``subscribed`` is set once it holds)."""
         self._task = asyncio.create_task(self._run(), name="revocation-notices")
 
     async def stop(self) -> None:
+        """Stop the subscription and close its Redis client."""
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
@@ -41,11 +43,13 @@ class RevocationNotices:
             await self._redis.aclose()
 
     def watch(self, jti: str) -> asyncio.Event:
+        """An Event that is set when token ``jti`` is revoked."""
         event = asyncio.Event()
         self._waiters[jti].add(event)
         return event
 
     def unwatch(self, jti: str, event: asyncio.Event) -> None:
+        """Stop waiting on ``jti`` with ``event`` (the stream ended)."""
         waiters = self._waiters.get(jti)
         if waiters is not None:
             waiters.discard(event)
@@ -57,6 +61,7 @@ class RevocationNotices:
         return len(self._waiters)
 
     def notify(self, jti: str) -> None:
+        """Set every Event that waits on ``jti`` (a revocation notice arrived)."""
         for event in self._waiters.get(jti, ()):
             event.set()
 

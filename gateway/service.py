@@ -41,6 +41,7 @@ _KINDS = {
 
 
 def to_proto(event: Notification) -> events_pb2.Event:
+    """The Event message of a live notification."""
     at = Timestamp()
     at.FromMilliseconds(event.at_ms)
     status = messages_pb2.MessageStatus.Value(f"MESSAGE_STATUS_{event.status}") if event.status else 0
@@ -87,6 +88,7 @@ class EventServicer(events_pb2_grpc.EventServiceServicer):
         )
 
     async def start(self) -> None:
+        """Start the notification feed and the revocation notices, then the WebSocket server."""
         self.feed.start()
         self.notices.start()
         # Serve only once the feed sits at the end of `notifications`, so that a client that
@@ -104,6 +106,7 @@ class EventServicer(events_pb2_grpc.EventServiceServicer):
         logger.info("realtime gateway: WebSocket on %s:%s%s", self._settings.api_host, port, "/v1/events")
 
     async def stop(self) -> None:
+        """Stop the WebSocket server, the revocation notices and the notification feed."""
         await self.websocket.stop()
         await self.notices.stop()
         await self.feed.stop()
@@ -111,6 +114,12 @@ class EventServicer(events_pb2_grpc.EventServiceServicer):
     async def Subscribe(
         self, request: events_pb2.SubscribeRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[events_pb2.SubscribeResponse]:
+        """Subscribe: stream the caller's live events until the client cancels or its token ends.
+
+        RESOURCE_EXHAUSTED (trailer ``retry-after``) over a live-stream cap, and when the client
+        falls more than ``realtime_queue_size`` events behind; UNAUTHENTICATED once its token
+        expires or is revoked.
+        """
         claims = current_claims(context)
         try:
             lease = self.streams.admit(claims.user_id)

@@ -14,8 +14,10 @@ _PRESENCE = "chat4all:presence:"
 
 
 class SessionRegistry:
-    """Sessions expire by themselves ``ttl_seconds`` after the last heartbeat, so a gateway that
-    dies leaves no user shown online for long."""
+    """Sessions and presence in Redis; they expire by themselves ``ttl_seconds`` after the last heartbeat.
+
+    So a gateway that dies leaves no user shown online for long.
+    """
 
     def __init__(self, *, redis: Redis, ttl_seconds: int) -> None:
         self._redis = redis
@@ -23,6 +25,7 @@ class SessionRegistry:
         self._gateway = f"{socket.gethostname()}:{uuid.uuid4().hex[:8]}"
 
     async def open(self, *, user_id: str, transport: str) -> str:
+        """Register a session of ``user_id`` on ``transport`` and mark the user online; returns its id."""
         session_id = uuid.uuid4().hex
         async with self._redis.pipeline(transaction=True) as pipe:
             pipe.hset(
@@ -41,12 +44,14 @@ class SessionRegistry:
         return session_id
 
     async def heartbeat(self, *, user_id: str, session_id: str) -> None:
+        """Keep the session and the user's presence alive for another ``ttl_seconds``."""
         async with self._redis.pipeline(transaction=True) as pipe:
             pipe.expire(_SESSION + session_id, self._ttl)
             pipe.expire(_PRESENCE + user_id, self._ttl)
             await pipe.execute()
 
     async def close(self, *, user_id: str, session_id: str) -> None:
+        """Remove the session and take it off the user's presence."""
         async with self._redis.pipeline(transaction=True) as pipe:
             pipe.delete(_SESSION + session_id)
             pipe.srem(_PRESENCE + user_id, session_id)

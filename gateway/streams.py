@@ -51,8 +51,10 @@ class LiveStreams:
         transport: str,
         send: Callable[[Notification], Awaitable[None]],
     ) -> None:
-        """Deliver until the client goes, falls behind (SubscriptionOverflow) or its token ends
-        (TokenEnded). The caller holds the stream's lease and releases it when this returns."""
+        """Deliver until the client goes, falls behind (SubscriptionOverflow) or its token ends (TokenEnded).
+
+        The caller holds the stream's lease and releases it when this returns.
+        """
         await run_client(
             user_id=claims.user_id,
             transport=transport,

@@ -35,11 +35,11 @@ async def guard_token(
     check_every: float,
     timeout: float,
 ) -> NoReturn:
-    """Raise TokenEnded at the token's exp, at a revocation notice, or when a re-check every
-    ``check_every`` seconds refuses it (a notice this gateway missed).
+    """Raise TokenEnded at the token's exp, at a revocation notice, or when a periodic re-check refuses it.
 
-    A re-check that cannot reach Redis keeps the stream: an outage must not drop every client at
-    once, and the expiry still applies.
+    The re-check, every ``check_every`` seconds, catches a notice this gateway missed. A re-check that
+    cannot reach Redis keeps the stream: an outage must not drop every client at once, and the
+    expiry still applies.
     """
     notice = notices.watch(claims.jti)
     try:

@@ -41,6 +41,8 @@ _AUTH_ATTR = "chat4all_auth"
 
 
 class WebSocketGateway:
+    """The gateway's WebSocket server: authenticates the handshake, then streams the user's live events."""
+
     def __init__(self, *, streams: LiveStreams, tokens: TokenService, auth_timeout: float) -> None:
         self._streams = streams
         self._tokens = tokens
@@ -48,6 +50,7 @@ class WebSocketGateway:
         self._server: Server | None = None
 
     async def start(self, *, host: str, port: int, ssl: SSLContext | None = None) -> int:
+        """Start serving on ``host``:``port`` (TLS with ``ssl``); returns the port bound (for port 0)."""
         self._server = await serve(
             self._handle,
             host,
@@ -60,6 +63,7 @@ class WebSocketGateway:
         return self._server.sockets[0].getsockname()[1]
 
     async def stop(self) -> None:
+        """Stop accepting connections and wait until the server is closed."""
         if self._server is not None:
             self._server.close()
             await self._server.wait_closed()

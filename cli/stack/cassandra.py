@@ -61,16 +61,21 @@ JVM17_OPTIONS = [
 
 
 class Cassandra(Server):
+    """Cassandra, one node, on ``cassandra_port``."""
+
     name = "cassandra"
 
     @property
     def port(self) -> int:
+        """Its CQL port."""
         return self.settings.cassandra_port
 
     def install(self) -> None:
+        """Fetch Cassandra's jars with Maven (skipped when cached)."""
         maven_install(self.settings, "cassandra")
 
     def prepare(self) -> None:
+        """Write cassandra.yaml and logback.xml under its home."""
         self.render(
             "cassandra/cassandra.yaml",
             self.home / "conf" / "cassandra.yaml",
@@ -82,6 +87,7 @@ class Cassandra(Server):
         (self.home / "tmp").mkdir(parents=True, exist_ok=True)
 
     def command(self) -> list[str]:
+        """The java command line of CassandraDaemon, in the foreground, with its heap and directories."""
         lib = lib_dir(self.settings, "cassandra")
         jamm = sorted(lib.glob("jamm-*.jar"))
         heap = self.settings.cassandra_heap
@@ -112,6 +118,7 @@ class Cassandra(Server):
         ]
 
     def healthy(self) -> bool:
+        """True once a CQL query on its port answers."""
         if not port_in_use(self.port):
             return False
         from chat4all.cassandra import cluster as make_cluster

@@ -12,13 +12,17 @@ from cli.stack.server import Server, classpath, java, lib_dir, maven_install
 
 
 class Kafka(Server):
+    """Kafka in KRaft mode, one broker and controller, on ``kafka_port``."""
+
     name = "kafka"
 
     @property
     def port(self) -> int:
+        """Its broker port."""
         return self.settings.kafka_port
 
     def install(self) -> None:
+        """Fetch Kafka's jars with Maven (skipped when cached)."""
         maven_install(self.settings, "kafka")
 
     @property
@@ -26,6 +30,7 @@ class Kafka(Server):
         return self.home / "conf" / "server.properties"
 
     def prepare(self) -> None:
+        """Write server.properties and log4j2.xml, and format the KRaft storage on the first run."""
         self.render(
             "kafka/server.properties",
             self._config,
@@ -62,6 +67,7 @@ class Kafka(Server):
         return [f"-Dlog4j2.configurationFile={self.home / 'conf' / 'log4j2.xml'}"]
 
     def command(self) -> list[str]:
+        """The java command line of the broker, with its heap and config."""
         heap = self.settings.kafka_heap
         return [
             java(),
@@ -78,6 +84,7 @@ class Kafka(Server):
         ]
 
     def healthy(self) -> bool:
+        """True once the cluster can be described."""
         return asyncio.run(_describe_cluster(self.settings.kafka_bootstrap))
 
 

@@ -21,6 +21,8 @@ SERVER_TYPES: tuple[type[Server], ...] = (Cassandra, Kafka, S3Proxy, Redis)  # s
 
 @dataclass(frozen=True, kw_only=True)
 class ServerState:
+    """One server's name, port, pid (None when stopped) and health, as ``status`` reports it."""
+
     name: str
     port: int
     pid: int | None
@@ -28,12 +30,14 @@ class ServerState:
 
     @property
     def state(self) -> str:
+        """The server's state: "stopped", "healthy" or "unhealthy"."""
         if self.pid is None:
             return "stopped"
         return "healthy" if self.healthy else "unhealthy"
 
 
 def servers(settings: Settings) -> list[Server]:
+    """One of each server of the stack, slowest to start first."""
     return [cls(settings=settings) for cls in SERVER_TYPES]
 
 

@@ -16,11 +16,11 @@ _UPLOAD_COLUMNS = (
 
 
 def move_legacy_uploads(session: Session, *, keyspace: str) -> int:
-    """Move the rows of the old ``uploads`` table (keyed by upload_id alone) into ``upload_sessions``
-    (keyed by uploader and upload_id); returns how many moved.
+    """Move the rows of the old ``uploads`` table into ``upload_sessions``; returns how many moved.
 
-    Each row is copied with IF NOT EXISTS (a session the new code already has wins), then deleted
-    from the old table, so a second run finds nothing to do. The old table stays, empty.
+    The old table is keyed by upload_id alone, the new one by uploader and upload_id. Each row is
+    copied with IF NOT EXISTS (a session the new code already has wins), then deleted from the old
+    table, so a second run finds nothing to do. The old table stays, empty.
     """
     table = session.cluster.metadata.keyspaces.get(keyspace)
     if table is None or "uploads" not in table.tables:

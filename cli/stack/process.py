@@ -22,6 +22,7 @@ def read_pid(pid_file: Path) -> int | None:
 
 
 def is_alive(pid: int) -> bool:
+    """True if process ``pid`` exists and is not a zombie."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -96,6 +97,7 @@ def tail(path: Path, *, lines: int = 30) -> str:
 
 
 def port_in_use(port: int, *, host: str = "127.0.0.1") -> bool:
+    """True if something accepts TCP connections on ``host``:``port``."""
     import socket
 
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:

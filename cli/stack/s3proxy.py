@@ -8,16 +8,21 @@ from cli.stack.server import Server, classpath, java, lib_dir, maven_install
 
 
 class S3Proxy(Server):
+    """S3Proxy, an S3 API on the local filesystem, on ``s3_port``."""
+
     name = "s3proxy"
 
     @property
     def port(self) -> int:
+        """Its S3 port."""
         return self.settings.s3_port
 
     def install(self) -> None:
+        """Fetch S3Proxy's jars with Maven (skipped when cached)."""
         maven_install(self.settings, "s3proxy")
 
     def prepare(self) -> None:
+        """Write s3proxy.conf (it holds the secret key: mode 0600) under its home."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.render(
             "s3proxy/s3proxy.conf",
@@ -30,6 +35,7 @@ class S3Proxy(Server):
         (self.home / "conf" / "s3proxy.conf").chmod(0o600)  # it holds the secret key
 
     def command(self) -> list[str]:
+        """The java command line of S3Proxy with its heap and config."""
         heap = self.settings.s3_heap
         return [
             java(),
@@ -43,6 +49,7 @@ class S3Proxy(Server):
         ]
 
     def healthy(self) -> bool:
+        """True once a signed ListBuckets request answers."""
         if not port_in_use(self.port):
             return False
         try:

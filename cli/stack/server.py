@@ -33,7 +33,8 @@ class Server(ABC):
 
     @property
     @abstractmethod
-    def port(self) -> int: ...
+    def port(self) -> int:
+        """The port the server listens on (the one its health is probed on)."""
 
     @abstractmethod
     def install(self) -> None:
@@ -44,13 +45,15 @@ class Server(ABC):
         """Write its config and do first-run set-up (idempotent)."""
 
     @abstractmethod
-    def command(self) -> list[str]: ...
+    def command(self) -> list[str]:
+        """The command line that runs the server in the foreground."""
 
     @abstractmethod
     def healthy(self) -> bool:
         """A quick real request to the server: True when it answers as it should."""
 
     def pid(self) -> int | None:
+        """The pid of the running server (from its pid file); None when it is not running."""
         return read_pid(self.pid_file)
 
     def render(self, template: str, target: Path, **values: object) -> Path:
@@ -99,10 +102,12 @@ def maven_install(settings: Settings, artifact: str) -> Path:
 
 
 def classpath(folder: Path) -> str:
+    """A Java classpath of every jar in ``folder``."""
     return str(folder / "*")
 
 
 def java() -> str:
+    """The path of ``java``; StackError if Java is not installed."""
     exe = shutil.which("java")
     if exe is None:
         raise StackError("Java (17) is not installed: it runs Kafka, Cassandra and S3Proxy")
