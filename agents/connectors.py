@@ -349,7 +349,7 @@ class Connectors:
                 await worker.send_ticks(assignment, now)
 
     def state(self) -> dict[str, Any]:
-        """Breaker state per channel and the faults in force (the /connectors page)."""
+        """Breaker state (and its last transitions) per channel and the faults in force (the /connectors page)."""
         return {
             "faults": {"error_rate": self.faults.error_rate, "outage": self.faults.outage},
             "channels": {
@@ -357,6 +357,9 @@ class Connectors:
                     "breaker": w.connector.breaker.state.name,
                     "consecutive_failures": w.connector.breaker.consecutive_failures,
                     "opened_count": w.connector.breaker.opened_count,
+                    "transitions": [
+                        {"state": state, "at": at} for state, at in w.connector.breaker.transitions
+                    ],
                     "owned_partitions": sorted(w.owned),
                 }
                 for c, w in self.channels.items()

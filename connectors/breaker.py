@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import collections
 import enum
 import logging
 import time
 from collections.abc import Callable
 
 logger = logging.getLogger(__name__)
+
+# Transitions a breaker remembers: enough for an operator (or `chat4all demo`) to see the last
+# OPEN -> HALF_OPEN -> CLOSED cycles, which a poll of ``state`` alone misses (HALF_OPEN lasts one probe).
+TRANSITIONS_KEPT = 20
 
 
 class BreakerState(enum.Enum):
@@ -22,7 +27,8 @@ class CircuitBreaker:
     """Stops calls to a failing channel for ``reset_timeout`` seconds after ``failure_threshold`` failures in a row.
 
     After the pause one call is let through (HALF_OPEN): success closes the breaker, failure
-    opens it again. ``clock`` (default time.monotonic) is injectable for tests.
+    opens it again. ``clock`` (default time.monotonic) is injectable for tests; ``transitions``
+    keeps the last TRANSITIONS_KEPT changes as (state name, wall-clock time in seconds).
     """
 
     def __init__(
@@ -43,6 +49,7 @@ class CircuitBreaker:
         self._failures = 0
         self._opened_at = 0.0
         self.opened_count = 0
+        self.transitions: collections.deque[tuple[str, float]] = collections.deque(maxlen=TRANSITIONS_KEPT)
 
     @property
     def state(self) -> BreakerState:
@@ -86,5 +93,6 @@ class CircuitBreaker:
             return
         logger.warning("circuit breaker %s: %s -> %s", self.name, self._state.name, state.name)
         self._state = state
+        self.transitions.append((state.name, time.time()))
         if self._on_change is not None:
             self._on_change(self.name, state)
