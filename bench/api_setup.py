@@ -75,7 +75,8 @@ def senders(
     """``users`` (token, conversation_id) pairs, registering only what the cache lacks.
 
     ``whatsapp_peer``: the peer has a WhatsApp handle, so the simulated connector delivers every
-    message (DELIVERED, then READ) without a client of the peer online."""
+    message (DELIVERED, then READ) without a client of the peer online.
+    """
     settings = get_settings()
     tokens = TokenService(
         secret=secret, issuer=settings.jwt_issuer, ttl_seconds=settings.jwt_ttl_seconds, redis=None

@@ -162,8 +162,11 @@ def cpu_ms_per_message(
 
 
 def wait_quiet(*, limit_s: float, max_cores: float, window_s: float = 3.0) -> float:
-    """Wait up to ``limit_s`` until the machine's busy CPU, less this process's, stays under ``max_cores``
-    for ``window_s`` (other sessions share the cores); returns the last figure, in cores."""
+    """Wait up to ``limit_s`` until the machine's busy CPU, less this process's, stays under ``max_cores``.
+
+    It must stay under for ``window_s`` (other sessions share the cores); returns the last figure,
+    in cores.
+    """
     deadline = time.monotonic() + limit_s
     cores = math.inf
     while time.monotonic() < deadline:
@@ -207,8 +210,10 @@ def add_yardstick_arg(parser: argparse.ArgumentParser) -> None:
 
 
 def measure_yardstick(bootstrap: str, messages: int) -> YardstickResult | None:
-    """The machine's yardstick (bench/yardstick.py's run_yardstick) with ``messages`` records, printed;
-    None when ``messages`` is 0."""
+    """The machine's yardstick (bench/yardstick.py's run_yardstick) with ``messages`` records, printed.
+
+    None when ``messages`` is 0.
+    """
     if messages <= 0:
         return None
     result = asyncio.run(run_yardstick(bootstrap, messages=messages))
@@ -240,8 +245,10 @@ def start_workers(
     ready_timeout: float = 180.0,
     env: Mapping[str, str] | None = None,
 ) -> list[Any]:
-    """``count`` `chat4all worker --role all` of ``pipeline``, logging to ``log_dir``; returns when the
-    group is settled (every worker healthy, no rebalance, the same assignment for 3 s)."""
+    """Start ``count`` `chat4all worker --role all` of ``pipeline``, logging to ``log_dir``.
+
+    Returns when the group is settled (every worker healthy, no rebalance, the same assignment for 3 s).
+    """
     from tests.fixtures.worker import WorkerProcess
 
     workers = []
@@ -314,9 +321,12 @@ async def produce(
     tick_s: float = 0.02,
     stats: PublishStats | None = None,
 ) -> PublishStats:
-    """Produce ``count`` MessageEvents ``make_event(i)`` keyed by conversation id (acks=all), each stamped
-    with ``ts_ms`` when it is handed to the producer. ``rate`` None: all at once; else paced at ``rate``
-    msg/s in ticks of ``tick_s``. ``stats`` (updated as it goes) lets a concurrent task watch progress."""
+    """Produce ``count`` MessageEvents ``make_event(i)`` keyed by conversation id (acks=all).
+
+    Each is stamped with ``ts_ms`` when it is handed to the producer. ``rate`` None: all at once;
+    else paced at ``rate`` msg/s in ticks of ``tick_s``. ``stats`` (updated as it goes) lets a
+    concurrent task watch progress.
+    """
     from aiokafka import AIOKafkaProducer
 
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
@@ -367,8 +377,11 @@ class Sample:
 
 @dataclass
 class StatusPoller:
-    """Counts the run's messages by aggregate status in Cassandra; a conversation whose every expected
-    message is READ or FAILED is finished and not queried again (both are terminal)."""
+    """Counts the run's messages by aggregate status in Cassandra.
+
+    A conversation whose every expected message is READ or FAILED is finished and not queried again
+    (both are terminal).
+    """
 
     session: Any
     expected: dict[str, int]  # conversation id -> messages published to it
@@ -422,7 +435,7 @@ class StatusPoller:
 
 
 def latencies_ms(rows: Iterable[Any]) -> tuple[list[float], list[float]]:
-    """send -> DELIVERED and send -> READ in ms, from Cassandra's ts, delivered_at and read_at."""
+    """Latencies send -> DELIVERED and send -> READ in ms, from Cassandra's ts, delivered_at and read_at."""
     delivered, read = [], []
     for r in rows:
         if r.delivered_at is not None:
@@ -598,8 +611,11 @@ def run_burst(
 
 
 def plot_burst(result: BurstResult, path: Path, *, title: str) -> Path | None:
-    """Left: routed / DELIVERED / READ count over time, with the 400 msg/s target line; right: CDFs of
-    send -> DELIVERED and send -> READ."""
+    """Plot routed / DELIVERED / READ count over time (left) and the latency CDFs (right).
+
+    The left plot has the 400 msg/s target line; the right one the CDFs of send -> DELIVERED and
+    send -> READ.
+    """
     from bench.plots import _pyplot
 
     plt = _pyplot()

@@ -1,4 +1,4 @@
-"""Cassandra driver comparison on the pipeline worker's write workload, from asyncio.
+r"""Cassandra driver comparison on the pipeline worker's write workload, from asyncio.
 
 Each measured statement is one of the two writes the worker issues per message, prepared,
 against a table shaped like ``messages`` (cql/schema.cql, receipts map<text, frozen<receipt>>)
@@ -34,8 +34,8 @@ One run (about 5-20 s on 2 cores)::
 The whole comparison (``--repeat`` runs of every variant, round-robin, medians; drops the
 keyspace at the end; needs no driver itself)::
 
-    python3.11 bench/cassandra_drivers.py --matrix --repeat 3 \\
-        --python datastax=/tmp/drv-datastax/bin/python --python scylla=/tmp/drv-scylla/bin/python \\
+    python3.11 bench/cassandra_drivers.py --matrix --repeat 3 \
+        --python datastax=/tmp/drv-datastax/bin/python --python scylla=/tmp/drv-scylla/bin/python \
         --python acsylla=/tmp/drv-acsylla/bin/python --python scyllapy=/tmp/drv-scyllapy/bin/python
 
 Make the venvs with ``python3.11 -m venv /tmp/drv-X`` and ``pip install cassandra-driver==3.30.1``

@@ -37,7 +37,7 @@ def _stat_fields(pid: int) -> list[str] | None:
 
 
 def process_cpu_seconds(pid: int) -> float | None:
-    """utime + stime of one process (all its threads), in seconds; None if it does not exist."""
+    """CPU seconds (utime + stime) of one process, all its threads; None if it does not exist."""
     fields = _stat_fields(pid)
     if fields is None:
         return None
@@ -46,7 +46,7 @@ def process_cpu_seconds(pid: int) -> float | None:
 
 
 def children_map() -> dict[int, list[int]]:
-    """ppid -> pids of every process visible in /proc."""
+    """The pids of every process visible in /proc, by parent pid."""
     tree: dict[int, list[int]] = {}
     for entry in os.scandir("/proc"):
         if not entry.name.isdigit():
@@ -73,8 +73,10 @@ def descendants(
 def tree_cpu_seconds(
     pid: int, tree: Mapping[int, list[int]] | None = None, *, exclude: Collection[int] = ()
 ) -> float | None:
-    """CPU seconds of ``pid`` plus its live descendants (but not the subtrees of ``exclude``);
-    None if ``pid`` does not exist."""
+    """CPU seconds of ``pid`` plus its live descendants (but not the subtrees of ``exclude``).
+
+    None if ``pid`` does not exist.
+    """
     own = process_cpu_seconds(pid)
     if own is None:
         return None
@@ -132,8 +134,10 @@ class CpuMeter:
         )
 
     def since(self, before: CpuSample, after: CpuSample | None = None) -> dict[str, float | None]:
-        """CPU seconds per process between two samples (None where a process was missing), plus
-        ``"machine"``: all cores' busy seconds, whoever used them."""
+        """CPU seconds per process between two samples (None where a process was missing).
+
+        Plus ``"machine"``: all cores' busy seconds, whoever used them.
+        """
         after = after or self.sample()
         used: dict[str, float | None] = {}
         for name in self.pids:

@@ -208,8 +208,10 @@ def render_markdown(
 def plot_scaling(
     results: Sequence[BurstResult], summary: Sequence[dict[str, Any]], path: Path, *, title: str
 ) -> Path | None:
-    """msg/s to READ against workers (each run and the medians), the 0.9x-of-one line, and the
-    workers' CPU ms per message on a second axis."""
+    """Plot msg/s to READ against workers (each run and the medians), with the 0.9x-of-one line.
+
+    The workers' CPU ms per message go on a second axis.
+    """
     from bench.plots import _pyplot
 
     plt = _pyplot()

@@ -373,7 +373,7 @@ def growth(resources: Sequence[ResourceSample], load_end_t: float) -> dict[str, 
 
 
 def latency_per_minute(rows: Sequence[Any], t0: float) -> list[dict[str, Any]]:
-    """send -> DELIVERED p50/p95/p99 per minute of the load (by the message's ts)."""
+    """Latency send -> DELIVERED, p50/p95/p99 per minute of the load (by the message's ts)."""
     by_minute: dict[int, list[float]] = {}
     for r in rows:
         if r.delivered_at is None:

@@ -550,9 +550,11 @@ class LoadGenerator:
         return sends
 
     async def drain(self, sends: list[Send], timeout: float) -> tuple[float, float | None]:
-        """Wait until every send is answered and every accepted one DELIVERED (then READ), at most
-        ``timeout`` after the last send; returns (time every accepted one was DELIVERED or the
-        timeout hit, time all were READ or None)."""
+        """Wait until every send is answered and every accepted one DELIVERED (then READ).
+
+        At most ``timeout`` after the last send; returns (time every accepted one was DELIVERED or the
+        timeout hit, time all were READ or None).
+        """
         last_issue = max(s.issued for s in sends)
         deadline = last_issue + timeout
         delivered_at: float | None = None
@@ -846,8 +848,11 @@ OWN_PROCESSES = ("api", "worker", "loadgen")
 
 
 async def wait_idle(meter: CpuMeter, *, limit_s: float, max_cores: float, window_s: float = 3.0) -> None:
-    """Until the machine's busy CPU, less this run's own processes, stays under ``max_cores`` for
-    ``window_s``: the shared servers count as busy when other sessions load them."""
+    """Wait until the machine's busy CPU, less this run's own processes, stays under ``max_cores``.
+
+    It must stay under for ``window_s``: the shared servers count as busy when other sessions load
+    them.
+    """
     deadline = time.monotonic() + limit_s
     other = math.inf
     while time.monotonic() < deadline:
@@ -951,8 +956,11 @@ def _thread_of(frames: list[str]) -> str:
 
 
 def profile_summary(raw: Path, *, title: str, top: int = 20) -> str:
-    """Where a py-spy raw (collapsed stacks) profile's samples went: per thread, and the functions
-    with the most self and inclusive samples (scaffolding frames left out of the inclusive list)."""
+    """Where a py-spy raw (collapsed stacks) profile's samples went.
+
+    Per thread, and the functions with the most self and inclusive samples (scaffolding frames left
+    out of the inclusive list).
+    """
     self_counts: Counter[str] = Counter()
     incl_counts: Counter[str] = Counter()
     threads: Counter[str] = Counter()

@@ -1,6 +1,8 @@
-"""Upload benchmark: large generated files (2 GiB by default, 1 MiB chunks) through one fresh API
-process, median of ``--runs`` uploads, beside the raw S3 ceiling measured in the same run. Not a
-test; needs the local stack, and runs beside `make run` (free ports, topics of its own).
+"""Upload benchmark: large generated files through one fresh API process, beside the raw S3 ceiling.
+
+The files are 2 GiB by default, in 1 MiB chunks; the result is the median of ``--runs`` uploads,
+beside the raw S3 ceiling measured in the same run. Not a test; needs the local stack, and runs
+beside `make run` (free ports, topics of its own).
 
     .venv/bin/python bench/upload_bench.py                          # 3 x 2 GiB in 1 MiB chunks, then the ceiling
     .venv/bin/python bench/upload_bench.py --size-mib 512 --runs 1 --no-ceiling
@@ -83,7 +85,7 @@ def rss_kib(pid: int) -> int:
 
 
 def cpu_seconds(pid: int | None) -> float:
-    """utime + stime of a process (all its threads), or 0 if unknown."""
+    """CPU seconds (utime + stime) of a process, all its threads; 0 if unknown."""
     if pid is None:
         return 0.0
     try:
@@ -129,8 +131,10 @@ class RssSampler(threading.Thread):
 
 
 def chunk_message(data: bytes) -> bytes:
-    """``UploadFileRequest(chunk=data).SerializeToString()``, written directly (field 2, length, bytes):
-    protobuf would copy each chunk twice more, CPU that the client takes from the server here."""
+    """``UploadFileRequest(chunk=data).SerializeToString()``, written directly (field 2, length, bytes).
+
+    Protobuf would copy each chunk twice more, CPU that the client takes from the server here.
+    """
     n, header = len(data), bytearray(b"\x12")
     while n >= 0x80:
         header.append(n & 0x7F | 0x80)

@@ -1,6 +1,8 @@
-"""Admission control on a real API and Kafka: SendMessage is shed with RESOURCE_EXHAUSTED and a
-retry-after trailer while the router group lags or too many sends are in flight, and takes sends
-again once that clears."""
+"""Admission control on a real API and Kafka: SendMessage is shed, then takes sends again.
+
+It answers RESOURCE_EXHAUSTED with a retry-after trailer while the router group lags or too many
+sends are in flight, and takes sends again once that clears.
+"""
 
 from __future__ import annotations
 
@@ -49,8 +51,10 @@ def send(api: ApiClient, user: TestUser, cid: str, content: str = "hi") -> pb.Se
 
 @pytest.fixture
 def lagging_pipeline(settings: Settings):
-    """Topics of its own and a consumer group with committed offsets but no worker: every message
-    published stays lag until the test commits the end offsets (the pipeline catching up)."""
+    """Topics of its own and a consumer group with committed offsets but no worker.
+
+    Every message published stays lag until the test commits the end offsets (the pipeline catching up).
+    """
     pipeline = IsolatedPipeline(settings, name="c4a-adm")
     catch_up = lambda: seed_group_at_end(settings, pipeline.app_id, [pipeline.topic("messages")])  # noqa: E731
     catch_up()

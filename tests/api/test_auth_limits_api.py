@@ -1,6 +1,9 @@
-"""Login and Register abuse limits on real API servers and the real Redis: failed logins per username (growing
-wait, shared by every API process), attempts per client address (the peer, or a trusted proxy's header), and
-argon2 on a bounded pool of its own that a flood cannot take from another user."""
+"""Login and Register abuse limits on real API servers and the real Redis.
+
+Failed logins per username (growing wait, shared by every API process), attempts per client
+address (the peer, or a trusted proxy's header), and argon2 on a bounded pool of its own that a
+flood cannot take from another user.
+"""
 
 from __future__ import annotations
 

@@ -1,7 +1,10 @@
-"""Property-based fuzzing of every RPC of a real API server (hypothesis): generated requests with
-random field values, sizes, unicode, control characters, nested and forged page tokens, random
-bytes as ids and as whole messages, with a valid, a missing or a garbage token. No call may answer
-INTERNAL or UNKNOWN (or hang), and the server's health check stays SERVING throughout."""
+"""Property-based fuzzing of every RPC of a real API server (hypothesis).
+
+Generated requests with random field values, sizes, unicode, control characters, nested and
+forged page tokens, random bytes as ids and as whole messages, with a valid, a missing or a
+garbage token. No call may answer INTERNAL or UNKNOWN (or hang), and the server's health check
+stays SERVING throughout.
+"""
 
 from __future__ import annotations
 
@@ -176,8 +179,10 @@ def scalar(fd: FieldDescriptor, known: Known) -> st.SearchStrategy[Any]:
 
 
 def messages(descriptor: Any, known: Known, depth: int = 0, template: Any = None) -> st.SearchStrategy[Any]:
-    """Instances of the message type ``descriptor`` with a random subset of its fields set; from
-    ``template`` (a valid request), about a third of its fields replaced, the rest kept."""
+    """Instances of the message type ``descriptor`` with a random subset of its fields set.
+
+    From ``template`` (a valid request), about a third of its fields replaced, the rest kept.
+    """
     cls = GetMessageClass(descriptor)
 
     @st.composite

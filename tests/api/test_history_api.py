@@ -1,5 +1,7 @@
-"""History through the whole pipeline: the API publishes, a real worker's router stores, GetMessages
-reads; pagination, idempotent sends stored once, DELIVERED on fetch (native) and READ by MarkRead."""
+"""History through the whole pipeline: the API publishes, a real worker's router stores, GetMessages reads.
+
+Pagination, idempotent sends stored once, DELIVERED on fetch (native) and READ by MarkRead.
+"""
 
 from __future__ import annotations
 
@@ -145,8 +147,10 @@ def test_mark_read_of_another_conversations_message_is_not_found(api: ApiClient,
 
 
 def test_attachment_rules_and_metadata_in_history(api: ApiClient, pair, settings) -> None:
-    """A file row as the FileService leaves it after a complete upload (written here directly: the
-    upload path itself is tested in tests/files)."""
+    """A file row as the FileService leaves it after a complete upload.
+
+    Written here directly: the upload path itself is tested in tests/files.
+    """
     import datetime as dt
 
     from chat4all.cassandra import connect

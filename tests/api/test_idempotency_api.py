@@ -1,5 +1,8 @@
-"""SendMessage's client_message_id claim on a real API: one message per key, across retries, Redis
-forgetting, concurrent duplicates and API restarts; a reused key with another request is refused."""
+"""SendMessage's client_message_id claim on a real API: one message per key.
+
+Across retries, Redis forgetting, concurrent duplicates and API restarts; a reused key with
+another request is refused.
+"""
 
 from __future__ import annotations
 

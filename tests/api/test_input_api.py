@@ -1,5 +1,8 @@
-"""Hostile input against a real API: forged and altered page tokens, oversized fields, control and
-bidirectional characters, undecodable bytes; and the CLI printing other users' text inertly."""
+"""Hostile input against a real API, and the CLI printing other users' text inertly.
+
+Forged and altered page tokens, oversized fields, control and bidirectional characters,
+undecodable bytes.
+"""
 
 from __future__ import annotations
 

@@ -1,5 +1,8 @@
-"""MessageService on a real API server and Kafka: what SendMessage publishes, validation, access,
-idempotency, MarkRead; no worker needed (see test_history_api.py for what the router stores)."""
+"""MessageService on a real API server and Kafka, with no worker.
+
+What SendMessage publishes, validation, access, idempotency, MarkRead (see test_history_api.py
+for what the router stores).
+"""
 
 from __future__ import annotations
 

@@ -1,5 +1,8 @@
-"""TLS and start-up refusals on a real API: gRPC and WebSocket over TLS with the CA (and not without), the CLI's
---ca-file, and the secrets and missing certificates the API refuses to start with."""
+"""TLS and start-up refusals on a real API.
+
+gRPC and WebSocket over TLS with the CA (and not without), the CLI's --ca-file, and the secrets
+and missing certificates the API refuses to start with.
+"""
 
 from __future__ import annotations
 

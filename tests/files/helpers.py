@@ -129,9 +129,11 @@ def status_code(exc_info: pytest.ExceptionInfo) -> grpc.StatusCode:
 
 
 class CuttingProxy:
-    """A TCP proxy to ``target`` that drops the connection on which the bytes counted (sent
-    upstream, or downstream if ``count_downstream``; over all connections) pass ``cut_after``,
-    once; then it passes everything, so a client that reconnects and resumes gets through.
+    """A TCP proxy to ``target`` that drops one connection once the bytes counted pass ``cut_after``.
+
+    The bytes counted are those sent upstream, or downstream if ``count_downstream``, over all
+    connections; the cut happens once, then it passes everything, so a client that reconnects and
+    resumes gets through.
     """
 
     def __init__(self, target: str, *, cut_after: int, count_downstream: bool = False) -> None:

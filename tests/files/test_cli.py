@@ -62,8 +62,10 @@ def test_cli_upload_resumes_after_a_cut_and_download_matches(api, room, tmp_path
 
 
 def test_download_resumes_with_range_after_a_cut(api_factory, room, settings, tmp_path: Path) -> None:
-    """Clients reaching S3 through another address (CHAT4ALL_S3_PUBLIC_ENDPOINT) get URLs signed
-    for it; a download cut half-way continues with a Range request."""
+    """Clients reaching S3 through another address (CHAT4ALL_S3_PUBLIC_ENDPOINT) get URLs signed for it.
+
+    A download cut half-way continues with a Range request.
+    """
     proxy = CuttingProxy(settings.s3_endpoint, cut_after=6 * MiB, count_downstream=True)
     try:
         public = api_factory({"CHAT4ALL_S3_PUBLIC_ENDPOINT": proxy.target})

@@ -217,8 +217,10 @@ def test_a_stream_that_never_sends_its_info_is_closed(api_factory) -> None:
 
 
 def test_upload_ids_are_per_uploader_and_a_foreign_one_is_not_found(api, files, room) -> None:
-    """Bob claims alice's upload_id first: alice's upload goes on undisturbed, and to anyone but its
-    uploader an upload_id answers NOT_FOUND, as one nobody used does."""
+    """Bob claims alice's upload_id first: alice's upload goes on undisturbed.
+
+    To anyone but its uploader an upload_id answers NOT_FOUND, as one nobody used does.
+    """
     bobs, alices = b"b" * (3 * MiB), b"a" * (2 * MiB)
     upload_id = f"shared-{time.time_ns()}"
     bob_info = info_for(room, bobs, upload_id=upload_id)

@@ -1,5 +1,8 @@
-"""A WebSocket handshake that fails after authentication leaves nothing in the gateway (in process,
-real Redis and websockets server): no slot, no subscription, no session, no connection kept."""
+"""A WebSocket handshake that fails after authentication leaves nothing in the gateway.
+
+In process, with the real Redis and websockets server: no slot, no subscription, no session, no
+connection kept.
+"""
 
 from __future__ import annotations
 

@@ -1,6 +1,8 @@
-"""A live stream ends with its token: at once on RevokeToken (through any API process), within the
-heartbeat when the revocation notice was missed, and at the token's expiry; never delivering a
-message sent after the revocation."""
+"""A live stream ends with its token, never delivering a message sent after the revocation.
+
+At once on RevokeToken (through any API process), within the heartbeat when the revocation
+notice was missed, and at the token's expiry.
+"""
 
 from __future__ import annotations
 

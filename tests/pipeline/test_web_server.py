@@ -129,8 +129,10 @@ def test_outside_dev_mode_without_a_token_the_faults_endpoint_is_off(pipeline) -
 
 
 def test_bind_and_host_settings_in_dev_mode(pipeline) -> None:
-    """CHAT4ALL_WEB_BIND=0.0.0.0 listens everywhere; CHAT4ALL_WEB_HOST is the address in faust's routing
-    metadata; in dev mode without a token the faults endpoint is open (the local stack)."""
+    """CHAT4ALL_WEB_BIND=0.0.0.0 listens everywhere; CHAT4ALL_WEB_HOST is faust's routing address.
+
+    In dev mode without a token the faults endpoint is open (the local stack).
+    """
     others = non_loopback_addresses()
     host = others[0] if others else socket.gethostname()
     worker = pipeline.worker(

@@ -52,8 +52,11 @@ def test_the_session_profiles_carry_the_configured_levels(stack: Settings) -> No
 
 
 def test_statements_run_in_the_profile_of_their_kind(stack: Settings) -> None:
-    """At replication factor 1, a level of TWO cannot be met: Cassandra answers Unavailable for exactly
-    the statements that run at it, which shows which level each statement really used."""
+    """At replication factor 1, a level of TWO cannot be met.
+
+    Cassandra answers Unavailable for exactly the statements that run at it, which shows which level
+    each statement really used.
+    """
     reads_at_two = stack.model_copy(
         update={"cassandra_read_consistency": "TWO", "cassandra_write_consistency": "ONE"}
     )

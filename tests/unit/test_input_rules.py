@@ -1,5 +1,7 @@
-"""Unit tests of the input rules: the per-field table covers every request, the character rules,
-the outage classifier, and the CLI's escaping of other users' text."""
+"""Unit tests of the input rules and the CLI's escaping of other users' text.
+
+The per-field table covers every request, the character rules, the outage classifier.
+"""
 
 from __future__ import annotations
 
