@@ -20,6 +20,8 @@ from streams.cassandra_io import PipelineRepositoryProvider
 from streams.context import AgentContext, RepositoryProvider
 from streams.dead_letters import DeadLetters
 from streams.health import Health, install_health_page
+from streams.inspector.sources import InspectorSources
+from streams.inspector.views import install_inspector
 from streams.pipeline_topics import PipelineTopics
 from streams.sending import RecordSender
 from tables.options import install_memory_budget
@@ -106,6 +108,17 @@ def build_worker(
     if web:
         install_health_page(app, health)
         metrics.install_metrics(app)
+        # The table inspector (/ui/); the connectors' state is handed in: streams/ imports no connector.
+        install_inspector(
+            app,
+            InspectorSources(
+                settings=settings,
+                health=health,
+                role=role,
+                cassandra=ctx.cassandra,
+                connectors_state=worker.connectors.state if worker.connectors else None,
+            ),
+        )
     if provider is not None:
 
         @app.timer(interval=5.0)

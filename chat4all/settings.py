@@ -121,7 +121,11 @@ class Settings(BaseSettings):
     )
     operator_token: SecretStr | None = Field(
         None,
-        description="Bearer token the worker's operator endpoints (POST /connectors/faults) require when set; unset, they are open in dev mode and off outside it.",
+        description="Bearer token the worker's operator endpoints (POST /connectors/faults) and inspector pages (/ui/) require when set; unset, they are open in dev mode and off outside it.",
+    )
+    ui_show_content: bool = Field(
+        False,
+        description="Whether the table inspector (/ui/ on the worker's web server) shows message content; hidden by default.",
     )
     data_dir: Path = Field(
         REPO_ROOT / ".stack" / "worker-data", description="Faust data dir (RocksDB); one per worker."

@@ -14,6 +14,7 @@ from cassandra.query import UNSET_VALUE
 
 from chat4all.cassandra import aexecute, connect, is_outage
 from chat4all.cassandra_batch import WriteBatcher
+from chat4all.clock import to_ms
 from chat4all.retry import retry_forever
 from chat4all.settings import Settings
 from chat4all.wire import Status
@@ -38,6 +39,33 @@ class MessageReceipts:
 
     sender_id: str
     receipts: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class StoredReceipt:
+    """One receipt of a messages row (the receipts map), with its reason when a receipts row has one."""
+
+    recipient_id: str
+    channel: str
+    status: str | None
+    delivered_ms: int | None
+    read_ms: int | None
+    reason: str | None = None
+
+
+@dataclass(frozen=True)
+class StoredMessage:
+    """A message as Cassandra holds it (messages_by_id, then its messages row and failed receipts rows)."""
+
+    message_id: str
+    conversation_id: str
+    ts_ms: int
+    sender_id: str | None
+    content: str | None
+    status: str | None
+    delivered_ms: int | None
+    read_ms: int | None
+    receipts: dict[str, StoredReceipt]
 
 
 def _ms(value: int | None) -> Any:
@@ -87,6 +115,12 @@ class PipelineRepository:
         self._get_message = prep(
             "SELECT sender_id, receipts FROM messages WHERE conversation_id = ? AND ts = ? AND message_id = ?"
         )
+        self._get_by_id = prep("SELECT conversation_id, ts FROM messages_by_id WHERE message_id = ?")
+        self._get_stored = prep(
+            "SELECT sender_id, content, status, delivered_at, read_at, receipts FROM messages"
+            " WHERE conversation_id = ? AND ts = ? AND message_id = ?"
+        )
+        self._get_failed = prep("SELECT recipient_id, channel, reason FROM receipts WHERE message_id = ?")
         self._ping = prep("SELECT release_version FROM system.local")
         self._writes = WriteBatcher(
             session=session,
@@ -271,6 +305,57 @@ class PipelineRepository:
         if row is None or row.sender_id is None:
             return None
         return MessageReceipts(sender_id=str(row.sender_id), receipts=dict(row.receipts or {}))
+
+    # --- inspector reads (one attempt each: a page reports an outage instead of waiting it out) ---
+
+    async def _read_once(self, statement: Any, params: Any, *, timeout: float) -> Any:
+        async with self._limit:
+            return await aexecute(self._session, statement, params, timeout=timeout)
+
+    async def message_conversation(self, message_id: str, *, timeout: float = 3.0) -> tuple[str, int] | None:
+        """(conversation id, ts_ms) of a message from messages_by_id, or None when Cassandra has no such message."""
+        row = (await self._read_once(self._get_by_id, (uuid.UUID(message_id),), timeout=timeout)).one()
+        if row is None or row.conversation_id is None:
+            return None
+        return str(row.conversation_id), to_ms(row.ts)
+
+    async def stored_message(self, message_id: str, *, timeout: float = 3.0) -> StoredMessage | None:
+        """The message's messages row and the reasons of its failed receipts, or None when it is not stored."""
+        found = await self.message_conversation(message_id, timeout=timeout)
+        if found is None:
+            return None
+        conversation_id, ts_ms = found
+        mid = uuid.UUID(message_id)
+        row, failed = await asyncio.gather(
+            self._read_once(self._get_stored, (uuid.UUID(conversation_id), ts_ms, mid), timeout=timeout),
+            self._read_once(self._get_failed, (mid,), timeout=timeout),
+        )
+        row = row.one()
+        if row is None:
+            return None
+        reasons = {f"{r.recipient_id}:{r.channel}": r.reason for r in failed}
+        receipts = {
+            key: StoredReceipt(
+                recipient_id=str(r.recipient_id),
+                channel=r.channel,
+                status=r.status,
+                delivered_ms=to_ms(r.delivered_at),
+                read_ms=to_ms(r.read_at),
+                reason=reasons.get(key),
+            )
+            for key, r in sorted((row.receipts or {}).items())
+        }
+        return StoredMessage(
+            message_id=message_id,
+            conversation_id=conversation_id,
+            ts_ms=ts_ms,
+            sender_id=str(row.sender_id) if row.sender_id else None,
+            content=row.content,
+            status=row.status,
+            delivered_ms=to_ms(row.delivered_at),
+            read_ms=to_ms(row.read_at),
+            receipts=receipts,
+        )
 
 
 class PipelineRepositoryProvider:

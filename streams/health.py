@@ -38,7 +38,8 @@ class Health:
         self.cassandra_error = None
 
 
-def _kafka_state(app: faust.App) -> dict[str, object]:
+def kafka_state(app: faust.App) -> dict[str, object]:
+    """The worker's Kafka consumer: whether it runs, partitions assigned, whether a rebalance is under way."""
     try:
         assignment = app.consumer.assignment()
     except Exception as exc:  # consumer not started yet
@@ -51,7 +52,7 @@ def install_health_page(app: faust.App, health: Health) -> None:
 
     class HealthView(View):
         async def get(self, request: Request) -> Response:
-            kafka = _kafka_state(app)
+            kafka = kafka_state(app)
             cassandra = {
                 "ok": health.cassandra_ok,
                 "error": health.cassandra_error,

@@ -1,0 +1,28 @@
+"""HTML of the inspector pages: jinja2 templates (templates/), every value HTML-escaped by autoescape."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import jinja2
+
+_env = jinja2.Environment(
+    loader=jinja2.PackageLoader("streams.inspector", "templates"),
+    # Escaping is on for every template and value: table keys, values and message content
+    # come from outside (a message whose content is "<script>" shows as text).
+    autoescape=True,
+    # A field a page shows may be absent from the JSON (a forwarded answer, an older worker).
+    undefined=jinja2.ChainableUndefined,
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+_env.filters["tojson_pretty"] = lambda value: json.dumps(value, indent=2, sort_keys=True, default=str)
+
+REFRESH_SECONDS = 3
+
+
+def page(name: str, data: dict[str, Any], *, status: int = 200, show_content: bool = False) -> str:
+    """The HTML of page ``name`` (worker, table, entry, message, error) for its JSON ``data``."""
+    template = _env.get_template(f"{name}.html")
+    return template.render(d=data, status=status, show_content=show_content, refresh_seconds=REFRESH_SECONDS)
