@@ -249,7 +249,7 @@ def start_workers(
 
     Returns when the group is settled (every worker healthy, no rebalance, the same assignment for 3 s).
     """
-    from tests.fixtures.worker import WorkerProcess
+    from cli.harness.worker_process import WorkerProcess
 
     workers = []
     for i in range(count):
@@ -508,8 +508,8 @@ def run_burst(
     idle_cores: float = 0.3,
 ) -> BurstResult:
     """One burst on a pipeline of its own with ``workers`` workers; the pipeline is gone afterwards."""
-    from tests.fixtures.worker import IsolatedPipeline
-    from tests.pipeline.helpers import events_for, setup_conversations
+    from cli.harness.isolation import IsolatedPipeline
+    from cli.harness.seeding import events_for, setup_conversations
 
     code = git_describe()
     pipeline = IsolatedPipeline(settings, name=name)

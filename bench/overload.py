@@ -58,8 +58,9 @@ from bench.yardstick import YardstickResult  # noqa: E402
 from chat4all.cassandra import connect  # noqa: E402
 from chat4all.settings import Settings, get_settings  # noqa: E402
 from chat4all.v1 import messages_pb2, messages_pb2_grpc  # noqa: E402
-from tests.fixtures.api import ApiProcess, start_api  # noqa: E402
-from tests.fixtures.worker import IsolatedPipeline, WorkerProcess  # noqa: E402
+from cli.harness.api_process import ApiProcess, start_api  # noqa: E402
+from cli.harness.isolation import IsolatedPipeline  # noqa: E402
+from cli.harness.worker_process import WorkerProcess  # noqa: E402
 
 logger = logging.getLogger("bench.overload")
 

@@ -662,8 +662,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.getLogger("cassandra").setLevel(logging.ERROR)
     from chat4all.cassandra import connect
     from chat4all.settings import get_settings
-    from tests.fixtures.worker import IsolatedPipeline
-    from tests.pipeline.helpers import message_event, setup_conversations
+    from cli.harness.isolation import IsolatedPipeline
+    from cli.harness.seeding import message_event, setup_conversations
 
     meta = run_meta("soak", argv)
     out = results_dir(args.out, "soak", meta)

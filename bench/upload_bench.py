@@ -56,7 +56,8 @@ from bench.burst import add_yardstick_arg, measure_yardstick, yardstick_lines  #
 from bench.yardstick import YardstickResult  # noqa: E402
 from chat4all.settings import Settings, get_settings  # noqa: E402 - after the path set-up, so that it runs from a checkout
 from chat4all.v1 import files_pb2, files_pb2_grpc  # noqa: E402
-from tests.fixtures.api import ApiClient, ApiProcess, client_for, start_api  # noqa: E402
+from cli.harness.api_client import ApiClient, client_for  # noqa: E402
+from cli.harness.api_process import ApiProcess, start_api  # noqa: E402
 
 MiB = 1024 * 1024
 TOPIC_PREFIX = os.environ.get("CHAT4ALL_TOPIC_PREFIX") or "bench-upload."

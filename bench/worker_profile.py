@@ -26,8 +26,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.proc_cpu import CpuMeter, stack_pids
 from chat4all.cassandra import connect
 from chat4all.settings import get_settings
-from tests.fixtures.worker import IsolatedPipeline
-from tests.pipeline.helpers import events_for, publish_messages, setup_conversations
+from cli.harness.isolation import IsolatedPipeline
+from cli.harness.seeding import events_for, publish_messages, setup_conversations
 
 
 def _metric(text: str, name: str) -> float:

@@ -16,8 +16,9 @@ import pytest
 
 from chat4all.settings import Settings
 from chat4all.v1 import messages_pb2 as pb
-from tests.fixtures.api import ApiClient, TestUser, expect_status
-from tests.fixtures.worker import IsolatedPipeline, seed_group_at_end
+from cli.harness.api_client import ApiClient, TestUser, expect_status
+from cli.harness.isolation import IsolatedPipeline
+from cli.harness.topics import seed_group_at_end
 
 pytestmark = pytest.mark.integration
 CODE = grpc.StatusCode
@@ -56,7 +57,7 @@ def lagging_pipeline(settings: Settings):
     Every message published stays lag until the test commits the end offsets (the pipeline catching up).
     """
     pipeline = IsolatedPipeline(settings, name="c4a-adm")
-    catch_up = lambda: seed_group_at_end(settings, pipeline.app_id, [pipeline.topic("messages")])  # noqa: E731
+    catch_up = lambda: seed_group_at_end(settings, pipeline.app_id, topics=[pipeline.topic("messages")])  # noqa: E731
     catch_up()
     yield pipeline.prefix, pipeline.app_id, catch_up
     pipeline.close()

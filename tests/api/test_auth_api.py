@@ -12,7 +12,9 @@ import jwt
 import pytest
 
 from chat4all.v1 import auth_pb2, users_pb2
-from tests.fixtures.api import TEST_JWT_SECRET, ApiClient, chat4all_executable, expect_status, free_port
+from cli.harness.api_client import ApiClient, expect_status
+from cli.harness.api_process import TEST_JWT_SECRET, chat4all_executable
+from cli.harness.ports import free_port
 
 pytestmark = pytest.mark.integration
 CODE = grpc.StatusCode

@@ -22,7 +22,7 @@ from chat4all.redis_client import redis_client
 from chat4all.settings import Settings
 from chat4all.v1 import auth_pb2, users_pb2
 from cli.files import upload_file
-from tests.fixtures.api import ApiClient, expect_status
+from cli.harness.api_client import ApiClient, expect_status
 
 pytestmark = pytest.mark.integration
 CODE = grpc.StatusCode

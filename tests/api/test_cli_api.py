@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.fixtures.api import ApiClient, chat4all_executable
+from cli.harness.api_client import ApiClient
+from cli.harness.api_process import chat4all_executable
 
 pytestmark = pytest.mark.integration
 

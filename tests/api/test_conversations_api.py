@@ -8,7 +8,7 @@ import grpc
 import pytest
 
 from chat4all.v1 import conversations_pb2 as pb
-from tests.fixtures.api import ApiClient, expect_status
+from cli.harness.api_client import ApiClient, expect_status
 
 pytestmark = pytest.mark.integration
 CODE = grpc.StatusCode

@@ -33,7 +33,8 @@ import chat4all.v1
 from chat4all.v1 import auth_pb2, files_pb2, files_pb2_grpc, users_pb2
 from chat4all.v1 import conversations_pb2 as cpb
 from chat4all.v1 import messages_pb2 as mpb
-from tests.fixtures.api import ApiProcess, TestUser, client_for, start_api
+from cli.harness.api_client import TestUser, client_for
+from cli.harness.api_process import ApiProcess, start_api
 
 pytestmark = pytest.mark.integration
 

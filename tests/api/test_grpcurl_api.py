@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.fixtures.api import ApiClient
+from cli.harness.api_client import ApiClient
 
 pytestmark = pytest.mark.integration
 

@@ -13,7 +13,7 @@ import grpc
 import pytest
 
 from chat4all.v1 import messages_pb2 as pb
-from tests.fixtures.api import ApiClient, TestUser, expect_status
+from cli.harness.api_client import ApiClient, TestUser, expect_status
 
 pytestmark = pytest.mark.integration
 CODE = grpc.StatusCode

@@ -18,8 +18,8 @@ from api.idempotency import fingerprint
 from chat4all.redis_client import redis_client
 from chat4all.settings import Settings
 from chat4all.v1 import messages_pb2 as pb
+from cli.harness.api_client import ApiClient, TestUser, expect_status
 from tests.api.kafka_probe import TopicProbe
-from tests.fixtures.api import ApiClient, TestUser, expect_status
 
 pytestmark = pytest.mark.integration
 CODE = grpc.StatusCode

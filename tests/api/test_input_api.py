@@ -24,8 +24,9 @@ from chat4all.settings import Settings
 from chat4all.v1 import auth_pb2, files_pb2, files_pb2_grpc, users_pb2
 from chat4all.v1 import conversations_pb2 as cpb
 from chat4all.v1 import messages_pb2 as pb
+from cli.harness.api_client import ApiClient, TestUser, expect_status
+from cli.harness.api_process import TEST_JWT_SECRET, chat4all_executable
 from tests.api.kafka_probe import TopicProbe
-from tests.fixtures.api import TEST_JWT_SECRET, ApiClient, TestUser, chat4all_executable, expect_status
 
 pytestmark = pytest.mark.integration
 CODE = grpc.StatusCode

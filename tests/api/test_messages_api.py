@@ -16,9 +16,9 @@ import pytest
 from chat4all.settings import Settings
 from chat4all.v1 import conversations_pb2 as cpb
 from chat4all.v1 import messages_pb2 as pb
+from cli.harness.api_client import ApiClient, TestUser, expect_status
+from cli.harness.topics import delete_topics
 from tests.api.kafka_probe import TopicProbe
-from tests.fixtures.api import ApiClient, TestUser, expect_status
-from tests.fixtures.worker import delete_topics
 
 pytestmark = pytest.mark.integration
 CODE = grpc.StatusCode

@@ -15,7 +15,9 @@ from chat4all.cassandra import connect
 from chat4all.settings import Settings
 from chat4all.v1 import messages_pb2 as pb
 from chat4all.v1 import users_pb2
-from tests.fixtures.api import TEST_JWT_SECRET, ApiClient, expect_status, free_port
+from cli.harness.api_client import ApiClient, expect_status
+from cli.harness.api_process import TEST_JWT_SECRET
+from cli.harness.ports import free_port
 
 pytestmark = pytest.mark.integration
 CODE = grpc.StatusCode
@@ -143,7 +145,7 @@ def test_metrics_count_requests_latency_and_errors(api: ApiClient) -> None:
 def test_second_api_on_a_taken_port_refuses_to_start(api: ApiClient) -> None:
     import subprocess
 
-    from tests.fixtures.api import chat4all_executable
+    from cli.harness.api_process import chat4all_executable
 
     env = {**api.server.env, "CHAT4ALL_API_METRICS_PORT": str(free_port())}
     done = subprocess.run([chat4all_executable(), "api"], env=env, capture_output=True, text=True, timeout=30)

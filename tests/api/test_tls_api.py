@@ -20,7 +20,9 @@ from websockets.exceptions import InvalidMessage, InvalidStatus
 
 from chat4all.settings import Settings
 from chat4all.v1 import auth_pb2, auth_pb2_grpc, users_pb2
-from tests.fixtures.api import TEST_JWT_SECRET, ApiClient, chat4all_executable, free_port
+from cli.harness.api_client import ApiClient
+from cli.harness.api_process import TEST_JWT_SECRET, chat4all_executable
+from cli.harness.ports import free_port
 from tests.fixtures.tls import TlsFiles, make_tls_files
 from tests.gateway.presence import wait_presence
 

@@ -10,7 +10,7 @@ from minio import Minio
 from chat4all.s3 import s3_client
 from chat4all.settings import Settings
 from chat4all.v1 import files_pb2_grpc
-from tests.fixtures.api import ApiClient, TestUser
+from cli.harness.api_client import ApiClient, TestUser
 
 
 @dataclass(kw_only=True)

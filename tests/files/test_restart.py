@@ -14,6 +14,7 @@ from minio.error import S3Error
 
 from chat4all.v1 import files_pb2, files_pb2_grpc
 from cli.files import upload_file
+from cli.harness.ports import free_port
 from tests.files.helpers import (
     CutStream,
     MiB,
@@ -24,7 +25,6 @@ from tests.files.helpers import (
     wait_status,
     write_random,
 )
-from tests.fixtures.api import free_port
 
 pytestmark = pytest.mark.integration
 

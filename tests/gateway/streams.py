@@ -13,7 +13,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from chat4all.v1 import events_pb2, events_pb2_grpc
-from tests.fixtures.api import ApiClient
+from cli.harness.api_client import ApiClient
 
 
 def ws_url(api: ApiClient) -> str:

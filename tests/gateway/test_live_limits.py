@@ -11,9 +11,9 @@ import grpc
 import pytest
 
 from chat4all.settings import Settings
+from cli.harness.api_client import ApiClient
+from cli.harness.ports import free_port
 from gateway.websocket import CLOSE_TRY_LATER
-from tests.fixtures.api import ApiClient
-from tests.fixtures.net import free_port
 from tests.gateway.presence import presence
 from tests.gateway.streams import Stream, open_subscribe, open_ws
 

@@ -16,7 +16,7 @@ from websockets.exceptions import InvalidStatus
 
 from chat4all.settings import Settings
 from chat4all.v1 import events_pb2, events_pb2_grpc, messages_pb2
-from tests.fixtures.api import ApiClient, TestUser
+from cli.harness.api_client import ApiClient, TestUser
 from tests.gateway.presence import wait_presence
 
 pytestmark = pytest.mark.integration

@@ -17,8 +17,8 @@ import pytest
 from chat4all.redis_client import redis_client
 from chat4all.settings import Settings
 from chat4all.v1 import auth_pb2, messages_pb2
+from cli.harness.api_client import ApiClient, TestUser
 from gateway.websocket import CLOSE_TOKEN_ENDED
-from tests.fixtures.api import ApiClient, TestUser
 from tests.gateway.streams import Stream, open_subscribe, open_ws
 from tests.gateway.test_live_limits import close_all, wait_sessions
 

@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 
 from chat4all.settings import get_settings
+from cli.harness.api_client import ApiClient
+from cli.harness.api_process import chat4all_executable
 from tests.api.test_cli_api import Cli
-from tests.fixtures.api import ApiClient, chat4all_executable
 from tests.gateway.presence import wait_presence
 
 pytestmark = pytest.mark.integration

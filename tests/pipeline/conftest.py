@@ -7,7 +7,8 @@ from collections.abc import Iterator
 import pytest
 
 from chat4all.settings import Settings
-from tests.fixtures.worker import FAST_RECEIPTS, IsolatedPipeline
+from cli.harness.isolation import IsolatedPipeline
+from cli.harness.worker_process import FAST_RECEIPTS
 
 
 @pytest.fixture(scope="module")

@@ -9,17 +9,11 @@ import time
 
 import pytest
 
-from tests.fixtures.worker import CHAT4ALL, FAST_RECEIPTS, IsolatedPipeline
-from tests.pipeline.helpers import (
-    events_for,
-    message_rows,
-    metric_value,
-    publish_messages,
-    setup_conversations,
-    wait_all_status,
-    wait_until,
-    worker_metrics,
-)
+from cli.harness.isolation import IsolatedPipeline
+from cli.harness.metrics import metric_value, worker_metrics
+from cli.harness.seeding import events_for, publish_messages, setup_conversations
+from cli.harness.waiting import message_rows, wait_all_status, wait_until
+from cli.harness.worker_process import CHAT4ALL, FAST_RECEIPTS
 
 pytestmark = pytest.mark.integration
 
@@ -37,7 +31,7 @@ def test_outage_opens_the_breaker_recovery_closes_it_and_every_message_arrives(s
             what="whatsapp breaker open",
         )
         # Routed and stored as SENT, but nothing gets through while the channel is down.
-        wait_all_status(cql, conversations, 40, "SENT", timeout=30)
+        wait_all_status(cql, conversations, count=40, status="SENT", timeout=30)
         time.sleep(2)
         rows = message_rows(cql, conversations)
         assert {r.status for rs in rows.values() for r in rs} == {"SENT"}
@@ -46,7 +40,7 @@ def test_outage_opens_the_breaker_recovery_closes_it_and_every_message_arrives(s
         )
     finally:
         worker.post("/connectors/faults", {"outage": False})
-    rows = wait_all_status(cql, conversations, 40, "READ", timeout=60)
+    rows = wait_all_status(cql, conversations, count=40, status="READ", timeout=60)
     assert sorted(str(r.message_id) for rs in rows.values() for r in rs) == sorted(
         e["message_id"] for e in events
     )

@@ -6,17 +6,11 @@ import time
 
 import pytest
 
-from tests.fixtures.worker import FAST_RECEIPTS, IsolatedPipeline
-from tests.pipeline.helpers import (
-    events_for,
-    message_rows,
-    metric_value,
-    publish_messages,
-    setup_conversations,
-    wait_all_status,
-    wait_until,
-    worker_metrics,
-)
+from cli.harness.isolation import IsolatedPipeline
+from cli.harness.metrics import metric_value, worker_metrics
+from cli.harness.seeding import events_for, publish_messages, setup_conversations
+from cli.harness.waiting import message_rows, wait_all_status, wait_until
+from cli.harness.worker_process import FAST_RECEIPTS
 from tests.pipeline.tcp_proxy import CuttableProxy
 
 pytestmark = pytest.mark.integration
@@ -39,7 +33,7 @@ def test_cassandra_outage_pauses_the_pipeline_without_dead_letters_and_it_resume
         conversations = setup_conversations(cql, 4)
         before = events_for(conversations, 20, prefix="pre")
         publish_messages(stack, before, prefix=pipeline.prefix)
-        wait_all_status(cql, conversations, 20, "READ", timeout=40)
+        wait_all_status(cql, conversations, count=20, status="READ", timeout=40)
 
         proxy.cut()
         during = events_for(conversations, 20, prefix="during")
@@ -53,7 +47,7 @@ def test_cassandra_outage_pauses_the_pipeline_without_dead_letters_and_it_resume
         assert sum(len(rs) for rs in rows.values()) == 20  # nothing new got through, nothing skipped past
 
         proxy.restore()
-        rows = wait_all_status(cql, conversations, 40, "READ", timeout=90)
+        rows = wait_all_status(cql, conversations, count=40, status="READ", timeout=90)
         assert sorted(str(r.message_id) for rs in rows.values() for r in rs) == sorted(
             e["message_id"] for e in before + during
         )

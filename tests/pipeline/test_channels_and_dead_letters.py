@@ -11,16 +11,9 @@ import uuid
 import pytest
 
 from chat4all import topic_names as names
-from tests.fixtures.worker import CHAT4ALL
-from tests.pipeline.helpers import (
-    create_conversation,
-    create_user,
-    message_event,
-    message_rows,
-    publish,
-    publish_messages,
-    wait_until,
-)
+from cli.harness.seeding import create_conversation, create_user, message_event, publish, publish_messages
+from cli.harness.waiting import message_rows, wait_until
+from cli.harness.worker_process import CHAT4ALL
 
 pytestmark = pytest.mark.integration
 

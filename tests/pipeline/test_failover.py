@@ -7,19 +7,11 @@ import time
 
 import pytest
 
-from tests.fixtures.worker import IsolatedPipeline
-from tests.pipeline.helpers import (
-    events_for,
-    message_rows,
-    metric_value,
-    publish_messages,
-    setup_conversations,
-    topic_size,
-    wait_all_receipts,
-    wait_all_status,
-    wait_until,
-    worker_metrics,
-)
+from cli.harness.isolation import IsolatedPipeline
+from cli.harness.metrics import metric_value, worker_metrics
+from cli.harness.seeding import events_for, publish_messages, setup_conversations
+from cli.harness.topics import topic_size
+from cli.harness.waiting import message_rows, wait_all_receipts, wait_all_status, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -75,7 +67,7 @@ def _assert_flow_all_read_once(stack, cql, pipeline, producer, errors, conversat
     assert not errors
     assert topic_size(stack, pipeline.topic("messages")) == len(events)  # all published, exactly once
     try:
-        rows = wait_all_receipts(cql, conversations, len(events), "READ", timeout=180)
+        rows = wait_all_receipts(cql, conversations, count=len(events), status="READ", timeout=180)
     except AssertionError as exc:
         raise AssertionError(f"{exc}; {_diagnose(cql, conversations, events)}") from None
     _assert_each_stored_once_in_order(rows, events)
@@ -155,7 +147,7 @@ def test_a_worker_restarted_alone_recovers_pending_reads_from_the_changelogs(sta
         conversations = setup_conversations(cql, 10)
         events = events_for(conversations, 100, prefix="restart")
         publish_messages(stack, events, prefix=pipeline.prefix)
-        wait_all_status(cql, conversations, 100, "DELIVERED", timeout=40)
+        wait_all_status(cql, conversations, count=100, status="DELIVERED", timeout=40)
         time.sleep(4)  # offsets of the outbound records committed (every 2.8 s); READs still pending
         assert not any(r.status == "READ" for rs in message_rows(cql, conversations).values() for r in rs)
     finally:
@@ -164,7 +156,7 @@ def test_a_worker_restarted_alone_recovers_pending_reads_from_the_changelogs(sta
     second = pipeline.worker()
     try:
         second.wait_ready()
-        rows = wait_all_status(cql, conversations, 100, "READ", timeout=60)
+        rows = wait_all_status(cql, conversations, count=100, status="READ", timeout=60)
         _assert_each_stored_once_in_order(rows, events)
         text = worker_metrics(second)
         # The READs came from the recovered schedule: nothing was sent again.
@@ -185,11 +177,11 @@ def test_sigterm_finishes_in_flight_work_and_commits_so_a_restart_sends_nothing_
         conversations = setup_conversations(cql, 10)
         events = events_for(conversations, 100, prefix="term")
         publish_messages(stack, events, prefix=pipeline.prefix)
-        wait_all_status(cql, conversations, 100, "DELIVERED", timeout=40)
+        wait_all_status(cql, conversations, count=100, status="DELIVERED", timeout=40)
         assert first.stop() == 0  # graceful, at once: no waiting for the periodic commit
         second = pipeline.worker()  # empty data dir again
         second.wait_ready()
-        rows = wait_all_status(cql, conversations, 100, "READ", timeout=60)
+        rows = wait_all_status(cql, conversations, count=100, status="READ", timeout=60)
         _assert_each_stored_once_in_order(rows, events)
         text = worker_metrics(second)
         assert metric_value(text, "chat4all_connector_sends_total", outcome="sent") == 0

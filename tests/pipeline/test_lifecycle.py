@@ -7,15 +7,8 @@ import uuid
 
 import pytest
 
-from tests.pipeline.helpers import (
-    create_conversation,
-    create_user,
-    message_event,
-    message_rows,
-    publish_messages,
-    wait_all_receipts,
-    wait_until,
-)
+from cli.harness.seeding import create_conversation, create_user, message_event, publish_messages
+from cli.harness.waiting import message_rows, wait_all_receipts, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -45,7 +38,7 @@ def test_1000_messages_over_50_conversations_all_reach_read_once_and_in_order(st
     expected = {cid: [e for e in events if e["conversation_id"] == cid] for cid in conversations}
 
     # Every receipt READ, not only the aggregate (a recipient on two channels is READ with one).
-    rows = wait_all_receipts(cql, conversations, 1000, "READ", timeout=150)
+    rows = wait_all_receipts(cql, conversations, count=1000, status="READ", timeout=150)
     for cid, rs in rows.items():
         # Stored once each, in the order sent.
         assert [str(r.message_id) for r in rs] == [e["message_id"] for e in expected[cid]]

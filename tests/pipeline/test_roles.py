@@ -4,15 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from tests.fixtures.worker import FAST_RECEIPTS, IsolatedPipeline
-from tests.pipeline.helpers import (
-    events_for,
-    metric_value,
-    publish_messages,
-    setup_conversations,
-    wait_all_status,
-    worker_metrics,
-)
+from cli.harness.isolation import IsolatedPipeline
+from cli.harness.metrics import metric_value, worker_metrics
+from cli.harness.seeding import events_for, publish_messages, setup_conversations
+from cli.harness.waiting import wait_all_status
+from cli.harness.worker_process import FAST_RECEIPTS
 
 pytestmark = pytest.mark.integration
 
@@ -26,7 +22,7 @@ def test_split_roles_share_the_group_and_each_does_only_its_part(stack, cql):
         conversations = setup_conversations(cql, 5, channels={"instagram": "@r"})
         events = events_for(conversations, 60, prefix="roles")
         publish_messages(stack, events, prefix=pipeline.prefix)
-        rows = wait_all_status(cql, conversations, 60, "READ", timeout=90)
+        rows = wait_all_status(cql, conversations, count=60, status="READ", timeout=90)
         assert sum(len(rs) for rs in rows.values()) == 60
         text = {role: worker_metrics(w) for role, w in workers.items()}
         assert metric_value(text["router"], "chat4all_messages_routed_total") == 60

@@ -15,7 +15,8 @@ from typing import Any
 import pytest
 
 from chat4all.settings import Settings
-from tests.fixtures.worker import FAST_RECEIPTS, IsolatedPipeline, WorkerProcess
+from cli.harness.isolation import IsolatedPipeline
+from cli.harness.worker_process import FAST_RECEIPTS, WorkerProcess
 
 pytestmark = pytest.mark.integration
 

@@ -14,7 +14,7 @@ from cassandra.query import SimpleStatement
 
 from chat4all.cassandra import WRITE_PROFILE, aexecute, connect, profile_for
 from chat4all.settings import REPO_ROOT, Settings
-from tests.fixtures.api import chat4all_executable
+from cli.harness.api_process import chat4all_executable
 
 pytestmark = pytest.mark.integration
 
