@@ -21,7 +21,7 @@ class Subscription:
         self.overflowed = False
 
     def offer(self, event: Notification) -> bool:
-        """Queue ``event`` for the client; False (and the subscription overflowed) when its queue is full."""
+        """Queue ``event`` for the client; False once the subscription overflowed (its queue was full)."""
         # Never block the consumer loop on one slow client: drop the client instead.
         if self.overflowed:
             return False
