@@ -75,6 +75,10 @@ class Settings(BaseSettings):
     cassandra_host: str = Field("127.0.0.1", description="Cassandra contact point.")
     cassandra_port: int = Field(9042, description="Cassandra native protocol port.")
     cassandra_storage_port: int = Field(7000, description="Cassandra inter-node storage port (local stack).")
+    cassandra_jmx_port: int = Field(
+        7199,
+        description="Cassandra JMX port of the local stack, bound to 127.0.0.1 only and without authentication (nodetool).",
+    )
     cassandra_local_dc: str = Field("datacenter1", description="Cassandra local datacenter name.")
     cassandra_keyspace: str = Field("chat4all", description="Keyspace name.")
     cassandra_replication_factor: int = Field(1, description="Keyspace replication factor.")

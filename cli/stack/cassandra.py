@@ -112,6 +112,10 @@ class Cassandra(Server):
             "-Dcassandra.skip_wait_for_gossip_to_settle=0",
             "-Dcassandra.superuser_setup_delay_ms=0",
             "-Djava.net.preferIPv4Stack=true",
+            # JMX for nodetool: the "local" port binds the registry and the RMI server to 127.0.0.1
+            # only (JMXServerUtils uses the loopback address and sets java.rmi.server.hostname),
+            # which is why it may run without authentication on a developer's machine.
+            f"-Dcassandra.jmx.local.port={self.settings.cassandra_jmx_port}",
             "-cp",
             classpath(lib),
             "org.apache.cassandra.service.CassandraDaemon",

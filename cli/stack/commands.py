@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import click
 from rich.console import Console
 from rich.table import Table
 
-from chat4all.settings import get_settings
-from cli.stack import manager
+from chat4all.settings import Settings, get_settings
+from cli.stack import manager, tools
 from cli.stack.exceptions import StackError
 
 console = Console(stderr=True)
@@ -29,9 +31,11 @@ def bootstrap_cmd() -> None:
 
 @stack.command()
 def install() -> None:
-    """Fetch the servers' jars (Maven) and redis-server (apt) into the cache, if missing."""
+    """Fetch the servers' jars (Maven), the Kafka tools' jars and redis-server (apt) into the cache, if missing."""
     try:
-        manager.install(get_settings())
+        settings = get_settings()
+        manager.install(settings)
+        tools.install(settings)
     except StackError as exc:
         console.print(f"[red]stack install failed:[/] {exc}")
         sys.exit(1)
@@ -85,6 +89,35 @@ def down(wipe: bool, only_file: Path | None) -> None:
         only = set()
     for name, pid in manager.down(get_settings(), wipe=wipe, only=only).items():
         console.print(f"{name}: {'stopped pid ' + str(pid) if pid else 'was not running'}")
+
+
+# The tools parse their own options: everything after the tool's name is theirs.
+PASS_THROUGH = {"ignore_unknown_options": True, "allow_interspersed_args": False}
+
+
+@stack.command("tool", context_settings=PASS_THROUGH)
+@click.argument("name", type=click.Choice(sorted(tools.TOOLS)))
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def tool_cmd(name: str, args: tuple[str, ...]) -> None:
+    """Run a Kafka tool (kafka-consumer-groups, kafka-topics, ...) or nodetool against the local stack."""
+    _run(lambda settings: tools.tool_command(settings, name=name, args=args))
+
+
+@stack.command("cqlsh", context_settings=PASS_THROUGH)
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def cqlsh_cmd(args: tuple[str, ...]) -> None:
+    """Open cqlsh on the local Cassandra in the platform's keyspace (extra arguments go to cqlsh, e.g. -e)."""
+    _run(lambda settings: tools.cqlsh_command(settings, args))
+
+
+def _run(build: Callable[[Settings], list[str]]) -> None:
+    try:
+        command = build(get_settings())
+    except StackError as exc:
+        console.print(f"[red]{exc}[/]")
+        sys.exit(1)
+    # The tool owns the terminal; its exit code is the command's.
+    sys.exit(subprocess.run(command).returncode)
 
 
 def _print_status() -> list[manager.ServerState]:
