@@ -13,7 +13,7 @@ from cassandra.cluster import Session
 from chat4all import topic_names as names
 from chat4all.settings import REPO_ROOT, Settings
 from chat4all.topic_names import topic_name
-from tests.fixtures.worker import new_app_id
+from cli.harness.isolation import new_app_id
 
 pytestmark = pytest.mark.integration
 
