@@ -126,7 +126,10 @@ def tool_command(settings: Settings, *, name: str, args: Sequence[str]) -> list[
 
 
 def cqlsh_command(settings: Settings, args: Sequence[str]) -> list[str]:
-    """cqlsh (the PyPI package, beside this Python) on the local Cassandra, in the platform's keyspace."""
+    """The command line of cqlsh on the local Cassandra, in the platform's keyspace.
+
+    cqlsh is the PyPI package, installed beside this Python (or else found on PATH).
+    """
     exe = Path(sys.executable).parent / "cqlsh"
     if not exe.exists():
         found = shutil.which("cqlsh")
