@@ -13,9 +13,11 @@ import pytest
 
 from chat4all.cassandra import connect
 from chat4all.settings import Settings
+from cli.harness.isolation import IsolatedPipeline
+from cli.harness.seeding import message_event, publish_messages, setup_conversations
+from cli.harness.waiting import wait_until
+from cli.harness.worker_process import WorkerProcess
 from streams.inspector.placement import key_partition
-from tests.fixtures.worker import IsolatedPipeline, WorkerProcess
-from tests.pipeline.helpers import message_event, publish_messages, setup_conversations, wait_until
 
 pytestmark = pytest.mark.integration
 
