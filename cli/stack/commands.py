@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from chat4all.settings import Settings, get_settings
-from cli.stack import manager, tools
+from cli.stack import chromium, manager, tools
 from cli.stack.exceptions import StackError
 
 console = Console(stderr=True)
@@ -31,11 +31,12 @@ def bootstrap_cmd() -> None:
 
 @stack.command()
 def install() -> None:
-    """Fetch the servers' jars (Maven), the Kafka tools' jars and redis-server (apt) into the cache, if missing."""
+    """Fetch what is missing: the servers' and Kafka tools' jars (Maven), redis-server and Chromium (apt)."""
     try:
         settings = get_settings()
         manager.install(settings)
         tools.install(settings)
+        chromium.install()
     except StackError as exc:
         console.print(f"[red]stack install failed:[/] {exc}")
         sys.exit(1)

@@ -2,17 +2,12 @@
 
 from __future__ import annotations
 
-import logging
-import os
 import shutil
-import subprocess
 
 import redis
 
-from cli.stack.exceptions import StackError
+from cli.stack import apt
 from cli.stack.server import Server
-
-logger = logging.getLogger(__name__)
 
 
 class Redis(Server):
@@ -27,16 +22,7 @@ class Redis(Server):
 
     def install(self) -> None:
         """Install redis-server with apt-get unless it is on PATH (needs root)."""
-        if shutil.which("redis-server"):
-            return
-        if os.geteuid() != 0 or shutil.which("apt-get") is None:
-            raise StackError("redis-server is missing: install Debian's redis-server package")
-        logger.info("installing redis-server with apt-get")
-        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-        for cmd in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", "redis-server"]):
-            result = subprocess.run(cmd, capture_output=True, text=True, env=env)
-            if result.returncode != 0:
-                raise StackError(f"{' '.join(cmd)} failed:\n{result.stderr[-2000:]}")
+        apt.ensure_installed({"redis-server": "redis-server"})
 
     def prepare(self) -> None:
         """Write redis.conf under its home."""
