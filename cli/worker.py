@@ -23,7 +23,7 @@ logger = logging.getLogger(__name__)
     "--web-port",
     type=int,
     default=None,
-    help="Port of this worker's web server (/health, /metrics, /table). Default CHAT4ALL_WEB_PORT.",
+    help="Port of this worker's web server (/health, /metrics, /table, the inspector under /ui/). Default CHAT4ALL_WEB_PORT.",
 )
 @click.option(
     "--data-dir",
