@@ -1,5 +1,5 @@
 # Chat4All: every target installs what it needs first, so each works on a fresh clone.
-# Needs Java 17, Maven, Python 3.11 (and Go for the gRPC test tools); the rest is installed here.
+# Needs Java 17, Maven, Python 3.11 and Go (Jaeger, the gRPC test tools); the rest is installed here.
 
 PYTHON ?= python3.11
 VENV   := .venv
@@ -25,7 +25,7 @@ $(VENV)/.installed: $(BIN)/python setup.cfg pyproject.toml
 
 venv: $(VENV)/.installed
 
-# Jars (Maven), redis-server and Chromium with its driver (apt), the Go gRPC tools; each step is skipped when already there.
+# Jars (Maven), redis-server and Chromium with its driver (apt), Jaeger (built with Go), the Go gRPC tools; each step is skipped when already there.
 deps: venv
 	$(C4A) stack install
 	@if [ -x scripts/install_go_tools.sh ]; then scripts/install_go_tools.sh; fi

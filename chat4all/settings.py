@@ -59,6 +59,12 @@ class Settings(BaseSettings):
     stack_start_timeout: float = Field(
         240.0, description="Seconds `stack up` waits for each server to answer."
     )
+    jaeger_otlp_grpc_port: int = Field(4317, description="Local stack: Jaeger's OTLP/gRPC port.")
+    jaeger_otlp_http_port: int = Field(4318, description="Local stack: Jaeger's OTLP/HTTP port.")
+    jaeger_query_port: int = Field(16686, description="Local stack: Jaeger's query API and UI port.")
+    jaeger_max_traces: int = Field(
+        20000, description="Local stack: traces Jaeger keeps in memory; the oldest go first."
+    )
 
     # --- Kafka -----------------------------------------------------------------
     kafka_host: str = Field("127.0.0.1", description="Kafka broker host.")

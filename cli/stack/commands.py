@@ -20,7 +20,7 @@ console = Console(stderr=True)
 
 @click.group()
 def stack() -> None:
-    """Run Kafka, Cassandra, S3Proxy and Redis on 127.0.0.1 (jars and data under CHAT4ALL_STACK_DIR)."""
+    """Run Kafka, Cassandra, S3Proxy, Redis and Jaeger on 127.0.0.1 (binaries and data under CHAT4ALL_STACK_DIR)."""
 
 
 @stack.command("bootstrap")
@@ -31,7 +31,7 @@ def bootstrap_cmd() -> None:
 
 @stack.command()
 def install() -> None:
-    """Fetch what is missing: the servers' and Kafka tools' jars (Maven), redis-server and Chromium (apt)."""
+    """Fetch what is missing: the servers' and Kafka tools' jars (Maven), redis-server and Chromium (apt), Jaeger (built with Go)."""
     try:
         settings = get_settings()
         manager.install(settings)

@@ -10,13 +10,14 @@ from chat4all.settings import Settings
 from cli.stack import bootstrap
 from cli.stack.cassandra import Cassandra
 from cli.stack.exceptions import ServerStartError, StackError
+from cli.stack.jaeger import Jaeger
 from cli.stack.kafka import Kafka
 from cli.stack.process import is_alive, port_in_use, spawn, stop, tail
 from cli.stack.redis import Redis
 from cli.stack.s3proxy import S3Proxy
 from cli.stack.server import Server
 
-SERVER_TYPES: tuple[type[Server], ...] = (Cassandra, Kafka, S3Proxy, Redis)  # slowest first
+SERVER_TYPES: tuple[type[Server], ...] = (Cassandra, Kafka, S3Proxy, Redis, Jaeger)  # slowest first
 
 
 @dataclass(frozen=True, kw_only=True)

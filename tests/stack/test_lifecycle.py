@@ -20,7 +20,7 @@ from cli.stack.process import is_alive
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-SERVERS = ("cassandra", "kafka", "s3proxy", "redis")
+SERVERS = ("cassandra", "kafka", "s3proxy", "redis", "jaeger")
 
 
 def _env(base: Settings, stack_dir: Path) -> dict[str, str]:
@@ -34,6 +34,9 @@ def _env(base: Settings, stack_dir: Path) -> dict[str, str]:
         "CHAT4ALL_CASSANDRA_STORAGE_PORT": "17000",
         "CHAT4ALL_S3_PORT": "19000",
         "CHAT4ALL_REDIS_PORT": "16379",
+        "CHAT4ALL_JAEGER_QUERY_PORT": "26686",
+        "CHAT4ALL_JAEGER_OTLP_GRPC_PORT": "24317",
+        "CHAT4ALL_JAEGER_OTLP_HTTP_PORT": "24318",
         "CHAT4ALL_CASSANDRA_HEAP": "512m",
         "CHAT4ALL_KAFKA_HEAP": "256m",
         "CHAT4ALL_TOPIC_PARTITIONS": "2",
