@@ -6,7 +6,10 @@ import logging
 from typing import Any
 
 from faust.web import Request, Response, View
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind
 
+from chat4all import trace_headers, tracing
 from chat4all.settings import Settings
 from chat4all.wire import (
     InvalidRecord,
@@ -26,7 +29,7 @@ from connectors.faults import FaultInjector
 from connectors.native import NativeConnector
 from connectors.registry import CONNECTORS
 from connectors.simulators import SimulatedNetworkConnector
-from streams import metrics, operator_auth
+from streams import event_spans, metrics, operator_auth
 from streams.context import AgentContext
 from streams.inflight import InFlight, awaiting
 from tables.durable_schedule import DurableSchedule
@@ -122,8 +125,13 @@ class ChannelWorker:
         )
 
     async def _consume(self, stream: Any) -> None:
+        agent = f"{self.channel}-connector"
         async for event in stream.noack().events():
-            await self.handle(event)
+            if tracing.ENABLED:
+                with event_spans.consumed(event, agent=agent):  # ticks carry no context: no span
+                    await self.handle(event)
+            else:
+                await self.handle(event)
 
     def schedule(self, partition: int) -> DurableSchedule:
         """The durable schedule of ``partition``, keeping its bucket index in memory between calls."""
@@ -168,12 +176,16 @@ class ChannelWorker:
             )
             await inflight.submit(event, then=awaiting([fut]))
             return
+        if tracing.ENABLED:
+            event_spans.annotate(message_id=outbound.message_id, recipient_id=outbound.recipient_id)
         result = await self.connector.deliver(outbound)
         if result.sent:
             if self.scheduled:
                 now = self.ctx.clock()
+                # The receipts fired later continue this span's trace (None: tracing off).
+                tp = trace_headers.traceparent() if tracing.ENABLED else None
                 entries = [
-                    _scheduled(outbound, s.status, s.due_ms)
+                    _scheduled(outbound, s.status, s.due_ms, traceparent=tp)
                     for s in self.connector.after_send(outbound, now_ms=now)
                 ]
                 self.schedule(partition).add_many(entries)
@@ -255,6 +267,7 @@ class ChannelWorker:
             if bucket in fired:
                 continue
             records = []
+            headers: list[trace_headers.Headers | None] = []
             for stored in entries:
                 e = read_scheduled_receipt(stored)  # entries of earlier versions are still in the table
                 update = StatusUpdate(
@@ -270,10 +283,13 @@ class ChannelWorker:
                     sender_id=e["sid"],
                 )
                 records.append((e["mid"].encode(), encode(update)))
+                headers.append(self._fired_span(e, now) if tracing.ENABLED else None)
                 if e["st"] == Status.DELIVERED:
                     assert isinstance(self.connector, SimulatedNetworkConnector)
                     follow_ups.append({**e, "st": Status.READ, "due": now + self.connector.read_delay_ms()})
-            fired[bucket] = self.ctx.sender.send_soon(self.ctx.topics.status_updates, records)
+            fired[bucket] = self.ctx.sender.send_soon(
+                self.ctx.topics.status_updates, records, headers=headers
+            )
         schedule.add_many(follow_ups)
         waiting = schedule.next_due_ms(skip=fired.keys())
         if fired:
@@ -284,6 +300,31 @@ class ChannelWorker:
         metrics.scheduled_pending.labels(self.channel).set(
             sum(n for p, n in self.pending_buckets.items() if p in self.owned)
         )
+
+    def _fired_span(self, entry: ScheduledReceipt, now: int) -> trace_headers.Headers | None:
+        """A PRODUCER span for a receipt fired from the schedule, under the span that scheduled it; its record's headers.
+
+        An entry without a traceparent (tracing was off, or a version 2 entry) fires without one.
+        """
+        parent = trace_headers.from_traceparent(entry.get("tp"))
+        if parent is None:
+            return None
+        span = tracing.tracer().start_span(
+            f"{self.channel}-connector fire {entry['st']}",
+            context=parent,
+            kind=SpanKind.PRODUCER,
+            attributes={
+                "chat4all.message_id": entry["mid"],
+                "chat4all.recipient_id": entry["rid"],
+                "chat4all.status": entry["st"],
+                "chat4all.scheduled_due_ms": entry["due"],
+                "chat4all.fired_ms": now,
+            },
+        )
+        try:
+            return trace_headers.inject(trace.set_span_in_context(span))
+        finally:
+            span.end()
 
     async def send_ticks(self, assignment: set[Any], now: int) -> None:
         """Tick every owned partition whose schedule is due (or unknown since it was assigned)."""
@@ -299,7 +340,9 @@ class ChannelWorker:
                 await topic.send(key=None, value=encode(Tick(at_ms=now)), partition=partition)
 
 
-def _scheduled(event: OutboundEvent, status: str, due_ms: int) -> ScheduledReceipt:
+def _scheduled(
+    event: OutboundEvent, status: str, due_ms: int, *, traceparent: str | None
+) -> ScheduledReceipt:
     return scheduled_receipt(
         due_ms=due_ms,
         status=status,
@@ -309,6 +352,7 @@ def _scheduled(event: OutboundEvent, status: str, due_ms: int) -> ScheduledRecei
         recipient_id=event.recipient_id,
         sender_id=event.sender_id,
         receipt_keys=event.receipt_keys,
+        traceparent=traceparent,
     )
 
 

@@ -6,8 +6,9 @@ import logging
 from typing import Any
 
 from agents.channel_selection import select_targets
+from chat4all import tracing
 from chat4all.wire import InvalidRecord, MessageEvent, OutboundEvent, decode, encode
-from streams import metrics
+from streams import event_spans, metrics
 from streams.cassandra_io import PipelineRepository
 from streams.context import AgentContext
 from streams.inflight import InFlight, awaiting
@@ -36,7 +37,11 @@ class Router:
     async def _consume(self, stream: Any) -> None:
         cassandra = await self.ctx.cassandra()
         async for event in stream.noack().events():
-            await self.route_message(event, cassandra=cassandra)
+            if tracing.ENABLED:
+                with event_spans.consumed(event, agent="router"):
+                    await self.route_message(event, cassandra=cassandra)
+            else:
+                await self.route_message(event, cassandra=cassandra)
 
     async def route_message(self, event: Any, *, cassandra: PipelineRepository) -> str:
         """Route one raw `messages` event; must run inside the router's stream (it reads and writes the dedup table).
@@ -53,6 +58,8 @@ class Router:
             await self._dead_letter(event, reason=str(exc))
             return DEAD_LETTERED
         ids = {"message_id": msg.message_id, "conversation_id": msg.conversation_id}
+        if tracing.ENABLED:
+            event_spans.annotate(**ids)
         if self.dedup.already_routed(msg.message_id, offset=offset):
             metrics.duplicates_skipped.inc()
             logger.info("message already routed, skipped", extra=ids)

@@ -6,9 +6,10 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from chat4all import tracing
 from chat4all.clock import to_ms
 from chat4all.wire import InvalidRecord, Kind, Notification, StatusUpdate, decode, encode
-from streams import metrics
+from streams import event_spans, metrics
 from streams.cassandra_io import PipelineRepository
 from streams.context import AgentContext
 from streams.inflight import InFlight, awaiting
@@ -77,7 +78,11 @@ class StatusTracker:
     async def _consume(self, stream: Any) -> None:
         cassandra = await self.ctx.cassandra()
         async for event in stream.noack().events():
-            await self.track_status(event, cassandra=cassandra)
+            if tracing.ENABLED:
+                with event_spans.consumed(event, agent="status-tracker"):
+                    await self.track_status(event, cassandra=cassandra)
+            else:
+                await self.track_status(event, cassandra=cassandra)
 
     async def track_status(self, event: Any, *, cassandra: PipelineRepository) -> list[str]:
         """Apply one raw `status-updates` event; returns the outcome per targeted receipt (inside the tracker's stream).
@@ -99,6 +104,8 @@ class StatusTracker:
             await self._dead_letter(event, reason=str(exc))
             return [DEAD_LETTERED]
         ids = {"message_id": update.message_id, "conversation_id": update.conversation_id}
+        if tracing.ENABLED:
+            event_spans.annotate(**ids, status=update.status, channel=update.channel)
         states = self.tables.states
 
         entry = states.get(update.message_id)

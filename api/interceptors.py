@@ -1,4 +1,4 @@
-"""Server interceptors' plumbing, and the outermost one: errors to status codes, plus metrics."""
+"""Server interceptors' plumbing, the one that traces each call, and the one that turns errors into status codes, plus metrics."""
 
 from __future__ import annotations
 
@@ -12,9 +12,13 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import grpc
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind
 
 from api import metrics
 from api.errors import ApiError, describe_outage, is_outage
+from chat4all import trace_headers, tracing
 
 logger = logging.getLogger(__name__)
 
@@ -149,6 +153,85 @@ class ObservabilityInterceptor(grpc.aio.ServerInterceptor):
         handler_call_details: grpc.HandlerCallDetails,
     ) -> grpc.RpcMethodHandler:
         """The method's handler, wrapped in error mapping and metrics (health and reflection pass as is)."""
+        handler = await continuation(handler_call_details)
+        method = handler_call_details.method
+        if handler is None or method.startswith(PASSTHROUGH_PREFIXES):
+            return handler
+        return self._handlers.get(method, handler)
+
+
+class _Traced:
+    """One call under TracingInterceptor: a SERVER span, current while the handler runs."""
+
+    __slots__ = ("_method", "_context", "_span", "_token")
+
+    def __init__(self, method: str, context: grpc.aio.ServicerContext) -> None:
+        self._method = method
+        self._context = context
+        self._span: Any = None
+        self._token: Any = None
+
+    async def __aenter__(self) -> None:
+        # A caller that traces sends its context as W3C metadata; otherwise the call starts a trace.
+        metadata = self._context.invocation_metadata() or ()
+        carrier = {k: v for k, v in metadata if k in (trace_headers.TRACEPARENT, trace_headers.TRACESTATE)}
+        parent = trace_headers.from_carrier(carrier) if carrier else None
+        service, _, name = self._method.lstrip("/").partition("/")
+        self._span = tracing.tracer().start_span(
+            self._method.lstrip("/"),
+            context=parent,
+            kind=SpanKind.SERVER,
+            attributes={"rpc.system": "grpc", "rpc.service": service, "rpc.method": name},
+        )
+        self._token = otel_context.attach(trace.set_span_in_context(self._span, parent))
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: Any
+    ) -> bool:
+        span, context = self._span, self._context
+        otel_context.detach(self._token)
+        if exc is None or isinstance(exc, grpc.aio.AbortError):
+            code = context.code() if exc is not None else None
+            code = code if isinstance(code, grpc.StatusCode) else grpc.StatusCode.OK
+        elif isinstance(exc, asyncio.CancelledError):
+            code = grpc.StatusCode.CANCELLED
+        else:
+            code = grpc.StatusCode.UNKNOWN
+            tracing.fail(span, exc)
+        span.set_attribute("rpc.grpc.status_code", code.value[0])
+        if code in _SERVER_ERRORS:
+            span.set_status(trace.Status(trace.StatusCode.ERROR, code.name))
+        span.end()
+        return False
+
+
+# The codes that mean the server failed (OpenTelemetry's gRPC conventions); the others are the caller's.
+_SERVER_ERRORS = frozenset(
+    {
+        grpc.StatusCode.UNKNOWN,
+        grpc.StatusCode.DEADLINE_EXCEEDED,
+        grpc.StatusCode.UNIMPLEMENTED,
+        grpc.StatusCode.INTERNAL,
+        grpc.StatusCode.UNAVAILABLE,
+        grpc.StatusCode.DATA_LOSS,
+    }
+)
+
+
+class TracingInterceptor(grpc.aio.ServerInterceptor):
+    """Outermost interceptor while tracing is on: a span per call, which the handler's spans and Kafka records continue."""
+
+    def __init__(self) -> None:
+        self._handlers = HandlerCache(
+            lambda method, handler: wrap_handler(handler, guard=functools.partial(_Traced, method))
+        )
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        """The method's handler, run inside its span (health and reflection untraced)."""
         handler = await continuation(handler_call_details)
         method = handler_call_details.method
         if handler is None or method.startswith(PASSTHROUGH_PREFIXES):

@@ -1,4 +1,8 @@
-"""The API's Kafka producer (plain aiokafka, acks=all): started lazily, restarted after a failure."""
+"""The API's Kafka producer (plain aiokafka, acks=all): started lazily, restarted after a failure.
+
+With tracing on, ``publish`` runs in a PRODUCER span and every record carries the trace context
+in its headers (chat4all/trace_headers.py), so the worker's agents continue the call's trace.
+"""
 
 from __future__ import annotations
 
@@ -7,10 +11,11 @@ import logging
 
 import grpc
 from aiokafka import AIOKafkaProducer
+from opentelemetry.trace import SpanKind
 
 from api.deadline import budget
 from api.errors import DependencyUnavailable
-from chat4all import producing
+from chat4all import producing, trace_headers, tracing
 from chat4all.producing import CachedPartitioner
 from chat4all.settings import Settings
 from chat4all.topic_names import topic_name
@@ -89,6 +94,19 @@ class Publisher:
 
         NotPublished if Kafka never took it, OutcomeUnknown if unsure.
         """
+        if tracing.ENABLED:
+            with tracing.tracer().start_as_current_span(
+                f"publish {topic}",
+                kind=SpanKind.PRODUCER,
+                attributes={"messaging.system": "kafka", "messaging.destination.name": topic},
+            ):
+                await self._publish(topic, key=key, value=value, context=context)
+        else:
+            await self._publish(topic, key=key, value=value, context=context)
+
+    async def _publish(
+        self, topic: str, *, key: str, value: bytes, context: grpc.aio.ServicerContext | None
+    ) -> None:
         topic = topic_name(self._settings, topic)
         cap = self._settings.api_publish_timeout_seconds
         loop = asyncio.get_running_loop()
@@ -100,7 +118,12 @@ class Publisher:
             async with asyncio.timeout_at(deadline):
                 # send() waits for the topic's metadata and buffer space; cut short there,
                 # nothing was buffered.
-                delivery = await producer.send(topic, value=value, key=key.encode())
+                delivery = await producer.send(
+                    topic,
+                    value=value,
+                    key=key.encode(),
+                    headers=trace_headers.inject() if tracing.ENABLED else None,
+                )
                 buffered = True
                 # Shielded: giving up on the ack must not cancel aiokafka's own future.
                 await asyncio.shield(delivery)
@@ -115,7 +138,12 @@ class Publisher:
         """Buffer an event without waiting for its ack; None if Kafka is not connected (a best effort)."""
         if self._producer is None:
             return None
-        return await self._producer.send(topic_name(self._settings, topic), value=value, key=key.encode())
+        return await self._producer.send(
+            topic_name(self._settings, topic),
+            value=value,
+            key=key.encode(),
+            headers=trace_headers.inject() if tracing.ENABLED else None,
+        )
 
     async def close(self) -> None:
         """Stop the producer (flushing what it buffered), if it started."""

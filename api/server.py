@@ -29,11 +29,12 @@ from api.auth_interceptor import AuthInterceptor
 from api.connection_policy import connection_options
 from api.deps import ApiDeps, build_deps
 from api.health import watch_dependencies
-from api.interceptors import ObservabilityInterceptor
+from api.interceptors import ObservabilityInterceptor, TracingInterceptor
 from api.registration import ServiceFactory, ServiceRegistration
 from api.startup import check_settings
 from api.tls import grpc_server_credentials, load_server_tls
 from api.validation import InputInterceptor
+from chat4all import tracing
 from chat4all.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -82,6 +83,8 @@ def build_server(
     settings = deps.settings
     server = grpc.aio.server(
         interceptors=[
+            # Only while tracing is on: off, a call pays nothing for it.
+            *([TracingInterceptor()] if tracing.ENABLED else []),
             ObservabilityInterceptor(),
             AuthInterceptor(tokens=deps.tokens, timeout=settings.api_storage_timeout_seconds),
             # Innermost: every request's fields against api.limits, before the handler's first query.

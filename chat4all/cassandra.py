@@ -30,6 +30,7 @@ from cassandra.policies import DCAwareRoundRobinPolicy
 from cassandra.pool import NoConnectionsAvailable
 from cassandra.query import BatchStatement, BoundStatement
 
+from chat4all import tracing
 from chat4all.settings import Settings
 
 # The profile of every statement that is not a read (writes, batches, LWTs); reads run in
@@ -186,6 +187,8 @@ def aexecute(
     response: ResponseFuture = session.execute_async(
         query, params, timeout=timeout, execution_profile=profile_for(query), paging_state=paging_state
     )
+    if tracing.ENABLED:
+        _trace(result, session, query)
 
     def on_ok(_rows: Any) -> None:
         # The callback runs on the driver's thread: hand the whole ResultSet to the loop.
@@ -196,6 +199,41 @@ def aexecute(
 
     response.add_callbacks(on_ok, on_err)
     return result
+
+
+def _trace(result: asyncio.Future, session: Session, query: Any) -> None:
+    """A CLIENT span of the statement under the current span, ended when its result reaches the loop."""
+    text = statement_text(query)
+    span = tracing.start_client_span(
+        f"cassandra {text.split(None, 1)[0].upper() if text else 'BATCH'}",
+        {
+            "db.system.name": "cassandra",
+            "db.namespace": session.keyspace or "",
+            # The statement's text only: bound values never reach a span.
+            "db.query.text": text[:300],
+        },
+    )
+    if span is None:
+        return
+
+    def end(done: asyncio.Future) -> None:
+        if done.cancelled():
+            span.set_attribute("chat4all.cancelled", True)
+        elif (exc := done.exception()) is not None:
+            tracing.fail(span, exc)
+        span.end()
+
+    result.add_done_callback(end)
+
+
+def statement_text(query: Any) -> str:
+    """The CQL of a statement (a batch: its first statement's, marked), for spans."""
+    if isinstance(query, BatchStatement):
+        entries = getattr(query, "_statements_and_parameters", None) or []
+        return f"BATCH of {len(entries)}"
+    if isinstance(query, BoundStatement):
+        query = query.prepared_statement
+    return query if isinstance(query, str) else getattr(query, "query_string", "")
 
 
 def _settle(fut: asyncio.Future, value: Any, exc: BaseException | None) -> None:

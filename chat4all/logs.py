@@ -6,11 +6,36 @@ import json
 import logging
 import sys
 
+from opentelemetry import trace
+
+from chat4all import tracing
 from chat4all.redact import TokenRedactor
 from chat4all.settings import get_settings
 
-# Fields that callers pass in `extra=` and that every line should show when present.
-CONTEXT_FIELDS = ("message_id", "conversation_id", "user_id", "recipient_id", "channel", "upload_id")
+# Fields that callers pass in `extra=` (or TraceIds adds) and that every line shows when present.
+CONTEXT_FIELDS = (
+    "message_id",
+    "conversation_id",
+    "user_id",
+    "recipient_id",
+    "channel",
+    "upload_id",
+    "trace_id",
+    "span_id",
+)
+
+
+class TraceIds(logging.Filter):
+    """Adds ``trace_id`` and ``span_id`` (hex, as Jaeger shows them) to a record logged inside a sampled span."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Always keeps the record; only annotates it."""
+        if tracing.ENABLED:
+            ctx = trace.get_current_span().get_span_context()
+            if ctx.is_valid and ctx.trace_flags.sampled:
+                record.trace_id = format(ctx.trace_id, "032x")
+                record.span_id = format(ctx.span_id, "016x")
+        return True
 
 
 class _ContextFormatter(logging.Formatter):
@@ -43,6 +68,7 @@ def setup_logging(level: str | None = None) -> None:
     else:
         handler.setFormatter(_ContextFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     handler.addFilter(TokenRedactor())  # tokens never reach a log line, at any level
+    handler.addFilter(TraceIds())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level or settings.log_level)

@@ -21,11 +21,14 @@ again: S3Proxy spends about a third less CPU on every part (docs/files.md).
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import inspect
 import io
 import logging
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
+from typing import Any, TypeVar
 from urllib.parse import quote
 
 import minio
@@ -34,6 +37,7 @@ from minio.datatypes import Part
 from minio.deleteobjects import DeleteObject
 from minio.error import S3Error
 
+from chat4all import tracing
 from chat4all.s3 import s3_client
 from chat4all.settings import Settings
 
@@ -54,6 +58,7 @@ _READ_BLOCK = 4 * 1024 * 1024
 # Smaller bodies (the XML of complete, delete-objects and make-bucket requests) stay signed.
 UNSIGNED_BODY_BYTES = 64 * 1024
 _MIN_PART_SIZE = 5 * 1024 * 1024  # the SDK's: put_object below it never goes multipart
+_Call = TypeVar("_Call", bound=Callable[..., Awaitable[Any]])
 
 
 class PrivateApiMismatch(RuntimeError):
@@ -119,6 +124,25 @@ class UnsignedBodyMinio(Minio):
         return built, date
 
 
+def _traced(operation: str) -> Callable[[_Call], _Call]:
+    """An S3 call of ObjectStore in a CLIENT span ("s3 <operation>") while tracing is on."""
+
+    def wrap(call: _Call) -> _Call:
+        @functools.wraps(call)
+        async def traced(self: ObjectStore, key: str, *args: Any, **kwargs: Any) -> Any:
+            if not tracing.ENABLED:
+                return await call(self, key, *args, **kwargs)
+            attributes = {"rpc.system": "aws-api", "rpc.service": "S3", "rpc.method": operation}
+            with tracing.client_span(
+                f"s3 {operation}", {**attributes, "aws.s3.bucket": self.bucket, "aws.s3.key": key}
+            ):
+                return await call(self, key, *args, **kwargs)
+
+        return traced  # type: ignore[return-value]
+
+    return wrap
+
+
 class ObjectStore:
     """One bucket's objects and multipart uploads, with every blocking call moved off the event loop.
 
@@ -149,11 +173,13 @@ class ObjectStore:
 
     # --- multipart -------------------------------------------------------------------------
 
+    @_traced("CreateMultipartUpload")
     async def create_multipart(self, key: str, *, content_type: str) -> str:
         """Start a multipart upload of ``key``; returns its S3 upload id."""
         headers = {"Content-Type": content_type or "application/octet-stream"}
         return await asyncio.to_thread(self._client._create_multipart_upload, self.bucket, key, headers)
 
+    @_traced("UploadPart")
     async def upload_part(
         self, key: str, *, s3_upload_id: str, part_number: int, data: bytes | bytearray
     ) -> str:
@@ -166,6 +192,7 @@ class ObjectStore:
             self._client._upload_part, self.bucket, key, data, None, s3_upload_id, part_number
         )
 
+    @_traced("CompleteMultipartUpload")
     async def complete_multipart(self, key: str, *, s3_upload_id: str, parts: list[tuple[int, str]]) -> None:
         """Assemble the object from ``parts`` ((part_number, etag), ascending)."""
         sdk_parts = [Part(number, etag) for number, etag in parts]
@@ -173,6 +200,7 @@ class ObjectStore:
             self._client._complete_multipart_upload, self.bucket, key, s3_upload_id, sdk_parts
         )
 
+    @_traced("AbortMultipartUpload")
     async def abort_multipart(self, key: str, *, s3_upload_id: str) -> None:
         """Abort a multipart upload and drop its parts; an already gone upload is not an error."""
         try:
@@ -183,6 +211,7 @@ class ObjectStore:
 
     # --- plain objects -----------------------------------------------------------------------
 
+    @_traced("PutObject")
     async def put(
         self, key: str, data: bytes | bytearray, *, content_type: str = "application/octet-stream"
     ) -> None:
@@ -197,6 +226,7 @@ class ObjectStore:
             part_size=max(len(data), _MIN_PART_SIZE),
         )
 
+    @_traced("GetObject")
     async def read(self, key: str, *, length: int) -> bytes:
         """The first ``length`` bytes of an object (the object may be longer)."""
         if length == 0:
@@ -215,6 +245,7 @@ class ObjectStore:
             raise RuntimeError(f"object {key} holds {len(data)} bytes, expected at least {length}")
         return data
 
+    @_traced("HeadObject")
     async def size_of(self, key: str) -> int | None:
         """The object's size, or None if it does not exist."""
         try:
@@ -225,6 +256,7 @@ class ObjectStore:
             raise
         return stat.size
 
+    @_traced("GetObject")
     async def sha256_of(self, key: str) -> str:
         """SHA-256 (hex) of an object, read back in 4 MiB blocks so that memory stays flat."""
 
@@ -241,6 +273,7 @@ class ObjectStore:
 
         return await asyncio.to_thread(digest)
 
+    @_traced("DeleteObject")
     async def delete(self, key: str) -> None:
         """Delete an object; a missing one is not an error."""
         try:
@@ -249,6 +282,7 @@ class ObjectStore:
             if not is_missing(exc):
                 raise
 
+    @_traced("DeleteObjects")
     async def delete_prefix(self, prefix: str) -> int:
         """Delete every object under ``prefix``; returns how many there were."""
 

@@ -45,6 +45,19 @@ class Settings(BaseSettings):
     )
     log_level: str = Field("INFO", description="Log level of every process.")
     log_format: Literal["text", "json"] = Field("text", description="Log line format.")
+    tracing_enabled: bool = Field(
+        True,
+        description="OpenTelemetry traces of the API and the workers, exported over OTLP; false: no spans at all.",
+    )
+    tracing_otlp_endpoint: str = Field(
+        "http://127.0.0.1:4317", description="OTLP/gRPC endpoint the processes export their spans to."
+    )
+    tracing_sample_ratio: float = Field(
+        0.1,
+        ge=0.0,
+        le=1.0,
+        description="Share of traces kept, decided where a trace starts (an API call); every later hop follows that decision.",
+    )
 
     # --- local stack -----------------------------------------------------------
     stack_dir: Path = Field(

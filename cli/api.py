@@ -11,6 +11,7 @@ from api.server import MissingService, PortInUse, serve
 from api.services import auth, conversations, files, messages, users
 from api.startup import UnsafeSettings
 from api.tokens import MissingSecret
+from chat4all import tracing
 from chat4all.settings import get_settings
 from gateway import service as events
 
@@ -40,6 +41,11 @@ def api(host: str | None, port: int | None, metrics_port: int | None) -> None:
         if v is not None
     }
     settings = get_settings().model_copy(update=overrides)
+    if tracing.setup(settings, service_name=tracing.API_SERVICE):
+        # Redis calls inside a traced call become its child spans (commands only, never values).
+        from opentelemetry.instrumentation.redis import RedisInstrumentor
+
+        RedisInstrumentor().instrument()
     try:
         asyncio.run(serve(settings, services=SERVICES))
     except (MissingSecret, UnsafeSettings, PortInUse, MissingService) as exc:

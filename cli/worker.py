@@ -39,6 +39,7 @@ def worker(role: str, web_port: int | None, data_dir: Path | None, loglevel: str
         os.environ["CHAT4ALL_WEB_PORT"] = str(web_port)
     if data_dir is not None:
         os.environ["CHAT4ALL_DATA_DIR"] = str(data_dir.resolve())
+    from chat4all import tracing
     from chat4all.logs import setup_logging
     from chat4all.settings import get_settings
 
@@ -46,6 +47,7 @@ def worker(role: str, web_port: int | None, data_dir: Path | None, loglevel: str
     settings = get_settings()
     setup_logging(loglevel)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
+    tracing.setup(settings, service_name=tracing.WORKER_SERVICE, attributes={"chat4all.worker.role": role})
 
     import asyncio
 

@@ -4,6 +4,9 @@ Every gateway instance reads every partition (no consumer group): a user may be 
 any instance. A new message written to the transport of at least one client of its recipient
 (``written``, called by the client loop) is that recipient's native DELIVERED receipt, published
 to `status-updates` like GetMessages does.
+
+With tracing on, a record carrying a trace context is handled inside a "gateway deliver" span
+of its trace, and the DELIVERED receipt it leads to is published under that span.
 """
 
 from __future__ import annotations
@@ -11,10 +14,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import weakref
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.context import Context
+from opentelemetry.trace import SpanKind
 
 from api.publisher import Publisher
+from chat4all import trace_headers, tracing
 from chat4all.clock import now_ms
 from chat4all.settings import Settings
 from chat4all.topic_names import NOTIFICATIONS, STATUS_UPDATES, topic_name
@@ -37,6 +46,8 @@ class NotificationFeed:
         # New native messages queued for a client and not yet written to any: the first write
         # acknowledges. Weak, so an event every client dropped (gone, too slow) leaves nothing.
         self._unwritten: weakref.WeakSet[Notification] = weakref.WeakSet()
+        # The trace context of each of those events (tracing on only), for its DELIVERED receipt.
+        self._contexts: weakref.WeakKeyDictionary[Notification, Context] = weakref.WeakKeyDictionary()
         self.ready = asyncio.Event()  # set once positioned at the end of every partition
 
     def start(self) -> None:
@@ -84,15 +95,41 @@ class NotificationFeed:
             batch = await consumer.getmany(timeout_ms=500, max_records=500)
             for records in batch.values():
                 for record in records:
-                    self._handle(record.value)
+                    if tracing.ENABLED:
+                        self._handle_traced(record)
+                    else:
+                        self._handle(record.value)
 
-    def _handle(self, raw: bytes) -> None:
+    def _handle_traced(self, record: Any) -> None:
+        parent = trace_headers.extract(record.headers)
+        if parent is None:
+            self._handle(record.value)
+            return
+        with tracing.tracer().start_as_current_span(
+            "gateway deliver",
+            context=parent,
+            kind=SpanKind.CONSUMER,
+            attributes={
+                "messaging.system": "kafka",
+                "messaging.destination.name": record.topic,
+                "messaging.destination.partition.id": str(record.partition),
+                "messaging.kafka.offset": record.offset,
+            },
+        ) as span:
+            event = self._handle(record.value)
+            if event is not None:
+                span.set_attribute("chat4all.message_id", event.message_id)
+                span.set_attribute("chat4all.kind", str(event.kind))
+                if event in self._unwritten:
+                    self._contexts[event] = otel_context.get_current()
+
+    def _handle(self, raw: bytes) -> Notification | None:
         try:
             event = decode(Notification, raw)
         except Exception as exc:  # a record we cannot read is not ours to fix: count and move on
             metrics.EVENTS.labels("unreadable").inc()
             logger.warning("unreadable notification skipped: %s", exc)
-            return
+            return None
         delivered = self._hub.dispatch(event)
         metrics.EVENTS.labels("delivered" if delivered else "no_client").inc()
         if (
@@ -102,6 +139,9 @@ class NotificationFeed:
             and event.ts_ms is not None
         ):
             self._unwritten.add(event)
+        if tracing.ENABLED:
+            trace.get_current_span().set_attribute("chat4all.clients", delivered)
+        return event
 
     def written(self, event: Notification) -> None:
         """``event`` was written to a client's transport: a new native message's first write is its receipt.
@@ -116,6 +156,15 @@ class NotificationFeed:
         task.add_done_callback(self._pending.discard)
 
     async def _ack_delivery(self, event: Notification) -> None:
+        context = self._contexts.pop(event, None) if tracing.ENABLED else None
+        token = otel_context.attach(context) if context is not None else None
+        try:
+            await self._publish_delivered(event)
+        finally:
+            if token is not None:
+                otel_context.detach(token)
+
+    async def _publish_delivered(self, event: Notification) -> None:
         update = StatusUpdate(
             message_id=event.message_id,
             conversation_id=event.conversation_id,

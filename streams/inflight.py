@@ -27,6 +27,9 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from chat4all import tracing
+from streams import event_spans
+
 logger = logging.getLogger(__name__)
 
 Step = Callable[[], Awaitable[Any]]
@@ -75,8 +78,12 @@ class InFlight:
         commits consecutive offsets, so an early ack never lets a commit skip pending work).
         """
         self._raise_pending()
+        # The event's span (streams/event_spans.py) ends when the event is acked.
+        span = event_spans.take() if tracing.ENABLED else None
         if io is None and then is None:
             event.ack()
+            if span is not None:
+                span.end()
             if self._on_done is not None:
                 self._on_done(0.0)
             return
@@ -87,7 +94,7 @@ class InFlight:
             self._tails[order_key] = task
         self._tasks.add(task)
         started = time.monotonic()
-        task.add_done_callback(lambda t: self._done(t, event, order_key, started))
+        task.add_done_callback(lambda t: self._done(t, event, order_key, started, span))
 
     async def _run(self, io: Step | None, then: Step | None, previous: asyncio.Future | None) -> None:
         if io is not None:
@@ -98,14 +105,20 @@ class InFlight:
         if then is not None:
             await then()
 
-    def _done(self, task: asyncio.Task, event: Any, order_key: Any, started: float) -> None:
+    def _done(self, task: asyncio.Task, event: Any, order_key: Any, started: float, span: Any) -> None:
         self._tasks.discard(task)
         self._slots.release()
         if order_key is not None and self._tails.get(order_key) is task:
             del self._tails[order_key]
         if task.cancelled():
+            if span is not None:
+                span.end()
             return
         exc = task.exception()
+        if span is not None:
+            if exc is not None:
+                tracing.fail(span, exc)
+            span.end()
         if exc is not None:
             logger.error(
                 "%s: background step failed, the event stays unacked: %r", self.name, exc, exc_info=exc

@@ -5,28 +5,31 @@ encodes the whole bucket again and this changelog is the pipeline's largest (ben
 prices long keys), and mean what they mean in the status tracker's entries
 (tables/state_machine.py): "cid", "ts" and "sid" alike, while "s" (a receipt's status) and
 "r" (a message's receipts) are the tracker's alone.
-Version 1 entries, without "v", used "m", "c", "t", "r" and "s" for the message, the
-conversation, the message's ts_ms, the recipient and the sender: the changelogs keep them
-until they fire, and read_scheduled_receipt reads them as version 2.
+Version 3 adds "tp", the W3C traceparent of the span that scheduled the receipt (only while
+tracing is on), so the receipt fired later continues the message's trace (chat4all/trace_headers.py).
+Version 2 entries are version 3 entries without "tp". Version 1 entries, without "v", used "m",
+"c", "t", "r" and "s" for the message, the conversation, the message's ts_ms, the recipient and
+the sender. The changelogs keep older entries until they fire, and read_scheduled_receipt reads
+every version in the current shape.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, TypedDict
+from typing import Any, NotRequired, TypedDict
 
 import faust
 
 from chat4all.settings import Settings
 from tables.options import rocksdb_options
 
-VERSION = 2
+VERSION = 3
 
 
 class ScheduledReceipt(TypedDict):
-    """One receipt of one recipient on the table's channel, due at ``due`` (version 2)."""
+    """One receipt of one recipient on the table's channel, due at ``due`` (version 3)."""
 
-    v: int  # shape version (2)
+    v: int  # shape version (3; 2 has no "tp")
     due: int  # when it is due, ms since the epoch
     st: str  # the status it reports: DELIVERED or READ
     mid: str  # message id
@@ -35,6 +38,7 @@ class ScheduledReceipt(TypedDict):
     rid: str  # recipient id
     sid: str  # sender id
     k: list[str]  # the message's receipt keys ('<recipient_id>:<channel>')
+    tp: NotRequired[str]  # traceparent of the span that scheduled it (tracing on only)
 
 
 def scheduled_receipt(
@@ -47,9 +51,10 @@ def scheduled_receipt(
     recipient_id: str,
     sender_id: str,
     receipt_keys: list[str],
+    traceparent: str | None = None,
 ) -> ScheduledReceipt:
-    """A schedule entry in the current shape."""
-    return {
+    """A schedule entry in the current shape; ``traceparent`` is left out when None (tracing off)."""
+    entry: ScheduledReceipt = {
         "v": VERSION,
         "due": due_ms,
         "st": status,
@@ -60,10 +65,16 @@ def scheduled_receipt(
         "sid": sender_id,
         "k": receipt_keys,
     }
+    if traceparent is not None:
+        entry["tp"] = traceparent
+    return entry
 
 
 def read_scheduled_receipt(stored: Mapping[str, Any]) -> ScheduledReceipt:
-    """A stored schedule entry in the current shape: version 2 as it is, version 1 renamed."""
+    """A stored schedule entry in the current shape: versions 3 and 2 as they are, version 1 renamed.
+
+    A version 2 entry reads as a version 3 entry without a traceparent (``"tp" not in entry``).
+    """
     if "v" in stored:
         return stored  # type: ignore[return-value]
     return scheduled_receipt(

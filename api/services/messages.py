@@ -22,6 +22,7 @@ from api.idempotency import ClaimedMessage, fingerprint
 from api.pagination import MAX_PAGE_SIZE, cursor_ms, cursor_uuid, page_size
 from api.publisher import NotPublished
 from api.registration import ServiceRegistration, full_name
+from chat4all import tracing
 from chat4all.clock import as_utc, now_ms, to_ms
 from chat4all.topic_names import MESSAGES, STATUS_UPDATES
 from chat4all.v1 import common_pb2, messages_pb2_grpc
@@ -209,6 +210,7 @@ class MessageServicer(messages_pb2_grpc.MessageServiceServicer):
         if replay and await self._deps.messages.by_id(message_id=message_id, context=context) is not None:
             return response  # stored already: nothing to publish again
         conversation_id = str(conversation.conversation_id)
+        tracing.annotate(message_id=str(message_id), conversation_id=conversation_id)
         event = MessageEvent(
             message_id=str(message_id),
             conversation_id=conversation_id,

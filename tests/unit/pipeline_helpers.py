@@ -50,6 +50,7 @@ class RecordedSends:
 
     def __init__(self, *, ack_at_once: bool = True) -> None:
         self.sent: list[tuple[str, bytes | None, dict[str, Any]]] = []
+        self.headers: list[Any] = []  # each record's headers, in the order of ``sent``
         self.ack_at_once = ack_at_once
         self.unacked: list[Any] = []
 
@@ -64,12 +65,14 @@ class RecordedSends:
 
             async def send(*, key=None, value=None, partition=None, _name=name, **kw):  # type: ignore[no-untyped-def]
                 self.sent.append((_name, key, json.loads(value)))
+                self.headers.append(kw.get("headers"))
                 fut = asyncio.get_running_loop().create_future()
                 fut.set_result(None)
                 return fut
 
             def send_soon(*, key=None, value=None, partition=None, _name=name, **kw):  # type: ignore[no-untyped-def]
                 self.sent.append((_name, key, json.loads(value)))
+                self.headers.append(kw.get("headers"))
                 fut = asyncio.get_running_loop().create_future()
                 if self.ack_at_once:
                     fut.set_result(None)

@@ -44,6 +44,24 @@ def v1_schedule_entry(
 def v2_schedule_entry(
     *, due: int, status: str, mid: str, cid: str, ts: int, rid: str, sid: str, keys: list[str]
 ) -> dict[str, Any]:
+    """A `<channel>-schedule` entry in version 2, as written before entries carried a traceparent."""
+    return {
+        "v": 2,
+        "due": due,
+        "st": status,
+        "mid": mid,
+        "cid": cid,
+        "ts": ts,
+        "rid": rid,
+        "sid": sid,
+        "k": keys,
+    }
+
+
+def v3_schedule_entry(
+    *, due: int, status: str, mid: str, cid: str, ts: int, rid: str, sid: str, keys: list[str]
+) -> dict[str, Any]:
+    """Today's entry, as a worker with tracing off writes it (no traceparent)."""
     return dict(
         scheduled_receipt(
             due_ms=due,
@@ -58,7 +76,7 @@ def v2_schedule_entry(
     )
 
 
-def test_a_version_1_schedule_entry_reads_as_version_2() -> None:
+def test_version_1_and_2_schedule_entries_read_in_todays_shape() -> None:
     fields = {
         "due": 5,
         "status": "DELIVERED",
@@ -69,8 +87,11 @@ def test_a_version_1_schedule_entry_reads_as_version_2() -> None:
         "sid": "s",
         "keys": ["r:whatsapp"],
     }
-    assert read_scheduled_receipt(v1_schedule_entry(**fields)) == v2_schedule_entry(**fields)
-    assert read_scheduled_receipt(v2_schedule_entry(**fields)) == v2_schedule_entry(**fields)
+    assert read_scheduled_receipt(v1_schedule_entry(**fields)) == v3_schedule_entry(**fields)
+    # Version 3 is version 2 plus an optional traceparent: a version 2 entry reads as it is.
+    v2 = read_scheduled_receipt(v2_schedule_entry(**fields))
+    assert v2 == v2_schedule_entry(**fields) and "tp" not in v2
+    assert read_scheduled_receipt(v3_schedule_entry(**fields)) == v3_schedule_entry(**fields)
 
 
 @pytest.fixture
@@ -85,7 +106,11 @@ def _tick(now: int) -> bytes:
     return json.dumps({"__tick__": now}).encode()
 
 
-@pytest.mark.parametrize("shape", [v1_schedule_entry, v2_schedule_entry], ids=["version 1", "version 2"])
+@pytest.mark.parametrize(
+    "shape",
+    [v1_schedule_entry, v2_schedule_entry, v3_schedule_entry],
+    ids=["version 1", "version 2", "version 3"],
+)
 async def test_recovered_schedule_entries_fire_their_receipts_then_schedule_read(
     connector_env, shape, monkeypatch
 ):
@@ -111,7 +136,7 @@ async def test_recovered_schedule_entries_fire_their_receipts_then_schedule_read
         for mid, rid in messages
     ]
     # A bucket half of today's shape and half of the other: an add after an upgrade appends to a recovered bucket.
-    entries[1] = v2_schedule_entry(
+    entries[1] = v3_schedule_entry(
         due=due,
         status="DELIVERED",
         mid=messages[1][0],

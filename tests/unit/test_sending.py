@@ -15,18 +15,26 @@ class _Producer:
 
     def __init__(self) -> None:
         self.sent: list[tuple[str, bytes | None, bytes]] = []
+        self.headers: list[list[tuple[str, bytes]] | None] = []
         self.hold_first = asyncio.Event()
         self.hold = False
         self.acks: list[asyncio.Future[Any]] = []
 
     async def send(
-        self, topic: str, value: bytes, *, key: bytes | None = None, partition: int | None = None
+        self,
+        topic: str,
+        value: bytes,
+        *,
+        key: bytes | None = None,
+        partition: int | None = None,
+        headers: list[tuple[str, bytes]] | None = None,
     ) -> Any:
         if self.hold and not self.sent:
             await self.hold_first.wait()
         if value == b"refused":
             raise ValueError("too large")
         self.sent.append((topic, key, value))
+        self.headers.append(headers)
         ack: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self.acks.append(ack)
         return ack
