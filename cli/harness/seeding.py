@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import random
 import time
 import uuid
 from collections.abc import Iterable
@@ -83,13 +84,29 @@ def events_for(conversations: dict[str, list[str]], count: int, *, prefix: str =
     ]
 
 
+def api_trace_headers(settings: Settings) -> list[tuple[str, bytes]] | None:
+    """A traceparent header as the API's publish gives a record while tracing is on, else None.
+
+    A new trace id per record, sampled with ``tracing_sample_ratio`` as the API's root decision
+    is: the workers then trace (or not) what a benchmark publishes as they trace what the API does.
+    """
+    if not settings.tracing_enabled:
+        return None
+    trace_id, span_id = random.getrandbits(128) or 1, random.getrandbits(64) or 1
+    flags = "01" if random.random() < settings.tracing_sample_ratio else "00"
+    return [("traceparent", f"00-{trace_id:032x}-{span_id:016x}-{flags}".encode())]
+
+
 async def publish(settings: Settings, topic: str, records: list[tuple[str, dict[str, Any]]]) -> None:
-    """Produce JSON records (key, value) like the API does: aiokafka, acks=all, utf-8 keys."""
+    """Produce JSON records (key, value) like the API does: aiokafka, acks=all, utf-8 keys, its trace headers."""
     producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all", linger_ms=5)
     await producer.start()
     try:
         futures = [
-            await producer.send(topic, key=k.encode(), value=json.dumps(v).encode()) for k, v in records
+            await producer.send(
+                topic, key=k.encode(), value=json.dumps(v).encode(), headers=api_trace_headers(settings)
+            )
+            for k, v in records
         ]
         await asyncio.gather(*futures)
     finally:
