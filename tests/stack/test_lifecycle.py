@@ -32,6 +32,7 @@ def _env(base: Settings, stack_dir: Path) -> dict[str, str]:
         "CHAT4ALL_KAFKA_CONTROLLER_PORT": "19093",
         "CHAT4ALL_CASSANDRA_PORT": "19042",
         "CHAT4ALL_CASSANDRA_STORAGE_PORT": "17000",
+        "CHAT4ALL_CASSANDRA_JMX_PORT": "17199",
         "CHAT4ALL_S3_PORT": "19000",
         "CHAT4ALL_REDIS_PORT": "16379",
         "CHAT4ALL_JAEGER_QUERY_PORT": "26686",
