@@ -93,7 +93,7 @@ def test_a_missing_file_is_reported_and_generated_or_placeholder_paths_are_not()
         "Missing: `streams/records.py`, [the card](../DESIGN.md), `chat4all/cassandra.nope.is_outage`,"
         " `test_wire_api.py`.\n"
         "Present: `streams/app.py`, `chat4all/cassandra.is_outage`, [wire](wire-format.md),"
-        " `tests/unit/pipeline_*_test.py`, `test_wire.py`, `agents/router.py:12`.\n"
+        " `tests/unit/tables/test_*.py`, `test_wire.py`, `agents/router.py:12`.\n"
         "Generated or not the repository's: `bench/results/step-1/results.md`, `.stack/logs/api.log`,"
         " `api/<module>.py`, `~/.config/x.py`, `EpollSelector.select (selectors.py)`.\n"
         "```sh\n.venv/bin/python bench/gone.py --out bench/results/x\n```\n"

@@ -1,4 +1,4 @@
-"""Schedule entries carry the trace context of the span that scheduled them (tables/scheduled_receipts.py)."""
+"""Schedule entries (tables/scheduled_receipts.py): earlier versions read in today's shape; the trace context of the span that scheduled them."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from opentelemetry import trace
 
 from chat4all import trace_headers, tracing
 from tables.scheduled_receipts import VERSION, read_scheduled_receipt, scheduled_receipt
+from tests.unit.agents.worker_doubles import v1_schedule_entry, v2_schedule_entry, v3_schedule_entry
 
 FIELDS = {
     "due_ms": 5,
@@ -49,3 +50,21 @@ def test_older_entries_read_without_a_traceparent() -> None:
         read = read_scheduled_receipt(stored)
         assert "tp" not in read and read["mid"] == "m" and read["sid"] == "s"
         assert trace_headers.from_traceparent(read.get("tp")) is None
+
+
+def test_version_1_and_2_schedule_entries_read_in_todays_shape() -> None:
+    fields = {
+        "due": 5,
+        "status": "DELIVERED",
+        "mid": "m",
+        "cid": "c",
+        "ts": 1,
+        "rid": "r",
+        "sid": "s",
+        "keys": ["r:whatsapp"],
+    }
+    assert read_scheduled_receipt(v1_schedule_entry(**fields)) == v3_schedule_entry(**fields)
+    # Version 3 is version 2 plus an optional traceparent: a version 2 entry reads as it is.
+    v2 = read_scheduled_receipt(v2_schedule_entry(**fields))
+    assert v2 == v2_schedule_entry(**fields) and "tp" not in v2
+    assert read_scheduled_receipt(v3_schedule_entry(**fields)) == v3_schedule_entry(**fields)
