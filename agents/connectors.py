@@ -74,6 +74,14 @@ class ChannelWorker:
         self.ctx = ctx
         self.channel = channel
         self.topic_name = ctx.topics.outbound[channel].get_topic_name()
+        # Every series of this channel exists from the start (at 0): a query or an alert on it
+        # sees "nothing happened" instead of no data.
+        self.deliveries = {
+            o: metrics.connector_deliveries.labels(channel, o) for o in metrics.DELIVERY_OUTCOMES
+        }
+        metrics.breaker_state.labels(channel).set(0)
+        for outcome in ("sent", "error"):
+            metrics.connector_sends.labels(channel, outcome)
         self.connector = self._make_connector(faults)
         self.scheduled = isinstance(self.connector, SimulatedNetworkConnector)
         self.table = scheduled_receipts_table(ctx.app, ctx.settings, channel) if self.scheduled else None
@@ -101,6 +109,7 @@ class ChannelWorker:
             "config": connector_config(self.ctx.settings),
             "on_attempt": _on_attempt,
             "on_breaker_change": _on_breaker_change,
+            "on_call_seconds": metrics.provider_call_seconds.labels(self.channel).observe,
         }
         if issubclass(cls, NativeConnector):
             # Failure injection is for the simulated providers only.
@@ -167,6 +176,7 @@ class ChannelWorker:
                 OutboundEvent, raw, uuid_fields=("message_id", "conversation_id", "recipient_id")
             )
         except InvalidRecord as exc:
+            self.deliveries["invalid"].inc()
             fut = await self.ctx.dead_letters.send(
                 source=f"{self.channel}-connector",
                 topic=self.topic_name,
@@ -179,6 +189,8 @@ class ChannelWorker:
         if tracing.ENABLED:
             event_spans.annotate(message_id=outbound.message_id, recipient_id=outbound.recipient_id)
         result = await self.connector.deliver(outbound)
+        # No attempt at all: the record could never be sent on this channel (no handle...).
+        self.deliveries["sent" if result.sent else "failed" if result.attempts else "invalid"].inc()
         if result.sent:
             if self.scheduled:
                 now = self.ctx.clock()

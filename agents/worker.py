@@ -78,6 +78,8 @@ def build_worker(
         is_source_topic=topics.source_names.__contains__,
         on_stale=lambda tp: metrics.stale_records_skipped.labels(tp.topic).inc(),
     )
+    for source in topics.source_names:  # at 0 from the start, so a takeover panel has a series to plot
+        metrics.stale_records_skipped.labels(source)
     install_memory_budget(settings)
     fetching.install(
         min_bytes=settings.consumer_fetch_min_bytes, max_wait_ms=settings.consumer_fetch_max_wait_ms

@@ -8,6 +8,7 @@ import logging
 from grpc_health.v1 import health, health_pb2
 
 from api.deps import ApiDeps
+from chat4all.dependency_metrics import DEPENDENCY_UP
 
 logger = logging.getLogger(__name__)
 
@@ -42,6 +43,8 @@ async def watch_dependencies(deps: ApiDeps, servicer: health.aio.HealthServicer,
     last: bool | None = None
     while True:
         state = await check_dependencies(deps)
+        for dependency, reached in state.items():
+            DEPENDENCY_UP.labels(dependency).set(1 if reached else 0)
         ok = all(state.values())
         status = health_pb2.HealthCheckResponse.SERVING if ok else health_pb2.HealthCheckResponse.NOT_SERVING
         for name in ("", *services):

@@ -105,6 +105,7 @@ class _Observed:
 
     async def __aenter__(self) -> None:
         self._start = time.perf_counter()
+        metrics.IN_PROGRESS.inc()
 
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: Any
@@ -136,6 +137,7 @@ class _Observed:
                 await context.abort(grpc.StatusCode.INTERNAL, "internal error; see the server log")
             return False
         finally:
+            metrics.IN_PROGRESS.dec()
             metrics.observe(method, code, time.perf_counter() - self._start)
 
 

@@ -19,6 +19,10 @@ LATENCY = Histogram(
     ["method"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
 )
+IN_PROGRESS = Gauge(
+    "chat4all_api_calls_in_progress",
+    "gRPC calls being handled now, long streams (Subscribe, UploadFile) included; no labels: it moves twice a call.",
+)
 MESSAGES_SENT = Counter(
     "chat4all_api_messages_published_total", "MessageEvents published to Kafka (acknowledged)."
 )

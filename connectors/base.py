@@ -6,6 +6,7 @@ import abc
 import asyncio
 import logging
 import random
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -77,11 +78,13 @@ class BaseConnector(abc.ABC):
         rng: random.Random | None = None,
         on_attempt: Callable[[str, str], None] | None = None,
         on_breaker_change: Callable[[str, BreakerState], None] | None = None,
+        on_call_seconds: Callable[[float], None] | None = None,
     ) -> None:
         self.config = config
         self.faults = faults
         self.rng = rng or random.Random()
         self._on_attempt = on_attempt
+        self._on_call_seconds = on_call_seconds
         self.breaker = CircuitBreaker(
             name=self.channel,
             failure_threshold=config.breaker_failure_threshold,
@@ -122,10 +125,12 @@ class BaseConnector(abc.ABC):
                 # The channel is down: hold this record (and the partition behind it) until a probe is due.
                 await asyncio.sleep(wait)
                 continue
+            started = time.perf_counter()
             try:
                 self._injected_failure()
                 await self.send(event)
             except ConnectorError as exc:
+                self._timed(started)
                 self.breaker.record_failure()
                 self._count("error")
                 if self.breaker.state is BreakerState.OPEN:
@@ -150,9 +155,14 @@ class BaseConnector(abc.ABC):
                     )
                 )
             else:
+                self._timed(started)
                 self.breaker.record_success()
                 self._count("sent")
                 return DeliveryResult(sent=True, attempts=attempts + 1)
+
+    def _timed(self, started: float) -> None:
+        if self._on_call_seconds is not None:
+            self._on_call_seconds(time.perf_counter() - started)
 
     def _count(self, outcome: str) -> None:
         if self._on_attempt is not None:

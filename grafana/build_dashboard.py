@@ -26,6 +26,21 @@ PANELS: list[tuple[str, list[tuple[str, str]], str]] = [
     ("API errors/s by code", [("sum by (code) (rate(chat4all_api_errors_total[1m]))", "{{code}}")], "reqps"),
     ("Rate-limited sends/s", [("rate(chat4all_api_rate_limited_total[1m])", "limited")], "reqps"),
     (
+        "Events processed/s by agent",
+        [("sum by (agent) (rate(chat4all_agent_events_total[1m]))", "{{agent}}")],
+        "ops",
+    ),
+    (
+        "Event processing p95 by agent",
+        [
+            (
+                "histogram_quantile(0.95, sum by (le, agent) (rate(chat4all_agent_event_seconds_bucket[1m])))",
+                "{{agent}}",
+            )
+        ],
+        "s",
+    ),
+    (
         "Messages routed/s",
         [
             ("sum(rate(chat4all_messages_routed_total[1m]))", "routed"),
@@ -60,9 +75,34 @@ PANELS: list[tuple[str, list[tuple[str, str]], str]] = [
     ),
     ("Consumer lag by topic", [("sum by (topic) (chat4all_consumer_lag)", "{{topic}}")], "short"),
     (
+        "Consumer lag by partition",
+        [("max by (topic, partition) (chat4all_consumer_lag)", "{{topic}} {{partition}}")],
+        "short",
+    ),
+    (
         "Connector sends/s",
         [("sum by (channel, outcome) (rate(chat4all_connector_sends_total[1m]))", "{{channel}} {{outcome}}")],
         "ops",
+    ),
+    (
+        "Deliveries/s by outcome",
+        [
+            (
+                "sum by (channel, outcome) (rate(chat4all_connector_deliveries_total[1m]))",
+                "{{channel}} {{outcome}}",
+            )
+        ],
+        "ops",
+    ),
+    (
+        "Provider call p95",
+        [
+            (
+                "histogram_quantile(0.95, sum by (le, channel) (rate(chat4all_connector_provider_call_seconds_bucket[1m])))",
+                "{{channel}}",
+            )
+        ],
+        "s",
     ),
     (
         "Circuit breaker state (0 closed, 1 half-open, 2 open)",
@@ -77,6 +117,13 @@ PANELS: list[tuple[str, list[tuple[str, str]], str]] = [
     ("Dead letters/s", [("sum by (source) (rate(chat4all_dead_letters_total[1m]))", "{{source}}")], "ops"),
     ("Cassandra retries/s (outage)", [("sum(rate(chat4all_cassandra_retries_total[1m]))", "retries")], "ops"),
     ("Live connections", [("sum by (transport) (chat4all_realtime_connections)", "{{transport}}")], "short"),
+    ("API calls in progress", [("sum(chat4all_api_calls_in_progress)", "calls")], "short"),
+    (
+        "Dependencies reached (1 up, 0 down)",
+        [("min by (job, dependency) (chat4all_dependency_up)", "{{job}} {{dependency}}")],
+        "short",
+    ),
+    ("Targets up", [("sum by (job) (up)", "{{job}}")], "short"),
     (
         "Records re-fetched after a seek (takeover)",
         [("sum by (topic) (rate(chat4all_stale_records_skipped_total[1m]))", "{{topic}}")],

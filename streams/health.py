@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 import faust
 from faust.web import Request, Response, View
 
+from chat4all.dependency_metrics import DEPENDENCY_UP
+
 logger = logging.getLogger(__name__)
 
 
@@ -21,11 +23,15 @@ class Health:
     cassandra_since: float = field(default_factory=time.time)
     roles: list[str] = field(default_factory=list)
 
+    def __post_init__(self) -> None:
+        DEPENDENCY_UP.labels("cassandra").set(1 if self.cassandra_ok else 0)
+
     def cassandra_down(self, error: BaseException) -> None:
         """Record that Cassandra failed with ``error``; logs the first failure of an outage."""
         if self.cassandra_ok:
             logger.warning("Cassandra unreachable, pausing and retrying: %s", error)
             self.cassandra_since = time.time()
+            DEPENDENCY_UP.labels("cassandra").set(0)
         self.cassandra_ok = False
         self.cassandra_error = f"{type(error).__name__}: {error}"[:300]
 
@@ -34,6 +40,7 @@ class Health:
         if not self.cassandra_ok:
             logger.info("Cassandra reachable again after %.1f s", time.time() - self.cassandra_since)
             self.cassandra_since = time.time()
+            DEPENDENCY_UP.labels("cassandra").set(1)
         self.cassandra_ok = True
         self.cassandra_error = None
 

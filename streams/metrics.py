@@ -47,6 +47,18 @@ transitions = Counter(
 connector_sends = Counter(
     "chat4all_connector_sends_total", "Connector send attempts by outcome.", ["channel", "outcome"]
 )
+connector_deliveries = Counter(
+    "chat4all_connector_deliveries_total",
+    "Outbound records a connector finished, by outcome (sent, failed after its attempts, invalid).",
+    ["channel", "outcome"],
+)
+DELIVERY_OUTCOMES = ("sent", "failed", "invalid")
+provider_call_seconds = Histogram(
+    "chat4all_connector_provider_call_seconds",
+    "Time of one send call to the channel's provider (each attempt, failed ones too).",
+    ["channel"],
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+)
 breaker_state = Gauge(
     "chat4all_connector_breaker_state", "Circuit breaker state (0 closed, 1 half-open, 2 open).", ["channel"]
 )
@@ -110,6 +122,8 @@ def install_metrics(app: faust.App) -> None:
 
     app.page("/metrics")(MetricsView)
 
+    lag_reported: set[tuple[str, str]] = set()  # the (topic, partition) series this worker publishes
+
     @app.timer(interval=5.0)
     async def update_consumer_lag() -> None:
         """Publish end offset minus committed offset per assigned partition (faust's sensor has no lag gauge)."""
@@ -118,6 +132,12 @@ def install_metrics(app: faust.App) -> None:
             assignment = consumer.assignment()
         except Exception:  # the consumer is not started yet, or rebalancing
             return
+        # A partition that moved to another worker is reported there: its series here would
+        # repeat its last value for ever (and double it in a sum by topic).
+        assigned = {(tp.topic, str(tp.partition)) for tp in assignment}
+        for labels in lag_reported - assigned:
+            consumer_lag.remove(*labels)
+        lag_reported.intersection_update(assigned)
         if not assignment:
             return
         committed = getattr(consumer, "_committed_offset", {})
@@ -130,3 +150,4 @@ def install_metrics(app: faust.App) -> None:
             if end is None or done is None:  # nothing committed by this worker yet: unknown, not "everything"
                 continue
             consumer_lag.labels(tp.topic, str(tp.partition)).set(max(0, end - done))
+            lag_reported.add((tp.topic, str(tp.partition)))
