@@ -25,7 +25,7 @@ $(VENV)/.installed: $(BIN)/python setup.cfg pyproject.toml
 
 venv: $(VENV)/.installed
 
-# Jars (Maven), redis-server and Chromium with its driver (apt), Jaeger (built with Go), the Go gRPC tools; each step is skipped when already there.
+# Jars (Maven), redis-server, prometheus and Chromium with its driver (apt), Jaeger (built with Go), the Go gRPC tools; each step is skipped when already there.
 deps: venv
 	$(C4A) stack install
 	@if [ -x scripts/install_go_tools.sh ]; then scripts/install_go_tools.sh; fi

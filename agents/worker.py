@@ -23,6 +23,7 @@ from streams.health import Health, install_health_page
 from streams.inspector.sources import InspectorSources
 from streams.inspector.views import install_inspector
 from streams.pipeline_topics import PipelineTopics
+from streams.scrape_target import install_scrape_target
 from streams.sending import RecordSender
 from tables.options import install_memory_budget
 
@@ -121,6 +122,7 @@ def build_worker(
                 connectors_state=worker.connectors.state if worker.connectors else None,
             ),
         )
+        install_scrape_target(app, settings, role=role)
     if provider is not None:
 
         @app.timer(interval=5.0)

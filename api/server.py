@@ -34,7 +34,7 @@ from api.registration import ServiceFactory, ServiceRegistration
 from api.startup import check_settings
 from api.tls import grpc_server_credentials, load_server_tls
 from api.validation import InputInterceptor
-from chat4all import tracing
+from chat4all import scrape_targets, tracing
 from chat4all.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -156,6 +156,14 @@ async def serve(
     await server.start()
     names = [reg.name for reg in registrations]
     watcher = asyncio.create_task(watch_dependencies(deps, health_servicer, names))
+    target = scrape_targets.register(
+        settings.targets_dir,
+        job="chat4all-api",
+        address=scrape_targets.reachable_address(settings.api_host, settings.api_metrics_port),
+    )
+    pruner = asyncio.create_task(
+        scrape_targets.prune_every(settings.targets_dir, seconds=settings.metrics_targets_prune_seconds)
+    )
     logger.info(
         "API listening on %s:%s (%s; metrics on :%s), services: %s",
         settings.api_host,
@@ -171,7 +179,11 @@ async def serve(
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
+    try:
+        await stop.wait()
+    finally:
+        scrape_targets.unregister(target)
+        pruner.cancel()
     logger.info("shutting down: %.1f s for in-flight calls", settings.api_grace_seconds)
     await health_servicer.enter_graceful_shutdown()
     watcher.cancel()

@@ -78,6 +78,29 @@ class Settings(BaseSettings):
     jaeger_max_traces: int = Field(
         20000, description="Local stack: traces Jaeger keeps in memory; the oldest go first."
     )
+    prometheus_port: int = Field(
+        9090, description="Port of the local stack's Prometheus (web UI and query API)."
+    )
+    prometheus_retention_time: str = Field(
+        "7d",
+        description="Local Prometheus: samples older than this are deleted (--storage.tsdb.retention.time).",
+    )
+    prometheus_retention_size: str = Field(
+        "512MB",
+        description="Local Prometheus: the oldest blocks are deleted once its data exceeds this (--storage.tsdb.retention.size).",
+    )
+    prometheus_scrape_interval_seconds: float = Field(
+        5.0,
+        description="Local Prometheus: how often it scrapes every target and evaluates the alert rules (s).",
+    )
+    metrics_targets_dir: Path | None = Field(
+        None,
+        description="Folder of Prometheus file service-discovery targets each API and worker writes while it runs; unset: <stack_dir>/prometheus-targets.",
+    )
+    metrics_targets_prune_seconds: float = Field(
+        10.0,
+        description="How often each API and worker removes the targets of processes that are gone (a SIGKILLed worker's) from metrics_targets_dir (s).",
+    )
 
     # --- Kafka -----------------------------------------------------------------
     kafka_host: str = Field("127.0.0.1", description="Kafka broker host.")
@@ -440,6 +463,11 @@ class Settings(BaseSettings):
     tls_ca_file: Path | None = Field(
         None, description="CLI: PEM CA certificate(s) to verify the API with; set, the CLI connects with TLS."
     )
+
+    @property
+    def targets_dir(self) -> Path:
+        """Where the processes' Prometheus targets are written (metrics_targets_dir, or its default)."""
+        return self.metrics_targets_dir or self.stack_dir / "prometheus-targets"
 
     @property
     def kafka_bootstrap(self) -> str:

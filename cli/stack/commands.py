@@ -31,7 +31,7 @@ def bootstrap_cmd() -> None:
 
 @stack.command()
 def install() -> None:
-    """Fetch what is missing: the servers' and Kafka tools' jars (Maven), redis-server and Chromium (apt), Jaeger (built with Go)."""
+    """Fetch what is missing: the servers' and Kafka tools' jars (Maven), redis-server, prometheus and Chromium (apt), Jaeger (built with Go)."""
     try:
         settings = get_settings()
         manager.install(settings)

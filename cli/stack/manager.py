@@ -6,6 +6,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from chat4all import scrape_targets
 from chat4all.settings import Settings
 from cli.stack import bootstrap
 from cli.stack.cassandra import Cassandra
@@ -13,11 +14,19 @@ from cli.stack.exceptions import ServerStartError, StackError
 from cli.stack.jaeger import Jaeger
 from cli.stack.kafka import Kafka
 from cli.stack.process import is_alive, port_in_use, spawn, stop, tail
+from cli.stack.prometheus import Prometheus
 from cli.stack.redis import Redis
 from cli.stack.s3proxy import S3Proxy
 from cli.stack.server import Server
 
-SERVER_TYPES: tuple[type[Server], ...] = (Cassandra, Kafka, S3Proxy, Redis, Jaeger)  # slowest first
+SERVER_TYPES: tuple[type[Server], ...] = (
+    Cassandra,
+    Kafka,
+    S3Proxy,
+    Redis,
+    Jaeger,
+    Prometheus,
+)  # slowest first
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -55,7 +64,11 @@ def install(settings: Settings) -> list[Server]:
 
 
 def status(settings: Settings) -> list[ServerState]:
-    """Each server's port, pid (from its pid file) and whether it answers a real request."""
+    """Each server's port, pid (from its pid file) and whether it answers a real request.
+
+    Also prunes the scrape targets of exited processes, so Prometheus stops scraping them.
+    """
+    scrape_targets.prune(settings.targets_dir)
     out = []
     for server in servers(settings):
         pid = server.pid()

@@ -20,7 +20,7 @@ from cli.stack.process import is_alive
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-SERVERS = ("cassandra", "kafka", "s3proxy", "redis", "jaeger")
+SERVERS = ("cassandra", "kafka", "s3proxy", "redis", "jaeger", "prometheus")
 
 
 def _env(base: Settings, stack_dir: Path) -> dict[str, str]:
@@ -38,6 +38,7 @@ def _env(base: Settings, stack_dir: Path) -> dict[str, str]:
         "CHAT4ALL_JAEGER_QUERY_PORT": "26686",
         "CHAT4ALL_JAEGER_OTLP_GRPC_PORT": "24317",
         "CHAT4ALL_JAEGER_OTLP_HTTP_PORT": "24318",
+        "CHAT4ALL_PROMETHEUS_PORT": "19090",
         "CHAT4ALL_CASSANDRA_HEAP": "512m",
         "CHAT4ALL_KAFKA_HEAP": "256m",
         "CHAT4ALL_TOPIC_PARTITIONS": "2",
