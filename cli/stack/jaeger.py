@@ -65,7 +65,8 @@ class Jaeger(Server):
             cwd=TOOL_MODULE,
             capture_output=True,
             text=True,
-            env={**os.environ, "GOFLAGS": "-mod=readonly"},
+            # go.sum is the pin: fail rather than update it (the machine's own GOFLAGS kept).
+            env={**os.environ, "GOFLAGS": f"{os.environ.get('GOFLAGS', '')} -mod=readonly".strip()},
             timeout=BUILD_TIMEOUT_SECONDS,
         )
         if result.returncode != 0:
