@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import time
 import urllib.error
 import urllib.request
 import uuid
@@ -12,7 +14,9 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from minio.error import S3Error
+from prometheus_client import start_http_server
 
+from chat4all import scrape_targets
 from chat4all.cassandra import aexecute, connect
 from chat4all.redis_client import redis_client
 from chat4all.s3 import s3_client
@@ -111,3 +115,40 @@ async def test_redis_set_and_get(stack: Settings) -> None:
     finally:
         await client.delete(key)
         await client.aclose()
+
+
+def _prometheus(stack: Settings, path: str) -> dict:
+    with urllib.request.urlopen(f"http://127.0.0.1:{stack.prometheus_port}{path}", timeout=5) as response:
+        return json.loads(response.read())["data"]
+
+
+def test_prometheus_loads_the_alert_rules_and_scrapes_what_registers(stack: Settings) -> None:
+    groups = _prometheus(stack, "/api/v1/rules")["groups"]
+    rules = [r for g in groups for r in g["rules"]]
+    assert len(rules) == 6 and all(r["health"] == "ok" for r in rules)
+    # The repository's rule file (that of the checkout that started the stack).
+    assert all(g["file"].endswith("/grafana/alerts.yml") for g in groups)
+    # This test process's own /metrics, registered as an API would be.
+    server, thread = start_http_server(0, addr="127.0.0.1")
+    address = f"127.0.0.1:{server.server_port}"
+    path = scrape_targets.register(stack.targets_dir, job="chat4all-api", address=address)
+
+    def health() -> str | None:
+        targets = _prometheus(stack, "/api/v1/targets?state=active")["activeTargets"]
+        return next((t["health"] for t in targets if t["labels"]["instance"] == address), None)
+
+    try:
+        deadline = (
+            time.monotonic() + 30
+        )  # the file is seen at once; the first scrape comes within an interval
+        while health() != "up":
+            assert time.monotonic() < deadline, f"the stack's Prometheus did not scrape {address}"
+            time.sleep(0.5)
+    finally:
+        scrape_targets.unregister(path)
+        server.shutdown()
+        thread.join(5)
+    deadline = time.monotonic() + 30
+    while health() is not None:
+        assert time.monotonic() < deadline, f"the stack's Prometheus still scrapes {address}"
+        time.sleep(0.5)
