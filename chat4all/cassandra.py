@@ -188,7 +188,7 @@ def aexecute(
         query, params, timeout=timeout, execution_profile=profile_for(query), paging_state=paging_state
     )
     if tracing.ENABLED:
-        _trace(result, session, query)
+        trace_statement(result, keyspace=session.keyspace, query=query)
 
     def on_ok(_rows: Any) -> None:
         # The callback runs on the driver's thread: hand the whole ResultSet to the loop.
@@ -201,14 +201,21 @@ def aexecute(
     return result
 
 
-def _trace(result: asyncio.Future, session: Session, query: Any) -> None:
-    """A CLIENT span of the statement under the current span, ended when its result reaches the loop."""
+def trace_statement(
+    result: asyncio.Future, *, keyspace: str | None, query: Any, batched: bool = False
+) -> None:
+    """A CLIENT span of the statement under the current span (if one records), ended when ``result`` is done.
+
+    ``batched``: a write queued for an unlogged batch (chat4all/cassandra_batch.py); its span lasts
+    from the queueing to the batch's answer, in the trace of the event that wrote it.
+    """
     text = statement_text(query)
+    verb = text.split(None, 1)[0].upper() if text else "BATCH"
     span = tracing.start_client_span(
-        f"cassandra {text.split(None, 1)[0].upper() if text else 'BATCH'}",
+        f"cassandra {verb} (batched)" if batched else f"cassandra {verb}",
         {
             "db.system.name": "cassandra",
-            "db.namespace": session.keyspace or "",
+            "db.namespace": keyspace or "",
             # The statement's text only: bound values never reach a span.
             "db.query.text": text[:300],
         },

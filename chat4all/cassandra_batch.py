@@ -23,6 +23,9 @@ from typing import Any
 from cassandra.cluster import Session
 from cassandra.query import BatchStatement, BatchType, BoundStatement, PreparedStatement
 
+from chat4all import tracing
+from chat4all.cassandra import trace_statement
+
 logger = logging.getLogger(__name__)
 
 # Runs one statement (a batch or a single write) until it succeeds or Cassandra refuses it;
@@ -110,6 +113,8 @@ class WriteBatcher:
         bound = prepared.bind(params)
         loop = asyncio.get_running_loop()
         fut: asyncio.Future = loop.create_future()
+        if tracing.ENABLED:
+            trace_statement(fut, keyspace=bound.keyspace, query=bound, batched=True)
         group = self._replicas(bound)
         queue = self._pending.setdefault(group, [])
         queue.append((bound, fut))

@@ -1,19 +1,22 @@
-"""The API's error interceptor on an in-process grpc.aio server (no stack): errors become status codes, counted in metrics."""
+"""The API's interceptors on an in-process grpc.aio server (no stack): errors become status codes, counted in metrics; a span per call."""
 
 from __future__ import annotations
 
 import asyncio
 import uuid
+from typing import Any
 
 import grpc
 import pytest
 from cassandra.cluster import NoHostAvailable
+from opentelemetry import trace
 from prometheus_client import REGISTRY
 
 from api.auth_interceptor import AuthInterceptor, current_user_id
 from api.errors import ApiError
-from api.interceptors import ObservabilityInterceptor
+from api.interceptors import ObservabilityInterceptor, TracingInterceptor
 from api.tokens import TokenService
+from chat4all import trace_headers, tracing
 from chat4all.v1 import auth_pb2, auth_pb2_grpc, users_pb2, users_pb2_grpc
 from tests.unit.api.fakes import FakeRedis
 
@@ -100,3 +103,73 @@ async def test_deadline_exceeded_is_counted(server) -> None:
             break
         await asyncio.sleep(0.05)
     assert count("UserService/LinkChannel", "DEADLINE_EXCEEDED") == before + 1
+
+
+class TracedUsers(Users):
+    """Users whose GetMe records the span current in the handler."""
+
+    def __init__(self) -> None:
+        self.seen: list[Any] = []
+
+    async def GetMe(self, request, context):
+        self.seen.append(trace.get_current_span())
+        return await super().GetMe(request, context)
+
+
+@pytest.fixture
+async def traced_server(traced):
+    tokens = TokenService(secret="k" * 40, issuer="chat4all", ttl_seconds=60, redis=FakeRedis())
+    servicer = TracedUsers()
+    srv = grpc.aio.server(
+        interceptors=[
+            TracingInterceptor(),
+            ObservabilityInterceptor(),
+            AuthInterceptor(tokens=tokens, timeout=1.0),
+        ]
+    )
+    users_pb2_grpc.add_UserServiceServicer_to_server(servicer, srv)
+    port = srv.add_insecure_port("127.0.0.1:0")
+    await srv.start()
+    channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
+    md = (("authorization", f"Bearer {tokens.issue(str(uuid.uuid4()))[0]}"),)
+    yield users_pb2_grpc.UserServiceStub(channel), md, servicer, traced
+    await channel.close()
+    await srv.stop(0)
+
+
+async def _finished(exporter: Any, name: str) -> Any:
+    for _ in range(40):  # the span ends as the call's handler returns, just after the client's answer
+        spans = [s for s in exporter.get_finished_spans() if s.name == name]
+        if spans:
+            return spans[0]
+        await asyncio.sleep(0.025)
+    raise AssertionError(f"no span {name}")
+
+
+async def test_a_call_runs_in_a_server_span_that_continues_the_callers_trace(traced_server) -> None:
+    users, md, servicer, exporter = traced_server
+    with tracing.tracer().start_as_current_span("client", kind=trace.SpanKind.SERVER) as client:
+        caller = trace_headers.inject()
+    await users.GetMe(users_pb2.GetMeRequest(), metadata=md + tuple((k, v.decode()) for k, v in caller))
+    span = await _finished(exporter, "chat4all.v1.UserService/GetMe")
+    assert span.kind == trace.SpanKind.SERVER
+    assert span.parent.span_id == client.get_span_context().span_id
+    assert span.attributes["rpc.service"] == "chat4all.v1.UserService"
+    assert span.attributes["rpc.method"] == "GetMe" and span.attributes["rpc.grpc.status_code"] == 0
+    # The handler ran inside it: its calls and published records belong to it.
+    assert servicer.seen[0].get_span_context().span_id == span.context.span_id
+
+
+@pytest.mark.parametrize(
+    ("channel", "code", "failed"),
+    [("api-error", grpc.StatusCode.RESOURCE_EXHAUSTED, False), ("boom", grpc.StatusCode.INTERNAL, True)],
+)
+async def test_a_failed_call_records_its_status_code(traced_server, channel, code, failed) -> None:
+    users, md, _servicer, exporter = traced_server
+    with pytest.raises(grpc.aio.AioRpcError):
+        await users.LinkChannel(users_pb2.LinkChannelRequest(channel=channel), metadata=md)
+    span = await _finished(exporter, "chat4all.v1.UserService/LinkChannel")
+    assert span.parent is None  # no caller context: the call starts the trace
+    assert span.attributes["rpc.grpc.status_code"] == code.value[0]
+    # Only the server's own failures mark the span failed; a refusal of the caller's request does not.
+    assert (span.status.status_code == trace.StatusCode.ERROR) is failed

@@ -1,7 +1,8 @@
-"""The one Cassandra outage classifier (chat4all/cassandra.is_outage): each driver exception type and its class."""
+"""Cassandra calls (chat4all/cassandra.py): the one outage classifier, each driver exception type and its class; statement spans."""
 
 from __future__ import annotations
 
+import asyncio
 import errno
 import socket
 
@@ -127,3 +128,33 @@ def test_refusals(exc: BaseException) -> None:
 def test_the_api_also_counts_its_own_dependencies() -> None:
     assert api_is_outage(DependencyUnavailable("Redis"))
     assert not is_outage(DependencyUnavailable("Redis"))  # not Cassandra's
+
+
+async def test_a_statement_span_lasts_until_its_result_and_holds_no_values(traced) -> None:
+    from opentelemetry import trace
+
+    from chat4all import tracing
+    from chat4all.cassandra import trace_statement
+
+    loop = asyncio.get_running_loop()
+    ok, refused, queued = loop.create_future(), loop.create_future(), loop.create_future()
+    with tracing.tracer().start_as_current_span("router process", kind=trace.SpanKind.SERVER) as parent:
+        trace_statement(ok, keyspace="chat4all", query="SELECT * FROM users WHERE user_id = %s")
+        trace_statement(refused, keyspace="chat4all", query="INSERT INTO messages (a) VALUES (?)")
+        trace_statement(queued, keyspace="chat4all", query="UPDATE messages SET s = ?", batched=True)
+    assert [s.name for s in traced.get_finished_spans()] == ["router process"]  # nothing answered yet
+    ok.set_result([])
+    refused.set_exception(RuntimeError("refused"))
+    queued.set_result(None)
+    await asyncio.sleep(0)  # done callbacks run on the loop
+    spans = {s.name: s for s in traced.get_finished_spans() if s.name != "router process"}
+    assert set(spans) == {"cassandra SELECT", "cassandra INSERT", "cassandra UPDATE (batched)"}
+    assert all(s.parent.span_id == parent.get_span_context().span_id for s in spans.values())
+    assert spans["cassandra SELECT"].attributes["db.query.text"] == "SELECT * FROM users WHERE user_id = %s"
+    assert spans["cassandra INSERT"].status.status_code == trace.StatusCode.ERROR
+    # Outside any span (a background task of no call) there is no span.
+    lone = loop.create_future()
+    trace_statement(lone, keyspace="chat4all", query="SELECT now() FROM system.local")
+    lone.set_result([])
+    await asyncio.sleep(0)
+    assert len(traced.get_finished_spans()) == 4  # the three and their parent
