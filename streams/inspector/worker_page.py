@@ -29,7 +29,22 @@ async def _end_offsets(app: Any, tps: list[TP]) -> dict[TP, int]:
         return {}
 
 
+def records_behind(*, changelog_end: int | None, local_offset: int | None) -> int | None:
+    """How many changelog records this worker has not applied: recovery progress (None without the end offset).
+
+    The changelog's end is the offset after its last record; ``local_offset`` is the last
+    one applied, None when none is (an empty changelog partition is then 0 behind).
+    """
+    if changelog_end is None:
+        return None
+    return max(changelog_end - (local_offset + 1 if local_offset is not None else 0), 0)
+
+
 def _persisted_offset(store: Any, tp: TP) -> int | None:
+    # faust's RocksDB store keeps, in each partition database under its offset key, the
+    # offset of the last changelog record it holds: set when a write's changelog record is
+    # acked (at commit under exactly_once) and when recovery applies a batch. None until the
+    # first one, so an active partition whose changelog is empty has none.
     # Only for databases already open: faust's persisted_offset opens a missing one.
     db = getattr(store, "_dbs", {}).get(tp.partition)
     if db is None:
@@ -56,6 +71,10 @@ async def worker_overview(*, app: Any, sources: InspectorSources, tables: TableI
     ends = await _end_offsets(app, source_tps + changelog_tps)
     monitor = app.monitor
     committed = dict(getattr(monitor, "tp_committed_offsets", None) or {})
+    # What faust's standby recovery has read of each standby changelog partition: it writes
+    # it to RocksDB in batches (the table's standby_buffer_size) and at rebalances.
+    recovery = getattr(app.tables, "_recovery", None)
+    standby_read = dict(getattr(recovery, "standby_offsets", None) or {})
 
     def table_stats() -> list[dict[str, Any]]:
         out = []
@@ -66,19 +85,24 @@ async def worker_overview(*, app: Any, sources: InspectorSources, tables: TableI
                 tp = TP(changelog, p)
                 local = _persisted_offset(store, tp)
                 end = ends.get(tp)
+                role = (
+                    "active"
+                    if p in group.actives.get(changelog, ())
+                    else "standby"
+                    if p in group.standbys.get(changelog, ())
+                    else "not assigned"
+                )
+                # faust holds -1 for a standby that has read nothing yet.
+                read = standby_read.get(tp) if role == "standby" else None
                 parts.append(
                     {
                         "partition": p,
-                        "role": "active"
-                        if p in group.actives.get(changelog, ())
-                        else "standby"
-                        if p in group.standbys.get(changelog, ())
-                        else "not assigned",
+                        "role": role,
                         "estimated_entries": reader.estimate(p),
                         "local_offset": local,
                         "changelog_end": end,
-                        # The changelog's end is the offset after its last record.
-                        "behind": (end - (local + 1)) if end is not None and local is not None else None,
+                        "standby_read_offset": read if read is not None and read >= 0 else None,
+                        "behind": records_behind(changelog_end=end, local_offset=local),
                     }
                 )
             out.append({"name": name, "help": tables.help(name), "changelog": changelog, "partitions": parts})
