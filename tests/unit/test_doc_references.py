@@ -9,8 +9,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = sorted([ROOT / "README.md", *(ROOT / "docs").glob("*.md")])
-# Written by the benchmarks and the local stack, so absent from a fresh checkout.
-GENERATED = ("bench/results/", ".stack/")
+# Written by the benchmarks, the browser tests and the local stack, so absent from a fresh checkout.
+GENERATED = ("bench/results/", ".stack/", "tests/artifacts/")
 # A path in backticks is read from the repository's root; only names under its top level count,
 # so commands, URLs, home-directory and library paths are left alone.
 TOP_LEVEL = {

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import secrets
-import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from typing import Any
@@ -18,24 +17,13 @@ from cli.harness.seeding import message_event, publish_messages, setup_conversat
 from cli.harness.waiting import wait_until
 from cli.harness.worker_process import WorkerProcess
 from streams.inspector.placement import key_partition
+from tests.integration.inspector.helpers import get, owner_of, same_assignment
 
 pytestmark = pytest.mark.integration
 
 SCRIPT = "<script>alert('inspector')</script>"
 # Receipts slow enough that schedule buckets are still there when the test reads them.
 SLOW_READ = {"CHAT4ALL_DELIVERED_DELAY_MS": "[50,150]", "CHAT4ALL_READ_DELAY_MS": "[20000,25000]"}
-
-
-def get(worker: WorkerProcess, path: str, *, token: str | None = None) -> tuple[int, Any]:
-    headers = {"Accept": "application/json"}
-    if token is not None:
-        headers["Authorization"] = f"Bearer {token}"
-    req = urllib.request.Request(worker.url + path, headers=headers)
-    try:
-        with urllib.request.urlopen(req, timeout=15) as resp:
-            return resp.status, json.loads(resp.read())
-    except urllib.error.HTTPError as exc:
-        return exc.code, json.loads(exc.read() or b"null")
 
 
 @pytest.fixture(scope="module")
@@ -47,23 +35,15 @@ def two_workers(stack: Settings) -> Iterator[tuple[IsolatedPipeline, WorkerProce
         second = pipeline.worker()
         second.wait_ready()
 
-        def settled() -> bool:
-            seen = [[(w["url"], w["topics"]) for w in get(w, "/ui/")[1]["workers"]] for w in (first, second)]
-            return len(seen[0]) == 2 and seen[0] == seen[1]
-
-        wait_until(settled, timeout=90, interval=1, what="both workers in one assignment")
+        wait_until(
+            lambda: same_assignment(first, second),
+            timeout=90,
+            interval=1,
+            what="both workers in one assignment",
+        )
         yield pipeline, first, second
     finally:
         pipeline.close()
-
-
-def owner_of(worker: WorkerProcess, topic_suffix: str, partition: int) -> str:
-    workers = get(worker, "/ui/")[1]["workers"]
-    for w in workers:
-        for topic, partitions in w["topics"].items():
-            if topic.endswith(topic_suffix) and partition in partitions:
-                return w["url"]
-    raise AssertionError(f"no owner of {topic_suffix}[{partition}] in {workers}")
 
 
 def test_keys_of_every_table_owned_by_the_other_worker_are_answered_by_it(
