@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 C4A    := $(BIN)/chat4all
 
-.PHONY: help venv deps up down status run test test-unit lint protos bench-pipeline bench-api bench-upload bench-step bench-burst bench-scaling bench-soak bench-overload clean
+.PHONY: help venv deps up down status run test test-unit lint protos bench-pipeline bench-api bench-upload bench-step bench-burst bench-scaling bench-soak bench-overload bench-inspector clean
 
 help:
 	@echo "make run    - start the local stack and the platform (worker + API) in the foreground"
@@ -80,6 +80,10 @@ bench-soak: up
 
 bench-overload: up
 	$(BIN)/python bench/overload.py
+
+# The step load at 300 msg/s for 60 s twice, plain and while the inspector's pages load (issue 11).
+bench-inspector: up
+	$(BIN)/python bench/inspector_load.py
 
 bench-step: up
 	$(BIN)/python bench/step_load.py --rates $(or $(RATES),50,100,200,300,400) --step-seconds $(or $(STEP_SECONDS),20)
