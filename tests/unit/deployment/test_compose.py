@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
+import subprocess
 from importlib import resources
 from typing import Any
 
@@ -12,6 +14,7 @@ import pytest
 import yaml
 
 from chat4all.settings import REPO_ROOT, Settings
+from cli.stack import prometheus
 
 COMPOSE_FILE = REPO_ROOT / "docker-compose.yml"
 # The compose-spec schema that check-jsonschema (pinned in setup.cfg's dev extra) vendors, with
@@ -108,9 +111,40 @@ def test_the_observability_services_are_there_and_pinned(compose: dict[str, Any]
     for name in ("prometheus", "grafana", "jaeger", "minio"):
         image = services[name]["image"]
         assert ":" in image and not image.endswith(":latest"), f"{name} is not pinned: {image}"
-    assert services["prometheus"]["image"].startswith("prom/prometheus:v2.")
+    major = services["prometheus"]["image"].split(":v", 1)[1].split(".")[0]
+    assert int(major) == prometheus.MAJOR_VERSION, "compose runs the major version the local stack checks"
     assert services["jaeger"]["image"] == "jaegertracing/all-in-one:1.76.0"
     mounts = {volume.split(":")[0] for volume in services["grafana"]["volumes"]}
     assert {"./grafana/provisioning", "./grafana/dashboards"} <= mounts
     for mount in mounts | {services["prometheus"]["volumes"][0].split(":")[0]}:
         assert (REPO_ROOT / mount).is_dir(), mount
+
+
+def test_prometheus_gets_its_rule_files_from_the_mounted_folder(compose: dict[str, Any]) -> None:
+    source, target = compose["services"]["prometheus"]["volumes"][0].split(":")[:2]
+    assert target == "/etc/prometheus"
+    config = yaml.safe_load((REPO_ROOT / "grafana" / "prometheus.yml").read_text())
+    assert source == "./grafana" and config["rule_files"]
+    for rule_file in config["rule_files"]:
+        assert (REPO_ROOT / source / rule_file).is_file(), rule_file
+    # promtool of the local stack's Prometheus (the release compose pins) checks the file as mounted.
+    promtool = shutil.which("promtool")
+    assert promtool, "promtool is missing: `make deps` installs Debian's prometheus package"
+    checked = subprocess.run(
+        [promtool, "check", "config", "prometheus.yml"],
+        cwd=REPO_ROOT / source,
+        capture_output=True,
+        text=True,
+    )
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    jobs = {job["job_name"]: job for job in config["scrape_configs"]}
+    # Every replica of a scaled service is its own target (Docker's DNS), not one of them at random.
+    assert jobs["chat4all-worker"]["dns_sd_configs"] == [{"names": ["worker"], "type": "A", "port": 6066}]
+    assert jobs["chat4all-api"]["dns_sd_configs"] == [{"names": ["api"], "type": "A", "port": 9464}]
+
+
+def test_the_deployment_doc_lists_every_alert_to_wire() -> None:
+    rules = yaml.safe_load((REPO_ROOT / "grafana" / "alerts.yml").read_text())
+    alerts = {rule["alert"] for group in rules["groups"] for rule in group["rules"] if "alert" in rule}
+    doc = (REPO_ROOT / "docs" / "deployment.md").read_text()
+    assert alerts and {alert for alert in alerts if f"| `{alert}` |" not in doc} == set()
