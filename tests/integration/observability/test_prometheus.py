@@ -174,6 +174,17 @@ def _run(scene: Scenario) -> None:
     )
     sent += _send(api, alice, conversations, 16, prefix="shared")
     _wait_read(prom, sent)
+    # Each partition's lag comes from the one worker that owns it: the other dropped its series.
+    prom.wait_for_series(
+        f'count(chat4all_consumer_lag{{instance="{_target_of(worker_b)}"}}) > 0',
+        timeout=30,
+        what="lag reported by the second worker",
+    )
+    time.sleep(7)  # one more lag refresh (5 s) of both workers, and its scrape
+    deadline = time.monotonic() + 15
+    while doubled := prom.query("count by (topic, partition) (chat4all_consumer_lag) > 1"):
+        assert time.monotonic() < deadline, f"lag series reported by two workers: {doubled}"
+        time.sleep(1)
 
     # Cassandra cut off from the second worker: it retries its writes and reports the dependency down.
     # (Never restored: a port of the ephemeral range left unbound can be taken by a reconnecting
