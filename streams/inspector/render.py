@@ -22,6 +22,15 @@ _env.filters["tojson_pretty"] = lambda value: json.dumps(value, indent=2, sort_k
 REFRESH_SECONDS = 3
 
 
+PAGES = ("worker", "table", "entry", "message", "error")
+
+
+def load_templates() -> None:
+    """Compile every page's template now (at start-up), so that no page compiles one on the event loop."""
+    for name in PAGES:
+        _env.get_template(f"{name}.html")
+
+
 def page(name: str, data: dict[str, Any], *, status: int = 200, show_content: bool = False) -> str:
     """The HTML of page ``name`` (worker, table, entry, message, error) for its JSON ``data``."""
     template = _env.get_template(f"{name}.html")

@@ -14,6 +14,7 @@ from faust.web import Request, Response, View
 
 from streams.inspector import render
 from streams.inspector.access import read_refusal
+from streams.inspector.loop_hold import LoopHold
 from streams.inspector.message_page import message_state, valid_message_id
 from streams.inspector.placement import UnknownPartition
 from streams.inspector.routing import HOP_HEADER, RoutingFailed
@@ -40,14 +41,16 @@ def install_inspector(app: faust.App, sources: InspectorSources) -> None:
     """Add the /ui/ pages to ``app``'s web server (same bind as /health; reads need the operator token when set)."""
     tables = TableInspector(app=app, sources=sources)
     settings = sources.settings
+    render.load_templates()
 
     async def answer(
         view: View, request: Request, page: str, build: Callable[[], Awaitable[dict[str, Any]]]
     ) -> Response:
         if (refused := read_refusal(view, request, settings=settings)) is not None:
             return refused
+        hold = LoopHold()
         try:
-            data, status = await build(), 200
+            data, status = await hold.run(build()), 200
         except (NoSuchTable, UnknownPartition) as exc:
             data, status = {"error": str(exc) or type(exc).__name__}, 404
         except ValueError as exc:
@@ -57,11 +60,22 @@ def install_inspector(app: faust.App, sources: InspectorSources) -> None:
         if "status_code" in data:  # an answer forwarded from the owning worker keeps its status
             status = int(data.pop("status_code"))
         if wants_json(request):
-            return view.json(data, status=status)
-        html = render.page(
-            page if status == 200 else "error", data, status=status, show_content=settings.ui_show_content
-        )
-        return view.html(html, status=status)
+            response = hold.measure(lambda: view.json(data, status=status))
+        else:
+            response = hold.measure(
+                lambda: view.html(
+                    render.page(
+                        page if status == 200 else "error",
+                        data,
+                        status=status,
+                        show_content=settings.ui_show_content,
+                    ),
+                    status=status,
+                )
+            )
+        # Set once the response is built, so that building it counts too.
+        response.headers["Server-Timing"] = hold.server_timing()
+        return response
 
     def forwarded(request: Request) -> bool:
         return request.headers.get(HOP_HEADER) == "1"

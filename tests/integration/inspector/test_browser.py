@@ -37,6 +37,9 @@ RECEIPTS = {"CHAT4ALL_DELIVERED_DELAY_MS": "[50,150]", "CHAT4ALL_READ_DELAY_MS":
 # Set by the message's content if the page ran it as a script.
 INJECTED = "c4aInjected"
 SCRIPT = f"<script>window.{INJECTED} = true;</script>"
+# "A page never holds the loop for more than a few milliseconds": its longest run on the
+# worker's event loop, in CPU time of the loop's thread (Server-Timing "loop").
+LOOP_HOLD_LIMIT_MS = 20.0
 
 
 @pytest.fixture(scope="module")
@@ -108,6 +111,21 @@ def text(driver: webdriver.Chrome, css: str, *, timeout: float = 30) -> str:
     return until(driver, lambda d: d.execute_script(script, css), timeout=timeout)
 
 
+def loop_hold_ms(driver: webdriver.Chrome) -> float:
+    """The page's longest run on the worker's event loop (CPU ms), from its Server-Timing header."""
+    timings = driver.execute_script(
+        "return performance.getEntriesByType('navigation')[0].serverTiming.map(t => [t.name, t.duration])"
+    )
+    return dict(timings)["loop"]
+
+
+def assert_loop_held_briefly(driver: webdriver.Chrome, page: str) -> None:
+    """The page now shown held the worker's loop for at most LOOP_HOLD_LIMIT_MS at a time."""
+    held = loop_hold_ms(driver)
+    print(f"loop held by {page}: {held:.2f} ms")
+    assert 0 < held <= LOOP_HOLD_LIMIT_MS, (page, held)
+
+
 def shoot(driver: webdriver.Chrome, name: str, *, at: str | None = None) -> Path:
     """Save what a laptop screen shows (1366x900) as <name>.png and the whole page as <name>-full.png.
 
@@ -172,6 +190,7 @@ def test_the_overview_lists_the_tables_and_their_partitions(browser, workers, tr
     assert pipeline.topic("messages") in topics and pipeline.topic("status-updates") in topics
     worker_cells = column(html_table(browser, "#workers"), "worker")
     assert len(worker_cells) == 2 and any("(this worker)" in c for c in worker_cells)
+    assert_loop_held_briefly(browser, "/ui/")
     shoot(browser, "overview")
 
 
@@ -210,6 +229,7 @@ def test_keys_of_every_table_owned_by_the_other_worker_are_answered_through_rout
         answered, title, main = (text(browser, css) for css in ("#answered-by", "h1", "main"))
         assert answered == f"answered by {second.url} (routed from {first.url})", (table, answered)
         assert key in title and "Stored value" in main, (table, main)
+        assert_loop_held_briefly(browser, f"/ui/tables/{table}/<key>")
         shoot(browser, f"entry-{table}")
 
     # The schedules' entries first, while their READs are pending.
@@ -247,6 +267,7 @@ def test_a_message_page_shows_its_receipts_reaching_read(stack: Settings, browse
     assert text(browser, "#no-divergence").startswith("none")
     nav = browser.execute_script("return performance.getEntriesByType('navigation')[0].type")
     assert nav == "reload", nav
+    assert_loop_held_briefly(browser, "/ui/messages/<id>")
     shoot(browser, "message-read")
 
 
