@@ -18,8 +18,8 @@ running local stack (`chat4all stack up`), with bench/step_load.py's own pieces:
 
 Per step it prints the step_load figures (accepted/s, errors, send -> DELIVERED p50/p95/max,
 drain, the worker's CPU ms per message) and for ``pages`` the page loads (count, errors, time
-to the last byte p50/p95/max per kind); then the p95 of both beside the yardstick. A page that
-held the worker's loop for long would show in both: the page's own time and the step's p95.
+to the last byte p50/p95/max per kind, and the longest run each held the worker's event loop,
+from its Server-Timing header); then the p95 of both steps beside the yardstick.
 
 Results (results.md, results.json, the API's and worker's logs) go to
 ``--out``/inspector-<UTC time>/ (default bench/results/). Bounded: 2 x sum(rates) x
@@ -69,6 +69,7 @@ logger = logging.getLogger("inspector_load")
 
 TABLES = ("receipt-states", "whatsapp-schedule", "router-routed", "receipt-finals")
 MODES = ("plain", "pages")
+PAGE_KINDS = ("overview", "table", "message")
 PAGE_TIMEOUT_S = 10.0
 
 
@@ -76,9 +77,9 @@ PAGE_TIMEOUT_S = 10.0
 class PageLoads:
     """Page fetches of one step: per kind (overview, table, message) the seconds to the last byte."""
 
-    seconds: dict[str, list[float]] = field(
-        default_factory=lambda: {"overview": [], "table": [], "message": []}
-    )
+    seconds: dict[str, list[float]] = field(default_factory=lambda: {k: [] for k in PAGE_KINDS})
+    # The page's longest run on the worker's event loop (its Server-Timing "loop", CPU ms).
+    loop_ms: dict[str, list[float]] = field(default_factory=lambda: {k: [] for k in PAGE_KINDS})
     errors: dict[str, int] = field(default_factory=dict)
 
     def summary(self) -> dict[str, Any]:
@@ -86,13 +87,28 @@ class PageLoads:
         out: dict[str, Any] = {"errors": dict(self.errors)}
         for kind, values in self.seconds.items():
             ms = [v * 1000 for v in values]
+            held = self.loop_ms[kind]
             out[kind] = {
                 "loads": len(ms),
                 "p50_ms": percentile(ms, 0.50),
                 "p95_ms": percentile(ms, 0.95),
                 "max_ms": max(ms, default=None),
+                "loop_p95_ms": percentile(held, 0.95),
+                "loop_max_ms": max(held, default=None),
             }
         return out
+
+
+def loop_hold_ms(server_timing: str) -> float | None:
+    """The ``loop`` duration (ms) of a Server-Timing header value, None without one."""
+    for metric in server_timing.split(","):
+        name, _, params = metric.strip().partition(";")
+        if name == "loop":
+            for param in params.split(";"):
+                key, _, value = param.partition("=")
+                if key.strip() == "dur":
+                    return float(value)
+    return None
 
 
 class PageLoader:
@@ -120,6 +136,7 @@ class PageLoader:
         try:
             with urllib.request.urlopen(req, timeout=PAGE_TIMEOUT_S) as resp:
                 resp.read()
+                held = loop_hold_ms(resp.headers.get("Server-Timing", ""))
         except urllib.error.HTTPError as exc:
             self.loads.errors[f"{kind} {exc.code}"] = self.loads.errors.get(f"{kind} {exc.code}", 0) + 1
             return
@@ -128,6 +145,8 @@ class PageLoader:
             self.loads.errors[name] = self.loads.errors.get(name, 0) + 1
             return
         self.loads.seconds[kind].append(time.monotonic() - start)
+        if held is not None:
+            self.loads.loop_ms[kind].append(held)
 
     def _run(self) -> None:
         tick = 0
@@ -264,18 +283,26 @@ def render_markdown(*, meta: dict[str, Any], yardstick: YardstickResult | None, 
             f"{_num(s.delivered_max_s, '{:.2f}')} | {_num(s.drain_s, '{:.2f}')} | "
             f"{_num(s.cpu_ms_per_msg.get('worker'), '{:.2f}')} |"
         )
-    lines += ["", "| offered/s | page | loads | p50 / p95 / max ms |", "|---:|---|---:|---:|"]
+    lines += [
+        "",
+        "Page loads (time to the last byte) and the longest run each held the worker's event loop "
+        "(Server-Timing `loop`, CPU):",
+        "",
+        "| offered/s | page | loads | p50 / p95 / max ms | loop held p95 / max ms |",
+        "|---:|---|---:|---:|---:|",
+    ]
     for step in steps:
         if step.pages is None:
             continue
-        for kind in ("overview", "table", "message"):
+        for kind in PAGE_KINDS:
             p = step.pages[kind]
             lines.append(
                 f"| {step.result.offered_rate:g} | {kind} | {p['loads']} | "
-                f"{_num(p['p50_ms'])} / {_num(p['p95_ms'])} / {_num(p['max_ms'])} |"
+                f"{_num(p['p50_ms'])} / {_num(p['p95_ms'])} / {_num(p['max_ms'])} | "
+                f"{_num(p['loop_p95_ms'], '{:.2f}')} / {_num(p['loop_max_ms'], '{:.2f}')} |"
             )
         if step.pages["errors"]:
-            lines.append(f"| {step.result.offered_rate:g} | errors | {step.pages['errors']} | |")
+            lines.append(f"| {step.result.offered_rate:g} | errors | {step.pages['errors']} | | |")
     lines += [""]
     for rate in meta["rates"]:
         p95 = {st.mode: st.result.delivered_p95_s for st in steps if st.result.offered_rate == rate}

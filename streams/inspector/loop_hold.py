@@ -39,8 +39,8 @@ class LoopHold:
     def server_timing(self) -> str:
         """The ``Server-Timing`` header value: ``loop`` (CPU ms) and ``loop-wall`` (wall ms)."""
         return (
-            f'loop;dur={self.cpu * 1000:.2f};desc="longest run on the event loop, CPU", '
-            f'loop-wall;dur={self.wall * 1000:.2f};desc="longest run on the event loop, wall"'
+            f'loop;dur={self.cpu * 1000:.2f};desc="longest run on the event loop (CPU)", '
+            f'loop-wall;dur={self.wall * 1000:.2f};desc="longest run on the event loop (wall)"'
         )
 
 
