@@ -16,6 +16,7 @@ COMMANDS: dict[str, str] = {
     "watch": "cli.events:watch",
     "worker": "cli.worker:worker",
     "dlq": "cli.dlq:dlq",
+    "demo": "cli.demo.command:demo",
     "api": "cli.api:api",
     "register": "cli.client:register",
     "login": "cli.client:login",

@@ -1,0 +1,1 @@
+"""`chat4all demo` end to end on the live stack."""
