@@ -21,7 +21,7 @@ class Pace:
     outage_hold: float  # step 5: seconds the outage lasts once a breaker is open
     settle_timeout: float  # longest wait for messages to reach READ
     worker_timeout: float  # longest wait for a worker to be ready
-    commit_wait: float  # step 4: longest wait for B's offset commit (faust commits every 2.8 s)
+    commit_wait: float  # step 4: longest wait for B's offset commit (faust commits every 2.8 s), well below the READ delay
     worker_env: dict[str, str] = field(default_factory=dict)  # every worker the demo starts
     pending_read_delay_ms: tuple[int, int] = (20000, 25000)  # step 4: READ delay of the worker killed
 
@@ -40,7 +40,7 @@ def pace_for(*, fast: bool) -> Pace:
             outage_hold=1.0,
             settle_timeout=60.0,
             worker_timeout=60.0,
-            commit_wait=15.0,
+            commit_wait=8.0,
             worker_env={
                 **FAST_RECEIPTS,
                 # A killed worker's partitions move after this (6 s is the broker's minimum).
@@ -62,7 +62,7 @@ def pace_for(*, fast: bool) -> Pace:
         outage_hold=8.0,
         settle_timeout=180.0,
         worker_timeout=120.0,
-        commit_wait=15.0,
+        commit_wait=12.0,
         worker_env={},
         pending_read_delay_ms=(20000, 25000),
     )

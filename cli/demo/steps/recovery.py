@@ -122,6 +122,8 @@ def run(ctx: DemoContext, result: StepResult) -> None:
     at_kill = ctx.ledger.ledger(pending)
     waiting = [m for m in at_kill.stored.values() if m.all_receipts("DELIVERED")]
     sends_before = _sends(ctx, "A")
+    # At least once: what B had not committed may be sent again after the kill, and nothing else.
+    not_committed = uncommitted(settings, schedule_topic, sorted(b_partitions))
 
     n.action(f"SIGKILL worker B (pid {b.process.proc.pid}) with {len(waiting)} READs pending in its tables")
     platform.kill("B")
@@ -194,9 +196,11 @@ def run(ctx: DemoContext, result: StepResult) -> None:
     ctx.check(
         result,
         "nothing sent again",
-        resent == 0,
-        f"{resent:.0f} connector sends after the kill: the READs came from the recovered schedule",
+        resent <= not_committed,
+        f"{resent:.0f} connector sends after the kill, {not_committed} outbound records B had not committed: "
+        "the READs came from the recovered schedule",
         resent=resent,
         resent_by=resent_by,
         committed_before_kill=committed,
+        not_committed=not_committed,
     )
