@@ -31,6 +31,9 @@ from cli.stack import manager
 
 logger = logging.getLogger(__name__)
 
+# The servers the API and the workers need; the others of the stack (traces, metrics) are optional here.
+_NEEDED_SERVERS = {"cassandra", "kafka", "s3proxy", "redis"}
+
 
 class PlatformError(RuntimeError):
     """The platform cannot be found or started (a port taken by something else, a worker that never gets ready)."""
@@ -105,8 +108,9 @@ class Platform:
     def ensure(self) -> None:
         """The stack, the topics, the API and the first worker (A), each found running or started."""
         settings = self.settings
-        if not all(s.healthy for s in manager.status(settings)):
-            self._say("the local stack is not running: starting it (`chat4all stack up`)")
+        down = [s.name for s in manager.status(settings) if s.name in _NEEDED_SERVERS and not s.healthy]
+        if down:
+            self._say(f"{', '.join(down)} not running: starting the local stack (`chat4all stack up`)")
             manager.up(settings, on_event=self._say, on_start=self._stack_started.append)
         # Idempotent; a run on a topic prefix of its own finds none of them yet.
         create_prefixed_topics(settings, settings.topic_prefix)
