@@ -185,12 +185,19 @@ class _Traced:
             kind=SpanKind.SERVER,
             attributes={"rpc.system": "grpc", "rpc.service": service, "rpc.method": name},
         )
+        if not self._span.is_recording():
+            # Not sampled: the call runs without a current span, so its Cassandra calls,
+            # publishes and records make no span and carry no trace context.
+            self._span = None
+            return
         self._token = otel_context.attach(trace.set_span_in_context(self._span, parent))
 
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: Any
     ) -> bool:
         span, context = self._span, self._context
+        if span is None:
+            return False
         otel_context.detach(self._token)
         if exc is None or isinstance(exc, grpc.aio.AbortError):
             code = context.code() if exc is not None else None

@@ -1,7 +1,8 @@
 """The API's Kafka producer (plain aiokafka, acks=all): started lazily, restarted after a failure.
 
-With tracing on, ``publish`` runs in a PRODUCER span and every record carries the trace context
-in its headers (chat4all/trace_headers.py), so the worker's agents continue the call's trace.
+With tracing on and the call sampled, ``publish`` runs in a PRODUCER span and every record carries
+the trace context in its headers (chat4all/trace_headers.py), so the worker's agents continue the
+call's trace; an unsampled call's records carry no trace context.
 """
 
 from __future__ import annotations
@@ -94,7 +95,8 @@ class Publisher:
 
         NotPublished if Kafka never took it, OutcomeUnknown if unsure.
         """
-        if tracing.ENABLED:
+        # Only under a sampled span: any other publish would make a span that records nothing.
+        if tracing.recording():
             with tracing.tracer().start_as_current_span(
                 f"publish {topic}",
                 kind=SpanKind.PRODUCER,

@@ -209,6 +209,8 @@ def trace_statement(
     ``batched``: a write queued for an unlogged batch (chat4all/cassandra_batch.py); its span lasts
     from the queueing to the batch's answer, in the trace of the event that wrote it.
     """
+    if not tracing.recording():
+        return  # before the statement's text is even looked at: most statements are not sampled
     text = statement_text(query)
     verb = text.split(None, 1)[0].upper() if text else "BATCH"
     span = tracing.start_client_span(

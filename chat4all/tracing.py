@@ -5,6 +5,8 @@ With tracing off (``CHAT4ALL_TRACING_ENABLED=false``) nothing here makes a span:
 per message. With it on, spans go to the OTLP endpoint in batches (BatchSpanProcessor), sampled by
 a parent-based ratio sampler: a root span (an API call) is kept with ``tracing_sample_ratio``, and
 every span below it follows its parent's decision, across processes (chat4all/trace_headers.py).
+An unsampled decision goes no further than the span that took it: nothing below it makes a span
+(``recording()``), and no record or schedule entry carries its context, so the next hop has none.
 Traces start only at calls a process serves (SERVER spans): a Redis or Cassandra call of a
 background task, outside any call, makes no trace of its own.
 """
@@ -114,6 +116,11 @@ def tracer() -> Tracer:
     return _tracer
 
 
+def recording() -> bool:
+    """Whether tracing is on and the current span records (is sampled): the test before building any child span."""
+    return ENABLED and trace.get_current_span().is_recording()
+
+
 def annotate(**attributes: Any) -> None:
     """Set attributes (e.g. message_id) on the current span, if tracing is on and one is recording."""
     if not ENABLED:
@@ -133,7 +140,7 @@ def fail(span: Span, exc: BaseException) -> None:
 @contextlib.contextmanager
 def client_span(name: str, attributes: Mapping[str, Any]) -> Iterator[Span | None]:
     """A CLIENT span around a call to a dependency (S3), under the current span; None and no span when off or unsampled."""
-    if not ENABLED or not trace.get_current_span().is_recording():
+    if not recording():
         yield None
         return
     with _tracer.start_as_current_span(
@@ -148,6 +155,6 @@ def client_span(name: str, attributes: Mapping[str, Any]) -> Iterator[Span | Non
 
 def start_client_span(name: str, attributes: Mapping[str, Any]) -> Span | None:
     """A started CLIENT span under the current span, for a call that ends in a callback; None when off or unsampled."""
-    if not ENABLED or not trace.get_current_span().is_recording():
+    if not recording():
         return None
     return _tracer.start_span(name, kind=SpanKind.CLIENT, attributes=attributes)

@@ -6,9 +6,10 @@ body runs inside ``consumed(...)``, which makes the span current (so its sends, 
 and log lines belong to it), and ``InFlight.submit`` takes it over with ``take()`` and ends it
 when the event is acked (or marks it failed). A span nobody took over ends with the loop body.
 
-Only records that carry a trace context get a span: the trace and its sampling decision start
-at the API; a record without one (a schedule tick, a record from an untraced producer) is
-handled without any.
+Only records that carry a sampled trace context get a span: the trace and its sampling decision
+start at the API, which gives an unsampled call's records no context; a record without one (a
+schedule tick, an unsampled message, a record from an untraced producer) is handled without any
+span or current context, so nothing it sends or writes is traced.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ _current: contextvars.ContextVar[_Held | None] = contextvars.ContextVar("chat4al
 
 @contextlib.contextmanager
 def consumed(event: Any, *, agent: str) -> Iterator[Span | None]:
-    """Run the loop body of one event inside its agent's CONSUMER span (None: the record carries no context)."""
+    """Run the loop body of one event inside its agent's CONSUMER span (None: the record carries no sampled context)."""
     message = event.message
     parent = trace_headers.extract(message.headers)
     if parent is None:
@@ -55,7 +56,6 @@ def consumed(event: Any, *, agent: str) -> Iterator[Span | None]:
             "messaging.destination.name": message.topic,
             "messaging.destination.partition.id": str(message.partition),
             "messaging.kafka.offset": message.offset,
-            "chat4all.agent": agent,
         },
     )
     held = _Held(span)

@@ -11,8 +11,8 @@ nothing faust adds is needed: they go through the aiokafka producer that faust c
 too). Under exactly-once, records must be part of the partition's transaction: faust's
 topics then, as before.
 
-With tracing on, every record carries the current trace context in its headers
-(chat4all/trace_headers.py), unless the caller gives headers of its own.
+With tracing on, every record sent inside a sampled span carries that span's context in its
+headers (chat4all/trace_headers.py), unless the caller gives headers of its own; outside one, none.
 """
 
 from __future__ import annotations

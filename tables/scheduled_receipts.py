@@ -5,8 +5,8 @@ encodes the whole bucket again and this changelog is the pipeline's largest (ben
 prices long keys), and mean what they mean in the status tracker's entries
 (tables/state_machine.py): "cid", "ts" and "sid" alike, while "s" (a receipt's status) and
 "r" (a message's receipts) are the tracker's alone.
-Version 3 adds "tp", the W3C traceparent of the span that scheduled the receipt (only while
-tracing is on), so the receipt fired later continues the message's trace (chat4all/trace_headers.py).
+Version 3 adds "tp", the W3C traceparent of the span that scheduled the receipt (only when
+that span is sampled), so the receipt fired later continues the message's trace (chat4all/trace_headers.py).
 Version 2 entries are version 3 entries without "tp". Version 1 entries, without "v", used "m",
 "c", "t", "r" and "s" for the message, the conversation, the message's ts_ms, the recipient and
 the sender. The changelogs keep older entries until they fire, and read_scheduled_receipt reads
@@ -38,7 +38,7 @@ class ScheduledReceipt(TypedDict):
     rid: str  # recipient id
     sid: str  # sender id
     k: list[str]  # the message's receipt keys ('<recipient_id>:<channel>')
-    tp: NotRequired[str]  # traceparent of the span that scheduled it (tracing on only)
+    tp: NotRequired[str]  # traceparent of the span that scheduled it (a sampled one only)
 
 
 def scheduled_receipt(
@@ -53,7 +53,7 @@ def scheduled_receipt(
     receipt_keys: list[str],
     traceparent: str | None = None,
 ) -> ScheduledReceipt:
-    """A schedule entry in the current shape; ``traceparent`` is left out when None (tracing off)."""
+    """A schedule entry in the current shape; ``traceparent`` is left out when None (tracing off, or not sampled)."""
     entry: ScheduledReceipt = {
         "v": VERSION,
         "due": due_ms,

@@ -89,12 +89,12 @@ def api_trace_headers(settings: Settings) -> list[tuple[str, bytes]] | None:
 
     A new trace id per record, sampled with ``tracing_sample_ratio`` as the API's root decision
     is: the workers then trace (or not) what a benchmark publishes as they trace what the API does.
+    An unsampled draw gets no header, as the API publishes none outside a sampled span.
     """
-    if not settings.tracing_enabled:
+    if not settings.tracing_enabled or random.random() >= settings.tracing_sample_ratio:
         return None
     trace_id, span_id = random.getrandbits(128) or 1, random.getrandbits(64) or 1
-    flags = "01" if random.random() < settings.tracing_sample_ratio else "00"
-    return [("traceparent", f"00-{trace_id:032x}-{span_id:016x}-{flags}".encode())]
+    return [("traceparent", f"00-{trace_id:032x}-{span_id:016x}-01".encode())]
 
 
 async def publish(settings: Settings, topic: str, records: list[tuple[str, dict[str, Any]]]) -> None:

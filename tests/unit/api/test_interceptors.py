@@ -173,3 +173,14 @@ async def test_a_failed_call_records_its_status_code(traced_server, channel, cod
     assert span.attributes["rpc.grpc.status_code"] == code.value[0]
     # Only the server's own failures mark the span failed; a refusal of the caller's request does not.
     assert (span.status.status_code == trace.StatusCode.ERROR) is failed
+
+
+async def test_an_unsampled_call_runs_without_a_current_span(traced_server) -> None:
+    users, md, servicer, exporter = traced_server
+    # The caller decided "not sampled": the call keeps that decision and propagates nothing.
+    caller = (("traceparent", "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-00"),)
+    await users.GetMe(users_pb2.GetMeRequest(), metadata=md + caller)
+    (seen,) = servicer.seen
+    assert not seen.get_span_context().is_valid  # nothing in the handler can start a child or inject
+    await asyncio.sleep(0.05)
+    assert exporter.get_finished_spans() == ()

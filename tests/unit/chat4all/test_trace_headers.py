@@ -64,19 +64,48 @@ def test_a_stored_traceparent_names_the_span_it_was_taken_from(traced) -> None:
     assert trace_headers.from_traceparent("00-bad") is None
 
 
-def test_an_unsampled_decision_travels_with_the_context(monkeypatch, traced) -> None:
+UNSAMPLED = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-00"
+SAMPLED = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+
+
+def test_an_unsampled_span_propagates_nothing(traced) -> None:
     from opentelemetry.sdk.trace import TracerProvider
 
     never = TracerProvider(sampler=tracing.call_roots_sampler(0.0)).get_tracer("never")
     with never.start_as_current_span("call", kind=trace.SpanKind.SERVER) as root:
-        assert not root.is_recording()
-        headers = trace_headers.inject()
-    assert headers is not None and not _sampled(headers[0][1].decode())
-    # The next hop (parent-based) keeps the decision: its span records nothing.
-    monkeypatch.setattr(tracing, "_tracer", never)
-    with tracing.tracer().start_as_current_span("next hop", context=trace_headers.extract(headers)) as child:
-        assert not child.is_recording()
-    assert traced.get_finished_spans() == ()
+        assert not root.is_recording() and root.get_span_context().is_valid
+        assert trace_headers.inject() is None
+        assert trace_headers.traceparent() is None
+        assert trace_headers.inject(trace.set_span_in_context(root)) is None
+
+
+def test_an_unsampled_traceparent_reads_as_no_context() -> None:
+    for flags in ("00", "02", "fe"):
+        value = UNSAMPLED[:-2] + flags
+        assert trace_headers.extract([("traceparent", value.encode())]) is None
+        assert trace_headers.extract({"traceparent": value.encode(), "tracestate": b"a=b"}) is None
+        assert trace_headers.from_traceparent(value) is None
+    for flags in ("01", "03", "ff"):
+        value = SAMPLED[:-2] + flags
+        context = trace_headers.extract([("traceparent", value.encode())])
+        assert context is not None and trace.get_current_span(context).get_span_context().trace_flags.sampled
+        assert trace_headers.from_traceparent(value) is not None
+
+
+def test_the_flags_check_never_fails_on_bad_input() -> None:
+    assert not trace_headers.sampled("")
+    assert not trace_headers.sampled(b"00-short-01")
+    assert trace_headers.sampled(SAMPLED) and trace_headers.sampled(SAMPLED.encode())
+    assert not trace_headers.sampled(UNSAMPLED) and not trace_headers.sampled(UNSAMPLED.encode())
+    # Sampled-looking flags on a malformed traceparent: the propagator still rejects it.
+    assert trace_headers.extract([("traceparent", b"zz" + SAMPLED[2:].encode())]) is None
+
+
+def test_a_callers_unsampled_metadata_is_kept_for_its_call() -> None:
+    # gRPC metadata decides for the call (api/interceptors.py): that context is returned as is.
+    context = trace_headers.from_carrier({"traceparent": UNSAMPLED})
+    assert context is not None
+    assert not trace.get_current_span(context).get_span_context().trace_flags.sampled
 
 
 def test_only_served_calls_start_a_trace() -> None:

@@ -8,8 +8,11 @@ from types import SimpleNamespace
 from opentelemetry import trace
 
 from chat4all import trace_headers, tracing
+from chat4all.cassandra import trace_statement
 from streams import event_spans
 from streams.inflight import InFlight
+from streams.sending import RecordSender
+from tests.unit.streams.test_sending import _App, _Producer, _Topic
 
 
 class _Event:
@@ -88,3 +91,44 @@ async def test_an_event_without_a_context_gets_no_span(traced) -> None:
         event_spans.annotate(message_id="m")
         assert event_spans.take() is None
     assert traced.get_finished_spans() == ()
+
+
+async def _handle_and_send(headers) -> tuple[object, list]:
+    """Consume an event with ``headers`` as an agent does: a Cassandra statement, a record sent, then the ack."""
+    producer = _Producer()
+    sender = RecordSender(app=_App(producer), direct=True)  # type: ignore[arg-type]
+    inflight = InFlight(name="router")
+    event = _Event(headers)
+    with event_spans.consumed(event, agent="router") as span:
+        event_spans.annotate(message_id="m")
+        written = asyncio.get_running_loop().create_future()
+        trace_statement(written, keyspace="chat4all", query="INSERT INTO messages (id) VALUES (?)")
+        written.set_result(None)
+        futures = sender.send_soon(_Topic(), [(b"m", b"outbound")])
+        await sender.send(_Topic(), key=b"m", value=b"notification")
+        await inflight.submit(event)
+    await asyncio.sleep(0.01)
+    for ack in producer.acks:
+        ack.set_result("ok")
+    await asyncio.gather(*futures)
+    assert event.acked
+    return span, producer.headers
+
+
+async def test_an_unsampled_record_makes_no_span_and_sends_no_context(traced) -> None:
+    unsampled = [("traceparent", b"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-00")]
+    span, sent_headers = await _handle_and_send(unsampled)
+    assert span is None
+    assert sent_headers == [None, None]
+    assert traced.get_finished_spans() == ()
+
+
+async def test_a_sampled_record_spans_its_statements_and_sends_its_context(traced) -> None:
+    headers, _ = _headers()
+    span, sent_headers = await _handle_and_send(headers)
+    await asyncio.sleep(0)
+    names = sorted(s.name for s in _agent_spans(traced))
+    assert names == ["cassandra INSERT", "router process"]
+    for record_headers in sent_headers:
+        context = trace.get_current_span(trace_headers.extract(record_headers)).get_span_context()
+        assert context.span_id == span.get_span_context().span_id
