@@ -98,11 +98,11 @@ async def describe_group(settings: Settings, group_id: str) -> GroupAssignment:
     return GroupAssignment(group=group["group"], state=group["state"], members=members)
 
 
-async def _uncommitted(settings: Settings, topic: str, partitions: list[int]) -> int:
+async def _uncommitted(settings: Settings, topics: list[str], partitions: list[int]) -> int:
     from aiokafka import AIOKafkaConsumer, TopicPartition
     from aiokafka.admin import AIOKafkaAdminClient
 
-    tps = [TopicPartition(topic, p) for p in partitions]
+    tps = [TopicPartition(t, p) for t in topics for p in partitions]
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
     consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False)
     await admin.start()
@@ -117,9 +117,9 @@ async def _uncommitted(settings: Settings, topic: str, partitions: list[int]) ->
     return sum(max(0, end - max(done.get(tp, 0), 0)) for tp, end in ends.items())
 
 
-def uncommitted(settings: Settings, topic: str, partitions: list[int]) -> int:
-    """Records of ``partitions`` of ``topic`` the group has not committed yet (end offset minus committed)."""
-    return asyncio.run(_uncommitted(settings, topic, partitions))
+def uncommitted(settings: Settings, topics: list[str], partitions: list[int]) -> int:
+    """Records of ``partitions`` of ``topics`` the group has not committed yet (end offsets minus committed)."""
+    return asyncio.run(_uncommitted(settings, topics, partitions))
 
 
 def read_assignment(settings: Settings) -> GroupAssignment:

@@ -37,6 +37,13 @@ def _sends(ctx: DemoContext, name: str) -> float:
     return ctx.platform.workers[name].pages.metric("chat4all_connector_sends_total", outcome="sent")
 
 
+def _outbound_uncommitted(ctx: DemoContext) -> int:
+    """Records of every channel's outbound topic the group has not committed yet."""
+    settings = ctx.settings
+    topics = [settings.topic_prefix + names.outbound_topic(c) for c in DELIVERY_CHANNELS]
+    return uncommitted(settings, topics, list(range(settings.topic_partitions)))
+
+
 def _on_the_way(message: StoredMessage) -> bool:
     return bool(message.receipts) and all(s in ("DELIVERED", "READ") for s in message.receipts.values())
 
@@ -109,26 +116,26 @@ def run(ctx: DemoContext, result: StepResult) -> None:
         ),
         timeout=pace.settle_timeout,
     )
-    # Once B has committed every outbound record of its partitions, only its tables know what is left to do.
+    # Once the group has committed every outbound record, only the tables know what is left to do.
     _, committed = poll(
-        lambda: uncommitted(settings, schedule_topic, sorted(b_partitions)) == 0,
+        lambda: _outbound_uncommitted(ctx) == 0,
         timeout=pace.commit_wait,
         interval=0.5,
     )
     n.say(
-        "all DELIVERED, and B has committed its offsets of `whatsapp-outbound` (faust commits every 2.8 s)"
+        "all DELIVERED, and the workers have committed their offsets of the outbound topics "
+        "(faust commits every 2.8 s)"
         if committed
-        else f"B has not committed all its offsets after {pace.commit_wait:.0f} s: a restart may send some again"
+        else f"not every outbound offset is committed after {pace.commit_wait:.0f} s: "
+        "the rebalances after the kill may send those records again (at least once)"
     )
     at_kill = ctx.ledger.ledger(pending)
     waiting = [m for m in at_kill.stored.values() if m.all_receipts("DELIVERED")]
     sends_before = _sends(ctx, "A")
-    # At least once: what B had not committed may be sent again after the kill, and nothing else
-    # (of every channel: the sends counted are all of them).
-    not_committed = sum(
-        uncommitted(settings, settings.topic_prefix + names.outbound_topic(c), sorted(b_partitions))
-        for c in DELIVERY_CHANNELS
-    )
+    # At least once: the rebalances after the kill resume every moved or revoked partition (A's
+    # too) at its last committed offset, so what the group had not committed may be sent again,
+    # and nothing else (of every channel: the sends counted are all of them).
+    not_committed = _outbound_uncommitted(ctx)
 
     n.action(f"SIGKILL worker B (pid {b.process.proc.pid}) with {len(waiting)} READs pending in its tables")
     platform.kill("B")
@@ -203,7 +210,7 @@ def run(ctx: DemoContext, result: StepResult) -> None:
         "nothing sent again",
         resent <= not_committed,
         f"{resent:.0f} connector sends after the kill, {not_committed} outbound records (every channel) "
-        "B had not committed: "
+        "the group had not committed: "
         "the READs came from the recovered schedule",
         resent=resent,
         resent_by=resent_by,

@@ -133,7 +133,7 @@ def test_step_4_the_wiped_worker_recovers_its_tables_and_the_pending_reads_fire(
     assert tables["whatsapp-schedule"]["with_changelog"] > 0
     assert demo.held("recovery", "the pending READs fired")["read"] == pending
     resent = demo.held("recovery", "nothing sent again")
-    assert resent["resent"] <= resent["not_committed"]  # at least once: only what B had not committed
+    assert resent["resent"] <= resent["not_committed"]  # at least once: only what was not committed
 
 
 def test_step_5_the_breaker_opens_half_opens_and_closes_and_the_backlog_drains(demo):
