@@ -18,11 +18,16 @@ from streams.inspector.loop_hold import LoopHold
 from streams.inspector.message_page import message_state, valid_message_id
 from streams.inspector.placement import UnknownPartition
 from streams.inspector.routing import HOP_HEADER, RoutingFailed
+from streams.inspector.snapshot import SharedSnapshot
 from streams.inspector.sources import InspectorSources
 from streams.inspector.table_pages import NoSuchTable, TableInspector
 from streams.inspector.worker_page import worker_overview
 
 logger = logging.getLogger(__name__)
+
+# /ui/ reloads every 3 s in every open tab: its data (key estimates, end offsets, lag, the
+# group's assignment) and its HTML are built at most once per this many seconds and shared.
+OVERVIEW_TTL_SECONDS = 2.0
 
 
 def wants_json(request: Request) -> bool:
@@ -42,13 +47,33 @@ def install_inspector(app: faust.App, sources: InspectorSources) -> None:
     tables = TableInspector(app=app, sources=sources)
     settings = sources.settings
     render.load_templates()
+    overview = SharedSnapshot(ttl=OVERVIEW_TTL_SECONDS)
+
+    def html(page: str, data: dict[str, Any], status: int) -> str:
+        return render.page(
+            page if status == 200 else "error", data, status=status, show_content=settings.ui_show_content
+        )
 
     async def answer(
-        view: View, request: Request, page: str, build: Callable[[], Awaitable[dict[str, Any]]]
+        view: View,
+        request: Request,
+        page: str,
+        build: Callable[[], Awaitable[dict[str, Any]]],
+        *,
+        shared: SharedSnapshot | None = None,
     ) -> Response:
         if (refused := read_refusal(view, request, settings=settings)) is not None:
             return refused
         hold = LoopHold()
+        if shared is not None:  # one build and one rendering for every viewer within its ttl
+            snapshot = await hold.run(shared.get(build))
+            if wants_json(request):
+                response = hold.measure(lambda: view.json(snapshot.value))
+            else:
+                text = hold.measure(snapshot.rendered, "html", lambda data: html(page, data, 200))
+                response = hold.measure(view.html, text)
+            response.headers["Server-Timing"] = hold.server_timing()
+            return response
         try:
             data, status = await hold.run(build()), 200
         except (NoSuchTable, UnknownPartition) as exc:
@@ -62,17 +87,7 @@ def install_inspector(app: faust.App, sources: InspectorSources) -> None:
         if wants_json(request):
             response = hold.measure(lambda: view.json(data, status=status))
         else:
-            response = hold.measure(
-                lambda: view.html(
-                    render.page(
-                        page if status == 200 else "error",
-                        data,
-                        status=status,
-                        show_content=settings.ui_show_content,
-                    ),
-                    status=status,
-                )
-            )
+            response = hold.measure(lambda: view.html(html(page, data, status), status=status))
         # Set once the response is built, so that building it counts too.
         response.headers["Server-Timing"] = hold.server_timing()
         return response
@@ -85,7 +100,11 @@ def install_inspector(app: faust.App, sources: InspectorSources) -> None:
 
         async def get(self, request: Request) -> Response:
             return await answer(
-                self, request, "worker", lambda: worker_overview(app=app, sources=sources, tables=tables)
+                self,
+                request,
+                "worker",
+                lambda: worker_overview(app=app, sources=sources, tables=tables),
+                shared=overview,
             )
 
     class TableView(View):
