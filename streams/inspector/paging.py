@@ -56,6 +56,15 @@ def prefix_bytes(prefix: str) -> bytes:
     return json_key(prefix)[:-1]
 
 
+@dataclass(frozen=True)
+class Scan:
+    """The entries a bounded scan found, how many it read, and whether it reached the end."""
+
+    entries: list[Entry]
+    scanned: int
+    complete: bool
+
+
 class TableReader:
     """Reads pages and single entries of one table from ``dbs()`` (partition -> rocksdict.Rdict in raw mode).
 
@@ -142,3 +151,32 @@ class TableReader:
                 last = (p, raw)
                 it.next()
         return Page(entries=entries, next_cursor=None)
+
+    def scan(self, *, partition: int, prefix: str, contains: bytes, max_scanned: int) -> Scan:
+        """The entries of ``partition`` under ``prefix`` whose stored value holds ``contains``, reading at most ``max_scanned``.
+
+        Only the values that hold ``contains`` are decoded: the rest are skipped as bytes.
+        """
+        db = self._dbs().get(partition)
+        if db is None:
+            return Scan(entries=[], scanned=0, complete=True)
+        low = prefix_bytes(prefix)
+        found: list[Entry] = []
+        scanned = 0
+        it = db.iter()
+        it.seek(low)
+        while it.valid():
+            raw = it.key()
+            if not raw.startswith(low):
+                break
+            if raw != OFFSET_KEY:
+                if scanned == max_scanned:
+                    return Scan(entries=found, scanned=scanned, complete=False)
+                scanned += 1
+                value = it.value()
+                if contains in value:
+                    found.append(
+                        Entry(partition=partition, key=self._decode_key(raw), value=self._decode_value(value))
+                    )
+            it.next()
+        return Scan(entries=found, scanned=scanned, complete=True)

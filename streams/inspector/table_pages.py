@@ -7,6 +7,7 @@ is never held by a page for more than the hand-over.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from typing import Any
 
@@ -255,21 +256,21 @@ class TableInspector:
         reader = self.reader(name)
 
         def scan() -> tuple[list[dict[str, Any]], int, bool]:
-            found, scanned, cursor = [], 0, None
-            while scanned < MAX_SCHEDULE_SCAN:
-                page = reader.page(
-                    partitions=[partition], prefix=f"p{partition}:b:", cursor=cursor, limit=500
-                )
-                for e in page.entries:
-                    view = describe(name, e.key, e.value)
-                    for receipt in view.get("receipts", []):
-                        if receipt["message_id"] == message_id:
-                            found.append({"key": e.key, **receipt})
-                scanned += len(page.entries)
-                cursor = page.next_cursor
-                if cursor is None:
-                    return found, scanned, True
-            return found, scanned, False
+            # A bucket holds the message id as a JSON string: only buckets whose stored bytes
+            # hold it are decoded and described.
+            seen = reader.scan(
+                partition=partition,
+                prefix=f"p{partition}:b:",
+                contains=json.dumps(message_id).encode(),
+                max_scanned=MAX_SCHEDULE_SCAN,
+            )
+            found = [
+                {"key": e.key, **receipt}
+                for e in seen.entries
+                for receipt in describe(name, e.key, e.value).get("receipts", [])
+                if receipt["message_id"] == message_id
+            ]
+            return found, seen.scanned, seen.complete
 
         found, scanned, complete = await asyncio.to_thread(scan)
         return {

@@ -76,3 +76,27 @@ def test_cursors_walk_every_entry_once_across_partitions_and_skip_faust_offsets(
     assert reader.get("k2-3", partition=0) is None
     for db in dbs.values():
         db.close()
+
+
+def test_a_bounded_scan_decodes_only_the_values_holding_the_needle(tmp_path: Path) -> None:
+    db = open_db(tmp_path / "s")
+    for i in range(20):
+        db.put(
+            json_key(f"p0:b:{i}"), json.dumps([{"mid": "wanted" if i in (3, 15) else f"other-{i}"}]).encode()
+        )
+    db.put(json_key("q:after"), json.dumps([{"mid": "wanted"}]).encode())  # outside the prefix
+    db.put(OFFSET_KEY, b"20")
+    decoded: list[bytes] = []
+
+    def decode(raw: bytes) -> Any:
+        decoded.append(raw)
+        return json.loads(raw)
+
+    reader = TableReader(dbs=lambda: {0: db}, decode_value=decode)
+    whole = reader.scan(partition=0, prefix="p0:b:", contains=b'"wanted"', max_scanned=100)
+    assert [e.key for e in whole.entries] == ["p0:b:15", "p0:b:3"]  # sorted as stored bytes
+    assert whole.scanned == 20 and whole.complete and len(decoded) == 2
+    cut = reader.scan(partition=0, prefix="p0:b:", contains=b'"wanted"', max_scanned=5)
+    assert cut.scanned == 5 and not cut.complete
+    assert reader.scan(partition=1, prefix="p0:b:", contains=b"x", max_scanned=5).complete
+    db.close()
