@@ -108,9 +108,8 @@ class Router:
                     file_id=msg.file_id,
                     receipt_keys=receipt_keys,
                 )
-            except (
-                Exception
-            ) as exc:  # outages are retried inside; this is Cassandra refusing the record itself
+            # Outages are retried inside; this is Cassandra refusing the record itself.
+            except Exception as exc:
                 rejected.append(f"cassandra rejected: {exc}"[:300])
 
         async def fan_out() -> None:

@@ -100,9 +100,8 @@ class Cursors:
             raise invalid(_MALFORMED)
         try:
             cursor = json.loads(payload)
-        except (
-            ValueError
-        ):  # signed by us, so never; but a key shared with a buggy writer must not be INTERNAL
+        # Signed by us, so never; but a key shared with a buggy writer must not be INTERNAL.
+        except ValueError:
             raise invalid(_MALFORMED) from None
         if not isinstance(cursor, dict) or cursor.get("k") != kind:
             raise invalid(
