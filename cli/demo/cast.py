@@ -9,6 +9,7 @@ from pathlib import Path
 
 import grpc
 
+from chat4all.retry import retry
 from chat4all.v1 import (
     auth_pb2,
     auth_pb2_grpc,
@@ -23,6 +24,13 @@ _CALL_TIMEOUT = 15.0
 # SendMessage sheds load with RESOURCE_EXHAUSTED (rate limit, admission); a client waits and retries.
 _SEND_ATTEMPTS = 8
 _SEND_BACKOFF = 0.25
+
+
+def _sheds_load(exc: Exception) -> bool:
+    return isinstance(exc, grpc.RpcError) and exc.code() in (
+        grpc.StatusCode.RESOURCE_EXHAUSTED,
+        grpc.StatusCode.UNAVAILABLE,
+    )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -109,23 +117,21 @@ class Cast:
         request = messages_pb2.SendMessageRequest(
             conversation_id=conversation_id, content=content, client_message_id=uuid.uuid4().hex
         )
-        for attempt in range(1, _SEND_ATTEMPTS + 1):
-            try:
-                reply = self._messages.SendMessage(request, metadata=sender.md, timeout=_CALL_TIMEOUT)
-                return Sent(
-                    message_id=reply.message_id,
-                    conversation_id=conversation_id,
-                    sender=sender.name,
-                    content=content,
-                    at=time.time(),
-                )
-            except grpc.RpcError as exc:
-                retryable = exc.code() in (grpc.StatusCode.RESOURCE_EXHAUSTED, grpc.StatusCode.UNAVAILABLE)
-                if not retryable or attempt == _SEND_ATTEMPTS:
-                    raise
-                # The same client_message_id: a retry of a send that did go through is answered, not stored twice.
-                time.sleep(_SEND_BACKOFF * attempt)
-        raise AssertionError("unreachable")
+        # The same client_message_id on every attempt: a retry of a send that did go through is
+        # answered, not stored twice.
+        reply = retry(
+            lambda _attempt: self._messages.SendMessage(request, metadata=sender.md, timeout=_CALL_TIMEOUT),
+            attempts=_SEND_ATTEMPTS,
+            retryable=_sheds_load,
+            delay=lambda _exc, attempt: _SEND_BACKOFF * attempt,
+        )
+        return Sent(
+            message_id=reply.message_id,
+            conversation_id=conversation_id,
+            sender=sender.name,
+            content=content,
+            at=time.time(),
+        )
 
     def close(self) -> None:
         """Close the channel."""
