@@ -91,17 +91,17 @@ def ca_file(session: dict[str, Any]) -> Path | None:
     return Path(chosen) if chosen else None
 
 
-def open_channel(target: str, ca: Path | None) -> Any:
+def open_channel(target: str, ca: Path | None, options: list | None = None) -> Any:
     """A gRPC channel to ``target``: TLS verified against ``ca`` when given, plain TCP otherwise."""
     import grpc
 
     if ca is None:
-        return grpc.insecure_channel(target)
+        return grpc.insecure_channel(target, options=options)
     try:
         roots = ca.read_bytes()
     except OSError as exc:
         raise click.ClickException(f"cannot read the CA file {ca}: {exc.strerror or exc}") from None
-    return grpc.secure_channel(target, grpc.ssl_channel_credentials(root_certificates=roots))
+    return grpc.secure_channel(target, grpc.ssl_channel_credentials(root_certificates=roots), options=options)
 
 
 def grpc_errors(fn: Callable) -> Callable:

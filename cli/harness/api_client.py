@@ -17,7 +17,8 @@ from chat4all.v1 import (
     messages_pb2_grpc,
     users_pb2_grpc,
 )
-from cli.harness.api_process import ApiProcess, open_channel
+from cli.client import open_channel
+from cli.harness.api_process import ApiProcess
 
 _MAX_MESSAGE_BYTES = 8 * 1024**2
 

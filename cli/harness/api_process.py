@@ -14,6 +14,7 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from chat4all.settings import REPO_ROOT
+from cli.client import open_channel
 from cli.harness.ports import free_port
 
 TEST_JWT_SECRET = "chat4all-test-secret-not-for-production"
@@ -58,14 +59,6 @@ class ApiProcess:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(5)
-
-
-def open_channel(target: str, ca_file: Path | None, options: list | None = None) -> grpc.Channel:
-    """A channel to ``target``, over TLS checked against ``ca_file`` when given."""
-    if ca_file is None:
-        return grpc.insecure_channel(target, options=options)
-    credentials = grpc.ssl_channel_credentials(root_certificates=ca_file.read_bytes())
-    return grpc.secure_channel(target, credentials, options=options)
 
 
 class PortTaken(RuntimeError):
