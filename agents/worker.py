@@ -19,6 +19,7 @@ from streams.app import create_app
 from streams.cassandra_io import PipelineRepositoryProvider
 from streams.context import AgentContext, RepositoryProvider
 from streams.dead_letters import DeadLetters
+from streams.gc_pauses import PAUSES, freeze_heap
 from streams.health import Health, install_health_page
 from streams.inspector.sources import InspectorSources
 from streams.inspector.views import install_inspector
@@ -123,6 +124,14 @@ def build_worker(
             ),
         )
         install_scrape_target(app, settings, role=role)
+    PAUSES.install()
+    if settings.gc_freeze:
+
+        @app.task
+        async def freeze_startup_heap() -> None:
+            """Freeze what start-up built (streams/gc_pauses.py); runs once, when the app has started."""
+            freeze_heap()
+
     if provider is not None:
 
         @app.timer(interval=5.0)

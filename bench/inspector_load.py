@@ -8,26 +8,30 @@ running local stack (`chat4all stack up`), with bench/step_load.py's own pieces:
 2. a platform of its own (step_load's ``Platform``: fresh topic prefix and app id, its own
    `chat4all api` and `chat4all worker --role all`, every other setting at its default);
 3. ``--senders`` users with live event streams and a warm-up, as step_load does;
-4. per rate of ``--rates`` (default 300 msg/s), two steps of ``--step-seconds`` (default 60) of
-   open-loop SendMessage, each drained as step_load drains it (``--drain-timeout``):
-   ``plain``, then ``pages``, during which a loader fetches, every ``--page-interval`` s
-   (default 0.2), the worker's /ui/, one table page (/ui/tables/<table>, the tables in turn) and
-   the page of a message accepted a moment before (/ui/messages/<id>), as HTML, one after the
-   other. The fetches run in a thread, so that the load generator's loop is not the one
-   waiting; they stop when the step has drained.
+4. per rate of ``--rates`` (default 300 msg/s), ``--repeats`` (default 3) pairs of steps of
+   ``--step-seconds`` (default 60) of open-loop SendMessage, each drained as step_load drains
+   it (``--drain-timeout``): ``plain`` and ``pages``, in the order plain, pages, pages, plain,
+   plain, pages, ... so that a drift of the shared machine weighs on both modes alike. During
+   ``pages`` a loader fetches, every ``--page-interval`` s (default 0.2), the worker's /ui/,
+   one table page (/ui/tables/<table>, the tables in turn) and the page of a message accepted
+   a moment before (/ui/messages/<id>), as HTML, one after the other. The fetches run in a
+   thread, so that the load generator's loop is not the one waiting; they stop when the step
+   has drained.
 
 Per step it prints the step_load figures (accepted/s, errors, send -> DELIVERED p50/p95/max,
-drain, the worker's CPU ms per message) and for ``pages`` the page loads (count, errors, time
-to the last byte p50/p95/max per kind, and the longest run each held the worker's event loop,
-from its Server-Timing header); then the p95 of both steps beside the yardstick.
+drain, the worker's CPU ms per message), the worker's garbage collections in the step (from
+``chat4all_gc_pause_seconds`` on its /metrics), and for ``pages`` the page loads (count,
+errors, time to the last byte p50/p95/max per kind, and the longest run each held the
+worker's event loop with the collection inside it, from its Server-Timing header); then per
+rate the median p95 of each mode beside the yardstick.
 
 Results (results.md, results.json, the API's and worker's logs) go to
-``--out``/inspector-<UTC time>/ (default bench/results/). Bounded: 2 x sum(rates) x
+``--out``/inspector-<UTC time>/ (default bench/results/). Bounded: 2 x repeats x sum(rates) x
 step-seconds sends, each step ends at most drain-timeout (+ recover-timeout for a backlog)
 after its last send, at most 3 page loads per page interval.
 
-    .venv/bin/python bench/inspector_load.py                          # 300 msg/s, 60 s, plain then pages
-    .venv/bin/python bench/inspector_load.py --rates 20 --step-seconds 5 --yardstick-messages 0   # smoke
+    .venv/bin/python bench/inspector_load.py                          # 300 msg/s, 3 x (plain, pages) of 60 s
+    .venv/bin/python bench/inspector_load.py --rates 20 --step-seconds 5 --repeats 1 --yardstick-messages 0   # smoke
 """
 
 from __future__ import annotations
@@ -39,6 +43,8 @@ import json
 import logging
 import os
 import platform
+import re
+import statistics
 import sys
 import threading
 import time
@@ -78,8 +84,10 @@ class PageLoads:
     """Page fetches of one step: per kind (overview, table, message) the seconds to the last byte."""
 
     seconds: dict[str, list[float]] = field(default_factory=lambda: {k: [] for k in PAGE_KINDS})
-    # The page's longest run on the worker's event loop (its Server-Timing "loop", CPU ms).
+    # The page's longest run on the worker's event loop (its Server-Timing "loop", CPU ms), and
+    # the garbage collection within that run ("loop-gc").
     loop_ms: dict[str, list[float]] = field(default_factory=lambda: {k: [] for k in PAGE_KINDS})
+    loop_gc_ms: dict[str, list[float]] = field(default_factory=lambda: {k: [] for k in PAGE_KINDS})
     errors: dict[str, int] = field(default_factory=dict)
 
     def summary(self) -> dict[str, Any]:
@@ -88,6 +96,7 @@ class PageLoads:
         for kind, values in self.seconds.items():
             ms = [v * 1000 for v in values]
             held = self.loop_ms[kind]
+            longest = max(range(len(held)), key=held.__getitem__, default=None)
             out[kind] = {
                 "loads": len(ms),
                 "p50_ms": percentile(ms, 0.50),
@@ -95,15 +104,20 @@ class PageLoads:
                 "max_ms": max(ms, default=None),
                 "loop_p95_ms": percentile(held, 0.95),
                 "loop_max_ms": max(held, default=None),
+                "loop_max_gc_ms": self.loop_gc_ms[kind][longest] if longest is not None else None,
+                # The longest run of the page's own code: its run minus the collection inside it.
+                "own_max_ms": max(
+                    (h - g for h, g in zip(held, self.loop_gc_ms[kind], strict=True)), default=None
+                ),
             }
         return out
 
 
-def loop_hold_ms(server_timing: str) -> float | None:
-    """The ``loop`` duration (ms) of a Server-Timing header value, None without one."""
+def loop_hold_ms(server_timing: str, metric_name: str = "loop") -> float | None:
+    """The duration (ms) of metric ``metric_name`` of a Server-Timing header value, None without one."""
     for metric in server_timing.split(","):
         name, _, params = metric.strip().partition(";")
-        if name == "loop":
+        if name == metric_name:
             for param in params.split(";"):
                 key, _, value = param.partition("=")
                 if key.strip() == "dur":
@@ -136,7 +150,8 @@ class PageLoader:
         try:
             with urllib.request.urlopen(req, timeout=PAGE_TIMEOUT_S) as resp:
                 resp.read()
-                held = loop_hold_ms(resp.headers.get("Server-Timing", ""))
+                timing = resp.headers.get("Server-Timing", "")
+                held, gc_ms = loop_hold_ms(timing), loop_hold_ms(timing, "loop-gc")
         except urllib.error.HTTPError as exc:
             self.loads.errors[f"{kind} {exc.code}"] = self.loads.errors.get(f"{kind} {exc.code}", 0) + 1
             return
@@ -147,6 +162,7 @@ class PageLoader:
         self.loads.seconds[kind].append(time.monotonic() - start)
         if held is not None:
             self.loads.loop_ms[kind].append(held)
+            self.loads.loop_gc_ms[kind].append(gc_ms or 0.0)
 
     def _run(self) -> None:
         tick = 0
@@ -161,13 +177,58 @@ class PageLoader:
             self._stop.wait(max(0.0, self.interval - (time.monotonic() - started)))
 
 
+GC_SERIES = re.compile(r"^chat4all_gc_pause_seconds_(count|sum|bucket)\{(.*)\} (\S+)$", re.M)
+GC_LONG_S = "0.01"  # collections longer than this bucket bound count as long
+
+
+def gc_totals(web_port: int) -> dict[str, float]:
+    """The worker's collections so far, from its /metrics: per generation count and seconds, and long ones."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{web_port}/metrics", timeout=PAGE_TIMEOUT_S) as resp:
+            text = resp.read().decode()
+    except OSError:
+        return {}
+    totals: dict[str, float] = {}
+    for kind, labels, value in GC_SERIES.findall(text):
+        generation = re.search(r'generation="(\d)"', labels)
+        if generation is None:
+            continue
+        g = generation.group(1)
+        if kind == "bucket":
+            if f'le="{GC_LONG_S}"' in labels:
+                totals[f"gen{g}_short"] = float(value)
+            continue
+        totals[f"gen{g}_{kind}"] = float(value)
+    return totals
+
+
+def gc_delta(before: dict[str, float], after: dict[str, float]) -> dict[str, Any]:
+    """Per generation: collections, their total ms, and how many took longer than GC_LONG_S, in a step."""
+    out: dict[str, Any] = {}
+    for g in range(3):
+        count = after.get(f"gen{g}_count", 0.0) - before.get(f"gen{g}_count", 0.0)
+        short = after.get(f"gen{g}_short", 0.0) - before.get(f"gen{g}_short", 0.0)
+        out[f"gen{g}"] = {
+            "collections": int(count),
+            "total_ms": (after.get(f"gen{g}_sum", 0.0) - before.get(f"gen{g}_sum", 0.0)) * 1000,
+            "longer_than_10ms": int(count - short),
+        }
+    return out
+
+
 @dataclass(kw_only=True)
 class Step:
-    """One step: its mode, step_load's result, and the page loads (pages mode)."""
+    """One step: its mode, step_load's result, the worker's collections, and the page loads (pages mode)."""
 
     mode: str
     result: StepResult
+    gc: dict[str, Any] = field(default_factory=dict)
     pages: dict[str, Any] | None = None
+
+
+def step_order(repeats: int) -> list[str]:
+    """The modes of ``repeats`` pairs of steps, alternating which comes first: plain, pages, pages, plain, ..."""
+    return [mode for r in range(repeats) for mode in (MODES if r % 2 == 0 else MODES[::-1])]
 
 
 async def run_steps(args: argparse.Namespace, plat: Platform, meter: CpuMeter) -> list[Step]:
@@ -183,7 +244,7 @@ async def run_steps(args: argparse.Namespace, plat: Platform, meter: CpuMeter) -
         await asyncio.sleep(args.settle_seconds)
         index = 0
         for rate in args.rates:
-            for mode in MODES:
+            for mode in step_order(args.repeats):
                 steps.append(await run_one(args, plat, meter, gen, index=index, rate=rate, mode=mode))
                 index += 1
                 await asyncio.sleep(args.settle_seconds)
@@ -215,6 +276,7 @@ async def run_one(
         loader = PageLoader(
             base_url=f"http://127.0.0.1:{plat.web_port}", interval=args.page_interval, message_id=message_id
         )
+    gc_before = gc_totals(plat.web_port)
     before = meter.sample()
     window_start = time.monotonic()
     if loader is not None:
@@ -228,6 +290,7 @@ async def run_one(
         pages = await asyncio.to_thread(loader.stop) if loader is not None else None
     cpu = meter.since(before)
     window_s = time.monotonic() - window_start
+    collections = gc_delta(gc_before, gc_totals(plat.web_port))
     delivered_by_timeout = {id(s) for s in sends if s.delivered is not None}
     pending = [
         s for s in sends if s.code == "OK" and s.delivered is None and s.message_id not in gen.failed_ids
@@ -250,7 +313,9 @@ async def run_one(
         failed_ids=gen.failed_ids,
     )
     logger.info("step %d (%s): DELIVERED p95 %s s", index, mode, _num(result.delivered_p95_s, "{:.2f}"))
-    return Step(mode=mode, result=result, pages=pages.summary() if pages is not None else None)
+    return Step(
+        mode=mode, result=result, gc=collections, pages=pages.summary() if pages is not None else None
+    )
 
 
 async def _follow_accepted(gen: LoadGenerator, recent: list[str | None]) -> None:
@@ -265,14 +330,16 @@ def render_markdown(*, meta: dict[str, Any], yardstick: YardstickResult | None, 
         f"Inspector under load, {meta['date']} — `{meta['command']}`",
         "",
         f"Machine: {meta['machine']}; code {meta['commit']}; {meta['senders']} senders, steps of "
-        f"{meta['step_seconds']:g} s; pages every {meta['page_interval']:g} s during `pages` steps.",
+        f"{meta['step_seconds']:g} s, {meta['repeats']} of each mode; pages every "
+        f"{meta['page_interval']:g} s during `pages` steps.",
         "",
     ]
     if yardstick is not None:
         lines += [f"Yardstick: {yardstick.summary()}.", ""]
     lines += [
-        "| offered/s | mode | sent | accepted/s | errors | DELIVERED p50 / p95 / max s | drain s | worker CPU ms/msg |",
-        "|---:|---|---:|---:|---|---:|---:|---:|",
+        "| offered/s | mode | sent | accepted/s | errors | DELIVERED p50 / p95 / max s | drain s | worker CPU ms/msg "
+        "| worker GCs gen0/1/2 (> 10 ms) | GC ms |",
+        "|---:|---|---:|---:|---|---:|---:|---:|---|---:|",
     ]
     for step in steps:
         s = step.result
@@ -281,15 +348,17 @@ def render_markdown(*, meta: dict[str, Any], yardstick: YardstickResult | None, 
             f"| {s.offered_rate:g} | {step.mode} | {s.sends} | {s.accepted_per_s:.1f} | {errors} | "
             f"{_num(s.delivered_p50_s, '{:.2f}')} / {_num(s.delivered_p95_s, '{:.2f}')} / "
             f"{_num(s.delivered_max_s, '{:.2f}')} | {_num(s.drain_s, '{:.2f}')} | "
-            f"{_num(s.cpu_ms_per_msg.get('worker'), '{:.2f}')} |"
+            f"{_num(s.cpu_ms_per_msg.get('worker'), '{:.2f}')} | {_gc_counts(step.gc)} | "
+            f"{_num(sum(g['total_ms'] for g in step.gc.values()) if step.gc else None, '{:.0f}')} |"
         )
     lines += [
         "",
         "Page loads (time to the last byte) and the longest run each held the worker's event loop "
-        "(Server-Timing `loop`, CPU):",
+        "(Server-Timing `loop`, CPU; the collection inside the longest; the longest run less its "
+        "collection):",
         "",
-        "| offered/s | page | loads | p50 / p95 / max ms | loop held p95 / max ms |",
-        "|---:|---|---:|---:|---:|",
+        "| offered/s | page | loads | p50 / p95 / max ms | loop held p95 / max ms | GC in max ms | own max ms |",
+        "|---:|---|---:|---:|---:|---:|---:|",
     ]
     for step in steps:
         if step.pages is None:
@@ -299,18 +368,43 @@ def render_markdown(*, meta: dict[str, Any], yardstick: YardstickResult | None, 
             lines.append(
                 f"| {step.result.offered_rate:g} | {kind} | {p['loads']} | "
                 f"{_num(p['p50_ms'])} / {_num(p['p95_ms'])} / {_num(p['max_ms'])} | "
-                f"{_num(p['loop_p95_ms'], '{:.2f}')} / {_num(p['loop_max_ms'], '{:.2f}')} |"
+                f"{_num(p['loop_p95_ms'], '{:.2f}')} / {_num(p['loop_max_ms'], '{:.2f}')} | "
+                f"{_num(p['loop_max_gc_ms'], '{:.2f}')} | {_num(p['own_max_ms'], '{:.2f}')} |"
             )
         if step.pages["errors"]:
-            lines.append(f"| {step.result.offered_rate:g} | errors | {step.pages['errors']} | | |")
+            lines.append(f"| {step.result.offered_rate:g} | errors | {step.pages['errors']} | | | | |")
     lines += [""]
     for rate in meta["rates"]:
-        p95 = {st.mode: st.result.delivered_p95_s for st in steps if st.result.offered_rate == rate}
-        lines.append(
-            f"{rate:g} msg/s: send -> DELIVERED p95 plain {_num(p95.get('plain'), '{:.3f}')} s, "
-            f"with pages {_num(p95.get('pages'), '{:.3f}')} s."
-        )
+        line = [f"{rate:g} msg/s: send -> DELIVERED p95"]
+        for mode in MODES:
+            p95 = mode_values(steps, rate, mode, lambda r: r.delivered_p95_s)
+            worker = mode_values(steps, rate, mode, lambda r: r.cpu_ms_per_msg.get("worker"))
+            line.append(
+                f"{mode} median {_num(_median(p95), '{:.3f}')} s ({', '.join(f'{v:.2f}' for v in p95)}), "
+                f"worker median {_num(_median(worker), '{:.2f}')} ms/msg;"
+            )
+        lines.append(" ".join(line))
     return "\n".join(lines) + "\n"
+
+
+def mode_values(
+    steps: list[Step], rate: float, mode: str, pick: Callable[[StepResult], float | None]
+) -> list[float]:
+    """``pick`` of each step of ``mode`` at ``rate`` that has it, in step order."""
+    values = (pick(st.result) for st in steps if st.mode == mode and st.result.offered_rate == rate)
+    return [v for v in values if v is not None]
+
+
+def _median(values: list[float]) -> float | None:
+    return statistics.median(values) if values else None
+
+
+def _gc_counts(gc: dict[str, Any]) -> str:
+    if not gc:
+        return "-"
+    counts = "/".join(str(gc[f"gen{g}"]["collections"]) for g in range(3))
+    long = "/".join(str(gc[f"gen{g}"]["longer_than_10ms"]) for g in range(3))
+    return f"{counts} ({long})"
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -333,6 +427,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--page-interval", type=float, default=0.2, help="seconds between rounds of page loads (pages steps)"
     )
+    parser.add_argument(
+        "--repeats", type=int, default=3, help="steps of each mode per rate (orders alternate: AB BA AB ...)"
+    )
     parser.add_argument("--yardstick-messages", type=int, default=100_000, help="0 skips the yardstick")
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "bench" / "results", help="results folder")
     parser.add_argument("--log-level", default="INFO")
@@ -340,8 +437,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     args.rates = [float(r) for r in str(args.rates).split(",") if r.strip()]
     if not args.rates or any(r <= 0 for r in args.rates):
         parser.error("--rates: positive numbers, e.g. 300")
-    if args.step_seconds <= 0 or args.page_interval <= 0:
-        parser.error("--step-seconds and --page-interval: positive")
+    if args.step_seconds <= 0 or args.page_interval <= 0 or args.repeats <= 0:
+        parser.error("--step-seconds, --page-interval and --repeats: positive")
     return args
 
 
@@ -366,6 +463,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "senders": args.senders,
         "step_seconds": args.step_seconds,
         "page_interval": args.page_interval,
+        "repeats": args.repeats,
         "rates": args.rates,
     }
     yardstick = None
@@ -388,7 +486,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 {
                     "meta": meta,
                     "yardstick": asdict(yardstick) if yardstick else None,
-                    "steps": [{"mode": s.mode, "result": asdict(s.result), "pages": s.pages} for s in steps],
+                    "steps": [
+                        {"mode": s.mode, "result": asdict(s.result), "gc": s.gc, "pages": s.pages}
+                        for s in steps
+                    ],
                 }
             ),
             indent=2,

@@ -246,6 +246,10 @@ class Settings(BaseSettings):
     producer_linger_ms: int = Field(
         10, description="Worker producer linger (ms): records sent within it share one produce request."
     )
+    gc_freeze: bool = Field(
+        True,
+        description="Worker: once started, move the start-up heap into Python's permanent GC generation, so that collections on the event loop no longer walk it.",
+    )
     producer_buffer_max_messages: int = Field(
         2000,
         description="Worker: changelog records faust may hold unsent before its agents pause to let the producer catch up (faust's default is 100).",

@@ -17,11 +17,14 @@ class Snapshot:
         self.value = value
         self._rendered: dict[str, str] = {}
 
-    def rendered(self, kind: str, render: Callable[[dict[str, Any]], str]) -> str:
-        """The ``kind`` rendering of the value (``render(value)`` on the first call, shared after)."""
+    async def rendered(self, kind: str, render: Callable[[dict[str, Any]], str]) -> str:
+        """The ``kind`` rendering of the value: ``render(value)`` in a thread on the first call, shared after.
+
+        Viewers arriving while it renders render it too (a rare double rendering, off the loop).
+        """
         text = self._rendered.get(kind)
         if text is None:
-            text = self._rendered[kind] = render(self.value)
+            text = self._rendered[kind] = await asyncio.to_thread(render, self.value)
         return text
 
 

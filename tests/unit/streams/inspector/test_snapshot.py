@@ -47,7 +47,7 @@ async def test_viewers_within_the_ttl_share_one_build_and_one_rendering() -> Non
         renders.append(data["build"])
         return f"<p>{data['build']}</p>"
 
-    assert first.rendered("html", render) == again.rendered("html", render) == "<p>1</p>"
+    assert await first.rendered("html", render) == await again.rendered("html", render) == "<p>1</p>"
     assert renders == [1]
 
 
@@ -58,7 +58,7 @@ async def test_after_the_ttl_the_next_viewer_builds_a_new_snapshot() -> None:
     clock.now += 2.1
     second = await shared.get(build)
     assert second is not first and second.value == {"build": 2} and build.calls == 2
-    assert second.rendered("html", lambda d: "new") == "new"
+    assert await second.rendered("html", lambda d: "new") == "new"
 
 
 async def test_viewers_arriving_during_a_build_wait_for_it_rather_than_building() -> None:
