@@ -12,11 +12,11 @@ running local stack (`chat4all stack up`), with bench/step_load.py's own pieces:
    ``--step-seconds`` (default 60) of open-loop SendMessage, each drained as step_load drains
    it (``--drain-timeout``): ``plain`` and ``pages``, in the order plain, pages, pages, plain,
    plain, pages, ... so that a drift of the shared machine weighs on both modes alike. During
-   ``pages`` a loader fetches, every ``--page-interval`` s (default 0.2), the worker's /ui/,
-   one table page (/ui/tables/<table>, the tables in turn) and the page of a message accepted
-   a moment before (/ui/messages/<id>), as HTML, one after the other. The fetches run in a
-   thread, so that the load generator's loop is not the one waiting; they stop when the step
-   has drained.
+   ``pages`` a loader fetches, every ``--page-interval`` s (default 1.0: as nine open tabs
+   reloading every 3 s), the worker's /ui/, one table page (/ui/tables/<table>, the tables in
+   turn) and the page of a message accepted a moment before (/ui/messages/<id>), as HTML, one
+   after the other. The fetches run in a thread, so that the load generator's loop is not the
+   one waiting; they stop when the step has drained.
 
 Per step it prints the step_load figures (accepted/s, errors, send -> DELIVERED p50/p95/max,
 drain, the worker's CPU ms per message), the worker's garbage collections in the step (from
@@ -177,7 +177,9 @@ class PageLoader:
             self._stop.wait(max(0.0, self.interval - (time.monotonic() - started)))
 
 
-GC_SERIES = re.compile(r"^chat4all_gc_pause_seconds_(count|sum|bucket)\{(.*)\} (\S+)$", re.M)
+GC_SERIES = re.compile(
+    r"^chat4all_gc_(?:pause_seconds_(count|sum|bucket)|cpu_seconds_(total))\{(.*)\} (\S+)$", re.M
+)
 GC_LONG_S = "0.01"  # collections longer than this bucket bound count as long
 
 
@@ -189,7 +191,8 @@ def gc_totals(web_port: int) -> dict[str, float]:
     except OSError:
         return {}
     totals: dict[str, float] = {}
-    for kind, labels, value in GC_SERIES.findall(text):
+    for kind, cpu, labels, value in GC_SERIES.findall(text):
+        kind = kind or f"cpu_{cpu}"
         generation = re.search(r'generation="(\d)"', labels)
         if generation is None:
             continue
@@ -203,7 +206,7 @@ def gc_totals(web_port: int) -> dict[str, float]:
 
 
 def gc_delta(before: dict[str, float], after: dict[str, float]) -> dict[str, Any]:
-    """Per generation: collections, their total ms, and how many took longer than GC_LONG_S, in a step."""
+    """Per generation: collections, their total wall and CPU ms, and how many took longer than GC_LONG_S, in a step."""
     out: dict[str, Any] = {}
     for g in range(3):
         count = after.get(f"gen{g}_count", 0.0) - before.get(f"gen{g}_count", 0.0)
@@ -211,6 +214,7 @@ def gc_delta(before: dict[str, float], after: dict[str, float]) -> dict[str, Any
         out[f"gen{g}"] = {
             "collections": int(count),
             "total_ms": (after.get(f"gen{g}_sum", 0.0) - before.get(f"gen{g}_sum", 0.0)) * 1000,
+            "cpu_ms": (after.get(f"gen{g}_cpu_total", 0.0) - before.get(f"gen{g}_cpu_total", 0.0)) * 1000,
             "longer_than_10ms": int(count - short),
         }
     return out
@@ -338,7 +342,7 @@ def render_markdown(*, meta: dict[str, Any], yardstick: YardstickResult | None, 
         lines += [f"Yardstick: {yardstick.summary()}.", ""]
     lines += [
         "| offered/s | mode | sent | accepted/s | errors | DELIVERED p50 / p95 / max s | drain s | worker CPU ms/msg "
-        "| worker GCs gen0/1/2 (> 10 ms) | GC ms |",
+        "| worker GCs gen0/1/2 (> 10 ms) | GC wall / CPU ms |",
         "|---:|---|---:|---:|---|---:|---:|---:|---|---:|",
     ]
     for step in steps:
@@ -349,7 +353,8 @@ def render_markdown(*, meta: dict[str, Any], yardstick: YardstickResult | None, 
             f"{_num(s.delivered_p50_s, '{:.2f}')} / {_num(s.delivered_p95_s, '{:.2f}')} / "
             f"{_num(s.delivered_max_s, '{:.2f}')} | {_num(s.drain_s, '{:.2f}')} | "
             f"{_num(s.cpu_ms_per_msg.get('worker'), '{:.2f}')} | {_gc_counts(step.gc)} | "
-            f"{_num(sum(g['total_ms'] for g in step.gc.values()) if step.gc else None, '{:.0f}')} |"
+            f"{_num(sum(g['total_ms'] for g in step.gc.values()) if step.gc else None, '{:.0f}')} / "
+            f"{_num(sum(g['cpu_ms'] for g in step.gc.values()) if step.gc else None, '{:.0f}')} |"
         )
     lines += [
         "",
@@ -425,7 +430,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--settle-seconds", type=float, default=5.0, help="pause between steps")
     parser.add_argument("--warmup-timeout", type=float, default=120.0)
     parser.add_argument(
-        "--page-interval", type=float, default=0.2, help="seconds between rounds of page loads (pages steps)"
+        "--page-interval", type=float, default=1.0, help="seconds between rounds of page loads (pages steps)"
     )
     parser.add_argument(
         "--repeats", type=int, default=3, help="steps of each mode per rate (orders alternate: AB BA AB ...)"

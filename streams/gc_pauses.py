@@ -17,7 +17,7 @@ import threading
 import time
 from typing import Any
 
-from prometheus_client import Histogram
+from prometheus_client import Counter, Histogram
 
 logger = logging.getLogger(__name__)
 
@@ -27,6 +27,12 @@ gc_pause_seconds = Histogram(
     ["generation"],
     buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5),
 )
+# Wall time counts what the machine took from the thread meanwhile; CPU time is the collection's own.
+gc_cpu_seconds = Counter(
+    "chat4all_gc_cpu_seconds_total",
+    "CPU time the worker's garbage collections took, per generation collected.",
+    ["generation"],
+)
 
 
 class GcPauses:
@@ -35,6 +41,7 @@ class GcPauses:
     def __init__(self) -> None:
         self._local = threading.local()
         self._observers = [gc_pause_seconds.labels(str(g)) for g in range(3)]
+        self._cpu = [gc_cpu_seconds.labels(str(g)) for g in range(3)]
 
     def install(self) -> None:
         """Start timing collections (idempotent)."""
@@ -61,7 +68,9 @@ class GcPauses:
         local.started = None
         wall, cpu = time.perf_counter() - started[0], time.thread_time() - started[1]
         local.total = getattr(local, "total", 0.0) + cpu
-        self._observers[int(info.get("generation", 2))].observe(wall)
+        generation = int(info.get("generation", 2))
+        self._observers[generation].observe(wall)
+        self._cpu[generation].inc(cpu)
 
 
 # One per process: gc.callbacks is process-wide.

@@ -97,18 +97,19 @@ async def message_state(
     *, message_id: str, tables: TableInspector, sources: InspectorSources, authorization: str | None = None
 ) -> dict[str, Any]:
     """Everything /ui/messages/<message_id> shows, as JSON."""
-    names = tables.group_table_names(GroupAssignment.of(tables.app))
+    group = GroupAssignment.of(tables.app)  # read once, for every part of the page
+    names = tables.group_table_names(group)
     partition = key_partition(message_id, tables.partitions)
     parts: dict[str, Any] = {}
     jobs: dict[str, Any] = {}
     for name in ("receipt-states", "receipt-finals"):
         if name in names:
-            jobs[name] = tables.entry(name, message_id, authorization=authorization)
+            jobs[name] = tables.entry(name, message_id, authorization=authorization, group=group)
     for name in names:
         if name.endswith(SCHEDULE_SUFFIX):
             # The outbound topics are keyed by message id too: the same partition number.
             jobs[name] = tables.pending_receipts(
-                name, partition=partition, message_id=message_id, authorization=authorization
+                name, partition=partition, message_id=message_id, authorization=authorization, group=group
             )
     results = await asyncio.gather(*(_part(j) for j in jobs.values()), _cassandra_row(sources, message_id))
     parts = dict(zip(jobs, results[:-1], strict=True))

@@ -118,11 +118,15 @@ class TableInspector:
         conversation_id: str | None = None,
         forwarded: bool = False,
         authorization: str | None = None,
+        group: GroupAssignment | None = None,
     ) -> dict[str, Any]:
-        """One entry as JSON: from this worker's store if it owns the key's partition, else from the owner's."""
+        """One entry as JSON: from this worker's store if it owns the key's partition, else from the owner's.
+
+        ``group`` is the group's assignment when the caller has already read it.
+        """
         changelog = self.changelog_topic(name)
         partition, placement = await self.locate(name, key, conversation_id=conversation_id)
-        group = GroupAssignment.of(self.app)
+        group = group or GroupAssignment.of(self.app)
         owner = group.owner(changelog, partition)
         if name not in self.app.tables and (owner is None or forwarded):
             raise NoSuchTable(name)
@@ -242,12 +246,13 @@ class TableInspector:
         message_id: str,
         forwarded: bool = False,
         authorization: str | None = None,
+        group: GroupAssignment | None = None,
     ) -> dict[str, Any]:
         """The receipts scheduled for ``message_id`` in partition ``partition`` of a schedule table (bounded scan)."""
         if not name.endswith(SCHEDULE_SUFFIX):
             raise NoSuchTable(f"{name} is not a schedule table")
         changelog = self.changelog_topic(name)
-        group = GroupAssignment.of(self.app)
+        group = group or GroupAssignment.of(self.app)
         owner = group.owner(changelog, partition)
         if owner is not None and not group.is_self(owner) and not forwarded:
             body = await fetch_json(
