@@ -38,8 +38,11 @@ RECEIPTS = {"CHAT4ALL_DELIVERED_DELAY_MS": "[50,150]", "CHAT4ALL_READ_DELAY_MS":
 INJECTED = "c4aInjected"
 SCRIPT = f"<script>window.{INJECTED} = true;</script>"
 # "A page never holds the loop for more than a few milliseconds": its longest run on the
-# worker's event loop, in CPU time of the loop's thread (Server-Timing "loop").
+# worker's event loop, in CPU time of the loop's thread (Server-Timing "loop"), and that run
+# less the garbage collection inside it ("loop-gc": a collection walks the whole process, and
+# runs in whichever step allocates past the threshold).
 LOOP_HOLD_LIMIT_MS = 20.0
+OWN_RUN_LIMIT_MS = 10.0
 
 
 @pytest.fixture(scope="module")
@@ -111,19 +114,22 @@ def text(driver: webdriver.Chrome, css: str, *, timeout: float = 30) -> str:
     return until(driver, lambda d: d.execute_script(script, css), timeout=timeout)
 
 
-def loop_hold_ms(driver: webdriver.Chrome) -> float:
-    """The page's longest run on the worker's event loop (CPU ms), from its Server-Timing header."""
-    timings = driver.execute_script(
-        "return performance.getEntriesByType('navigation')[0].serverTiming.map(t => [t.name, t.duration])"
+def loop_hold_ms(driver: webdriver.Chrome) -> tuple[float, float]:
+    """The page's longest run on the worker's event loop and the collection within it (CPU ms), from Server-Timing."""
+    timings = dict(
+        driver.execute_script(
+            "return performance.getEntriesByType('navigation')[0].serverTiming.map(t => [t.name, t.duration])"
+        )
     )
-    return dict(timings)["loop"]
+    return timings["loop"], timings["loop-gc"]
 
 
 def assert_loop_held_briefly(driver: webdriver.Chrome, page: str) -> None:
-    """The page now shown held the worker's loop for at most LOOP_HOLD_LIMIT_MS at a time."""
-    held = loop_hold_ms(driver)
-    print(f"loop held by {page}: {held:.2f} ms")
+    """The page now shown held the worker's loop for at most LOOP_HOLD_LIMIT_MS at a time, OWN_RUN_LIMIT_MS of it its own code."""
+    held, collecting = loop_hold_ms(driver)
+    print(f"loop held by {page}: {held:.2f} ms ({collecting:.2f} ms of it garbage collection)")
     assert 0 < held <= LOOP_HOLD_LIMIT_MS, (page, held)
+    assert 0 <= collecting <= held and held - collecting <= OWN_RUN_LIMIT_MS, (page, held, collecting)
 
 
 def shoot(driver: webdriver.Chrome, name: str, *, at: str | None = None) -> Path:
