@@ -10,15 +10,9 @@ from pathlib import Path
 import grpc
 
 from chat4all.retry import retry
-from chat4all.v1 import (
-    auth_pb2,
-    auth_pb2_grpc,
-    conversations_pb2,
-    conversations_pb2_grpc,
-    messages_pb2,
-    messages_pb2_grpc,
-)
+from chat4all.v1 import conversations_pb2, messages_pb2
 from cli.client import open_channel
+from cli.harness.api_client import ApiStubs, TestUser
 
 _CALL_TIMEOUT = 15.0
 # SendMessage sheds load with RESOURCE_EXHAUSTED (rate limit, admission); a client waits and retries.
@@ -35,18 +29,21 @@ def _sheds_load(exc: Exception) -> bool:
 
 @dataclass(frozen=True, kw_only=True)
 class Person:
-    """A registered, logged-in user of the demo (alice, bob, ...)."""
+    """A registered, logged-in user of the demo (alice, bob, ...): a name and linked channels beside the account."""
 
     name: str
-    username: str
-    user_id: str
-    token: str
+    account: TestUser
     channels: dict[str, str]
+
+    @property
+    def user_id(self) -> str:
+        """The person's user id."""
+        return self.account.user_id
 
     @property
     def md(self) -> tuple[tuple[str, str], ...]:
         """Call metadata carrying this person's access token."""
-        return (("authorization", f"Bearer {self.token}"),)
+        return self.account.md
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -66,43 +63,25 @@ class Cast:
     def __init__(self, *, target: str, ca_file: Path | None = None) -> None:
         self.target = target
         self.channel = open_channel(target, ca_file)
-        self._auth = auth_pb2_grpc.AuthServiceStub(self.channel)
-        self._conversations = conversations_pb2_grpc.ConversationServiceStub(self.channel)
-        self._messages = messages_pb2_grpc.MessageServiceStub(self.channel)
+        self._api = ApiStubs(channel=self.channel)
         self.people: dict[str, Person] = {}
         self._run = uuid.uuid4().hex[:6]
 
     def register(self, name: str, *, channels: dict[str, str]) -> Person:
         """Register ``name`` (made unique per run) with linked ``channels``, then log in."""
-        username = f"demo-{name}-{self._run}"
-        # A throwaway password: the demo's users live as long as the demo.
-        password = uuid.uuid4().hex
-        reply = self._auth.Register(
-            auth_pb2.RegisterRequest(username=username, password=password, channels=channels),
-            timeout=_CALL_TIMEOUT,
-        )
-        login = self._auth.Login(
-            auth_pb2.LoginRequest(username=username, password=password), timeout=_CALL_TIMEOUT
-        )
-        person = Person(
-            name=name, username=username, user_id=reply.user_id, token=login.access_token, channels=channels
-        )
+        # A throwaway password (the harness's default): the demo's users live as long as the demo.
+        user = self._api.register_and_login(f"demo-{name}-{self._run}", channels=channels)
+        person = Person(name=name, account=user, channels=channels)
         self.people[name] = person
         return person
 
     def private_conversation(self, a: Person, b: Person) -> str:
         """The PRIVATE conversation of ``a`` and ``b``, created by ``a``."""
-        return self._conversations.CreateConversation(
-            conversations_pb2.CreateConversationRequest(
-                type=conversations_pb2.CONVERSATION_TYPE_PRIVATE, participant_ids=[b.user_id]
-            ),
-            metadata=a.md,
-            timeout=_CALL_TIMEOUT,
-        ).conversation_id
+        return self._api.private_conversation(a.account, b.account, timeout=_CALL_TIMEOUT)
 
     def group(self, creator: Person, others: list[Person], *, title: str) -> str:
         """A GROUP conversation of ``creator`` and ``others``."""
-        return self._conversations.CreateConversation(
+        return self._api.conversations.CreateConversation(
             conversations_pb2.CreateConversationRequest(
                 type=conversations_pb2.CONVERSATION_TYPE_GROUP,
                 participant_ids=[p.user_id for p in others],
@@ -120,7 +99,9 @@ class Cast:
         # The same client_message_id on every attempt: a retry of a send that did go through is
         # answered, not stored twice.
         reply = retry(
-            lambda _attempt: self._messages.SendMessage(request, metadata=sender.md, timeout=_CALL_TIMEOUT),
+            lambda _attempt: self._api.messages.SendMessage(
+                request, metadata=sender.md, timeout=_CALL_TIMEOUT
+            ),
             attempts=_SEND_ATTEMPTS,
             retryable=_sheds_load,
             delay=lambda _exc, attempt: _SEND_BACKOFF * attempt,

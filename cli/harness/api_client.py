@@ -1,4 +1,4 @@
-"""Synchronous gRPC stubs for one API server, and the users a client registers on it."""
+"""Synchronous gRPC stubs for one API server (any, or one the harness started), and the users a client registers on it."""
 
 from __future__ import annotations
 
@@ -41,10 +41,9 @@ class TestUser:
 
 
 @dataclass(kw_only=True)
-class ApiClient:
-    """Synchronous stubs for one API server."""
+class ApiStubs:
+    """Synchronous stubs on one channel to any API (one this harness started or not), and its users."""
 
-    server: ApiProcess
     channel: grpc.Channel
     auth: auth_pb2_grpc.AuthServiceStub = field(init=False)
     users: users_pb2_grpc.UserServiceStub = field(init=False)
@@ -87,6 +86,13 @@ class ApiClient:
             metadata=a.md,
             timeout=timeout,
         ).conversation_id
+
+
+@dataclass(kw_only=True)
+class ApiClient(ApiStubs):
+    """Synchronous stubs for one API server this harness started (``server``: its process, ports, logs)."""
+
+    server: ApiProcess
 
 
 def client_for(server: ApiProcess) -> ApiClient:
