@@ -43,7 +43,6 @@ import json
 import logging
 import os
 import platform
-import re
 import statistics
 import sys
 import threading
@@ -70,6 +69,7 @@ from bench.step_load import (  # noqa: E402
     summarise,
 )
 from bench.yardstick import YardstickResult, run_yardstick  # noqa: E402
+from cli.harness.metrics import metric_value  # noqa: E402
 
 logger = logging.getLogger("inspector_load")
 
@@ -177,47 +177,43 @@ class PageLoader:
             self._stop.wait(max(0.0, self.interval - (time.monotonic() - started)))
 
 
-GC_SERIES = re.compile(
-    r"^chat4all_gc_(?:pause_seconds_(count|sum|bucket)|cpu_seconds_(total))\{(.*)\} (\S+)$", re.M
-)
 GC_LONG_S = "0.01"  # collections longer than this bucket bound count as long
 
 
 def gc_totals(web_port: int) -> dict[str, float]:
-    """The worker's collections so far, from its /metrics: per generation count and seconds, and long ones."""
+    """The worker's collections so far, from its /metrics: per generation count, wall and CPU seconds, short ones."""
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{web_port}/metrics", timeout=PAGE_TIMEOUT_S) as resp:
             text = resp.read().decode()
     except OSError:
         return {}
     totals: dict[str, float] = {}
-    for kind, cpu, labels, value in GC_SERIES.findall(text):
-        kind = kind or f"cpu_{cpu}"
-        generation = re.search(r'generation="(\d)"', labels)
-        if generation is None:
-            continue
-        g = generation.group(1)
-        if kind == "bucket":
-            if f'le="{GC_LONG_S}"' in labels:
-                totals[f"gen{g}_short"] = float(value)
-            continue
-        totals[f"gen{g}_{kind}"] = float(value)
+    for g in range(3):
+        generation = str(g)
+        totals[f"gen{g}_count"] = metric_value(text, "chat4all_gc_pause_seconds_count", generation=generation)
+        totals[f"gen{g}_sum"] = metric_value(text, "chat4all_gc_pause_seconds_sum", generation=generation)
+        totals[f"gen{g}_short"] = metric_value(
+            text, "chat4all_gc_pause_seconds_bucket", generation=generation, le=GC_LONG_S
+        )
+        totals[f"gen{g}_cpu"] = metric_value(text, "chat4all_gc_cpu_seconds_total", generation=generation)
     return totals
 
 
 def gc_delta(before: dict[str, float], after: dict[str, float]) -> dict[str, Any]:
     """Per generation: collections, their total wall and CPU ms, and how many took longer than GC_LONG_S, in a step."""
-    out: dict[str, Any] = {}
-    for g in range(3):
-        count = after.get(f"gen{g}_count", 0.0) - before.get(f"gen{g}_count", 0.0)
-        short = after.get(f"gen{g}_short", 0.0) - before.get(f"gen{g}_short", 0.0)
-        out[f"gen{g}"] = {
-            "collections": int(count),
-            "total_ms": (after.get(f"gen{g}_sum", 0.0) - before.get(f"gen{g}_sum", 0.0)) * 1000,
-            "cpu_ms": (after.get(f"gen{g}_cpu_total", 0.0) - before.get(f"gen{g}_cpu_total", 0.0)) * 1000,
-            "longer_than_10ms": int(count - short),
+
+    def grown(key: str) -> float:
+        return after.get(key, 0.0) - before.get(key, 0.0)
+
+    return {
+        f"gen{g}": {
+            "collections": int(grown(f"gen{g}_count")),
+            "total_ms": grown(f"gen{g}_sum") * 1000,
+            "cpu_ms": grown(f"gen{g}_cpu") * 1000,
+            "longer_than_10ms": int(grown(f"gen{g}_count") - grown(f"gen{g}_short")),
         }
-    return out
+        for g in range(3)
+    }
 
 
 @dataclass(kw_only=True)

@@ -76,16 +76,33 @@ def install_inspector(app: faust.App, sources: InspectorSources) -> None:
         if (refused := read_refusal(view, request, settings=settings)) is not None:
             return refused
         hold = LoopHold()
+        as_json = wants_json(request)
         if shared is not None:  # one build and one rendering for every viewer within its ttl
             snapshot = await hold.run(shared.get(build))
-            if wants_json(request):
-                text = await hold.run(snapshot.rendered("json", json_text))
-                response = hold.measure(lambda: view.text(text, content_type=JSON_TYPE))
-            else:
-                text = await hold.run(snapshot.rendered("html", lambda data: html(page, data, 200)))
-                response = hold.measure(view.html, text)
-            response.headers["Server-Timing"] = hold.server_timing()
-            return response
+            status = 200
+            render = json_text if as_json else (lambda data: html(page, data, 200))
+            text = await hold.run(snapshot.rendered("json" if as_json else "html", render))
+        else:
+            data, status = await built(hold, build)
+            # Rendered in a thread: a page of 500 table entries is about 15 ms of templating.
+            text = await (
+                asyncio.to_thread(json_text, data) if as_json else asyncio.to_thread(html, page, data, status)
+            )
+
+        def respond() -> Response:
+            if as_json:
+                return view.text(text, content_type=JSON_TYPE, status=status)
+            return view.html(text, status=status)
+
+        response = hold.measure(respond)
+        # Set once the response is built, so that building it counts too.
+        response.headers["Server-Timing"] = hold.server_timing()
+        return response
+
+    async def built(
+        hold: LoopHold, build: Callable[[], Awaitable[dict[str, Any]]]
+    ) -> tuple[dict[str, Any], int]:
+        """A page's data and status: the build's, or the error page's for what the build refused."""
         try:
             data, status = await hold.run(build()), 200
         except (NoSuchTable, UnknownPartition) as exc:
@@ -96,16 +113,7 @@ def install_inspector(app: faust.App, sources: InspectorSources) -> None:
             data, status = {"error": str(exc)}, 503
         if "status_code" in data:  # an answer forwarded from the owning worker keeps its status
             status = int(data.pop("status_code"))
-        # Rendered in a thread: a page of 500 table entries is tens of milliseconds of templating.
-        if wants_json(request):
-            text = await asyncio.to_thread(json_text, data)
-            response = hold.measure(lambda: view.text(text, content_type=JSON_TYPE, status=status))
-        else:
-            text = await asyncio.to_thread(html, page, data, status)
-            response = hold.measure(lambda: view.html(text, status=status))
-        # Set once the response is built, so that building it counts too.
-        response.headers["Server-Timing"] = hold.server_timing()
-        return response
+        return data, status
 
     def forwarded(request: Request) -> bool:
         return request.headers.get(HOP_HEADER) == "1"
