@@ -74,8 +74,9 @@ def build_worker(
     # past max_messages (faust: 100) every agent pauses while it drains, logging a warning
     # each time: hundreds a minute at 300 msg/s. A firing of due receipts alone can exceed it.
     app.producer.buffer.max_messages = settings.producer_buffer_max_messages
-    # See streams/takeover.py: three record-loss paths at partition takeover (never-committed
-    # partitions, batches made stale by a seek, queues cleared after the final seek).
+    # See streams/takeover.py: five record-loss paths at partition takeover (never-committed
+    # partitions, batches made stale by a seek, queues cleared after the final seek, records
+    # dropped below a stale read offset, commits past events in flight).
     takeover.install(
         is_source_topic=topics.source_names.__contains__,
         on_stale=lambda tp: metrics.stale_records_skipped.labels(tp.topic).inc(),

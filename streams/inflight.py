@@ -4,9 +4,10 @@ Why: awaiting each event's Cassandra write and broker acks in the agent loop cap
 at one round trip per event (about 40 events/s measured). Here the agent loop does what
 must happen in the event's order and context (table reads and writes, the decision), then
 hands the slow part to a task and moves on. The event is acked only when its task is done,
-and faust commits an offset only once every event below it is acked (it commits the
-longest run of consecutive acked offsets), so at-least-once holds: after a crash every
-event whose I/O had not finished is processed again. At a commit faust also flushes the
+and an offset is committed only once every event below it is acked (faust's own rule lets
+a commit pass one unacked offset, or any number during a revoke; streams/takeover.py, fix
+5, makes it hold), so at-least-once holds: after a crash every event whose I/O had not
+finished is processed again. At a commit faust also flushes the
 producer first, so the records a finished task sent are on the broker before its offset
 is committed.
 

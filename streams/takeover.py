@@ -1,4 +1,4 @@
-"""Fixes for three record-loss paths of faust 0.15.3 / aiokafka 0.14 at partition takeover.
+"""Fixes for five record-loss paths of faust 0.15.3 / aiokafka 0.14 at partition takeover.
 
 1. Never-committed partitions. faust drops the rest of a fetched batch when a rebalance
    starts (the fetch position has already moved past it) and relies on "seek to committed
@@ -35,6 +35,28 @@
    whatever the queues hold then is in sequence from the seek, and a record queued twice
    is absorbed by the idempotent effects.
 
+4. Records dropped below a read offset a seek left behind. When recovery pauses the
+   changelog partitions it has read, faust's set of active partitions can be empty while a
+   fetch is waiting in the consumer thread; aiokafka then returns the buffered records of
+   every partition, and faust discards those of partitions it has not resumed yet, with
+   their fetch positions already past them (seen in a DEBUG run: `messages:1` jumping from
+   60 to 100 right after "Done reading from changelog topics"). The seek to committed
+   offsets puts them back, but it seeks the partitions one by one over hundreds of ms with
+   the streams already resumed: a partition delivered from its advanced position first,
+   and when its seek came, faust dropped the re-fetched records below its read offset as
+   read already. They never were: a worker joining mid-flow lost offsets 14-16 and 21-24
+   of two `messages` partitions in one CI run. A read offset above the fetch position now
+   reads as the position, so everything from a seek on is delivered (again).
+
+5. Commits past events still in flight. The agents ack events out of order (their I/O
+   runs in the background, streams/inflight.py), and faust commits after the first run of
+   acked offsets: past one unacked offset (its guard is off by one), and past any number
+   when no committed offset is known, as at every revoke (the revoke drops the partition's
+   committed offset, then waits for the streams and commits). A worker killed after such a
+   commit loses the events below it. At at-least-once a commit now covers only offsets
+   acked without a hole from the committed offset (or from the first offset of a partition
+   rewound by fix 1), and a jump in the delivered offsets is not counted as acked.
+
 All rely on private attributes of the pinned versions (setup.cfg); ``install`` checks
 them and fails the worker's start-up loudly if an upgrade moved them. The private names
 checked are read from this module's own code, so a patch cannot touch one the check misses.
@@ -68,6 +90,8 @@ logger = logging.getLogger(__name__)
 _original_seek_to_committed = AIOKafkaConsumer.seek_to_committed
 _original_getmany = faust_consumer.Consumer.getmany
 _original_init = faust_consumer.Consumer.__init__
+_original_new_offset = faust_consumer.Consumer._new_offset
+_original_add_gap = faust_consumer.Consumer._add_gap
 
 
 def resume_clearing_only_after_suspend(self: FlowControlEvent) -> None:
@@ -114,12 +138,16 @@ async def current_records(
 
 
 class ReadOffsets(defaultdict):
-    """faust's per-partition read offsets, refusing to move past what aiokafka has fetched.
+    """faust's per-partition read offsets, never beyond what aiokafka's fetch position allows.
 
     Seeks set the read offset to the new position (allowed: equal); records delivered from a
     current batch are below the position (allowed); a record from a batch made stale by a
     seek is at or after the new position and is ignored. ``dict.update`` (perform_seek)
     bypasses this on purpose: it sets committed offsets after a seek.
+
+    Read back, an offset above the position reads as the position (fix 4): a seek moved the
+    position below what was delivered, and faust drops re-fetched records below the read
+    offset as read already, though some of them may never have been delivered.
     """
 
     def __init__(self, position: Callable[[TP], int | None]) -> None:
@@ -133,15 +161,44 @@ class ReadOffsets(defaultdict):
             return
         super().__setitem__(tp, offset)
 
+    def __getitem__(self, tp: TP) -> int | None:
+        offset = super().__getitem__(tp)
+        if offset is None:
+            return None
+        position = self._position(tp)
+        return position if position is not None and offset > position else offset
+
+
+def contiguous_commit(acked: list[int], base: int) -> tuple[int | None, list[int]]:
+    """The offset to commit when ``base`` is the next uncommitted one, and the acked offsets still to keep.
+
+    Only offsets acked without a hole from ``base`` count: None while ``base`` itself is
+    unacked. Offsets below ``base`` (committed before) are dropped.
+    """
+    acked.sort()
+    next_offset = base
+    for offset in acked:
+        if offset < next_offset:
+            continue
+        if offset > next_offset:
+            break
+        next_offset += 1
+    keep = [offset for offset in acked if offset >= next_offset]
+    return (next_offset if next_offset > base else None), keep
+
 
 def install(*, is_source_topic: Callable[[str], bool], on_stale: Callable[[TP], None] | None = None) -> None:
     """Patch aiokafka's seek_to_committed, faust's Consumer and mode's flow control once per process (idempotent)."""
     if getattr(AIOKafkaConsumer.seek_to_committed, "_chat4all_patched", False):
         return
     check_private_api()
+    log_starts: dict[TP, int] = {}
 
     async def seek_to_committed_or_beginning(self: AIOKafkaConsumer, *partitions):  # type: ignore[no-untyped-def]
         committed = await _original_seek_to_committed(self, *partitions)
+        for tp, offset in committed.items():
+            if offset:
+                log_starts.pop(tp, None)
         never = [tp for tp, offset in committed.items() if not offset and is_source_topic(tp.topic)]
         if never:
             logger.info(
@@ -150,6 +207,8 @@ def install(*, is_source_topic: Callable[[str], bool], on_stale: Callable[[TP], 
                 ", ".join(f"{tp.topic}:{tp.partition}" for tp in sorted(never)),
             )
             await self.seek_to_beginning(*never)
+            # Where a rewound partition's commits start from (fix 4): its first offset.
+            log_starts.update(await self.beginning_offsets(never))
         return committed
 
     def getmany_current(self: faust_consumer.Consumer, timeout: float) -> AsyncIterator[tuple[TP, Any]]:
@@ -161,11 +220,47 @@ def install(*, is_source_topic: Callable[[str], bool], on_stale: Callable[[TP], 
         _original_init(self, *args, **kwargs)
         self._read_offset = ReadOffsets(lambda tp: fetch_position(self, tp))
 
+    def new_offset_without_holes(self: faust_consumer.Consumer, tp: TP) -> int | None:
+        if self.in_transaction:  # transaction markers leave real holes: faust's gap bookkeeping
+            return _original_new_offset(self, tp)
+        acked = self._acked[tp]
+        if not acked:
+            return None
+        base = self._committed_offset[tp]
+        if base is None:
+            base = log_starts.get(tp)
+        if base is None:  # no commit and no rewind seen: nothing is known to start from
+            return None
+        offset, keep = contiguous_commit(acked, base)
+        if offset is not None:
+            self._acked_index[tp].difference_update(range(base, offset))
+            acked[:] = keep
+        return offset
+
+    async def add_gap_only_in_transactions(
+        self: faust_consumer.Consumer, tp: TP, offset_from: int, offset_to: int
+    ) -> None:
+        if self.in_transaction:
+            await _original_add_gap(self, tp, offset_from, offset_to)
+            return
+        # Without transactions a source topic has no holes. faust sees one when a seek's read
+        # offset lands below records delivered just before it (fix 4): those are acked
+        # themselves; any that were not delivered hold the commit below them.
+        logger.debug(
+            "offsets %d-%d of %s:%s not counted as acked (faust's gap)",
+            offset_from,
+            offset_to - 1,
+            tp.topic,
+            tp.partition,
+        )
+
     seek_to_committed_or_beginning._chat4all_patched = True  # type: ignore[attr-defined]
     AIOKafkaConsumer.seek_to_committed = seek_to_committed_or_beginning  # type: ignore[method-assign]
     faust_consumer.Consumer.getmany = getmany_current  # type: ignore[method-assign]
     faust_consumer.Consumer.__init__ = init_with_guarded_read_offsets  # type: ignore[method-assign]
     FlowControlEvent.resume = resume_clearing_only_after_suspend  # type: ignore[method-assign]
+    faust_consumer.Consumer._new_offset = new_offset_without_holes  # type: ignore[method-assign]
+    faust_consumer.Consumer._add_gap = add_gap_only_in_transactions  # type: ignore[method-assign]
 
 
 def private_owners() -> dict[str, type]:
@@ -175,6 +270,11 @@ def private_owners() -> dict[str, type]:
         "_thread": faust_consumer.ThreadDelegateConsumer,  # the consumer's ConsumerThread
         "_consumer": faust_aiokafka.AIOKafkaConsumerThread,  # that thread's AIOKafkaConsumer
         "_subscription": AIOKafkaConsumer,  # the fetch positions
+        "_new_offset": faust_consumer.Consumer,  # commits only offsets acked without a hole
+        "_add_gap": faust_consumer.Consumer,
+        "_acked": faust_consumer.Consumer,
+        "_acked_index": faust_consumer.Consumer,
+        "_committed_offset": faust_consumer.Consumer,
         "_suspend": FlowControlEvent,
         "_resume": FlowControlEvent,
     }

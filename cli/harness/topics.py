@@ -99,3 +99,47 @@ async def _topic_size(settings: Settings, topic: str) -> int:
 def topic_size(settings: Settings, topic: str) -> int:
     """Records ever written to a (fresh, uncompacted) topic: the sum of its partitions' end offsets."""
     return asyncio.run(_topic_size(settings, topic))
+
+
+async def _records(settings: Settings, topic: str) -> list[tuple[int, int, bytes | None]]:
+    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        tps = [TopicPartition(topic, p) for p in range(settings.topic_partitions)]
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        ends = await consumer.end_offsets(tps)
+        out: list[tuple[int, int, bytes | None]] = []
+        left = {tp for tp in tps if ends[tp] > 0}
+        deadline = time.monotonic() + _TOPICS_READY_TIMEOUT
+        while left and time.monotonic() < deadline:
+            for tp, batch in (await consumer.getmany(*left, timeout_ms=500)).items():
+                out += [(tp.partition, r.offset, r.value) for r in batch]
+                if batch and batch[-1].offset + 1 >= ends[tp]:
+                    left.discard(tp)
+        return out
+    finally:
+        await consumer.stop()
+
+
+def topic_records(settings: Settings, topic: str) -> list[tuple[int, int, bytes | None]]:
+    """Every record of a (small) topic as (partition, offset, value), for a failing test's diagnosis."""
+    return asyncio.run(_records(settings, topic))
+
+
+async def _committed(settings: Settings, group_id: str, topic: str) -> dict[int, int | None]:
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap, group_id=group_id, enable_auto_commit=False
+    )
+    await consumer.start()
+    try:
+        return {
+            p: await consumer.committed(TopicPartition(topic, p)) for p in range(settings.topic_partitions)
+        }
+    finally:
+        await consumer.stop()
+
+
+def committed_offsets(settings: Settings, group_id: str, topic: str) -> dict[int, int | None]:
+    """The offsets ``group_id`` has committed on each partition of ``topic`` (None: none yet)."""
+    return asyncio.run(_committed(settings, group_id, topic))

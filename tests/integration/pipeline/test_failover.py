@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 
@@ -10,7 +11,7 @@ import pytest
 from cli.harness.isolation import IsolatedPipeline
 from cli.harness.metrics import metric_value, worker_metrics
 from cli.harness.seeding import events_for, publish_messages, setup_conversations
-from cli.harness.topics import topic_size
+from cli.harness.topics import committed_offsets, topic_records, topic_size
 from cli.harness.waiting import message_rows, wait_all_receipts, wait_all_status, wait_until
 
 pytestmark = pytest.mark.integration
@@ -23,8 +24,8 @@ def _assert_each_stored_once_in_order(rows, events):
         assert all(v.status == "READ" for r in rs for v in r.receipts.values())
 
 
-def _diagnose(cql, conversations, events) -> str:
-    """Which messages are short of READ, and how (for a failure message)."""
+def _diagnose(stack, cql, pipeline, conversations, events) -> str:
+    """Which messages are short of READ, and how; where the missing ones sit in `messages` (for a failure message)."""
     rows = {str(r.message_id): r for rs in message_rows(cql, conversations).values() for r in rs}
     missing = [e["message_id"] for e in events if e["message_id"] not in rows]
     no_receipts = [m for m, r in rows.items() if not r.receipts]
@@ -33,9 +34,22 @@ def _diagnose(cql, conversations, events) -> str:
         for m, r in rows.items()
         if r.receipts and any(v.status != "READ" for v in r.receipts.values())
     }
+    where = ""
+    if missing:
+        # partition:offset of each missing message, and the group's commits: which worker skipped them.
+        topic = pipeline.topic("messages")
+        placed = {
+            json.loads(value)["message_id"]: f"{partition}:{offset}"
+            for partition, offset, value in topic_records(stack, topic)
+            if value
+        }
+        where = (
+            f"; missing at {sorted(placed.get(m, '?') for m in missing)}"
+            f"; committed {committed_offsets(stack, pipeline.app_id, topic)}"
+        )
     return (
         f"rows missing: {len(missing)} {missing[:5]}; rows without receipts: {len(no_receipts)}; "
-        f"rows behind: {len(behind)} {list(behind.items())[:3]}"
+        f"rows behind: {len(behind)} {list(behind.items())[:3]}{where}"
     )
 
 
@@ -69,8 +83,21 @@ def _assert_flow_all_read_once(stack, cql, pipeline, producer, errors, conversat
     try:
         rows = wait_all_receipts(cql, conversations, count=len(events), status="READ", timeout=180)
     except AssertionError as exc:
-        raise AssertionError(f"{exc}; {_diagnose(cql, conversations, events)}") from None
+        raise AssertionError(f"{exc}; {_diagnose(stack, cql, pipeline, conversations, events)}") from None
     _assert_each_stored_once_in_order(rows, events)
+    # And the group's commits reach the end: holding commits below an unacked event
+    # (streams/takeover.py, fix 4) must not hold them for good.
+    topic = pipeline.topic("messages")
+    committed: dict[int, int | None] = {}
+
+    def committed_to_the_end() -> bool:
+        committed.update(committed_offsets(stack, pipeline.app_id, topic))
+        return sum(offset or 0 for offset in committed.values()) == len(events)
+
+    try:
+        wait_until(committed_to_the_end, timeout=30, what=f"{len(events)} messages committed")
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}; committed per partition: {committed}") from None
 
 
 # The survivor takes over while records flow: the path of the takeover fixes in

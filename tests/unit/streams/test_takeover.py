@@ -14,6 +14,7 @@ from faust.types import TP
 from streams.takeover import (
     ReadOffsets,
     check_private_api,
+    contiguous_commit,
     current_records,
     install,
     is_stale,
@@ -78,6 +79,21 @@ def test_read_offset_moves_with_delivered_records_and_seeks_but_not_past_the_pos
     assert offsets[A] is None
 
 
+def test_a_read_offset_a_seek_left_behind_reads_as_the_position():
+    # Delivered up to 20 from a position advanced past records faust discarded (14-19 never
+    # delivered), then the seek to the committed 14: faust drops re-fetched records below
+    # the read offset, so it must read 14, not 20.
+    positions = {A: 21}
+    offsets = ReadOffsets(positions.get)
+    offsets[A] = 20
+    positions[A] = 14
+    assert offsets[A] == 14
+    assert all(offset >= offsets[A] for offset in range(14, 21))  # faust's test: all delivered again
+    offsets[A] = 14  # the first re-fetched record, delivered
+    positions[A] = 22
+    assert offsets[A] == 14
+
+
 def test_a_faust_consumer_skips_records_a_seek_made_stale_and_bounds_its_read_offset():
     async def scenario() -> tuple[list[int], int | None, int | None]:
         consumer = faust.App("takeover-unit", broker="kafka://127.0.0.1:1").consumer  # built, never started
@@ -104,6 +120,49 @@ def test_a_faust_consumer_skips_records_a_seek_made_stale_and_bounds_its_read_of
         return delivered, stale, consumer._read_offset[A]
 
     assert asyncio.run(scenario()) == ([0, 1, 2], None, 2)
+
+
+def test_only_offsets_acked_without_a_hole_from_the_next_uncommitted_one_count():
+    assert contiguous_commit([12, 10, 11, 15], 10) == (13, [15])
+    # 10 still in flight (acks come back out of order): nothing may be committed yet.
+    assert contiguous_commit([11, 12], 10) == (None, [11, 12])
+    assert contiguous_commit([3, 4, 5, 9], 5) == (6, [9])  # 3 and 4 were committed before
+    assert contiguous_commit([0, 1, 2], 0) == (3, [])
+
+
+def _consumer(*, committed: int | None, acked: list[int]):
+    consumer = faust.App("takeover-commit-unit", broker="kafka://127.0.0.1:1").consumer  # never started
+    consumer._committed_offset[A] = committed
+    for offset in acked:
+        consumer._acked[A].append(offset)
+        consumer._acked_index[A].add(offset)
+    return consumer
+
+
+def test_a_faust_consumer_does_not_commit_past_an_event_still_in_flight():
+    # faust 0.15.3 would commit 13 here (its guard lets a hole of one offset through), so a
+    # worker killed before 10 is acked loses it.
+    consumer = _consumer(committed=10, acked=[11, 12])
+    assert consumer._new_offset(A) is None
+    consumer._acked[A].append(10)
+    consumer._acked_index[A].add(10)
+    assert consumer._new_offset(A) == 13
+    assert consumer._acked[A] == [] and not consumer._acked_index[A] & {10, 11, 12}
+
+
+def test_a_never_committed_partition_commits_from_nowhere_but_its_first_offset():
+    # No commit and no rewind seen: faust would commit after any run of acks (2, 3 -> 4).
+    assert _consumer(committed=None, acked=[2, 3])._new_offset(A) is None
+
+
+def test_a_skipped_range_is_not_counted_as_acked():
+    async def scenario() -> int | None:
+        consumer = _consumer(committed=10, acked=[10])
+        await consumer._add_gap(A, 11, 15)  # faust's fetcher saw 15 after 10: 11-14 never delivered
+        consumer._acked[A].append(15)
+        return consumer._new_offset(A)
+
+    assert asyncio.run(scenario()) == 11
 
 
 def test_the_private_names_checked_are_those_the_code_touches():
