@@ -45,8 +45,9 @@
    the streams already resumed: a partition delivered from its advanced position first,
    and when its seek came, faust dropped the re-fetched records below its read offset as
    read already. They never were: a worker joining mid-flow lost offsets 14-16 and 21-24
-   of two `messages` partitions in one CI run. A read offset above the fetch position now
-   reads as the position, so everything from a seek on is delivered (again).
+   of two `messages` partitions in one CI run. aiokafka's seeks and resets now note where
+   they put the position, and faust's read offset drops to it at the partition's next
+   record, so everything from a seek on is delivered (again).
 
 5. Commits past events still in flight. The agents ack events out of order (their I/O
    runs in the background, streams/inflight.py), and faust commits after the first run of
@@ -69,7 +70,7 @@ import inspect
 import logging
 import re
 import sys
-from collections import defaultdict
+from collections import defaultdict, deque
 from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
@@ -90,6 +91,8 @@ logger = logging.getLogger(__name__)
 _original_seek_to_committed = AIOKafkaConsumer.seek_to_committed
 _original_getmany = faust_consumer.Consumer.getmany
 _original_init = faust_consumer.Consumer.__init__
+_original_state_seek = TopicPartitionState.seek
+_original_state_reset_to = TopicPartitionState.reset_to
 _original_new_offset = faust_consumer.Consumer._new_offset
 _original_add_gap = faust_consumer.Consumer._add_gap
 
@@ -103,17 +106,48 @@ def resume_clearing_only_after_suspend(self: FlowControlEvent) -> None:
         self.clear()
 
 
-def fetch_position(consumer: Any, tp: TP) -> int | None:
-    """The aiokafka fetch position of ``tp`` in faust ``consumer``; None if unassigned or awaiting a reset."""
+def partition_state(consumer: Any, tp: TP) -> TopicPartitionState | None:
+    """The aiokafka state of ``tp`` (fetch position, seeks) in faust ``consumer``; None if unassigned."""
     aiokafka_consumer = getattr(getattr(consumer, "_thread", None), "_consumer", None)
     if aiokafka_consumer is None:
         return None
     subscription = aiokafka_consumer._subscription.subscription
     assignment = subscription.assignment if subscription is not None else None
-    state = assignment.state_value(tp) if assignment is not None else None
+    return assignment.state_value(tp) if assignment is not None else None
+
+
+def fetch_position(consumer: Any, tp: TP) -> int | None:
+    """The aiokafka fetch position of ``tp`` in faust ``consumer``; None if unassigned or awaiting a reset."""
+    state = partition_state(consumer, tp)
     if state is None or not state.has_valid_position:
         return None
     return state.position
+
+
+# On aiokafka's TopicPartitionState: where seeks and resets put the position (fix 4), appended
+# in the consumer thread, taken on the loop (deque appends and pops are atomic).
+REWINDS = "chat4all_rewinds"
+
+
+def note_rewind(state: TopicPartitionState, position: int) -> None:
+    """Remember that a seek or reset put ``state``'s position at ``position``."""
+    rewinds = state.__dict__.get(REWINDS)
+    if rewinds is None:
+        rewinds = state.__dict__.setdefault(REWINDS, deque())
+    rewinds.append(position)
+
+
+def take_rewind(state: TopicPartitionState | None) -> int | None:
+    """The lowest position a seek or reset gave ``state`` since the last call; None if none did."""
+    rewinds = state.__dict__.get(REWINDS) if state is not None else None
+    lowest = None
+    while rewinds:
+        try:
+            position = rewinds.popleft()
+        except IndexError:  # taken meanwhile: only this loop takes
+            break
+        lowest = position if lowest is None else min(lowest, position)
+    return lowest
 
 
 def is_stale(position: int | None, offset: int) -> bool:
@@ -145,14 +179,21 @@ class ReadOffsets(defaultdict):
     seek is at or after the new position and is ignored. ``dict.update`` (perform_seek)
     bypasses this on purpose: it sets committed offsets after a seek.
 
-    Read back, an offset above the position reads as the position (fix 4): a seek moved the
-    position below what was delivered, and faust drops re-fetched records below the read
-    offset as read already, though some of them may never have been delivered.
+    Read back after a seek or reset put the fetch position below it (``rewound``: the lowest
+    such position since the last read), it reads as that position (fix 4): faust would drop
+    the re-fetched records below the read offset as read already, though some of them may
+    never have been delivered. faust's own perform_seek lowers it too, but only once every
+    partition has been sought, hundreds of ms later.
     """
 
-    def __init__(self, position: Callable[[TP], int | None]) -> None:
+    def __init__(
+        self,
+        position: Callable[[TP], int | None],
+        rewound: Callable[[TP], int | None] | None = None,
+    ) -> None:
         super().__init__(lambda: None)
         self._position = position
+        self._rewound = rewound
 
     def __setitem__(self, tp: TP, offset: int | None) -> None:
         position = self._position(tp)
@@ -163,10 +204,11 @@ class ReadOffsets(defaultdict):
 
     def __getitem__(self, tp: TP) -> int | None:
         offset = super().__getitem__(tp)
-        if offset is None:
-            return None
-        position = self._position(tp)
-        return position if position is not None and offset > position else offset
+        rewound = self._rewound(tp) if self._rewound is not None else None
+        if rewound is not None and offset is not None and rewound < offset:
+            super().__setitem__(tp, rewound)
+            return rewound
+        return offset
 
 
 def contiguous_commit(acked: list[int], base: int) -> tuple[int | None, list[int]]:
@@ -218,7 +260,9 @@ def install(*, is_source_topic: Callable[[str], bool], on_stale: Callable[[TP], 
 
     def init_with_guarded_read_offsets(self: faust_consumer.Consumer, *args: Any, **kwargs: Any) -> None:
         _original_init(self, *args, **kwargs)
-        self._read_offset = ReadOffsets(lambda tp: fetch_position(self, tp))
+        self._read_offset = ReadOffsets(
+            lambda tp: fetch_position(self, tp), lambda tp: take_rewind(partition_state(self, tp))
+        )
 
     def new_offset_without_holes(self: faust_consumer.Consumer, tp: TP) -> int | None:
         if self.in_transaction:  # transaction markers leave real holes: faust's gap bookkeeping
@@ -254,11 +298,21 @@ def install(*, is_source_topic: Callable[[str], bool], on_stale: Callable[[TP], 
             tp.partition,
         )
 
+    def seek_noting_rewind(self: TopicPartitionState, position: int) -> None:
+        _original_state_seek(self, position)
+        note_rewind(self, position)
+
+    def reset_to_noting_rewind(self: TopicPartitionState, position: int) -> None:
+        _original_state_reset_to(self, position)
+        note_rewind(self, position)
+
     seek_to_committed_or_beginning._chat4all_patched = True  # type: ignore[attr-defined]
     AIOKafkaConsumer.seek_to_committed = seek_to_committed_or_beginning  # type: ignore[method-assign]
     faust_consumer.Consumer.getmany = getmany_current  # type: ignore[method-assign]
     faust_consumer.Consumer.__init__ = init_with_guarded_read_offsets  # type: ignore[method-assign]
     FlowControlEvent.resume = resume_clearing_only_after_suspend  # type: ignore[method-assign]
+    TopicPartitionState.seek = seek_noting_rewind  # type: ignore[method-assign]
+    TopicPartitionState.reset_to = reset_to_noting_rewind  # type: ignore[method-assign]
     faust_consumer.Consumer._new_offset = new_offset_without_holes  # type: ignore[method-assign]
     faust_consumer.Consumer._add_gap = add_gap_only_in_transactions  # type: ignore[method-assign]
 
@@ -358,6 +412,8 @@ def check_private_api(*, owners: Mapping[str, type] | None = None, touched: set[
             (Assignment, "state_value"),
             (TopicPartitionState, "has_valid_position"),
             (TopicPartitionState, "position"),
+            (TopicPartitionState, "seek"),
+            (TopicPartitionState, "reset_to"),
             (FlowControlEvent, "clear"),
         )
         if not hasattr(cls, name)

@@ -79,19 +79,38 @@ def test_read_offset_moves_with_delivered_records_and_seeks_but_not_past_the_pos
     assert offsets[A] is None
 
 
-def test_a_read_offset_a_seek_left_behind_reads_as_the_position():
+def test_a_read_offset_above_where_a_seek_put_the_position_drops_to_it():
     # Delivered up to 20 from a position advanced past records faust discarded (14-19 never
-    # delivered), then the seek to the committed 14: faust drops re-fetched records below
-    # the read offset, so it must read 14, not 20.
-    positions = {A: 21}
-    offsets = ReadOffsets(positions.get)
-    offsets[A] = 20
-    positions[A] = 14
+    # delivered); then the seek to the committed 14 and the re-fetch (position 21 again by
+    # the time they are delivered): faust drops re-fetched records below the read offset.
+    positions, rewinds = {A: 21}, {A: [14]}
+    offsets = ReadOffsets(positions.get, lambda tp: min(rewinds.pop(tp, []), default=None))
+    super(ReadOffsets, offsets).__setitem__(A, 20)
     assert offsets[A] == 14
     assert all(offset >= offsets[A] for offset in range(14, 21))  # faust's test: all delivered again
-    offsets[A] = 14  # the first re-fetched record, delivered
-    positions[A] = 22
-    assert offsets[A] == 14
+    offsets[A] = 16
+    assert offsets[A] == 16  # the seek is taken once
+    rewinds[A] = [18]  # a seek above the read offset changes nothing
+    assert offsets[A] == 16
+
+
+def test_aiokafkas_seeks_lower_a_faust_consumers_read_offset_at_the_next_record():
+    async def scenario() -> list[int | None]:
+        consumer = faust.App("takeover-rewind-unit", broker="kafka://127.0.0.1:1").consumer  # never started
+        subscription = SubscriptionState()  # aiokafka's own, as the consumer thread holds it
+        kafka_tp = TopicPartition(A.topic, A.partition)
+        subscription.assign_from_user({kafka_tp})
+        subscription.seek(kafka_tp, 21)
+        consumer._thread._consumer = SimpleNamespace(_subscription=subscription)
+        seen = [consumer._read_offset[A]]
+        consumer._read_offset[A] = 20
+        seen.append(consumer._read_offset[A])  # the seek to 21 was above it: nothing to re-deliver
+        subscription.seek(kafka_tp, 14)  # seek_to_committed, in the consumer thread
+        subscription.subscription.assignment.state_value(kafka_tp).consumed_to(21)  # the re-fetch
+        seen.append(consumer._read_offset[A])
+        return seen
+
+    assert asyncio.run(scenario()) == [None, 20, 14]
 
 
 def test_a_faust_consumer_skips_records_a_seek_made_stale_and_bounds_its_read_offset():
