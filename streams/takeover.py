@@ -249,7 +249,7 @@ def install(*, is_source_topic: Callable[[str], bool], on_stale: Callable[[TP], 
                 ", ".join(f"{tp.topic}:{tp.partition}" for tp in sorted(never)),
             )
             await self.seek_to_beginning(*never)
-            # Where a rewound partition's commits start from (fix 4): its first offset.
+            # Where a rewound partition's commits start from (fix 5): its first offset.
             log_starts.update(await self.beginning_offsets(never))
         return committed
 
