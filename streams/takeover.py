@@ -55,8 +55,9 @@
    when no committed offset is known, as at every revoke (the revoke drops the partition's
    committed offset, then waits for the streams and commits). A worker killed after such a
    commit loses the events below it. At at-least-once a commit now covers only offsets
-   acked without a hole from the committed offset (or from the first offset of a partition
-   rewound by fix 1), and a jump in the delivered offsets is not counted as acked.
+   acked without a hole from the committed offset (or, never committed, from the first
+   offset aiokafka's reset to the earliest found), and a jump in the delivered offsets is
+   not counted as acked.
 
 All rely on private attributes of the pinned versions (setup.cfg); ``install`` checks
 them and fails the worker's start-up loudly if an upgrade moved them. The private names
@@ -75,6 +76,7 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer
+from aiokafka.consumer.fetcher import OffsetResetStrategy
 from aiokafka.consumer.subscription_state import (
     Assignment,
     Subscription,
@@ -116,25 +118,38 @@ def partition_state(consumer: Any, tp: TP) -> TopicPartitionState | None:
     return assignment.state_value(tp) if assignment is not None else None
 
 
-def fetch_position(consumer: Any, tp: TP) -> int | None:
-    """The aiokafka fetch position of ``tp`` in faust ``consumer``; None if unassigned or awaiting a reset."""
-    state = partition_state(consumer, tp)
+def position_of(state: TopicPartitionState | None) -> int | None:
+    """The fetch position a partition state holds; None if there is no state or it awaits a reset."""
     if state is None or not state.has_valid_position:
         return None
     return state.position
 
 
-# On aiokafka's TopicPartitionState: where seeks and resets put the position (fix 4), appended
-# in the consumer thread, taken on the loop (deque appends and pops are atomic).
+def fetch_position(consumer: Any, tp: TP) -> int | None:
+    """The aiokafka fetch position of ``tp`` in faust ``consumer``; None if unassigned or awaiting a reset."""
+    return position_of(partition_state(consumer, tp))
+
+
+# On aiokafka's TopicPartitionState, both set in the consumer thread: where seeks and resets
+# put the position (fix 4; appended there, taken on the loop: deque appends and pops are
+# atomic), and the partition's first offset once a reset to the earliest found it (fix 5).
 REWINDS = "chat4all_rewinds"
+LOG_START = "chat4all_log_start"
 
 
-def note_rewind(state: TopicPartitionState, position: int) -> None:
-    """Remember that a seek or reset put ``state``'s position at ``position``."""
+def note_rewind(state: TopicPartitionState, position: int, *, log_start: bool = False) -> None:
+    """Remember that a seek or reset put ``state``'s position at ``position`` (the partition's first offset if ``log_start``)."""
     rewinds = state.__dict__.get(REWINDS)
     if rewinds is None:
         rewinds = state.__dict__.setdefault(REWINDS, deque())
     rewinds.append(position)
+    if log_start:
+        state.__dict__[LOG_START] = position
+
+
+def log_start_of(state: TopicPartitionState | None) -> int | None:
+    """The partition's first offset, if a reset to the earliest has found it for ``state``."""
+    return state.__dict__.get(LOG_START) if state is not None else None
 
 
 def take_rewind(state: TopicPartitionState | None) -> int | None:
@@ -179,24 +194,19 @@ class ReadOffsets(defaultdict):
     seek is at or after the new position and is ignored. ``dict.update`` (perform_seek)
     bypasses this on purpose: it sets committed offsets after a seek.
 
-    Read back after a seek or reset put the fetch position below it (``rewound``: the lowest
-    such position since the last read), it reads as that position (fix 4): faust would drop
+    Read back after a seek or reset put the fetch position below it (the lowest such position
+    since the last read, from ``state``), it reads as that position (fix 4): faust would drop
     the re-fetched records below the read offset as read already, though some of them may
     never have been delivered. faust's own perform_seek lowers it too, but only once every
     partition has been sought, hundreds of ms later.
     """
 
-    def __init__(
-        self,
-        position: Callable[[TP], int | None],
-        rewound: Callable[[TP], int | None] | None = None,
-    ) -> None:
+    def __init__(self, state: Callable[[TP], TopicPartitionState | None]) -> None:
         super().__init__(lambda: None)
-        self._position = position
-        self._rewound = rewound
+        self._state = state
 
     def __setitem__(self, tp: TP, offset: int | None) -> None:
-        position = self._position(tp)
+        position = position_of(self._state(tp))
         if offset is not None and (position is None or offset > position):
             logger.debug("read offset of %s:%s not moved to stale %s", tp.topic, tp.partition, offset)
             return
@@ -204,7 +214,7 @@ class ReadOffsets(defaultdict):
 
     def __getitem__(self, tp: TP) -> int | None:
         offset = super().__getitem__(tp)
-        rewound = self._rewound(tp) if self._rewound is not None else None
+        rewound = take_rewind(self._state(tp))
         if rewound is not None and offset is not None and rewound < offset:
             super().__setitem__(tp, rewound)
             return rewound
@@ -234,13 +244,9 @@ def install(*, is_source_topic: Callable[[str], bool], on_stale: Callable[[TP], 
     if getattr(AIOKafkaConsumer.seek_to_committed, "_chat4all_patched", False):
         return
     check_private_api()
-    log_starts: dict[TP, int] = {}
 
     async def seek_to_committed_or_beginning(self: AIOKafkaConsumer, *partitions):  # type: ignore[no-untyped-def]
         committed = await _original_seek_to_committed(self, *partitions)
-        for tp, offset in committed.items():
-            if offset:
-                log_starts.pop(tp, None)
         never = [tp for tp, offset in committed.items() if not offset and is_source_topic(tp.topic)]
         if never:
             logger.info(
@@ -249,8 +255,6 @@ def install(*, is_source_topic: Callable[[str], bool], on_stale: Callable[[TP], 
                 ", ".join(f"{tp.topic}:{tp.partition}" for tp in sorted(never)),
             )
             await self.seek_to_beginning(*never)
-            # Where a rewound partition's commits start from (fix 5): its first offset.
-            log_starts.update(await self.beginning_offsets(never))
         return committed
 
     def getmany_current(self: faust_consumer.Consumer, timeout: float) -> AsyncIterator[tuple[TP, Any]]:
@@ -260,9 +264,7 @@ def install(*, is_source_topic: Callable[[str], bool], on_stale: Callable[[TP], 
 
     def init_with_guarded_read_offsets(self: faust_consumer.Consumer, *args: Any, **kwargs: Any) -> None:
         _original_init(self, *args, **kwargs)
-        self._read_offset = ReadOffsets(
-            lambda tp: fetch_position(self, tp), lambda tp: take_rewind(partition_state(self, tp))
-        )
+        self._read_offset = ReadOffsets(lambda tp: partition_state(self, tp))
 
     def new_offset_without_holes(self: faust_consumer.Consumer, tp: TP) -> int | None:
         if self.in_transaction:  # transaction markers leave real holes: faust's gap bookkeeping
@@ -271,9 +273,9 @@ def install(*, is_source_topic: Callable[[str], bool], on_stale: Callable[[TP], 
         if not acked:
             return None
         base = self._committed_offset[tp]
-        if base is None:
-            base = log_starts.get(tp)
-        if base is None:  # no commit and no rewind seen: nothing is known to start from
+        if base is None:  # never committed: from its first offset, once a reset has found it
+            base = log_start_of(partition_state(self, tp))
+        if base is None:  # no commit and no reset to the earliest seen: nothing to start from
             return None
         offset, keep = contiguous_commit(acked, base)
         if offset is not None:
@@ -303,8 +305,11 @@ def install(*, is_source_topic: Callable[[str], bool], on_stale: Callable[[TP], 
         note_rewind(self, position)
 
     def reset_to_noting_rewind(self: TopicPartitionState, position: int) -> None:
+        # A reset by strategy (fix 1's seek to the beginning, or auto_offset_reset) rather
+        # than to a committed offset: at the earliest, ``position`` is the partition's first offset.
+        earliest = self.awaiting_reset and self.reset_strategy == OffsetResetStrategy.EARLIEST
         _original_state_reset_to(self, position)
-        note_rewind(self, position)
+        note_rewind(self, position, log_start=earliest)
 
     seek_to_committed_or_beginning._chat4all_patched = True  # type: ignore[attr-defined]
     AIOKafkaConsumer.seek_to_committed = seek_to_committed_or_beginning  # type: ignore[method-assign]
@@ -414,6 +419,8 @@ def check_private_api(*, owners: Mapping[str, type] | None = None, touched: set[
             (TopicPartitionState, "position"),
             (TopicPartitionState, "seek"),
             (TopicPartitionState, "reset_to"),
+            (TopicPartitionState, "awaiting_reset"),
+            (TopicPartitionState, "reset_strategy"),
             (FlowControlEvent, "clear"),
         )
         if not hasattr(cls, name)

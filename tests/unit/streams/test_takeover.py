@@ -7,6 +7,7 @@ from types import SimpleNamespace
 
 import faust
 import pytest
+from aiokafka.consumer.fetcher import OffsetResetStrategy
 from aiokafka.consumer.subscription_state import SubscriptionState
 from aiokafka.structs import ConsumerRecord, TopicPartition
 from faust.types import TP
@@ -18,6 +19,7 @@ from streams.takeover import (
     current_records,
     install,
     is_stale,
+    note_rewind,
     private_names_touched,
     private_owners,
 )
@@ -60,9 +62,14 @@ def test_records_of_a_batch_made_stale_by_a_seek_are_skipped_and_counted():
     assert skipped == [A, A]
 
 
+def _state(position: int) -> SimpleNamespace:
+    """A partition state as aiokafka's TopicPartitionState shows it (a valid fetch position)."""
+    return SimpleNamespace(has_valid_position=True, position=position)
+
+
 def test_read_offset_moves_with_delivered_records_and_seeks_but_not_past_the_position():
-    positions = {A: 10}
-    offsets = ReadOffsets(positions.get)
+    states = {A: _state(10)}
+    offsets = ReadOffsets(states.get)
     offsets[A] = 7  # a delivered record
     assert offsets[A] == 7
     offsets[A] = 10  # a seek to the position itself
@@ -74,7 +81,7 @@ def test_read_offset_moves_with_delivered_records_and_seeks_but_not_past_the_pos
     assert offsets[B] is None  # unknown partitions read as None, like faust's defaultdict
     offsets.update({B: 99})  # perform_seek's committed offsets go in as they are
     assert offsets[B] == 99
-    positions.clear()  # unassigned or awaiting a reset: no record can move it
+    states.clear()  # unassigned or awaiting a reset: no record can move it
     offsets[A] = 3
     assert offsets[A] is None
 
@@ -83,14 +90,15 @@ def test_a_read_offset_above_where_a_seek_put_the_position_drops_to_it():
     # Delivered up to 20 from a position advanced past records faust discarded (14-19 never
     # delivered); then the seek to the committed 14 and the re-fetch (position 21 again by
     # the time they are delivered): faust drops re-fetched records below the read offset.
-    positions, rewinds = {A: 21}, {A: [14]}
-    offsets = ReadOffsets(positions.get, lambda tp: min(rewinds.pop(tp, []), default=None))
+    state = _state(21)
+    offsets = ReadOffsets({A: state}.get)
     super(ReadOffsets, offsets).__setitem__(A, 20)
+    note_rewind(state, 14)
     assert offsets[A] == 14
     assert all(offset >= offsets[A] for offset in range(14, 21))  # faust's test: all delivered again
     offsets[A] = 16
     assert offsets[A] == 16  # the seek is taken once
-    rewinds[A] = [18]  # a seek above the read offset changes nothing
+    note_rewind(state, 18)  # a seek above the read offset changes nothing
     assert offsets[A] == 16
 
 
@@ -172,6 +180,24 @@ def test_a_faust_consumer_does_not_commit_past_an_event_still_in_flight():
 def test_a_never_committed_partition_commits_from_nowhere_but_its_first_offset():
     # No commit and no rewind seen: faust would commit after any run of acks (2, 3 -> 4).
     assert _consumer(committed=None, acked=[2, 3])._new_offset(A) is None
+
+
+def test_a_never_committed_partition_commits_from_the_first_offset_a_reset_found():
+    async def scenario() -> list[int | None]:
+        subscription = SubscriptionState()
+        kafka_tp = TopicPartition(A.topic, A.partition)
+        subscription.assign_from_user({kafka_tp})
+        state = subscription.subscription.assignment.state_value(kafka_tp)
+        state.await_reset(OffsetResetStrategy.EARLIEST)  # fix 1's seek to the beginning
+        state.reset_to(5)  # the log starts at 5 (retention deleted 0-4)
+        seen = []
+        for acked in ([6, 7], [5, 6, 7]):
+            consumer = _consumer(committed=None, acked=acked)
+            consumer._thread._consumer = SimpleNamespace(_subscription=subscription)
+            seen.append(consumer._new_offset(A))
+        return seen
+
+    assert asyncio.run(scenario()) == [None, 8]
 
 
 def test_a_skipped_range_is_not_counted_as_acked():
