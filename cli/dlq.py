@@ -12,6 +12,7 @@ import click
 from chat4all import topic_names as names
 from chat4all.clock import as_utc
 from chat4all.settings import Settings, get_settings
+from chat4all.topic_reading import read_topic
 from cli.safe import shown
 
 
@@ -38,42 +39,24 @@ async def _partitions(settings: Settings, topic: str) -> list[int]:
 
 async def read_dead_letters(settings: Settings, *, timeout: float = 10.0) -> list[Letter]:
     """Every dead letter currently in the topic, oldest first per partition (no consumer group)."""
-    from aiokafka import AIOKafkaConsumer, TopicPartition
-
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False, group_id=None
+    topic = names.topic_name(settings, names.DEAD_LETTERS)
+    records = await read_topic(
+        bootstrap=settings.kafka_bootstrap,
+        topic=topic,
+        partitions=await _partitions(settings, topic),
+        timeout=timeout,
     )
-    await consumer.start()
     letters: list[Letter] = []
-    try:
-        topic = names.topic_name(settings, names.DEAD_LETTERS)
-        parts = await _partitions(settings, topic)
-        tps = [TopicPartition(topic, p) for p in sorted(parts)]
-        if not tps:
-            return []
-        consumer.assign(tps)
-        await consumer.seek_to_beginning(*tps)
-        ends = await consumer.end_offsets(tps)
-        remaining = {tp for tp in tps if ends[tp] > 0}
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while remaining and loop.time() < deadline:
-            batch = await consumer.getmany(*remaining, timeout_ms=500)
-            for tp, records in batch.items():
-                for rec in records:
-                    try:
-                        body = json.loads(rec.value)
-                    except (TypeError, ValueError):
-                        body = {
-                            "reason": "unreadable dead letter",
-                            "payload": (rec.value or b"").decode("utf-8", "replace"),
-                        }
-                    key = rec.key.decode("utf-8", "replace") if rec.key else None
-                    letters.append(Letter(id=f"{tp.partition}:{rec.offset}", key=key, body=body))
-                    if rec.offset + 1 >= ends[tp]:
-                        remaining.discard(tp)
-    finally:
-        await consumer.stop()
+    for rec in records:
+        try:
+            body = json.loads(rec.value)
+        except (TypeError, ValueError):
+            body = {
+                "reason": "unreadable dead letter",
+                "payload": (rec.value or b"").decode("utf-8", "replace"),
+            }
+        key = rec.key.decode("utf-8", "replace") if rec.key else None
+        letters.append(Letter(id=f"{rec.partition}:{rec.offset}", key=key, body=body))
     return letters
 
 

@@ -100,20 +100,17 @@ async def describe_group(settings: Settings, group_id: str) -> GroupAssignment:
 
 async def _uncommitted(settings: Settings, topics: list[str], partitions: list[int]) -> int:
     from aiokafka import AIOKafkaConsumer, TopicPartition
-    from aiokafka.admin import AIOKafkaAdminClient
+
+    from cli.harness.topics import group_committed
 
     tps = [TopicPartition(t, p) for t in topics for p in partitions]
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
     consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False)
-    await admin.start()
     await consumer.start()
     try:
-        committed = await admin.list_consumer_group_offsets(settings.app_id, partitions=tps)
         ends = await consumer.end_offsets(tps)
     finally:
         await consumer.stop()
-        await admin.close()
-    done = {tp: meta.offset for tp, meta in committed.items()}
+    done = await group_committed(settings, settings.app_id, tps)
     return sum(max(0, end - max(done.get(tp, 0), 0)) for tp, end in ends.items())
 
 

@@ -11,6 +11,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from chat4all import topic_names as names
 from chat4all.settings import Settings
 from chat4all.topic_names import topic_name, topic_specs
+from chat4all.topic_reading import read_topic
 from chat4all.wire import DELIVERY_CHANNELS
 from cli.stack.bootstrap import create_topics
 
@@ -101,45 +102,34 @@ def topic_size(settings: Settings, topic: str) -> int:
     return asyncio.run(_topic_size(settings, topic))
 
 
-async def _records(settings: Settings, topic: str) -> list[tuple[int, int, bytes | None]]:
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False)
-    await consumer.start()
-    try:
-        tps = [TopicPartition(topic, p) for p in range(settings.topic_partitions)]
-        consumer.assign(tps)
-        await consumer.seek_to_beginning(*tps)
-        ends = await consumer.end_offsets(tps)
-        out: list[tuple[int, int, bytes | None]] = []
-        left = {tp for tp in tps if ends[tp] > 0}
-        deadline = time.monotonic() + _TOPICS_READY_TIMEOUT
-        while left and time.monotonic() < deadline:
-            for tp, batch in (await consumer.getmany(*left, timeout_ms=500)).items():
-                out += [(tp.partition, r.offset, r.value) for r in batch]
-                if batch and batch[-1].offset + 1 >= ends[tp]:
-                    left.discard(tp)
-        return out
-    finally:
-        await consumer.stop()
-
-
 def topic_records(settings: Settings, topic: str) -> list[tuple[int, int, bytes | None]]:
     """Every record of a (small) topic as (partition, offset, value), for a failing test's diagnosis."""
-    return asyncio.run(_records(settings, topic))
-
-
-async def _committed(settings: Settings, group_id: str, topic: str) -> dict[int, int | None]:
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap, group_id=group_id, enable_auto_commit=False
+    records = asyncio.run(
+        read_topic(
+            bootstrap=settings.kafka_bootstrap,
+            topic=topic,
+            partitions=range(settings.topic_partitions),
+            timeout=_TOPICS_READY_TIMEOUT,
+        )
     )
-    await consumer.start()
+    return [(r.partition, r.offset, r.value) for r in records]
+
+
+async def group_committed(
+    settings: Settings, group_id: str, tps: list[TopicPartition]
+) -> dict[TopicPartition, int]:
+    """What ``group_id`` has committed on ``tps`` (one request; a partition without a commit is left out or -1)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    await admin.start()
     try:
-        return {
-            p: await consumer.committed(TopicPartition(topic, p)) for p in range(settings.topic_partitions)
-        }
+        committed = await admin.list_consumer_group_offsets(group_id, partitions=tps)
     finally:
-        await consumer.stop()
+        await admin.close()
+    return {tp: meta.offset for tp, meta in committed.items()}
 
 
 def committed_offsets(settings: Settings, group_id: str, topic: str) -> dict[int, int | None]:
     """The offsets ``group_id`` has committed on each partition of ``topic`` (None: none yet)."""
-    return asyncio.run(_committed(settings, group_id, topic))
+    tps = [TopicPartition(topic, p) for p in range(settings.topic_partitions)]
+    committed = asyncio.run(group_committed(settings, group_id, tps))
+    return {tp.partition: (offset if (offset := committed.get(tp, -1)) >= 0 else None) for tp in tps}
