@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 
 import pytest
 
+from chat4all.wire import MessageEvent, decode
 from cli.harness.isolation import IsolatedPipeline
 from cli.harness.metrics import metric_value, worker_metrics
 from cli.harness.seeding import events_for, publish_messages, setup_conversations
@@ -39,7 +39,7 @@ def _diagnose(stack, cql, pipeline, conversations, events) -> str:
         # partition:offset of each missing message, and the group's commits: which worker skipped them.
         topic = pipeline.topic("messages")
         placed = {
-            json.loads(value)["message_id"]: f"{partition}:{offset}"
+            decode(MessageEvent, value).message_id: f"{partition}:{offset}"
             for partition, offset, value in topic_records(stack, topic)
             if value
         }
